@@ -1,0 +1,35 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestInputErrorMatchesBadInput(t *testing.T) {
+	err := fmt.Errorf("adding download: %w", badInputf("retries must be 0-100, got %d", 500))
+	if !errors.Is(err, errBadInput) {
+		t.Fatalf("errors.Is(%v, errBadInput) = false", err)
+	}
+	if got, want := err.Error(), "adding download: retries must be 0-100, got 500"; got != want {
+		t.Errorf("message = %q, want %q", got, want)
+	}
+}
+
+func TestStatusErrorMessage(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *statusError
+		want string
+	}{
+		{"without body", &statusError{Code: 404, URL: "https://h/x"}, "https://h/x: 404 Not Found"},
+		{"with body", &statusError{Code: 412, URL: "https://h/v2/", Body: "please upgrade"}, "https://h/v2/: 412 Precondition Failed: please upgrade"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.err.Error(); got != tc.want {
+				t.Errorf("Error() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

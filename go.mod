@@ -1,0 +1,3 @@
+module ollama-model-downloader
+
+go 1.26
