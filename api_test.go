@@ -1,0 +1,742 @@
+package main
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/api")
+
+// apiServer is a server under test with its httptest listener and folders.
+type apiServer struct {
+	*server
+	ts  *httptest.Server
+	dir string // output folder
+}
+
+// newAPIServer starts the server on 127.0.0.1 with its own address known,
+// as ListenAndServe would set it.
+func newAPIServer(t *testing.T, edit ...func(*serverConfig)) *apiServer {
+	t.Helper()
+	dir := t.TempDir()
+	m := newTestManager(t, dir)
+	h, err := openHistory(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	cfg := serverConfig{Manager: m, History: h, OutputDir: dir, Addr: ts.Listener.Addr().String(), Version: "test"}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	s := newServer(cfg)
+	ts.Config.Handler = s.Handler()
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return &apiServer{server: s, ts: ts, dir: dir}
+}
+
+// do sends one request and returns the status, headers and body.
+func (a *apiServer) do(t *testing.T, method, path string, body io.Reader, hdr ...string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, a.ts.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
+
+// form is a urlencoded POST body as curl -d sends it.
+func form(kv ...string) (io.Reader, string, string) {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return strings.NewReader(v.Encode()), "Content-Type", "application/x-www-form-urlencoded"
+}
+
+// wantJSONError checks an answer is {"error": "..."} with the status.
+func wantJSONError(t *testing.T, code int, hdr http.Header, body []byte, wantCode int) string {
+	t.Helper()
+	if code != wantCode {
+		t.Errorf("status = %d, want %d (body %s)", code, wantCode, body)
+	}
+	if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q, want JSON", ct)
+	}
+	var e struct{ Error string }
+	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
+		t.Errorf("body %q is not {\"error\": \"...\"} (%v)", body, err)
+	}
+	return e.Error
+}
+
+func TestHostCheckRefusesRebinding(t *testing.T) {
+	a := newAPIServer(t)
+	_, port, _ := net.SplitHostPort(a.ts.Listener.Addr().String())
+	tests := []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:" + port, 200},
+		{"localhost:" + port, 200},
+		{"LOCALHOST.:" + port, 200},
+		{"[::1]:" + port, 200},
+		{"evil.example:" + port, 403},
+		{"evil.example", 403},
+		{"127.0.0.1:1", 403},
+		{"127.0.0.1", 403},
+		{"192.168.1.10:" + port, 403},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			code, hdr, body := a.do(t, "GET", "/api/settings", nil, "Host", tc.host)
+			if tc.want == 200 {
+				if code != 200 {
+					t.Errorf("status = %d, want 200 (%s)", code, body)
+				}
+				return
+			}
+			wantJSONError(t, code, hdr, body, tc.want)
+		})
+	}
+}
+
+func TestOwnAddressAllows(t *testing.T) {
+	tests := []struct {
+		addr, host string
+		want       bool
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:8080", "localhost:8080", true},
+		{"127.0.0.1:8080", "localhost:8081", false},
+		{"0.0.0.0:8080", "192.168.1.5:8080", true},
+		{"0.0.0.0:8080", "[fe80::1]:8080", true},
+		{"0.0.0.0:8080", "evil.example:8080", false},
+		{"[::]:8080", "10.0.0.2:8080", true},
+		{"mybox.lan:80", "mybox.lan", true},
+		{"mybox.lan:80", "MyBox.LAN:80", true},
+		{"mybox.lan:80", "other.lan", false},
+		{"192.168.1.5:8080", "192.168.1.6:8080", false},
+		{"", "localhost:1234", true}, // no address known: loopback names on any port
+		{"", "evil.example:1234", false},
+		{"127.0.0.1:8080", "", false},
+	}
+	for _, tc := range tests {
+		if got := newOwnAddress(tc.addr).allows(tc.host); got != tc.want {
+			t.Errorf("address %q allows Host %q = %v, want %v", tc.addr, tc.host, got, tc.want)
+		}
+	}
+}
+
+func TestCrossOriginRefused(t *testing.T) {
+	a := newAPIServer(t)
+	tests := []struct {
+		name   string
+		method string
+		hdr    []string
+		want   int
+	}{
+		{"no Origin (curl)", "POST", nil, 200},
+		{"same origin", "POST", []string{"Origin", a.ts.URL}, 200},
+		{"same origin by fetch metadata", "POST", []string{"Sec-Fetch-Site", "same-origin", "Origin", a.ts.URL}, 200},
+		{"foreign origin", "POST", []string{"Origin", "http://evil.example"}, 403},
+		{"localhost is another origin", "POST", []string{"Origin", strings.Replace(a.ts.URL, "127.0.0.1", "localhost", 1)}, 403},
+		{"null origin", "POST", []string{"Origin", "null"}, 403},
+		{"cross-site fetch metadata", "POST", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"foreign origin reading", "GET", []string{"Origin", "http://evil.example"}, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/api/downloads/pause-all"
+			if tc.method == "GET" {
+				path = "/api/settings"
+			}
+			code, hdr, body := a.do(t, tc.method, path, nil, tc.hdr...)
+			if tc.want == 200 {
+				if code != 200 {
+					t.Errorf("status = %d, want 200 (%s)", code, body)
+				}
+				return
+			}
+			wantJSONError(t, code, hdr, body, tc.want)
+		})
+	}
+}
+
+func TestTokenRequired(t *testing.T) {
+	const tok = "s3cret-token"
+	a := newAPIServer(t, func(c *serverConfig) { c.Token = tok })
+
+	code, hdr, body := a.do(t, "GET", "/api/settings", nil)
+	wantJSONError(t, code, hdr, body, http.StatusUnauthorized)
+	code, hdr, body = a.do(t, "GET", "/", nil)
+	wantJSONError(t, code, hdr, body, http.StatusUnauthorized)
+	code, hdr, body = a.do(t, "GET", "/api/settings", nil, "Authorization", "Bearer wrong")
+	wantJSONError(t, code, hdr, body, http.StatusUnauthorized)
+
+	if code, _, body := a.do(t, "GET", "/api/settings", nil, "Authorization", "Bearer "+tok); code != 200 {
+		t.Errorf("with bearer token: status %d (%s)", code, body)
+	}
+	if code, _, body := a.do(t, "GET", "/api/settings?token="+tok, nil); code != 200 {
+		t.Errorf("with ?token=: status %d (%s)", code, body)
+	}
+
+	// Opening the printed URL sets the cookie and drops the token from the address bar.
+	code, hdr, _ = a.do(t, "GET", "/?token="+tok, nil)
+	if code != http.StatusSeeOther || hdr.Get("Location") != "/" {
+		t.Fatalf("GET /?token= = %d Location %q, want 303 to /", code, hdr.Get("Location"))
+	}
+	var cookie string
+	for _, c := range (&http.Response{Header: hdr}).Cookies() {
+		if c.Name == "token" {
+			cookie = c.Name + "=" + c.Value
+			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+				t.Errorf("token cookie %+v: want HttpOnly and SameSite=Strict", c)
+			}
+		}
+	}
+	if cookie == "" {
+		t.Fatal("no token cookie set")
+	}
+	if code, _, body := a.do(t, "GET", "/", nil, "Cookie", cookie); code != 200 {
+		t.Errorf("with cookie: status %d (%s)", code, body)
+	}
+	if code, _, body := a.do(t, "POST", "/api/downloads/pause-all", nil, "Cookie", cookie, "Origin", a.ts.URL); code != 200 {
+		t.Errorf("POST with cookie: status %d (%s)", code, body)
+	}
+}
+
+func TestErrorsAreJSON(t *testing.T) {
+	a := newAPIServer(t)
+	tests := []struct {
+		name, method, path string
+		want               int
+		allow              string
+	}{
+		{"unknown api path", "GET", "/api/nope", 404, ""},
+		{"unknown page", "GET", "/nope.html", 404, ""},
+		{"unknown download", "GET", "/api/download/d-nope", 404, ""},
+		{"pause unknown download", "POST", "/api/download/d-nope/pause", 404, ""},
+		{"resume unknown download", "POST", "/api/download/d-nope/resume", 404, ""},
+		{"cancel unknown download", "POST", "/api/download/d-nope/cancel", 404, ""},
+		{"retry unknown download", "POST", "/api/download/d-nope/retry", 404, ""},
+		{"remove unknown download", "POST", "/api/download/d-nope/remove", 404, ""},
+		{"move unknown download", "POST", "/api/download/d-nope/move?to=top", 404, ""},
+		{"delete unknown history", "DELETE", "/api/history/h-nope", 404, ""},
+		{"GET on a POST route", "GET", "/api/download/d-1/pause", 405, "POST"},
+		{"DELETE on the list", "DELETE", "/api/downloads", 405, "GET, HEAD"},
+		{"PUT on settings", "PUT", "/api/settings", 405, "GET, HEAD, POST"},
+		{"POST on the page", "POST", "/", 405, "GET, HEAD"},
+		{"dot-dot in path", "GET", "/api/../api/settings", 400, ""},
+		{"bad move target", "POST", "/api/download/d-1/move?to=sideways", 400, ""},
+		{"bad delete_file", "POST", "/api/download/d-1/remove?delete_file=maybe", 400, ""},
+		{"empty add", "POST", "/api/download/add", 400, ""},
+		{"bad retries", "POST", "/api/download/add?url=https://h/x&retries=many", 400, ""},
+		{"negative retries", "POST", "/api/download/add?url=https://h/x&retries=-1", 400, ""},
+		{"bad sha256", "POST", "/api/download/add?url=https://h/x&sha256=abc", 400, ""},
+		{"concurrency too high", "POST", "/api/settings?concurrency=33", 400, ""},
+		{"concurrency zero", "POST", "/api/settings?concurrency=0", 400, ""},
+		{"concurrency not a number", "POST", "/api/settings?concurrency=four", 400, ""},
+		{"settings with nothing", "POST", "/api/settings", 400, ""},
+		{"history limit zero", "GET", "/api/history?limit=0", 400, ""},
+		{"history limit word", "GET", "/api/history?limit=ten", 400, ""},
+		{"history negative offset", "GET", "/api/history?offset=-1", 400, ""},
+		{"history bad status", "GET", "/api/history?status=lost", 400, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, a.ts.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.URL.Opaque = strings.SplitN(tc.path, "?", 2)[0] // send ".." as written
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			wantJSONError(t, resp.StatusCode, resp.Header, body, tc.want)
+			if tc.allow != "" && resp.Header.Get("Allow") != tc.allow {
+				t.Errorf("Allow = %q, want %q", resp.Header.Get("Allow"), tc.allow)
+			}
+		})
+	}
+}
+
+func TestHugeBodyIs413(t *testing.T) {
+	a := newAPIServer(t)
+	huge := "url=" + strings.Repeat("a", maxBodyBytes+1)
+	for _, ct := range []string{"application/x-www-form-urlencoded", "application/json"} {
+		body := huge
+		if ct == "application/json" {
+			body = `{"url":"` + strings.Repeat("a", maxBodyBytes+1) + `"}`
+		}
+		code, hdr, resp := a.do(t, "POST", "/api/download/add", strings.NewReader(body), "Content-Type", ct)
+		msg := wantJSONError(t, code, hdr, resp, http.StatusRequestEntityTooLarge)
+		if !strings.Contains(msg, "64 KiB") {
+			t.Errorf("%s: message %q does not name the limit", ct, msg)
+		}
+	}
+}
+
+func TestStatusFor(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{badInputf("x"), 400},
+		{fmt.Errorf("download d-1: %w", errNotFound), 404},
+		{fmt.Errorf("pausing: %w", errConflict), 409},
+		{fmt.Errorf("reading: %w", &http.MaxBytesError{Limit: 1}), 413},
+		{errForbidden("no"), 403},
+		{errors.New("disk on fire"), 500},
+	}
+	for _, tc := range tests {
+		if got := statusFor(tc.err); got != tc.want {
+			t.Errorf("statusFor(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestInternalErrorIsGeneric(t *testing.T) {
+	a := newAPIServer(t)
+	rec := httptest.NewRecorder()
+	a.writeError(rec, httptest.NewRequest("GET", "/api/x", nil), errors.New("open /home/secret/path: disk on fire"))
+	msg := wantJSONError(t, rec.Code, rec.Header(), rec.Body.Bytes(), 500)
+	if strings.Contains(msg, "secret") {
+		t.Errorf("500 message leaks the error: %q", msg)
+	}
+}
+
+func TestUIServed(t *testing.T) {
+	a := newAPIServer(t)
+	for _, p := range []string{"/", "/index.html"} {
+		code, hdr, body := a.do(t, "GET", p, nil)
+		if code != 200 {
+			t.Fatalf("GET %s = %d", p, code)
+		}
+		want, _ := templatesFS.ReadFile("templates/index.html")
+		if !bytes.Equal(body, want) {
+			t.Errorf("GET %s body differs from templates/index.html", p)
+		}
+		if ct := hdr.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+			t.Errorf("Content-Type = %q", ct)
+		}
+		if cc := hdr.Get("Cache-Control"); cc != "no-cache" {
+			t.Errorf("Cache-Control = %q, want no-cache", cc)
+		}
+		csp := hdr.Get("Content-Security-Policy")
+		for _, d := range []string{"default-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "object-src 'none'"} {
+			if !strings.Contains(csp, d) {
+				t.Errorf("CSP %q lacks %q", csp, d)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "http") {
+			t.Errorf("CSP %q allows inline code or another host", csp)
+		}
+		etag := hdr.Get("ETag")
+		if etag == "" {
+			t.Fatal("no ETag")
+		}
+		code, _, body = a.do(t, "GET", p, nil, "If-None-Match", etag)
+		if code != http.StatusNotModified || len(body) != 0 {
+			t.Errorf("revalidation = %d with %d bytes, want 304 and none", code, len(body))
+		}
+	}
+	// Every embedded file is served under its own path with its type.
+	for p, as := range a.assets {
+		code, hdr, body := a.do(t, "GET", p, nil)
+		if code != 200 || !bytes.Equal(body, as.data) || hdr.Get("Content-Type") != as.ctype {
+			t.Errorf("GET %s = %d, %d bytes, %q", p, code, len(body), hdr.Get("Content-Type"))
+		}
+	}
+}
+
+func TestLoadAssetsTypesAndInlineHashes(t *testing.T) {
+	page := "<!doctype html><STYLE>body{color:red}</STYLE><script src=\"app.js\"></script>" +
+		"<script>console.log('سلام')</script><scripts></scripts>"
+	fsys := fstest.MapFS{
+		"ui/index.html":          {Data: []byte(page)},
+		"ui/app.js":              {Data: []byte("1")},
+		"ui/fonts/vazir.woff2":   {Data: []byte("w")},
+		"ui/style.css":           {Data: []byte("c")},
+		"ui/icons/download.svg":  {Data: []byte("<svg/>")},
+		"ui/data/unknown.qqq123": {Data: []byte("\x00\x01")},
+	}
+	assets, csp := loadAssets(fsys, "ui")
+	wantTypes := map[string]string{
+		"/index.html":          "text/html; charset=utf-8",
+		"/app.js":              "text/javascript; charset=utf-8",
+		"/fonts/vazir.woff2":   "font/woff2",
+		"/style.css":           "text/css; charset=utf-8",
+		"/icons/download.svg":  "image/svg+xml",
+		"/data/unknown.qqq123": "application/octet-stream",
+	}
+	for p, want := range wantTypes {
+		if a := assets[p]; a == nil || a.ctype != want {
+			t.Errorf("asset %s = %+v, want type %q", p, a, want)
+		}
+	}
+	if assets["/app.js"].etag == assets["/style.css"].etag {
+		t.Error("different files share an ETag")
+	}
+	for _, inline := range []string{"body{color:red}", "console.log('سلام')"} {
+		if h := cspHash(inline); !strings.Contains(csp, h) {
+			t.Errorf("CSP %q lacks %s for %q", csp, h, inline)
+		}
+	}
+	if n := strings.Count(csp, "'sha256-"); n != 2 {
+		t.Errorf("CSP has %d hashes, want 2: %s", n, csp)
+	}
+}
+
+func TestLibrary(t *testing.T) {
+	a := newAPIServer(t)
+	outside := filepath.Join(t.TempDir(), "secret.txt")
+	writeFile(t, outside, "secret")
+	files := map[string]string{
+		"ubuntu.iso":              "iso bytes",
+		"sub/notes.txt":           "hello",
+		"فایل.bin":                "persian",
+		"README":                  "no extension",
+		".state/queue.json":       "{}",
+		".history/history.json":   "[]",
+		".staging/blobs/sha256-1": "x",
+		"big.bin.part":            "partial",
+		"big.bin.part.json":       "{}",
+		".hidden":                 "h",
+	}
+	for name, data := range files {
+		writeFile(t, filepath.Join(a.dir, name), data)
+	}
+	writeModelZip(t, filepath.Join(a.dir, "tiny-latest.zip"))
+	writeZip(t, filepath.Join(a.dir, "photos.zip"), "a.jpg")
+	if err := os.Symlink(outside, filepath.Join(a.dir, "link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Dir(outside), filepath.Join(a.dir, "linkdir")); err != nil {
+		t.Fatal(err)
+	}
+
+	code, _, body := a.do(t, "GET", "/api/library", nil)
+	if code != 200 {
+		t.Fatalf("GET /api/library = %d %s", code, body)
+	}
+	var got struct{ Files []libraryFile }
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for _, f := range got.Files {
+		kinds[f.Path] = f.Kind
+		if f.Name != filepath.Base(f.Path) || f.Modified.IsZero() {
+			t.Errorf("file %+v: bad name or time", f)
+		}
+		if f.Path == "ubuntu.iso" && f.Size != int64(len("iso bytes")) {
+			t.Errorf("ubuntu.iso size = %d", f.Size)
+		}
+	}
+	want := map[string]string{
+		"ubuntu.iso": "iso", "sub/notes.txt": "txt", "فایل.bin": "bin", "README": "file",
+		"tiny-latest.zip": "model", "photos.zip": "zip",
+	}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Errorf("library = %v, want %v", kinds, want)
+	}
+
+	// Serving: whole, ranged, and a Persian name survives in the attachment.
+	code, hdr, body := a.do(t, "GET", "/api/library/file/sub/notes.txt", nil)
+	if code != 200 || string(body) != "hello" {
+		t.Errorf("GET notes.txt = %d %q", code, body)
+	}
+	if cd := hdr.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment") {
+		t.Errorf("Content-Disposition = %q, want attachment", cd)
+	}
+	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "sandbox") {
+		t.Errorf("file CSP = %q, want sandbox", csp)
+	}
+	code, _, body = a.do(t, "GET", "/api/library/file/ubuntu.iso", nil, "Range", "bytes=4-")
+	if code != http.StatusPartialContent || string(body) != "bytes" {
+		t.Errorf("ranged GET = %d %q, want 206 \"bytes\"", code, body)
+	}
+	code, hdr, body = a.do(t, "GET", "/api/library/file/"+url.PathEscape("فایل.bin"), nil)
+	if code != 200 || string(body) != "persian" || !strings.Contains(hdr.Get("Content-Disposition"), "filename*=utf-8''") {
+		t.Errorf("Persian file = %d %q %q", code, body, hdr.Get("Content-Disposition"))
+	}
+
+	// Deleting a file, then it is gone.
+	code, _, body = a.do(t, "DELETE", "/api/library/file/sub/notes.txt", nil)
+	if code != 200 || !bytes.Contains(body, []byte(`"ok":true`)) {
+		t.Errorf("DELETE = %d %s", code, body)
+	}
+	if _, err := os.Stat(filepath.Join(a.dir, "sub/notes.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("file still there after DELETE: %v", err)
+	}
+}
+
+func TestLibraryPathsConfined(t *testing.T) {
+	a := newAPIServer(t)
+	outside := filepath.Join(t.TempDir(), "secret.txt")
+	writeFile(t, outside, "secret")
+	writeFile(t, filepath.Join(a.dir, "ok.txt"), "ok")
+	writeFile(t, filepath.Join(a.dir, "x.bin.part"), "partial")
+	writeFile(t, filepath.Join(a.dir, ".state/queue.json"), "{}")
+	if err := os.Symlink(outside, filepath.Join(a.dir, "link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(a.dir, outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string // path as sent on the wire
+		want       int
+	}{
+		{"dot-dot", "/api/library/file/../" + filepath.ToSlash(rel), 400},
+		{"encoded dot-dot", "/api/library/file/%2e%2e/%2e%2e/etc/passwd", 400},
+		{"encoded slashes", "/api/library/file/..%2F..%2Fetc%2Fpasswd", 400},
+		{"relative to outside", "/api/library/file/" + url.PathEscape(filepath.ToSlash(rel)), 400},
+		{"absolute", "/api/library/file/%2F" + url.PathEscape(strings.TrimPrefix(filepath.ToSlash(outside), "/")), 400},
+		{"backslashes", "/api/library/file/..%5C..%5Csecret.txt", 400},
+		{"NUL", "/api/library/file/ok.txt%00.jpg", 400},
+		{"drive letter", "/api/library/file/C:%5Cwindows%5Cwin.ini", 400},
+		{"symlink out", "/api/library/file/link.txt", 404},
+		{"partial file", "/api/library/file/x.bin.part", 404},
+		{"state folder", "/api/library/file/.state/queue.json", 404},
+		{"missing", "/api/library/file/nope.txt", 404},
+		{"a folder", "/api/library/file/.state", 404},
+	}
+	for _, tc := range tests {
+		for _, method := range []string{"GET", "DELETE"} {
+			t.Run(tc.name+" "+method, func(t *testing.T) {
+				req, err := http.NewRequestWithContext(t.Context(), method, a.ts.URL, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.URL.Opaque = tc.path
+				resp, err := http.DefaultTransport.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				wantJSONError(t, resp.StatusCode, resp.Header, body, tc.want)
+				if bytes.Contains(body, []byte("secret")) && !bytes.Contains(body, []byte("secret.txt")) {
+					t.Errorf("body leaks the secret: %s", body)
+				}
+			})
+		}
+	}
+	for _, p := range []string{outside, filepath.Join(a.dir, "ok.txt"), filepath.Join(a.dir, "x.bin.part"), filepath.Join(a.dir, ".state/queue.json")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v (a refused DELETE removed it)", p, err)
+		}
+	}
+}
+
+func TestListenAndServe(t *testing.T) {
+	a := newAPIServer(t)
+	// Longer than the test waits: an event stream that shutdown did not end
+	// would hold Shutdown until this deadline.
+	a.shutdownTimeout = time.Minute
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	urls := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- a.ListenAndServe(ctx, "127.0.0.1:0", func(u string) { urls <- u }) }()
+	var u string
+	select {
+	case u = <-urls:
+	case err := <-done:
+		t.Fatalf("ListenAndServe returned early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("ready was not called")
+	}
+	if !regexp.MustCompile(`^http://127\.0\.0\.1:[1-9][0-9]*/$`).MatchString(u) {
+		t.Errorf("ready URL = %q", u)
+	}
+	resp, err := http.Get(u + "api/settings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET settings on the live server = %d", resp.StatusCode)
+	}
+
+	// An event stream stays open until shutdown ends it.
+	stream, err := http.Get(u + "api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	line, err := bufio.NewReader(stream.Body).ReadString('\n')
+	if err != nil || line != "event: downloads\n" {
+		t.Fatalf("first event line = %q, %v", line, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("ListenAndServe = %v after shutdown, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ListenAndServe did not return after ctx was done: the event stream held shutdown")
+	}
+}
+
+func TestListenAndServeAddresses(t *testing.T) {
+	t.Run("beyond loopback needs a token", func(t *testing.T) {
+		a := newAPIServer(t)
+		for _, addr := range []string{"0.0.0.0:0", "[::]:0", "mybox.lan:0"} {
+			err := a.ListenAndServe(t.Context(), addr, nil)
+			if !errors.Is(err, errBadInput) {
+				t.Errorf("ListenAndServe(%s) without token = %v, want errBadInput", addr, err)
+			}
+		}
+	})
+	t.Run("token URL", func(t *testing.T) {
+		a := newAPIServer(t, func(c *serverConfig) { c.Token = "a b&c" })
+		if got, want := a.openURL("0.0.0.0", "9"), "http://127.0.0.1:9/?token=a+b%26c"; got != want {
+			t.Errorf("openURL = %q, want %q", got, want)
+		}
+		if got, want := a.openURL("::1", "9"), "http://[::1]:9/?token=a+b%26c"; got != want {
+			t.Errorf("openURL = %q, want %q", got, want)
+		}
+	})
+	t.Run("chosen port taken is an error", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		a := newAPIServer(t)
+		err = a.ListenAndServe(t.Context(), ln.Addr().String(), func(string) { t.Error("ready called") })
+		if err == nil {
+			t.Error("ListenAndServe on a taken port succeeded")
+		}
+	})
+	t.Run("default port taken falls back", func(t *testing.T) {
+		// Hold the default port ourselves if it is free; either way it is taken.
+		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", defaultPort)); err == nil {
+			defer ln.Close()
+		}
+		a := newAPIServer(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		urls := make(chan string, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- a.ListenAndServe(ctx, fmt.Sprintf("127.0.0.1:%d", defaultPort), func(u string) { urls <- u })
+		}()
+		select {
+		case u := <-urls:
+			if strings.Contains(u, fmt.Sprintf(":%d/", defaultPort)) {
+				t.Errorf("URL %q uses the taken port", u)
+			}
+		case err := <-done:
+			t.Fatalf("ListenAndServe = %v, want a fallback port", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("ready was not called")
+		}
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no shutdown")
+		}
+	})
+}
+
+// cspHash is the CSP source expression of an inline block.
+func cspHash(inline string) string {
+	sum := sha256.Sum256([]byte(inline))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
+
+// newTestManager is a manager over dir with the stub engines (until the
+// real manager lands it answers errors, which the tests above rely on
+// only for unknown ids).
+func newTestManager(t *testing.T, dir string) *manager {
+	t.Helper()
+	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 4, Retries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeZip(t *testing.T, path string, names ...string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for _, n := range names {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: n, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, n)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeModelZip(t *testing.T, path string) {
+	t.Helper()
+	writeZip(t, path, "blobs/sha256-"+strings.Repeat("a", 64), "manifests/registry.ollama.ai/library/tiny/latest")
+}
