@@ -345,7 +345,7 @@ func TestDownloadCancelKeepsPartAndResumes(t *testing.T) {
 	if err != nil || st.Committed < 256<<10 {
 		t.Fatalf("resume state = %+v, %v: progress was not saved on cancel", st, err)
 	}
-	o.opts.throttle = 0
+	o.setThrottle(0)
 	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path})
 	if err != nil {
 		t.Fatal(err)

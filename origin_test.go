@@ -31,6 +31,7 @@ type origin struct {
 	ifRanges []string // If-Range header of every GET
 	auths    []string // Authorization header of every request
 
+	throttle  atomic.Int64 // nanoseconds to pause after each 8 KiB; changeable while serving
 	requests  atomic.Int64
 	gets      atomic.Int64
 	bytesSent atomic.Int64
@@ -100,6 +101,7 @@ func newOrigin(t *testing.T, opts ...originOption) *origin {
 		opt(&o.opts)
 	}
 	o.data = testBytes(o.opts.size, 1)
+	o.throttle.Store(int64(o.opts.throttle))
 	o.etag = `"v1"`
 	o.Server = httptest.NewServer(http.HandlerFunc(o.serve))
 	t.Cleanup(o.Close)
@@ -108,6 +110,9 @@ func newOrigin(t *testing.T, opts ...originOption) *origin {
 
 // URL of the served file.
 func (o *origin) FileURL() string { return o.Server.URL + o.opts.path }
+
+// setThrottle changes the pause after each 8 KiB for later requests.
+func (o *origin) setThrottle(d time.Duration) { o.throttle.Store(int64(d)) }
 
 // replace changes the file's content and ETag, as a new upload would.
 func (o *origin) replace(data []byte, etag string) {
@@ -165,7 +170,7 @@ func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var out io.Writer = w
 	if r.Method == http.MethodGet {
-		cw := &cuttingWriter{w: w, sent: &o.bytesSent, limit: -1, throttle: o.opts.throttle, ctx: r}
+		cw := &cuttingWriter{w: w, sent: &o.bytesSent, limit: -1, throttle: time.Duration(o.throttle.Load()), ctx: r}
 		if n <= int64(o.opts.dropTimes) {
 			cw.limit, cw.action = o.opts.dropAfter, "drop"
 		}
