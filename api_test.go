@@ -740,3 +740,107 @@ func writeModelZip(t *testing.T, path string) {
 	t.Helper()
 	writeZip(t, path, "blobs/sha256-"+strings.Repeat("a", 64), "manifests/registry.ollama.ai/library/tiny/latest")
 }
+
+// volatileKeys are JSON fields that differ from run to run; golden files
+// hold a placeholder instead of their value.
+var volatileKeys = map[string]bool{
+	"id": true, "created_at": true, "started_at": true, "finished_at": true, "modified": true,
+	"speed": true, "total_speed": true, "eta_seconds": true, "duration_seconds": true,
+	"average_speed": true, "date": true, "output_dir": true,
+}
+
+// checkGolden compares a status and JSON body with testdata/api/<name>.json
+// after normalising volatile fields and the test's ports and folders;
+// -update rewrites the file.
+func checkGolden(t *testing.T, name string, code int, body []byte, replace ...string) {
+	t.Helper()
+	text := string(body)
+	for i := 0; i+1 < len(replace); i += 2 {
+		text = strings.ReplaceAll(text, replace[i], replace[i+1])
+	}
+	var v any
+	if err := json.Unmarshal([]byte(text), &v); err != nil {
+		t.Fatalf("%s: body is not JSON: %v\n%s", name, err, body)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(map[string]any{"status": code, "body": normalise(v)}); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.Bytes()
+	path := filepath.Join("testdata", "api", name+".json")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from %s (go test -update rewrites it):\ngot:\n%s\nwant:\n%s", name, path, got, want)
+	}
+}
+
+func normalise(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if volatileKeys[k] && e != nil && e != "" {
+				v[k] = "<" + k + ">"
+				continue
+			}
+			v[k] = normalise(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = normalise(e)
+		}
+	}
+	return v
+}
+
+// goldenGet fetches a path and checks it against its golden file.
+func (a *apiServer) golden(t *testing.T, name, method, path string, body io.Reader, hdr ...string) {
+	t.Helper()
+	code, _, resp := a.do(t, method, path, body, hdr...)
+	checkGolden(t, name, code, resp, a.ts.Listener.Addr().String(), "127.0.0.1:PORT", a.dir, "<output-dir>")
+}
+
+func TestGoldenErrors(t *testing.T) {
+	a := newAPIServer(t)
+	a.golden(t, "error-404-unknown-path", "GET", "/api/nope", nil)
+	a.golden(t, "error-404-unknown-download", "POST", "/api/download/d-nope/pause", nil)
+	a.golden(t, "error-405", "GET", "/api/download/d-1/pause", nil)
+	a.golden(t, "error-400-settings", "POST", "/api/settings", strings.NewReader("concurrency=64"), "Content-Type", "application/x-www-form-urlencoded")
+	a.golden(t, "error-400-add-empty", "POST", "/api/download/add", strings.NewReader("url=&retries=3"), "Content-Type", "application/x-www-form-urlencoded")
+	a.golden(t, "error-413", "POST", "/api/download/add", strings.NewReader("url="+strings.Repeat("x", maxBodyBytes)), "Content-Type", "application/x-www-form-urlencoded")
+	a.golden(t, "error-403-host", "GET", "/api/downloads", nil, "Host", "evil.example")
+	a.golden(t, "error-403-origin", "POST", "/api/downloads/pause-all", nil, "Origin", "http://evil.example")
+	tok := newAPIServer(t, func(c *serverConfig) { c.Token = "t" })
+	tok.golden(t, "error-401", "GET", "/api/downloads", nil)
+}
+
+func TestGoldenLibrary(t *testing.T) {
+	a := newAPIServer(t)
+	writeFile(t, filepath.Join(a.dir, "isos/ubuntu.iso"), "iso bytes")
+	writeFile(t, filepath.Join(a.dir, "half.bin.part"), "partial")
+	writeModelZip(t, filepath.Join(a.dir, "tiny-latest.zip"))
+	// Fixed times so the newest-first order is part of the golden file.
+	for i, p := range []string{"isos/ubuntu.iso", "tiny-latest.zip"} {
+		tm := time.Date(2026, 11, 25, 10, i, 0, 0, time.UTC)
+		if err := os.Chtimes(filepath.Join(a.dir, p), tm, tm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.golden(t, "library", "GET", "/api/library", nil)
+	a.golden(t, "library-delete", "DELETE", "/api/library/file/isos/ubuntu.iso", nil)
+	a.golden(t, "library-after-delete", "GET", "/api/library", nil)
+}
