@@ -39,7 +39,7 @@ type apiServer struct {
 func newAPIServer(t *testing.T, edit ...func(*serverConfig)) *apiServer {
 	t.Helper()
 	dir := t.TempDir()
-	m := newTestManager(t, dir)
+	m := newAPITestManager(t, dir)
 	h, err := openHistory(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +83,8 @@ func (a *apiServer) do(t *testing.T, method, path string, body io.Reader, hdr ..
 	return resp.StatusCode, resp.Header, b
 }
 
-// form is a urlencoded POST body as curl -d sends it.
-func form(kv ...string) (io.Reader, string, string) {
+// apiForm is a urlencoded POST body as curl -d sends it.
+func apiForm(kv ...string) (io.Reader, string, string) {
 	v := url.Values{}
 	for i := 0; i+1 < len(kv); i += 2 {
 		v.Add(kv[i], kv[i+1])
@@ -92,8 +92,8 @@ func form(kv ...string) (io.Reader, string, string) {
 	return strings.NewReader(v.Encode()), "Content-Type", "application/x-www-form-urlencoded"
 }
 
-// wantJSONError checks an answer is {"error": "..."} with the status.
-func wantJSONError(t *testing.T, code int, hdr http.Header, body []byte, wantCode int) string {
+// apiWantError checks an answer is {"error": "..."} with the status.
+func apiWantError(t *testing.T, code int, hdr http.Header, body []byte, wantCode int) string {
 	t.Helper()
 	if code != wantCode {
 		t.Errorf("status = %d, want %d (body %s)", code, wantCode, body)
@@ -134,7 +134,7 @@ func TestHostCheckRefusesRebinding(t *testing.T) {
 				}
 				return
 			}
-			wantJSONError(t, code, hdr, body, tc.want)
+			apiWantError(t, code, hdr, body, tc.want)
 		})
 	}
 }
@@ -196,7 +196,7 @@ func TestCrossOriginRefused(t *testing.T) {
 				}
 				return
 			}
-			wantJSONError(t, code, hdr, body, tc.want)
+			apiWantError(t, code, hdr, body, tc.want)
 		})
 	}
 }
@@ -206,11 +206,11 @@ func TestTokenRequired(t *testing.T) {
 	a := newAPIServer(t, func(c *serverConfig) { c.Token = tok })
 
 	code, hdr, body := a.do(t, "GET", "/api/settings", nil)
-	wantJSONError(t, code, hdr, body, http.StatusUnauthorized)
+	apiWantError(t, code, hdr, body, http.StatusUnauthorized)
 	code, hdr, body = a.do(t, "GET", "/", nil)
-	wantJSONError(t, code, hdr, body, http.StatusUnauthorized)
+	apiWantError(t, code, hdr, body, http.StatusUnauthorized)
 	code, hdr, body = a.do(t, "GET", "/api/settings", nil, "Authorization", "Bearer wrong")
-	wantJSONError(t, code, hdr, body, http.StatusUnauthorized)
+	apiWantError(t, code, hdr, body, http.StatusUnauthorized)
 
 	if code, _, body := a.do(t, "GET", "/api/settings", nil, "Authorization", "Bearer "+tok); code != 200 {
 		t.Errorf("with bearer token: status %d (%s)", code, body)
@@ -294,7 +294,7 @@ func TestErrorsAreJSON(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(resp.Body)
-			wantJSONError(t, resp.StatusCode, resp.Header, body, tc.want)
+			apiWantError(t, resp.StatusCode, resp.Header, body, tc.want)
 			if tc.allow != "" && resp.Header.Get("Allow") != tc.allow {
 				t.Errorf("Allow = %q, want %q", resp.Header.Get("Allow"), tc.allow)
 			}
@@ -311,7 +311,7 @@ func TestHugeBodyIs413(t *testing.T) {
 			body = `{"url":"` + strings.Repeat("a", maxBodyBytes+1) + `"}`
 		}
 		code, hdr, resp := a.do(t, "POST", "/api/download/add", strings.NewReader(body), "Content-Type", ct)
-		msg := wantJSONError(t, code, hdr, resp, http.StatusRequestEntityTooLarge)
+		msg := apiWantError(t, code, hdr, resp, http.StatusRequestEntityTooLarge)
 		if !strings.Contains(msg, "64 KiB") {
 			t.Errorf("%s: message %q does not name the limit", ct, msg)
 		}
@@ -341,7 +341,7 @@ func TestInternalErrorIsGeneric(t *testing.T) {
 	a := newAPIServer(t)
 	rec := httptest.NewRecorder()
 	a.writeError(rec, httptest.NewRequest("GET", "/api/x", nil), errors.New("open /home/secret/path: disk on fire"))
-	msg := wantJSONError(t, rec.Code, rec.Header(), rec.Body.Bytes(), 500)
+	msg := apiWantError(t, rec.Code, rec.Header(), rec.Body.Bytes(), 500)
 	if strings.Contains(msg, "secret") {
 		t.Errorf("500 message leaks the error: %q", msg)
 	}
@@ -420,7 +420,7 @@ func TestLoadAssetsTypesAndInlineHashes(t *testing.T) {
 		t.Error("different files share an ETag")
 	}
 	for _, inline := range []string{"body{color:red}", "console.log('سلام')"} {
-		if h := cspHash(inline); !strings.Contains(csp, h) {
+		if h := apiCSPHash(inline); !strings.Contains(csp, h) {
 			t.Errorf("CSP %q lacks %s for %q", csp, h, inline)
 		}
 	}
@@ -432,7 +432,7 @@ func TestLoadAssetsTypesAndInlineHashes(t *testing.T) {
 func TestLibrary(t *testing.T) {
 	a := newAPIServer(t)
 	outside := filepath.Join(t.TempDir(), "secret.txt")
-	writeFile(t, outside, "secret")
+	apiWriteFile(t, outside, "secret")
 	files := map[string]string{
 		"ubuntu.iso":              "iso bytes",
 		"sub/notes.txt":           "hello",
@@ -446,10 +446,10 @@ func TestLibrary(t *testing.T) {
 		".hidden":                 "h",
 	}
 	for name, data := range files {
-		writeFile(t, filepath.Join(a.dir, name), data)
+		apiWriteFile(t, filepath.Join(a.dir, name), data)
 	}
-	writeModelZip(t, filepath.Join(a.dir, "tiny-latest.zip"))
-	writeZip(t, filepath.Join(a.dir, "photos.zip"), "a.jpg")
+	apiWriteModelZip(t, filepath.Join(a.dir, "tiny-latest.zip"))
+	apiWriteZip(t, filepath.Join(a.dir, "photos.zip"), "a.jpg")
 	if err := os.Symlink(outside, filepath.Join(a.dir, "link.txt")); err != nil {
 		t.Fatal(err)
 	}
@@ -516,10 +516,10 @@ func TestLibrary(t *testing.T) {
 func TestLibraryPathsConfined(t *testing.T) {
 	a := newAPIServer(t)
 	outside := filepath.Join(t.TempDir(), "secret.txt")
-	writeFile(t, outside, "secret")
-	writeFile(t, filepath.Join(a.dir, "ok.txt"), "ok")
-	writeFile(t, filepath.Join(a.dir, "x.bin.part"), "partial")
-	writeFile(t, filepath.Join(a.dir, ".state/queue.json"), "{}")
+	apiWriteFile(t, outside, "secret")
+	apiWriteFile(t, filepath.Join(a.dir, "ok.txt"), "ok")
+	apiWriteFile(t, filepath.Join(a.dir, "x.bin.part"), "partial")
+	apiWriteFile(t, filepath.Join(a.dir, ".state/queue.json"), "{}")
 	if err := os.Symlink(outside, filepath.Join(a.dir, "link.txt")); err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +559,7 @@ func TestLibraryPathsConfined(t *testing.T) {
 				}
 				defer resp.Body.Close()
 				body, _ := io.ReadAll(resp.Body)
-				wantJSONError(t, resp.StatusCode, resp.Header, body, tc.want)
+				apiWantError(t, resp.StatusCode, resp.Header, body, tc.want)
 				if bytes.Contains(body, []byte("secret")) && !bytes.Contains(body, []byte("secret.txt")) {
 					t.Errorf("body leaks the secret: %s", body)
 				}
@@ -686,16 +686,16 @@ func TestListenAndServeAddresses(t *testing.T) {
 	})
 }
 
-// cspHash is the CSP source expression of an inline block.
-func cspHash(inline string) string {
+// apiCSPHash is the CSP source expression of an inline block.
+func apiCSPHash(inline string) string {
 	sum := sha256.Sum256([]byte(inline))
 	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }
 
-// newTestManager is a manager over dir with the stub engines (until the
+// newAPITestManager is a manager over dir with the stub engines (until the
 // real manager lands it answers errors, which the tests above rely on
 // only for unknown ids).
-func newTestManager(t *testing.T, dir string) *manager {
+func newAPITestManager(t *testing.T, dir string) *manager {
 	t.Helper()
 	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 4, Retries: 3})
 	if err != nil {
@@ -704,7 +704,7 @@ func newTestManager(t *testing.T, dir string) *manager {
 	return m
 }
 
-func writeFile(t *testing.T, path, data string) {
+func apiWriteFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -714,7 +714,7 @@ func writeFile(t *testing.T, path, data string) {
 	}
 }
 
-func writeZip(t *testing.T, path string, names ...string) {
+func apiWriteZip(t *testing.T, path string, names ...string) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
@@ -736,23 +736,23 @@ func writeZip(t *testing.T, path string, names ...string) {
 	}
 }
 
-func writeModelZip(t *testing.T, path string) {
+func apiWriteModelZip(t *testing.T, path string) {
 	t.Helper()
-	writeZip(t, path, "blobs/sha256-"+strings.Repeat("a", 64), "manifests/registry.ollama.ai/library/tiny/latest")
+	apiWriteZip(t, path, "blobs/sha256-"+strings.Repeat("a", 64), "manifests/registry.ollama.ai/library/tiny/latest")
 }
 
-// volatileKeys are JSON fields that differ from run to run; golden files
+// apiVolatileKeys are JSON fields that differ from run to run; golden files
 // hold a placeholder instead of their value.
-var volatileKeys = map[string]bool{
+var apiVolatileKeys = map[string]bool{
 	"id": true, "created_at": true, "started_at": true, "finished_at": true, "modified": true,
 	"speed": true, "total_speed": true, "eta_seconds": true, "duration_seconds": true,
 	"average_speed": true, "date": true, "output_dir": true,
 }
 
-// checkGolden compares a status and JSON body with testdata/api/<name>.json
+// apiCheckGolden compares a status and JSON body with testdata/api/<name>.json
 // after normalising volatile fields and the test's ports and folders;
 // -update rewrites the file.
-func checkGolden(t *testing.T, name string, code int, body []byte, replace ...string) {
+func apiCheckGolden(t *testing.T, name string, code int, body []byte, replace ...string) {
 	t.Helper()
 	text := string(body)
 	for i := 0; i+1 < len(replace); i += 2 {
@@ -766,7 +766,7 @@ func checkGolden(t *testing.T, name string, code int, body []byte, replace ...st
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(map[string]any{"status": code, "body": normalise(v)}); err != nil {
+	if err := enc.Encode(map[string]any{"status": code, "body": apiNormalise(v)}); err != nil {
 		t.Fatal(err)
 	}
 	got := buf.Bytes()
@@ -789,19 +789,19 @@ func checkGolden(t *testing.T, name string, code int, body []byte, replace ...st
 	}
 }
 
-func normalise(v any) any {
+func apiNormalise(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, e := range v {
-			if volatileKeys[k] && e != nil && e != "" {
+			if apiVolatileKeys[k] && e != nil && e != "" {
 				v[k] = "<" + k + ">"
 				continue
 			}
-			v[k] = normalise(e)
+			v[k] = apiNormalise(e)
 		}
 	case []any:
 		for i, e := range v {
-			v[i] = normalise(e)
+			v[i] = apiNormalise(e)
 		}
 	}
 	return v
@@ -811,7 +811,7 @@ func normalise(v any) any {
 func (a *apiServer) golden(t *testing.T, name, method, path string, body io.Reader, hdr ...string) {
 	t.Helper()
 	code, _, resp := a.do(t, method, path, body, hdr...)
-	checkGolden(t, name, code, resp, a.ts.Listener.Addr().String(), "127.0.0.1:PORT", a.dir, "<output-dir>")
+	apiCheckGolden(t, name, code, resp, a.ts.Listener.Addr().String(), "127.0.0.1:PORT", a.dir, "<output-dir>")
 }
 
 func TestGoldenErrors(t *testing.T) {
@@ -830,9 +830,9 @@ func TestGoldenErrors(t *testing.T) {
 
 func TestGoldenLibrary(t *testing.T) {
 	a := newAPIServer(t)
-	writeFile(t, filepath.Join(a.dir, "isos/ubuntu.iso"), "iso bytes")
-	writeFile(t, filepath.Join(a.dir, "half.bin.part"), "partial")
-	writeModelZip(t, filepath.Join(a.dir, "tiny-latest.zip"))
+	apiWriteFile(t, filepath.Join(a.dir, "isos/ubuntu.iso"), "iso bytes")
+	apiWriteFile(t, filepath.Join(a.dir, "half.bin.part"), "partial")
+	apiWriteModelZip(t, filepath.Join(a.dir, "tiny-latest.zip"))
 	// Fixed times so the newest-first order is part of the golden file.
 	for i, p := range []string{"isos/ubuntu.iso", "tiny-latest.zip"} {
 		tm := time.Date(2026, 11, 25, 10, i, 0, 0, time.UTC)
