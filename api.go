@@ -123,10 +123,9 @@ func newServer(cfg serverConfig) *server {
 	}
 	s.own.Store(newOwnAddress(cfg.Addr))
 	s.assets, s.csp = loadAssets(templatesFS, "templates")
+	// Go's own check: Sec-Fetch-Site first, else Origin against Host
+	// (which the Host check has already pinned to this server).
 	s.csrf = http.NewCrossOriginProtection()
-	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errForbidden("cross-origin request refused: use the page this server serves"))
-	}))
 	s.mux = s.routes()
 	return s
 }
