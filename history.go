@@ -452,7 +452,7 @@ func (h *historyStore) appendOp(op historyOp) error {
 	}
 	if fi.Size() == 0 {
 		// A new journal file must survive a power cut too.
-		if err := syncDir(h.dir); err != nil {
+		if err := syncFolder(h.dir); err != nil {
 			return fmt.Errorf("writing history journal: %w", err)
 		}
 	}
@@ -523,12 +523,12 @@ func (h *historyStore) writeSnapshot() (err error) {
 	if err := os.Rename(tmp.Name(), h.path(historyFileName)); err != nil {
 		return err
 	}
-	return syncDir(h.dir)
+	return syncFolder(h.dir)
 }
 
-// syncDir makes a rename or a new file in dir durable. Windows cannot
+// syncFolder makes a rename or a new file in dir durable. Windows cannot
 // fsync a folder (and NTFS journals the rename itself).
-func syncDir(dir string) error {
+func syncFolder(dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil
 	}
