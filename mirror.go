@@ -49,7 +49,7 @@ const defaultMirrorListen = "127.0.0.1:11435"
 // Ollama's layout (SPEC §12): /v2/, manifests by tag or digest, blobs with
 // Range support, the catalog and tag lists.
 type modelMirror struct {
-	Sources     []string      // zips and folders
+	Sources     []string // zips and folders
 	Log         *slog.Logger
 	RescanAfter time.Duration // how old the list of models may get before a request rescans
 	AnyHost     bool          // answer any Host header (LAN); otherwise only IP literals and localhost
