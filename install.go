@@ -16,11 +16,11 @@ import (
 	"strings"
 )
 
-const installUsage = `Usage: ollama-model-downloader install [-models-dir DIR] <file.zip | folder>...
+const installUsage = `Usage: ollama-model-downloader install [-models-dir DIR] <file.zip | folder | model>...
 
 Puts the models of a zip made by this tool (or of a folder in Ollama's
 layout, e.g. an extracted zip or a kept staging folder) into the Ollama
-models folder. Every blob's SHA-256 and every manifest reference is checked
+models folder. A model name is pulled into -output-dir first. Every blob's SHA-256 and every manifest reference is checked
 before anything is written; an existing different file is never replaced;
 manifests are written last, so Ollama never sees half a model.
 
@@ -28,6 +28,7 @@ The models folder is -models-dir, else $OLLAMA_MODELS, else ~/.ollama/models.
 
 Examples:
   ollama-model-downloader install downloaded-models/llama3.2-latest.zip
+  ollama-model-downloader install llama3.2:1b
   ollama-model-downloader install -models-dir /data/ollama/models qwen3-8b.zip
   sudo ollama-model-downloader install -models-dir /usr/share/ollama/.ollama/models llama3.2-latest.zip
 
@@ -38,22 +39,39 @@ Flags:
 // models of the "ollama" system user.
 const linuxServiceModelsDir = "/usr/share/ollama/.ollama/models"
 
-// runInstallCommand is "ollama-model-downloader install". It returns the
-// exit code: 0 installed, 1 failed, 2 bad usage.
+// installPuller pulls a model into a zip under outputDir from registry and
+// returns the zip's path. main wires it so that "install <model>" is a pull
+// followed by an install.
+type installPuller func(ctx context.Context, ref, outputDir, registry string) (zipPath string, err error)
+
+// runInstallCommand is "ollama-model-downloader install" for zips and
+// folders. It returns the exit code: 0 installed, 1 failed, 2 bad usage.
 func runInstallCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runInstallCommandWith(ctx, args, stdout, stderr, nil)
+}
+
+// runInstallCommandWith is runInstallCommand where an argument that is not
+// a file or folder (and does not end in .zip) is a model reference, pulled
+// with pull first. A nil pull makes that a usage error.
+func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io.Writer, pull installPuller) int {
 	fset := flag.NewFlagSet("install", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	modelsDir := fset.String("models-dir", "", "Ollama models folder (default $OLLAMA_MODELS, else ~/.ollama/models)")
+	modelsDir := fset.String("models-dir", "", "Ollama models `folder` (default $OLLAMA_MODELS, else ~/.ollama/models)")
+	outputDir := fset.String("output-dir", "downloaded-models", "where a model named on the command line is pulled to first")
+	registry := fset.String("registry", "https://registry.ollama.ai", "registry a named model is pulled from")
 	fset.Usage = func() {
 		fmt.Fprint(stderr, installUsage)
 		fset.PrintDefaults()
 	}
 	paths, err := parseSubcommandFlags(fset, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		return 2
 	}
 	if len(paths) == 0 {
-		fmt.Fprintln(stderr, "install: name a zip or a folder to install (-h for help)")
+		fmt.Fprintln(stderr, "install: name a zip, a folder or a model to install (-h for help)")
 		return 2
 	}
 	dir, err := resolveModelsDir(*modelsDir)
@@ -62,6 +80,22 @@ func runInstallCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 		return 2
 	}
 	for _, p := range paths {
+		if _, statErr := os.Stat(p); statErr != nil && !strings.HasSuffix(strings.ToLower(p), ".zip") {
+			if pull == nil {
+				fmt.Fprintf(stderr, "install: %s is not a zip or a folder here\n", p)
+				return 2
+			}
+			fmt.Fprintf(stdout, "Pulling %s\n", p)
+			zipPath, err := pull(ctx, p, *outputDir, *registry)
+			if err != nil {
+				fmt.Fprintln(stderr, "install:", err)
+				if errors.Is(err, errBadInput) {
+					return 2
+				}
+				return 1
+			}
+			p = zipPath
+		}
 		if err := installZip(ctx, p, dir, stdout); err != nil {
 			fmt.Fprintln(stderr, "install:", err)
 			return 1

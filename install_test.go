@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -155,7 +156,8 @@ func TestRunInstallCommand(t *testing.T) {
 	}{
 		{"no argument", nil, 2, "name a zip", ""},
 		{"unknown flag", []string{"-force", good}, 2, "flag provided but not defined", ""},
-		{"help", []string{"-h"}, 2, "Examples:", ""},
+		{"help", []string{"-h"}, 0, "Examples:", ""},
+		{"model name without a puller", []string{"tiny:latest"}, 2, "not a zip or a folder", ""},
 		{"missing file", []string{filepath.Join(dir, "nope.zip")}, 1, "no such file", ""},
 		{"tampered", []string{bad}, 1, "nothing was installed", ""},
 		{"OLLAMA_MODELS", []string{good}, 0, "", envModels},
@@ -189,5 +191,34 @@ func TestInstallNotes(t *testing.T) {
 	}
 	if got := joined(installNotes("/home/u/.ollama/models", "linux", mf)); !strings.Contains(got, "ollama run tiny:latest") || strings.Contains(got, "chown -R") {
 		t.Errorf("home folder notes:\n%s", got)
+	}
+}
+
+func TestRunInstallCommandPullsModelNames(t *testing.T) {
+	m := newTestModel(t, "registry.ollama.ai", "library", "tiny", "latest", 1, 1000)
+	models := t.TempDir()
+	var gotRef, gotDir, gotRegistry string
+	pull := func(ctx context.Context, ref, outputDir, registry string) (string, error) {
+		gotRef, gotDir, gotRegistry = ref, outputDir, registry
+		if ref == "bad name!" {
+			return "", badInputf("bad model name %q", ref)
+		}
+		zipPath := filepath.Join(t.TempDir(), "tiny-latest.zip")
+		writeTestZip(t, zipPath, m.entries())
+		return zipPath, nil
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"tiny", "-models-dir", models, "-output-dir", "out", "-registry", "http://127.0.0.1:5000"}
+	if code := runInstallCommandWith(t.Context(), args, &stdout, &stderr, pull); code != 0 {
+		t.Fatalf("exit code = %d: %s", code, stderr.String())
+	}
+	if gotRef != "tiny" || gotDir != "out" || gotRegistry != "http://127.0.0.1:5000" {
+		t.Errorf("pull(%q, %q, %q)", gotRef, gotDir, gotRegistry)
+	}
+	if !reflect.DeepEqual(readTree(t, models), m.files()) {
+		t.Errorf("pulled model not installed")
+	}
+	if code := runInstallCommandWith(t.Context(), []string{"bad name!", "-models-dir", models}, &stdout, &stderr, pull); code != 2 {
+		t.Errorf("bad model name: exit code = %d, want 2", code)
 	}
 }

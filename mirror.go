@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -97,6 +98,9 @@ func runServeModelsCommand(ctx context.Context, args []string, stdout, stderr io
 		fset.PrintDefaults()
 	}
 	sources, err := parseSubcommandFlags(fset, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		return 2
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -168,6 +169,11 @@ func TestMirrorEndpoints(t *testing.T) {
 	writeTestZip(t, filepath.Join(dir, "b.zip"), m2.entries())
 	writeTestZip(t, filepath.Join(dir, "c.zip"), m3.entries())
 	writeTestZip(t, filepath.Join(dir, "broken.zip"), m1.entries()[1:]) // left out
+	deflated := newTestModel(t, "registry.ollama.ai", "library", "deflated", "latest", 5, 100).entries()
+	for i := range deflated {
+		deflated[i].method = zip.Deflate
+	}
+	writeTestZip(t, filepath.Join(dir, "d.zip"), deflated) // left out: no Range on compressed data
 	mirror, srv := newTestMirror(t, dir)
 
 	layer := m1.blobs[m1.order[1]]

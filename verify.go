@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +29,9 @@ func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	fset.SetOutput(stderr)
 	fset.Usage = func() { fmt.Fprint(stderr, verifyUsage) }
 	paths, err := parseSubcommandFlags(fset, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		return 2
 	}
