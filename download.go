@@ -58,7 +58,7 @@ type registryClient struct {
 	backoff   time.Duration // first pause between manifest attempts; doubles
 
 	mu    sync.Mutex
-	hosts map[string]*registryHost // by lower-case host
+	hosts map[string]*pullHost // by lower-case host
 }
 
 type registryConfig struct {
@@ -96,10 +96,10 @@ type pullResult struct {
 	Name modelName
 }
 
-// registryHost is what a pull from one registry host needs: its base URL,
+// pullHost is what a pull from one registry host needs: its base URL,
 // an HTTP client whose transport authenticates to that host only, and a
 // downloader using that client for blobs.
-type registryHost struct {
+type pullHost struct {
 	base  *url.URL
 	http  *http.Client
 	files *rangeDownloader
@@ -152,7 +152,7 @@ func newRegistryClient(cfg registryConfig) (*registryClient, error) {
 		userAgent: fmt.Sprintf("ollama/%s (%s %s) Go/%s", cfg.OllamaVersion, runtime.GOARCH, runtime.GOOS, runtime.Version()),
 		platform:  platform,
 		backoff:   500 * time.Millisecond,
-		hosts:     map[string]*registryHost{},
+		hosts:     map[string]*pullHost{},
 	}, nil
 }
 
@@ -164,7 +164,7 @@ func (c *registryClient) DefaultHost() string { return c.base.Host }
 // host gets its scheme and credentials; other hosts (hf.co/...) use https,
 // or http when -registry is http (like `ollama pull --insecure`), and never
 // get the credentials.
-func (c *registryClient) host(name modelName) *registryHost {
+func (c *registryClient) host(name modelName) *pullHost {
 	key := strings.ToLower(name.Host)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -191,9 +191,22 @@ func (c *registryClient) host(name modelName) *registryHost {
 		Jar:           c.cfg.Client.Jar,
 		Timeout:       c.cfg.Client.Timeout,
 	}
-	h := &registryHost{base: base, http: client, files: newRangeDownloader(client, c.cfg.Log)}
+	h := &pullHost{base: base, http: client, files: blobDownloader(c.cfg.Files, client, c.cfg.Log)}
 	c.hosts[key] = h
 	return h
+}
+
+// blobDownloader is the shared engine's configuration (retries, backoff,
+// stall timeout) with the registry host's authenticating client: the token
+// must reach the registry's blob URL but never the CDN it redirects to, so
+// it is added per request by registryAuth rather than as a header.
+func blobDownloader(files *rangeDownloader, client httpDoer, log *slog.Logger) *rangeDownloader {
+	if files == nil {
+		return newRangeDownloader(client, log)
+	}
+	d := *files
+	d.client = client
+	return &d
 }
 
 // Pull fetches a model's manifest and blobs into staging, verifies them and
@@ -305,7 +318,7 @@ func (m ociManifest) isIndex(contentType string) bool {
 // resolveManifest fetches the manifest a name points at, following an
 // index to the manifest for c.platform. It returns the bytes exactly as
 // served: Ollama's model ID is their sha256.
-func (c *registryClient) resolveManifest(ctx context.Context, h *registryHost, name modelName, retries int) ([]byte, ociManifest, error) {
+func (c *registryClient) resolveManifest(ctx context.Context, h *pullHost, name modelName, retries int) ([]byte, ociManifest, error) {
 	raw, ct, err := c.fetchManifest(ctx, h, name, name.Reference(), retries)
 	if err != nil {
 		return nil, ociManifest{}, err
@@ -381,7 +394,7 @@ func choosePlatform(m ociManifest, want string) (ociDescriptor, error) {
 
 // fetchManifest GETs one manifest by tag or digest, retrying transport
 // errors, 429 and 5xx a bounded number of times.
-func (c *registryClient) fetchManifest(ctx context.Context, h *registryHost, name modelName, ref string, retries int) ([]byte, string, error) {
+func (c *registryClient) fetchManifest(ctx context.Context, h *pullHost, name modelName, ref string, retries int) ([]byte, string, error) {
 	u := h.base.JoinPath("v2", name.Namespace, name.Model, "manifests", ref).String()
 	delay := c.backoff
 	for attempt := 0; ; attempt++ {
@@ -399,17 +412,7 @@ func (c *registryClient) fetchManifest(ctx context.Context, h *registryHost, nam
 	}
 }
 
-func retryable(err error) bool {
-	var se *statusError
-	if errors.As(err, &se) {
-		return se.Code == http.StatusTooManyRequests || se.Code >= 500
-	}
-	var dns *net.DNSError
-	return !errors.Is(err, errBadInput) && !errors.Is(err, errNotFound) &&
-		!errors.Is(err, errChecksumMismatch) && !errors.As(err, &dns)
-}
-
-func (c *registryClient) fetchManifestOnce(ctx context.Context, h *registryHost, name modelName, u, ref string) ([]byte, string, error) {
+func (c *registryClient) fetchManifestOnce(ctx context.Context, h *pullHost, name modelName, u, ref string) ([]byte, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("fetching manifest of %s: %w", name.DisplayName(), err)
@@ -443,7 +446,7 @@ func (c *registryClient) fetchManifestOnce(ctx context.Context, h *registryHost,
 // registryStatusError turns an unwanted registry answer into an error a
 // person can act on, keeping the registry's own words (412 says "upgrade").
 func registryStatusError(resp *http.Response, name modelName, host string) error {
-	se := &statusError{Code: resp.StatusCode, URL: redactURL(resp.Request.URL), Body: readErrorBody(resp.Body)}
+	se := &statusError{Code: resp.StatusCode, URL: redactURL(resp.Request.URL.String()), Body: readErrorBody(resp.Body)}
 	model := name.DisplayName()
 	switch resp.StatusCode {
 	case http.StatusNotFound:
@@ -482,23 +485,15 @@ func readErrorBody(r io.Reader) string {
 
 // explainNetError names the host that could not be resolved: for a blob
 // this is usually the CDN the registry redirects to, not the registry.
-func explainNetError(err error, registryHostname string) error {
+func explainNetError(err error, pullHostname string) error {
 	var dns *net.DNSError
 	if !errors.As(err, &dns) {
 		return err
 	}
-	if strings.EqualFold(dns.Name, registryHostname) {
+	if strings.EqualFold(dns.Name, pullHostname) {
 		return fmt.Errorf("cannot resolve the registry host %s (check DNS or use a proxy): %w", dns.Name, err)
 	}
 	return fmt.Errorf("cannot resolve %s, the download host the registry redirects blobs to (check DNS, or use a proxy that can reach it): %w", dns.Name, err)
-}
-
-func redactURL(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-	return r.String()
 }
 
 // blobRef is one blob to fetch.
@@ -596,7 +591,7 @@ func prepareStaging(dir string, blobs []blobRef) error {
 
 // fetchBlobs downloads every blob, cfg.Concurrency at a time; the first
 // failure stops the others.
-func (c *registryClient) fetchBlobs(ctx context.Context, h *registryHost, name modelName, dir string, blobs []blobRef, retries int, prog *pullCounter) error {
+func (c *registryClient) fetchBlobs(ctx context.Context, h *pullHost, name modelName, dir string, blobs []blobRef, retries int, prog *pullCounter) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, c.cfg.Concurrency)
@@ -637,7 +632,7 @@ func (c *registryClient) fetchBlobs(ctx context.Context, h *registryHost, name m
 // mismatch (the engine already deleted the bad bytes) is retried a bounded
 // number of times: a manifest that lists a wrong size or a registry that
 // keeps sending bad bytes must end in a clear error, not a loop.
-func (c *registryClient) fetchBlob(ctx context.Context, h *registryHost, name modelName, dir string, i int, b blobRef, retries int, prog *pullCounter) error {
+func (c *registryClient) fetchBlob(ctx context.Context, h *pullHost, name modelName, dir string, i int, b blobRef, retries int, prog *pullCounter) error {
 	u := h.base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
 	dest := filepath.Join(dir, "blobs", b.file())
 	for attempt := 0; ; attempt++ {
@@ -655,6 +650,14 @@ func (c *registryClient) fetchBlob(ctx context.Context, h *registryHost, name mo
 			return nil
 		}
 		prog.set(i, 0)
+		if errors.Is(err, errConflict) && attempt == 0 {
+			// A file in staging that is not this blob (staging edited by
+			// hand): it is ours to replace.
+			c.cfg.Log.Warn("replacing a staged blob that fails verification", "digest", b.Digest)
+			if rerr := os.Remove(dest); rerr == nil {
+				continue
+			}
+		}
 		if errors.Is(err, errChecksumMismatch) && attempt < retries && ctx.Err() == nil {
 			c.cfg.Log.Warn("blob failed verification, fetching it again", "digest", b.Digest, "attempt", attempt+1, "err", err)
 			continue
@@ -696,7 +699,7 @@ func writeStagedManifest(dir string, name modelName, raw []byte, blobs []blobRef
 		return nil, fmt.Errorf("creating manifest folder: %w", err)
 	}
 	mpath := filepath.Join(mdir, name.ManifestFile())
-	if err := writeFileAtomic(mpath, raw); err != nil {
+	if err := writeFileAtomic(mpath, raw, true); err != nil {
 		return nil, fmt.Errorf("writing manifest: %w", err)
 	}
 	zdir := "manifests/"
@@ -707,33 +710,6 @@ func writeStagedManifest(dir string, name modelName, raw []byte, blobs []blobRef
 	}
 	entries = append(entries, zipEntry{Name: zdir + name.ManifestFile(), Path: mpath})
 	return entries, nil
-}
-
-// writeFileAtomic writes data to a temp file beside p, syncs it and
-// renames it over p, with mode 0644.
-func writeFileAtomic(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+filepath.Base(p)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
 
 // pullCounter sums per-blob progress and reports it; blob goroutines call
@@ -879,7 +855,7 @@ func (a *registryAuth) fetchToken(ctx context.Context, ch authChallenge, scope s
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("requesting token for %s: %w", a.host, &statusError{Code: resp.StatusCode, URL: redactURL(realm), Body: readErrorBody(resp.Body)})
+		return fmt.Errorf("requesting token for %s: %w", a.host, &statusError{Code: resp.StatusCode, URL: redactURL(realm.String()), Body: readErrorBody(resp.Body)})
 	}
 	var body struct {
 		Token       string `json:"token"`

@@ -153,19 +153,6 @@ func checkZipName(name string) error {
 	return nil
 }
 
-// ctxReader stops a long copy when ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // publishZip moves tmp to dest, or beside it as "name (n).zip" when dest
 // holds something else. It returns "" when dest already had the same
 // content (tmp is then removed).
