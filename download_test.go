@@ -150,27 +150,40 @@ type fakeModel struct {
 	Blobs    map[string][]byte // config and layers, by digest
 }
 
-// addModel stores an Ollama model (a config plus the given layers) and
-// tags it. The manifest is shaped like registry.ollama.ai's.
-func (f *fakeRegistry) addModel(repo, tag string, layers ...[]byte) fakeModel {
-	f.t.Helper()
+// newFakeModel builds an Ollama model (a config plus the given layers)
+// whose manifest is shaped like registry.ollama.ai's.
+func newFakeModel(t *testing.T, name string, layers ...[]byte) fakeModel {
+	t.Helper()
 	m := fakeModel{Blobs: map[string][]byte{}}
-	cfg := []byte(fmt.Sprintf(`{"model_format":"gguf","model_family":"fake","file_type":"Q4_0","architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"name":%q}`, repo+":"+tag))
-	man := ociManifest{SchemaVersion: 2, MediaType: mediaDockerManifest}
-	c := f.addBlob("application/vnd.docker.container.image.v1+json", cfg)
-	man.Config = &c
-	m.Blobs[c.Digest] = cfg
+	desc := func(mediaType string, b []byte) ociDescriptor {
+		d := ociDescriptor{MediaType: mediaType, Digest: digestOf(b), Size: int64(len(b))}
+		m.Blobs[d.Digest] = b
+		return d
+	}
+	cfg := []byte(fmt.Sprintf(`{"model_format":"gguf","model_family":"fake","file_type":"Q4_0","architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"name":%q}`, name))
+	c := desc("application/vnd.docker.container.image.v1+json", cfg)
+	man := ociManifest{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &c}
 	types := []string{"application/vnd.ollama.image.model", "application/vnd.ollama.image.template", "application/vnd.ollama.image.params"}
 	for i, l := range layers {
-		d := f.addBlob(types[min(i, len(types)-1)], l)
-		man.Layers = append(man.Layers, d)
-		m.Blobs[d.Digest] = l
+		man.Layers = append(man.Layers, desc(types[min(i, len(types)-1)], l))
 	}
 	raw, err := json.Marshal(man)
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
-	m.Manifest, m.Digest = raw, f.addManifest(repo, tag, mediaDockerManifest, raw)
+	m.Manifest, m.Digest = raw, digestOf(raw)
+	return m
+}
+
+// addModel stores a model made by newFakeModel and tags it ("" = reachable
+// by digest only).
+func (f *fakeRegistry) addModel(repo, tag string, layers ...[]byte) fakeModel {
+	f.t.Helper()
+	m := newFakeModel(f.t, repo+":"+tag, layers...)
+	f.mu.Lock()
+	maps.Copy(f.blobs, m.Blobs)
+	f.mu.Unlock()
+	f.addManifest(repo, tag, mediaDockerManifest, m.Manifest)
 	return m
 }
 
