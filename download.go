@@ -221,6 +221,9 @@ func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult,
 		return pullResult{}, badInputf("pulling %s: no output folder given", name.DisplayName())
 	}
 	retries := req.Retries
+	if retries < 0 && c.cfg.Files != nil {
+		retries = c.cfg.Files.retries // -retries, set on the shared engine
+	}
 	if retries < 0 {
 		retries = defaultRetries
 	}
@@ -239,6 +242,22 @@ func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult,
 	prog.start(blobs)
 
 	staging := pullStagingDir(req.OutputDir, name)
+	entries := modelZipEntries(staging, name, raw, blobs)
+	out := req.Output
+	if out == "" {
+		out = filepath.Join(req.OutputDir, name.ZipName())
+	}
+	// A rerun after success: the zip already holds this very manifest and
+	// every blob verified, so nothing is fetched again.
+	if zipHolds(ctx, out, entries) {
+		prog.finish()
+		fi, err := os.Stat(out)
+		if err != nil {
+			return pullResult{}, err
+		}
+		c.cfg.Log.Info("model already pulled", "model", name.String(), "zip", out)
+		return pullResult{Path: out, Size: fi.Size(), Name: name}, nil
+	}
 	if err := prepareStaging(staging, blobs); err != nil {
 		return pullResult{}, err
 	}
@@ -248,16 +267,11 @@ func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult,
 	}
 
 	prog.phase("verifying")
-	entries, err := writeStagedManifest(staging, name, raw, blobs)
-	if err != nil {
+	if err := writeStagedManifest(entries, raw); err != nil {
 		return pullResult{}, err
 	}
 
 	prog.phase("packaging")
-	out := req.Output
-	if out == "" {
-		out = filepath.Join(req.OutputDir, name.ZipName())
-	}
 	zipPath, size, err := writeZip(ctx, out, entries)
 	if err != nil {
 		return pullResult{}, fmt.Errorf("writing zip for %s: %w", name.DisplayName(), err)
@@ -669,38 +683,25 @@ func (c *registryClient) fetchBlob(ctx context.Context, h *pullHost, name modelN
 	}
 }
 
-// writeStagedManifest checks the staged blobs and writes the manifest
-// byte-for-byte as served; it returns the zip's entries in Ollama's layout.
-func writeStagedManifest(dir string, name modelName, raw []byte, blobs []blobRef) ([]zipEntry, error) {
+// modelZipEntries lists the zip's entries in Ollama's layout, each with
+// the staging file it comes from and what it must hold:
+//
+//	blobs/sha256-<hex>
+//	manifests/<host>/<namespace>/<model>/<tag or sha256-hex>
+//
+// The host keeps its port as Ollama does. Windows cannot name a folder
+// "host:port", so staging uses "host_port" there; the zip keeps Ollama's.
+func modelZipEntries(dir string, name modelName, raw []byte, blobs []blobRef) []zipEntry {
 	entries := []zipEntry{{Name: "blobs/"}}
 	sorted := slices.Clone(blobs)
 	slices.SortFunc(sorted, func(a, b blobRef) int { return strings.Compare(a.Digest, b.Digest) })
 	for _, b := range sorted {
-		p := filepath.Join(dir, "blobs", b.file())
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("checking staged blob %s: %w", b.Digest, err)
-		}
-		if fi.Size() != b.Size {
-			return nil, fmt.Errorf("staged blob %s: %w: %d bytes, manifest says %d", b.Digest, errChecksumMismatch, fi.Size(), b.Size)
-		}
-		entries = append(entries, zipEntry{Name: "blobs/" + b.file(), Path: p})
+		entries = append(entries, zipEntry{Name: "blobs/" + b.file(), Path: filepath.Join(dir, "blobs", b.file()),
+			Size: b.Size, SHA256: strings.TrimPrefix(b.Digest, digestAlgoPrefix)})
 	}
-
-	// manifests/<host>/<namespace>/<model>/<tag>; the host keeps its port as
-	// Ollama does. Windows cannot name a folder "host:port", so staging uses
-	// "host_port" there; the zip entry keeps Ollama's name either way.
 	stagedHost := name.Host
 	if runtime.GOOS == "windows" {
 		stagedHost = strings.ReplaceAll(stagedHost, ":", "_")
-	}
-	mdir := filepath.Join(dir, "manifests", stagedHost, name.Namespace, name.Model)
-	if err := os.MkdirAll(mdir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating manifest folder: %w", err)
-	}
-	mpath := filepath.Join(mdir, name.ManifestFile())
-	if err := writeFileAtomic(mpath, raw, true); err != nil {
-		return nil, fmt.Errorf("writing manifest: %w", err)
 	}
 	zdir := "manifests/"
 	entries = append(entries, zipEntry{Name: zdir})
@@ -708,8 +709,36 @@ func writeStagedManifest(dir string, name modelName, raw []byte, blobs []blobRef
 		zdir = path.Join(zdir, part) + "/"
 		entries = append(entries, zipEntry{Name: zdir})
 	}
-	entries = append(entries, zipEntry{Name: zdir + name.ManifestFile(), Path: mpath})
-	return entries, nil
+	sum := sha256.Sum256(raw)
+	return append(entries, zipEntry{Name: zdir + name.ManifestFile(),
+		Path: filepath.Join(dir, "manifests", stagedHost, name.Namespace, name.Model, name.ManifestFile()),
+		Size: int64(len(raw)), SHA256: hex.EncodeToString(sum[:])})
+}
+
+// writeStagedManifest checks that every staged blob has its size (the
+// engine verified the digests) and writes the manifest byte-for-byte as
+// served: Ollama's model ID is its sha256.
+func writeStagedManifest(entries []zipEntry, raw []byte) error {
+	for _, e := range entries[:len(entries)-1] {
+		if e.Path == "" {
+			continue
+		}
+		fi, err := os.Stat(e.Path)
+		if err != nil {
+			return fmt.Errorf("checking staged blob: %w", err)
+		}
+		if fi.Size() != e.Size {
+			return fmt.Errorf("staged %s: %w: %d bytes, manifest says %d", e.Name, errChecksumMismatch, fi.Size(), e.Size)
+		}
+	}
+	m := entries[len(entries)-1].Path
+	if err := os.MkdirAll(filepath.Dir(m), 0o755); err != nil {
+		return fmt.Errorf("creating manifest folder: %w", err)
+	}
+	if err := writeFileAtomic(m, raw, true); err != nil {
+		return fmt.Errorf("writing manifest: %w", err)
+	}
+	return nil
 }
 
 // pullCounter sums per-blob progress and reports it; blob goroutines call
@@ -730,6 +759,20 @@ func (p *pullCounter) start(blobs []blobRef) {
 		p.total += b.Size
 	}
 	p.mu.Unlock()
+}
+
+// finish reports every blob as done (a pull that found its zip complete).
+func (p *pullCounter) finish() {
+	p.mu.Lock()
+	for i := range p.done {
+		p.done[i] = 0
+	}
+	if len(p.done) > 0 {
+		p.done[0] = p.total
+	}
+	p.cur = "verifying"
+	p.mu.Unlock()
+	p.report()
 }
 
 func (p *pullCounter) phase(name string) {

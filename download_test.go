@@ -639,14 +639,31 @@ func TestPullOutputAndRerun(t *testing.T) {
 	if res.Path != dest {
 		t.Errorf("Path = %q, want %q", res.Path, dest)
 	}
-	// The same pull again gives the same zip, not "my model (1).zip".
+	// The same pull again finds the zip complete: no blob is fetched, and
+	// the zip is the same one, not "my model (1).zip".
+	cdnBefore := f.count(func(f *fakeRegistry) int { return len(f.Ranges) })
 	res, err = c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: out, Output: dest, Retries: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n := f.count(func(f *fakeRegistry) int { return len(f.Ranges) }) - cdnBefore; n != 0 {
+		t.Errorf("rerun fetched %d blobs, want none", n)
+	}
 	if res.Path != dest {
 		t.Errorf("rerun Path = %q, want %q", res.Path, dest)
 	}
+	compareZipTree(t, readZipTree(t, dest), expectedTree(f.Host, "library", "tiny", "latest", m))
+
+	// The tag moved: the new model goes beside the old zip, never over it.
+	m2 := f.addModel("library/tiny", "latest", []byte("new weights"))
+	res, err = c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: out, Output: dest, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(filepath.Dir(dest), "my model (1).zip"); res.Path != want {
+		t.Errorf("moved tag Path = %q, want %q", res.Path, want)
+	}
+	compareZipTree(t, readZipTree(t, res.Path), expectedTree(f.Host, "library", "tiny", "latest", m2))
 	compareZipTree(t, readZipTree(t, dest), expectedTree(f.Host, "library", "tiny", "latest", m))
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"archive/zip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,10 @@ const maxZipNameTries = 1000
 type zipEntry struct {
 	Name string // slash-separated path in the zip; a trailing "/" marks a folder
 	Path string // file on disk to store; "" for a folder
+
+	// What the file must hold, for zipHolds; not checked by writeZip.
+	Size   int64
+	SHA256 string // lower-case hex
 }
 
 // writeZip writes entries into a zip at dest and returns where it went.
@@ -40,7 +46,9 @@ func writeZip(ctx context.Context, dest string, entries []zipEntry) (string, int
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", 0, fmt.Errorf("creating folder for %s: %w", dest, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".*.tmp")
+	// A fixed temporary name: a run killed while zipping leaves one file
+	// that the next run truncates, not a new stray file per attempt.
+	f, err := os.OpenFile(filepath.Join(dir, "."+filepath.Base(dest)+".tmp"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return "", 0, fmt.Errorf("creating temporary zip: %w", err)
 	}
@@ -212,6 +220,50 @@ func sameZip(a, b string) bool {
 	for i, fa := range za.File {
 		fb := zb.File[i]
 		if fa.Name != fb.Name || fa.Mode() != fb.Mode() || fa.CRC32 != fb.CRC32 || fa.UncompressedSize64 != fb.UncompressedSize64 {
+			return false
+		}
+	}
+	return true
+}
+
+// zipHolds reports whether the zip at path has exactly these entries, with
+// Ollama's modes, and each file's size and SHA-256 as listed. Reading it
+// back costs one pass over the zip, far less than fetching it again.
+func zipHolds(ctx context.Context, path string, entries []zipEntry) bool {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return false
+	}
+	defer zr.Close()
+	if len(zr.File) != len(entries) {
+		return false
+	}
+	byName := map[string]*zip.File{}
+	for _, f := range zr.File {
+		byName[f.Name] = f
+	}
+	for _, e := range entries {
+		f, ok := byName[e.Name]
+		if !ok {
+			return false
+		}
+		if e.Path == "" {
+			if f.Mode() != fs.ModeDir|0o755 {
+				return false
+			}
+			continue
+		}
+		if f.Mode() != 0o644 || e.SHA256 == "" || f.UncompressedSize64 != uint64(e.Size) {
+			return false
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return false
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, ctxReader{ctx, rc})
+		rc.Close()
+		if err != nil || hex.EncodeToString(h.Sum(nil)) != e.SHA256 {
 			return false
 		}
 	}

@@ -4,11 +4,14 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -239,5 +242,37 @@ func BenchmarkZipWrite(b *testing.B) {
 		b.StopTimer()
 		os.Remove(dest)
 		b.StartTimer()
+	}
+}
+
+func TestZipHolds(t *testing.T) {
+	src := t.TempDir()
+	a := writeTestFile(t, filepath.Join(src, "a"), "alpha")
+	sum := sha256.Sum256([]byte("alpha"))
+	good := []zipEntry{{Name: "blobs/"}, {Name: "blobs/a", Path: a, Size: 5, SHA256: hex.EncodeToString(sum[:])}}
+	dest := filepath.Join(t.TempDir(), "m.zip")
+	if _, _, err := writeZip(t.Context(), dest, good); err != nil {
+		t.Fatal(err)
+	}
+	other := sha256.Sum256([]byte("omega"))
+	tests := []struct {
+		name    string
+		entries []zipEntry
+		want    bool
+	}{
+		{"same", good, true},
+		{"other bytes, same size", []zipEntry{good[0], {Name: "blobs/a", Path: a, Size: 5, SHA256: hex.EncodeToString(other[:])}}, false},
+		{"other size", []zipEntry{good[0], {Name: "blobs/a", Path: a, Size: 6, SHA256: good[1].SHA256}}, false},
+		{"missing entry", good[:1], false},
+		{"extra entry", append(slices.Clone(good), zipEntry{Name: "manifests/"}), false},
+		{"renamed", []zipEntry{good[0], {Name: "blobs/b", Path: a, Size: 5, SHA256: good[1].SHA256}}, false},
+	}
+	for _, tc := range tests {
+		if got := zipHolds(t.Context(), dest, tc.entries); got != tc.want {
+			t.Errorf("%s: zipHolds = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if zipHolds(t.Context(), filepath.Join(t.TempDir(), "none.zip"), good) {
+		t.Errorf("zipHolds is true for a missing zip")
 	}
 }
