@@ -499,15 +499,15 @@ func readErrorBody(r io.Reader) string {
 
 // explainNetError names the host that could not be resolved: for a blob
 // this is usually the CDN the registry redirects to, not the registry.
-func explainNetError(err error, pullHostname string) error {
+func explainNetError(err error, registryHostname string) error {
 	var dns *net.DNSError
 	if !errors.As(err, &dns) {
 		return err
 	}
-	if strings.EqualFold(dns.Name, pullHostname) {
-		return fmt.Errorf("cannot resolve the registry host %s (check DNS or use a proxy): %w", dns.Name, err)
+	if strings.EqualFold(dns.Name, registryHostname) {
+		return fmt.Errorf("cannot resolve the registry host %s (check DNS or use a proxy): %w", dns.Name, dns)
 	}
-	return fmt.Errorf("cannot resolve %s, the download host the registry redirects blobs to (check DNS, or use a proxy that can reach it): %w", dns.Name, err)
+	return fmt.Errorf("cannot resolve %s, the download host the registry redirects blobs to (check DNS, or use a proxy that can reach it): %w", dns.Name, dns)
 }
 
 // blobRef is one blob to fetch.

@@ -1005,6 +1005,7 @@ func TestPullCDNNotResolvable(t *testing.T) {
 	_, err := c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: 1})
 	if err == nil || !strings.Contains(err.Error(), "cannot resolve "+cdnName+", the download host the registry redirects blobs to") {
 		t.Fatalf("err = %v, want it to name the CDN host %s", err, cdnName)
+
 	}
 }
 
