@@ -53,6 +53,7 @@ type fakeRegistry struct {
 	corrupt       int               // next n blob bodies have one byte flipped
 	drop          int               // next n blob bodies stop half-way (connection closed)
 	hold          map[string]int64  // digest → pause its body after this many bytes until the client leaves
+	trickle       map[string]int64  // digest → after this many bytes, send one byte per 50 ms
 	held          chan string       // receives a digest when its body is paused
 	manifestCode  int               // when set, every manifest GET answers this code…
 	manifestBody  string            // …with this body
@@ -99,6 +100,7 @@ func newFakeRegistry(t *testing.T, opts ...fakeOption) *fakeRegistry {
 		tokens:           map[string]bool{},
 		sigs:             map[string]int{},
 		hold:             map[string]int64{},
+		trickle:          map[string]int64{},
 		held:             make(chan string, 16),
 		serveManifest:    map[string][]byte{},
 		RegistryBlobHits: map[string]int{},
@@ -390,6 +392,7 @@ func (f *fakeRegistry) serveBlob(w http.ResponseWriter, r *http.Request, digest 
 		}
 	}
 	holdAt, hold := f.hold[digest]
+	trickleAt, trickle := f.trickle[digest]
 	f.mu.Unlock()
 
 	if fail {
@@ -417,6 +420,27 @@ func (f *fakeRegistry) serveBlob(w http.ResponseWriter, r *http.Request, digest 
 			<-r.Context().Done()
 		}
 		panic(http.ErrAbortHandler) // drop the connection mid-body
+	}
+	if trickle && r.Header.Get("Range") == "" && r.Method == http.MethodGet {
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.WriteHeader(http.StatusOK)
+		n, _ := w.Write(data[:trickleAt])
+		f.addServed(digest, int64(n))
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := trickleAt; i < int64(len(data)); i++ {
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tick.C:
+			}
+			if _, err := w.Write(data[i : i+1]); err != nil {
+				return
+			}
+			f.addServed(digest, 1)
+		}
+		return
 	}
 	cw := &fakeCountingWriter{ResponseWriter: w}
 	http.ServeContent(cw, r, "", time.Time{}, bytes.NewReader(data))
@@ -971,6 +995,85 @@ func TestPullResume(t *testing.T) {
 	}
 	if want := fmt.Sprintf("bytes=%d-", holdAt); !slices.Contains(f.Ranges, want) {
 		t.Errorf("ranges on resume = %q, want %q", f.Ranges, want)
+	}
+}
+
+// TestPullResumesAfterSIGKILL runs the real command as a subprocess, kills
+// it while the large blob is on its way, and runs it again: the verified
+// blobs are not fetched again, the large one continues from the offset the
+// killed process had made durable, and the zip is complete.
+func TestPullResumesAfterSIGKILL(t *testing.T) {
+	f := newFakeRegistry(t)
+	big := testBytes(2<<20, 8)
+	m := f.addModel("library/big", "latest", big, []byte("template"), []byte(`{"p":1}`))
+	bigDigest := digestOf(big)
+	const trickleAt = 1 << 20
+	f.set(func(f *fakeRegistry) { f.trickle[bigDigest] = trickleAt })
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	name, err := parseModelName("big", f.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobPath := func(d string) string {
+		return filepath.Join(pullStagingDir(out, name), "blobs", "sha256-"+strings.TrimPrefix(d, "sha256:"))
+	}
+	var smallFiles []string
+	for d := range m.Blobs {
+		if d != bigDigest {
+			smallFiles = append(smallFiles, blobPath(d))
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := command(t, ctx, dir, "-output-dir", out, "-registry", f.URL, "-retries", "1", "big")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait (bounded) until the small blobs are published and the killed
+	// process will have made at least trickleAt bytes of the big one durable.
+	var committed int64
+	for i := 0; i < 200 && committed < trickleAt; i++ {
+		if st, err := readPartState(blobPath(bigDigest)); err == nil && allExist(smallFiles) {
+			committed = st.Committed
+		}
+		if committed < trickleAt {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if committed < trickleAt {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the pull did not checkpoint %d bytes of the large blob within 10s\n%s", trickleAt, stderr.String())
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	f.set(func(f *fakeRegistry) { delete(f.trickle, bigDigest); f.Ranges = nil })
+	cmd = command(t, ctx, dir, "-output-dir", out, "-registry", f.URL, "big")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("second run: %v\n%s", err, b)
+	}
+	compareZipTree(t, readZipTree(t, filepath.Join(out, "big-latest.zip")), expectedTree(f.Host, "library", "big", "latest", m))
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range slices.Sorted(maps.Keys(m.Blobs)) {
+		want := 1
+		if d == bigDigest {
+			want = 2
+		}
+		if got := f.CDNHits[d]; got != want {
+			t.Errorf("blob %s fetched %d times, want %d", d[:19], got, want)
+		}
+	}
+	if len(f.Ranges) != 1 || parseRangeStart(f.Ranges[0]) < trickleAt {
+		t.Errorf("second run's requests had Range %q, want one from byte >= %d", f.Ranges, trickleAt)
 	}
 }
 
