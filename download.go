@@ -82,6 +82,7 @@ type pullRequest struct {
 	KeepStaging bool               // keep the staging folder after zipping
 	Retries     int                // < 0 = default
 	Progress    func(pullProgress) // called often; must be cheap
+	Limiter     *rateLimiter       // optional speed cap shared by all of this pull's blobs
 }
 
 type pullProgress struct {
@@ -204,9 +205,17 @@ func blobDownloader(files *rangeDownloader, client httpDoer, log *slog.Logger) *
 	if files == nil {
 		return newRangeDownloader(client, log)
 	}
-	d := *files
-	d.client = client
-	return &d
+	// Field by field: the engine holds a sync.Pool, which must not be copied.
+	// (A withClient method in download_generic.go would own this list.)
+	d := newRangeDownloader(client, files.log)
+	d.userAgent = files.userAgent
+	d.retries = files.retries
+	d.backoff, d.maxBackoff, d.maxRetryAfter = files.backoff, files.maxBackoff, files.maxRetryAfter
+	d.stallTimeout, d.checkpointEvery, d.bufferSize = files.stallTimeout, files.checkpointEvery, files.bufferSize
+	d.connections, d.minSegment, d.growEvery = files.connections, files.minSegment, files.growEvery
+	d.hosts = files.hosts     // one per-host connection cap for files and blobs
+	d.limiter = files.limiter // and one global speed limit
+	return d
 }
 
 // Pull fetches a model's manifest and blobs into staging, verifies them and
@@ -262,7 +271,7 @@ func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult,
 		return pullResult{}, err
 	}
 	prog.phase("downloading")
-	if err := c.fetchBlobs(ctx, h, name, staging, blobs, retries, prog); err != nil {
+	if err := c.fetchBlobs(ctx, h, name, staging, blobs, retries, req.Limiter, prog); err != nil {
 		return pullResult{}, err
 	}
 
@@ -605,7 +614,7 @@ func prepareStaging(dir string, blobs []blobRef) error {
 
 // fetchBlobs downloads every blob, cfg.Concurrency at a time; the first
 // failure stops the others.
-func (c *registryClient) fetchBlobs(ctx context.Context, h *pullHost, name modelName, dir string, blobs []blobRef, retries int, prog *pullCounter) error {
+func (c *registryClient) fetchBlobs(ctx context.Context, h *pullHost, name modelName, dir string, blobs []blobRef, retries int, limiter *rateLimiter, prog *pullCounter) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, c.cfg.Concurrency)
@@ -622,7 +631,7 @@ func (c *registryClient) fetchBlobs(ctx context.Context, h *pullHost, name model
 				return
 			}
 			defer func() { <-sem }()
-			if err := c.fetchBlob(ctx, h, name, dir, i, b, retries, prog); err != nil {
+			if err := c.fetchBlob(ctx, h, name, dir, i, b, retries, limiter, prog); err != nil {
 				errs[i] = err
 				cancel()
 			}
@@ -646,7 +655,7 @@ func (c *registryClient) fetchBlobs(ctx context.Context, h *pullHost, name model
 // mismatch (the engine already deleted the bad bytes) is retried a bounded
 // number of times: a manifest that lists a wrong size or a registry that
 // keeps sending bad bytes must end in a clear error, not a loop.
-func (c *registryClient) fetchBlob(ctx context.Context, h *pullHost, name modelName, dir string, i int, b blobRef, retries int, prog *pullCounter) error {
+func (c *registryClient) fetchBlob(ctx context.Context, h *pullHost, name modelName, dir string, i int, b blobRef, retries int, limiter *rateLimiter, prog *pullCounter) error {
 	u := h.base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
 	dest := filepath.Join(dir, "blobs", b.file())
 	for attempt := 0; ; attempt++ {
@@ -657,6 +666,7 @@ func (c *registryClient) fetchBlob(ctx context.Context, h *pullHost, name modelN
 			Size:     b.Size,
 			Header:   http.Header{"User-Agent": {c.userAgent}},
 			Retries:  retries,
+			Limiter:  limiter,
 			Progress: func(done, _ int64) { prog.set(i, done) },
 		})
 		if err == nil {
