@@ -176,6 +176,7 @@ func (c *registryClient) host(name modelName) *pullHost {
 	auth := &registryAuth{
 		next:      c.cfg.Client.Transport,
 		host:      name.Host,
+		scheme:    base.Scheme,
 		userAgent: c.userAgent,
 		tokens:    map[string]string{},
 	}
@@ -820,6 +821,7 @@ func (p *pullCounter) report() {
 type registryAuth struct {
 	next       http.RoundTripper
 	host       string // host[:port], compared case-insensitively
+	scheme     string // credentials never go over another scheme (https → http)
 	userAgent  string
 	user, pass string
 
@@ -831,7 +833,7 @@ type registryAuth struct {
 func (a *registryAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	r.Header.Set("User-Agent", a.userAgent)
-	if !strings.EqualFold(req.URL.Host, a.host) {
+	if !strings.EqualFold(req.URL.Host, a.host) || req.URL.Scheme != a.scheme {
 		return a.next.RoundTrip(r)
 	}
 	scope := repositoryScope(req.URL.Path)

@@ -1121,8 +1121,8 @@ func TestRegistryAuthOnlyForRegistryHost(t *testing.T) {
 		mu.Unlock()
 		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
 	})
-	a := &registryAuth{next: next, host: "127.0.0.1:5000", userAgent: "ua", tokens: map[string]string{"repository:library/x:pull": "T"}}
-	for _, u := range []string{"http://127.0.0.1:5000/v2/library/x/blobs/" + testDigest, "http://127.0.0.1:6000/blob/x", "http://cdn.example/blob"} {
+	a := &registryAuth{next: next, host: "127.0.0.1:5000", scheme: "https", userAgent: "ua", tokens: map[string]string{"repository:library/x:pull": "T"}}
+	for _, u := range []string{"https://127.0.0.1:5000/v2/library/x/blobs/" + testDigest, "https://127.0.0.1:6000/blob/x", "https://cdn.example/blob", "http://127.0.0.2:5000/v2/library/x/blobs/" + testDigest} {
 		req, _ := http.NewRequest(http.MethodGet, u, nil)
 		if _, err := a.RoundTrip(req); err != nil {
 			t.Fatal(err)
@@ -1131,7 +1131,7 @@ func TestRegistryAuthOnlyForRegistryHost(t *testing.T) {
 			t.Errorf("RoundTrip modified the caller's request")
 		}
 	}
-	want := map[string]string{"127.0.0.1:5000": "Bearer T", "127.0.0.1:6000": "", "cdn.example": ""}
+	want := map[string]string{"127.0.0.1:5000": "Bearer T", "127.0.0.1:6000": "", "cdn.example": "", "127.0.0.2:5000": ""}
 	if !maps.Equal(seen, want) {
 		t.Errorf("Authorization by host = %v, want %v", seen, want)
 	}
