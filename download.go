@@ -259,6 +259,9 @@ func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult,
 	}
 	// A rerun after success: the zip already holds this very manifest and
 	// every blob verified, so nothing is fetched again.
+	if _, err := os.Stat(out); err == nil {
+		prog.phase("verifying")
+	}
 	if zipHolds(ctx, out, entries) {
 		prog.finish()
 		fi, err := os.Stat(out)
