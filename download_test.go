@@ -55,6 +55,7 @@ type fakeRegistry struct {
 	hold          map[string]int64  // digest → pause its body after this many bytes until the client leaves
 	trickle       map[string]int64  // digest → after this many bytes, send one byte per 50 ms
 	held          chan string       // receives a digest when its body is paused
+	manifestFail  int               // next n manifest GETs answer 503
 	manifestCode  int               // when set, every manifest GET answers this code…
 	manifestBody  string            // …with this body
 	serveManifest map[string][]byte // digest → bytes served instead of the stored ones (tampering)
@@ -68,6 +69,7 @@ type fakeRegistry struct {
 	CDNAuthRejected  int
 	UserAgents       []string
 	Accepts          []string
+	Auths            []string // Authorization headers the registry (not the CDN) received
 }
 
 type fakeManifest struct {
@@ -224,6 +226,9 @@ func (f *fakeRegistry) count(fn func(f *fakeRegistry) int) int {
 func (f *fakeRegistry) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.UserAgents = append(f.UserAgents, r.UserAgent())
+	if a := r.Header.Get("Authorization"); a != "" {
+		f.Auths = append(f.Auths, a)
+	}
 	f.mu.Unlock()
 	if r.URL.Path == "/token" {
 		f.serveToken(w, r)
@@ -282,6 +287,10 @@ func (f *fakeRegistry) serveManifestGET(w http.ResponseWriter, r *http.Request, 
 	f.mu.Lock()
 	f.Accepts = append(f.Accepts, r.Header.Get("Accept"))
 	code, body := f.manifestCode, f.manifestBody
+	if f.manifestFail > 0 {
+		f.manifestFail--
+		code, body = http.StatusServiceUnavailable, "busy"
+	}
 	m, ok := f.manifests[repo+"|"+ref]
 	if tampered, ok2 := f.serveManifest[ref]; ok2 {
 		m.raw = tampered
@@ -806,6 +815,42 @@ func TestPullErrors(t *testing.T) {
 				t.Errorf("a request was made for an invalid name")
 			}
 		})
+	}
+}
+
+func TestPullManifestRetry(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "latest")
+	c := newTestRegistryClient(t, f.URL)
+	f.set(func(f *fakeRegistry) { f.manifestFail = 2 })
+	res, err := c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: 2})
+	if err != nil {
+		t.Fatalf("Pull after two 503s with 2 retries: %v", err)
+	}
+	compareZipTree(t, readZipTree(t, res.Path), expectedTree(f.Host, "library", "tiny", "latest", m))
+
+	f.set(func(f *fakeRegistry) { f.manifestFail = 3 })
+	_, err = c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: 2})
+	var se *statusError
+	if !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable {
+		t.Fatalf("Pull after three 503s with 2 retries: err = %v, want the 503", err)
+	}
+}
+
+// TestPullOtherHostGetsNoCredentials pulls a name whose host is not the
+// -registry host: the -registry credentials must not be sent there.
+func TestPullOtherHostGetsNoCredentials(t *testing.T) {
+	home := newFakeRegistry(t, withBasicAuth())
+	other := newFakeRegistry(t)
+	m := tinyModel(other, "tiny", "latest")
+	c := newTestRegistryClient(t, "http://"+fakeUser+":"+fakePassword+"@"+home.Host)
+	res, err := c.Pull(t.Context(), pullRequest{Ref: other.Host + "/library/tiny", OutputDir: t.TempDir(), Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareZipTree(t, readZipTree(t, res.Path), expectedTree(other.Host, "library", "tiny", "latest", m))
+	if auths := other.count(func(f *fakeRegistry) int { return len(f.Auths) }); auths != 0 {
+		t.Errorf("the other registry received Authorization %d times", auths)
 	}
 }
 
