@@ -677,17 +677,18 @@ func (c *registryClient) fetchBlob(ctx context.Context, h *pullHost, name modelN
 			prog.set(i, b.Size)
 			return nil
 		}
-		prog.set(i, 0)
 		if errors.Is(err, errConflict) && attempt == 0 {
 			// A file in staging that is not this blob (staging edited by
 			// hand): it is ours to replace.
 			c.cfg.Log.Warn("replacing a staged blob that fails verification", "digest", b.Digest)
 			if rerr := os.Remove(dest); rerr == nil {
+				prog.set(i, 0)
 				continue
 			}
 		}
 		if errors.Is(err, errChecksumMismatch) && attempt < retries && ctx.Err() == nil {
 			c.cfg.Log.Warn("blob failed verification, fetching it again", "digest", b.Digest, "attempt", attempt+1, "err", err)
+			prog.set(i, 0) // the engine deleted the bad bytes
 			continue
 		}
 		if errors.Is(err, errChecksumMismatch) {

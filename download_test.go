@@ -659,6 +659,28 @@ func TestPullKeepStaging(t *testing.T) {
 	}
 }
 
+// TestPullReplacesForeignStagedBlob: a file in staging under a blob's name
+// that is not that blob is replaced, not trusted and not fatal.
+func TestPullReplacesForeignStagedBlob(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "latest")
+	c := newTestRegistryClient(t, f.URL)
+	out := t.TempDir()
+	name, err := parseModelName("tiny", c.DefaultHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, b := range m.Blobs {
+		// Same size, other bytes: only the digest can tell.
+		writeTestFile(t, filepath.Join(pullStagingDir(out, name), "blobs", "sha256-"+strings.TrimPrefix(d, "sha256:")), strings.Repeat("x", len(b)))
+	}
+	res, err := c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: out, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareZipTree(t, readZipTree(t, res.Path), expectedTree(f.Host, "library", "tiny", "latest", m))
+}
+
 func TestPullOutputAndRerun(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
