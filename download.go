@@ -268,7 +268,7 @@ func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult,
 		if err != nil {
 			return pullResult{}, err
 		}
-		c.cfg.Log.Info("model already pulled", "model", name.String(), "zip", out)
+		c.cfg.Log.Debug("model already pulled", "model", name.String(), "zip", out)
 		return pullResult{Path: out, Size: fi.Size(), Name: name}, nil
 	}
 	if err := prepareStaging(staging, blobs); err != nil {
@@ -294,7 +294,7 @@ func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult,
 			c.cfg.Log.Warn("removing staging folder", "path", staging, "err", err)
 		}
 	}
-	c.cfg.Log.Info("model pulled", "model", name.String(), "zip", zipPath, "bytes", size)
+	c.cfg.Log.Debug("model pulled", "model", name.String(), "zip", zipPath, "bytes", size)
 	return pullResult{Path: zipPath, Size: size, Name: name}, nil
 }
 
@@ -477,7 +477,7 @@ func registryStatusError(resp *http.Response, name modelName, host string) error
 	model := name.DisplayName()
 	switch resp.StatusCode {
 	case http.StatusNotFound:
-		return fmt.Errorf("model %s: %w on %s (unknown model or tag; check the spelling): %w", model, errNotFound, host, se)
+		return fmt.Errorf("model %s: %w (unknown model or tag; check the spelling): %w", model, errNotFound, se)
 	case http.StatusUnauthorized:
 		return fmt.Errorf("model %s: %s requires credentials and offered no usable token challenge; pass them as -registry https://user:pass@%s or with %s/%s: %w",
 			model, host, host, envRegistryUser, envRegistryPassword, se)
