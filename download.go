@@ -198,25 +198,15 @@ func (c *registryClient) host(name modelName) *pullHost {
 	return h
 }
 
-// blobDownloader is the shared engine's configuration (retries, backoff,
-// stall timeout) with the registry host's authenticating client: the token
-// must reach the registry's blob URL but never the CDN it redirects to, so
-// it is added per request by registryAuth rather than as a header.
+// blobDownloader is the shared engine with the registry host's
+// authenticating client: the token must reach the registry's blob URL but
+// never the CDN it redirects to, so it is added per request by
+// registryAuth rather than as a header.
 func blobDownloader(files *rangeDownloader, client httpDoer, log *slog.Logger) *rangeDownloader {
 	if files == nil {
 		return newRangeDownloader(client, log)
 	}
-	// Field by field: the engine holds a sync.Pool, which must not be copied.
-	// (A withClient method in download_generic.go would own this list.)
-	d := newRangeDownloader(client, files.log)
-	d.userAgent = files.userAgent
-	d.retries = files.retries
-	d.backoff, d.maxBackoff, d.maxRetryAfter = files.backoff, files.maxBackoff, files.maxRetryAfter
-	d.stallTimeout, d.checkpointEvery, d.bufferSize = files.stallTimeout, files.checkpointEvery, files.bufferSize
-	d.connections, d.minSegment, d.growEvery = files.connections, files.minSegment, files.growEvery
-	d.hosts = files.hosts     // one per-host connection cap for files and blobs
-	d.limiter = files.limiter // and one global speed limit
-	return d
+	return files.withClient(client)
 }
 
 // Pull fetches a model's manifest and blobs into staging, verifies them and
