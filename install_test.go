@@ -222,3 +222,28 @@ func TestRunInstallCommandPullsModelNames(t *testing.T) {
 		t.Errorf("bad model name: exit code = %d, want 2", code)
 	}
 }
+
+// TestInstallPulledZip installs a zip made by this tool's own pull (its
+// folder entries and all) and finds exactly the files Ollama would have.
+func TestInstallPulledZip(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "latest")
+	res, err := newTestRegistryClient(t, f.URL).Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	models := t.TempDir()
+	var out bytes.Buffer
+	if err := installZip(t.Context(), res.Path, models, &out); err != nil {
+		t.Fatalf("installZip: %v\n%s", err, out.String())
+	}
+	want := map[string][]byte{}
+	for name, c := range expectedTree(f.Host, "library", "tiny", "latest", m) {
+		if !strings.HasSuffix(name, "/") {
+			want[name] = []byte(c.Data)
+		}
+	}
+	if got := readTree(t, models); !reflect.DeepEqual(got, want) {
+		t.Errorf("installed %d files, want %d", len(got), len(want))
+	}
+}

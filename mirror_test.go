@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -47,8 +48,8 @@ func pullLikeOllama(t *testing.T, base, repo, tag string) map[string][]byte {
 	if resp.StatusCode != 200 {
 		t.Fatalf("manifest: %d %s", resp.StatusCode, manifest)
 	}
-	if got := resp.Header.Get("Docker-Content-Digest"); got != testDigest(manifest) {
-		t.Errorf("Docker-Content-Digest = %q, want %q", got, testDigest(manifest))
+	if got := resp.Header.Get("Docker-Content-Digest"); got != layoutTestDigest(manifest) {
+		t.Errorf("Docker-Content-Digest = %q, want %q", got, layoutTestDigest(manifest))
 	}
 	if got := resp.Header.Get("Content-Type"); got != "application/vnd.docker.distribution.manifest.v2+json" {
 		t.Errorf("manifest Content-Type = %q", got)
@@ -114,8 +115,8 @@ func pullLikeOllama(t *testing.T, base, repo, tag string) map[string][]byte {
 			}
 			blob = append(blob, part...)
 		}
-		if testDigest(blob) != ref.Digest {
-			t.Fatalf("blob %s came back with digest %s", ref.Digest, testDigest(blob))
+		if layoutTestDigest(blob) != ref.Digest {
+			t.Fatalf("blob %s came back with digest %s", ref.Digest, layoutTestDigest(blob))
 		}
 		files[blobEntryName(ref.Digest)] = blob
 	}
@@ -205,7 +206,7 @@ func TestMirrorEndpoints(t *testing.T) {
 			code: 206, body: string(layer[10:20]), hdr: map[string]string{"Content-Range": "bytes 10-19/1000"}},
 		{name: "blob HEAD", method: "HEAD", path: "/v2/library/tiny/blobs/" + m1.order[1], code: 200, hdr: map[string]string{"Content-Length": "1000", "Docker-Content-Digest": m1.order[1]}},
 		{name: "blob redirect", method: "GET", path: "/v2/library/tiny/blobs/" + m1.order[1], code: 307},
-		{name: "blob unknown", method: "GET", path: "/v2/library/tiny/blobs/" + testDigest([]byte("x")), code: 404, contain: "BLOB_UNKNOWN"},
+		{name: "blob unknown", method: "GET", path: "/v2/library/tiny/blobs/" + layoutTestDigest([]byte("x")), code: 404, contain: "BLOB_UNKNOWN"},
 		{name: "blob bad digest", method: "GET", path: "/v2/library/tiny/blobs/sha256:..%2f..%2fetc", code: 400, contain: "DIGEST_INVALID"},
 		{name: "push refused", method: "POST", path: "/v2/library/tiny/blobs/uploads/", code: 405, contain: "read-only"},
 		{name: "delete refused", method: "DELETE", path: "/v2/library/tiny/manifests/latest", code: 405},
@@ -361,4 +362,76 @@ func (b *mirrorOutput) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestMirrorRoundTripWithRegistryClient: a model pulled from a registry
+// into a zip, served by the mirror, and pulled again by this tool's own
+// registry client gives the same files; only the host folder of the
+// manifest names the mirror instead, as Ollama's would.
+func TestMirrorRoundTripWithRegistryClient(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "latest")
+	first, err := newTestRegistryClient(t, f.URL).Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: -1})
+	if err != nil {
+		t.Fatalf("pull from the registry: %v", err)
+	}
+	if code := runVerifyCommand(t.Context(), []string{first.Path}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("verify of the pulled zip: exit code %d", code)
+	}
+
+	mirror := newModelMirror([]string{filepath.Dir(first.Path)}, nil)
+	var direct atomic.Int64 // blob requests that arrived under the second host name
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Host, "[::ffff:127.0.0.1]:") && strings.Contains(r.URL.Path, "/blobs/") {
+			direct.Add(1)
+		}
+		mirror.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	mirrorHost := strings.TrimPrefix(srv.URL, "http://")
+	c := newTestRegistryClient(t, srv.URL)
+	for _, tc := range []struct{ ref, file string }{
+		{"tiny", "latest"},
+		{"tiny@" + m.Digest, "sha256-" + strings.TrimPrefix(m.Digest, "sha256:")},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			again, err := c.Pull(t.Context(), pullRequest{Ref: tc.ref, OutputDir: t.TempDir(), Retries: -1})
+			if err != nil {
+				t.Fatalf("pull from the mirror: %v", err)
+			}
+			compareZipTree(t, readZipTree(t, again.Path), expectedTree(mirrorHost, "library", "tiny", tc.file, m))
+			if direct.Load() < int64(len(m.Blobs)) {
+				t.Errorf("%d blob requests followed the redirect to the second host name, want at least %d", direct.Load(), len(m.Blobs))
+			}
+			if tc.file != "latest" {
+				return
+			}
+			// The same zip as the first pull, entry for entry, apart from the host folder.
+			want := map[string]zipContent{}
+			for name, c := range readZipTree(t, first.Path) {
+				want[strings.Replace(name, "manifests/"+f.Host, "manifests/"+mirrorHost, 1)] = c
+			}
+			compareZipTree(t, readZipTree(t, again.Path), want)
+		})
+	}
+}
+
+// TestMirrorServesKeptStaging: with -keep-staging the output folder holds
+// the staged layout too; it is served even without the zip.
+func TestMirrorServesKeptStaging(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "latest")
+	out := t.TempDir()
+	res, err := newTestRegistryClient(t, f.URL).Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: out, KeepStaging: true, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(res.Path); err != nil {
+		t.Fatal(err)
+	}
+	_, srv := newTestMirror(t, out)
+	got := pullLikeOllama(t, srv.URL, "library/tiny", "latest")
+	if !bytes.Equal(got["manifest"], m.Manifest) || len(got) != len(m.Blobs)+1 {
+		t.Errorf("kept staging not served: %d files", len(got))
+	}
 }

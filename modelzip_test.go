@@ -30,7 +30,7 @@ type testModel struct {
 	digest   string            // of the manifest
 }
 
-func testDigest(b []byte) string {
+func layoutTestDigest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
@@ -41,24 +41,24 @@ func newTestModel(t testing.TB, host, ns, model, tag string, seed int, layerSize
 	t.Helper()
 	m := testModel{ref: host + "/" + ns + "/" + model + ":" + tag, blobs: map[string][]byte{}}
 	config := []byte(fmt.Sprintf(`{"model_format":"gguf","model_family":"test","seed":%d}`, seed))
-	m.blobs[testDigest(config)] = config
-	m.order = append(m.order, testDigest(config))
+	m.blobs[layoutTestDigest(config)] = config
+	m.order = append(m.order, layoutTestDigest(config))
 	var layers []string
 	for i, size := range layerSizes {
 		b := make([]byte, size)
 		for j := range b {
 			b[j] = byte((j*31 + i*7 + seed*13) % 251)
 		}
-		d := testDigest(b)
+		d := layoutTestDigest(b)
 		m.blobs[d] = b
 		m.order = append(m.order, d)
 		layers = append(layers, fmt.Sprintf(`{"mediaType":"application/vnd.ollama.image.model","digest":"%s","size":%d}`, d, size))
 	}
 	manifest := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",`+
 		`"config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"%s","size":%d},"layers":[%s]}`,
-		testDigest(config), len(config), strings.Join(layers, ","))
+		layoutTestDigest(config), len(config), strings.Join(layers, ","))
 	m.manifest = testEntry{name: "manifests/" + host + "/" + ns + "/" + model + "/" + tag, data: []byte(manifest)}
-	m.digest = testDigest(m.manifest.data)
+	m.digest = layoutTestDigest(m.manifest.data)
 	return m
 }
 
@@ -189,7 +189,7 @@ func tamperCases() []tamperCase {
 			return append(es, testEntry{name: "blobs/sha256-NOTHEX", data: []byte("x")})
 		}, "not a blob name"},
 		{"manifest names a missing blob", func(m testModel, es []testEntry) []testEntry {
-			missing := testDigest([]byte("not in the zip"))
+			missing := layoutTestDigest([]byte("not in the zip"))
 			es[len(es)-1].data = []byte(strings.Replace(string(es[len(es)-1].data), m.order[1], missing, 1))
 			return es
 		}, "which is missing"},
