@@ -109,7 +109,7 @@ func runServeModelsCommand(ctx context.Context, args []string, stdout, stderr io
 	}
 	for _, s := range sources {
 		if _, err := os.Stat(s); err != nil {
-			fmt.Fprintln(stderr, "serve-models:", err)
+			fmt.Fprintf(stderr, "serve-models: %s: no such zip or folder (name the zips or folders to serve, or set -output-dir)\n", s)
 			return 2
 		}
 	}
