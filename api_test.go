@@ -741,12 +741,13 @@ func apiWriteModelZip(t *testing.T, path string) {
 	apiWriteZip(t, path, "blobs/sha256-"+strings.Repeat("a", 64), "manifests/registry.ollama.ai/library/tiny/latest")
 }
 
-// apiVolatileKeys are JSON fields that differ from run to run; golden files
+// apiVolatileKeys are JSON fields that differ from run to run (download ids
+// are replaced by the tests that make them); golden files
 // hold a placeholder instead of their value.
 var apiVolatileKeys = map[string]bool{
-	"id": true, "created_at": true, "started_at": true, "finished_at": true, "modified": true,
+	"created_at": true, "started_at": true, "finished_at": true, "modified": true,
 	"speed": true, "total_speed": true, "eta_seconds": true, "duration_seconds": true,
-	"average_speed": true, "date": true, "output_dir": true,
+	"average_speed": true, "output_dir": true,
 }
 
 // apiCheckGolden compares a status and JSON body with testdata/api/<name>.json
@@ -843,4 +844,40 @@ func TestGoldenLibrary(t *testing.T) {
 	a.golden(t, "library", "GET", "/api/library", nil)
 	a.golden(t, "library-delete", "DELETE", "/api/library/file/isos/ubuntu.iso", nil)
 	a.golden(t, "library-after-delete", "GET", "/api/library", nil)
+}
+
+func TestGoldenHistoryAndStatistics(t *testing.T) {
+	a := newAPIServer(t)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	a.now = func() time.Time { return now }
+	recs := []historyRecord{
+		{ID: "d-1", Kind: "file", Source: "https://example.com/isos/ubuntu.iso", FileName: "ubuntu.iso", Path: "ubuntu.iso",
+			Size: 4000, Status: "completed", Domain: "example.com", FileType: "iso"},
+		{ID: "d-2", Kind: "model", Source: "llama3:latest", FileName: "llama3-latest.zip", Path: "llama3-latest.zip",
+			Size: 9000, Status: "completed", Domain: "registry.ollama.ai", FileType: "model"},
+		{ID: "d-3", Kind: "file", Source: "https://example.com/big.bin", FileName: "big.bin",
+			Size: 100, Status: "failed", Error: "https://example.com/big.bin: 503 Service Unavailable", Domain: "example.com", FileType: "bin"},
+		{ID: "d-4", Kind: "file", Source: "https://other.example/x.iso", FileName: "x.iso",
+			Status: "canceled", Domain: "other.example", FileType: "iso"},
+	}
+	for i := range recs {
+		recs[i].StartedAt = now.Add(-time.Duration(48-i) * time.Hour)
+		recs[i].FinishedAt = recs[i].StartedAt.Add(4 * time.Second)
+		recs[i].Duration = 4
+		recs[i].AverageSpeed = float64(recs[i].Size) / 4
+		if err := a.cfg.History.Add(recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.golden(t, "history", "GET", "/api/history?limit=50&offset=0", nil)
+	a.golden(t, "history-page", "GET", "/api/history?limit=2&offset=1", nil)
+	a.golden(t, "history-failed", "GET", "/api/history?status=failed", nil)
+	a.golden(t, "history-search", "GET", "/api/history?q=UBUNTU", nil)
+	a.golden(t, "statistics", "GET", "/api/statistics", nil)
+	a.golden(t, "history-delete", "DELETE", "/api/history/d-3", nil)
+	a.golden(t, "history-delete-unknown", "DELETE", "/api/history/d-3", nil)
+	a.golden(t, "history-after-delete", "GET", "/api/history", nil)
+	a.golden(t, "history-clear", "DELETE", "/api/history", nil)
+	a.golden(t, "history-after-clear", "GET", "/api/history", nil)
+	a.golden(t, "statistics-after-clear", "GET", "/api/statistics", nil)
 }
