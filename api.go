@@ -43,7 +43,6 @@ const (
 
 	maxBodyBytes    = 64 << 10 // request bodies: forms, JSON, nothing bigger
 	maxLibraryFiles = 10000    // keeps GET /api/library bounded on a huge folder
-	maxHistoryLimit = 1000
 	maxRetries      = 100
 )
 
@@ -864,7 +863,7 @@ func (s *server) handleLibraryDelete(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := intParam(q, "limit", 50, 1, maxHistoryLimit)
+	limit, err := intParam(q, "limit", historyDefaultLimit, 1, historyMaxLimit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -874,12 +873,7 @@ func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	status := q.Get("status")
-	if !slices.Contains([]string{"", "completed", "failed", "canceled"}, status) {
-		s.writeError(w, r, badInputf("status must be completed, failed or canceled (or empty for all), not %q", status))
-		return
-	}
-	page, err := s.cfg.History.List(historyQuery{Limit: limit, Offset: offset, Status: status, Search: strings.TrimSpace(q.Get("q"))})
+	page, err := s.cfg.History.List(historyQuery{Limit: limit, Offset: offset, Status: q.Get("status"), Search: q.Get("q")})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
