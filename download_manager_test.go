@@ -1,0 +1,455 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testDeadline bounds every wait in these tests.
+const testDeadline = 15 * time.Second
+
+// fakeEngine is a file engine the test steers: a transfer announces its
+// path and some progress, then waits until the test ends it (finishTransfer)
+// or its context is cancelled. It checks that the manager never runs two
+// transfers of one URL at once and counts how many run together.
+type fakeEngine struct {
+	t       *testing.T
+	mu      sync.Mutex
+	gates   map[string]chan error
+	active  map[string]int
+	running int
+	maxRun  int
+	starts  map[string]int
+}
+
+func newFakeEngine(t *testing.T) *fakeEngine {
+	return &fakeEngine{t: t, gates: map[string]chan error{}, active: map[string]int{}, starts: map[string]int{}}
+}
+
+func (f *fakeEngine) gateLocked(u string) chan error {
+	if f.gates[u] == nil {
+		f.gates[u] = make(chan error, 1)
+	}
+	return f.gates[u]
+}
+
+// finishTransfer ends the current (or next) transfer of u with err.
+func (f *fakeEngine) finishTransfer(u string, err error) {
+	f.mu.Lock()
+	ch := f.gateLocked(u)
+	f.mu.Unlock()
+	select {
+	case ch <- err:
+	case <-time.After(testDeadline):
+		f.t.Errorf("finishing %s: nobody took the result", u)
+	}
+}
+
+func (f *fakeEngine) download(ctx context.Context, req fileRequest) (fileResult, error) {
+	p := req.Path
+	if p == "" {
+		p = filepath.Join(req.Dir, path.Base(req.URL))
+	}
+	req.OnPath(p)
+	f.mu.Lock()
+	f.active[req.URL]++
+	if f.active[req.URL] > 1 {
+		f.t.Errorf("two transfers of %s at once", req.URL)
+	}
+	f.running++
+	f.maxRun = max(f.maxRun, f.running)
+	f.starts[req.URL]++
+	ch := f.gateLocked(req.URL)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.active[req.URL]--
+		f.running--
+		f.mu.Unlock()
+	}()
+	req.Progress(10, 100)
+	select {
+	case <-ctx.Done():
+		return fileResult{}, fmt.Errorf("downloading %s: %w", req.URL, ctx.Err())
+	case err := <-ch:
+		if err != nil {
+			return fileResult{}, err
+		}
+		if werr := os.WriteFile(p, []byte(strings.Repeat("x", 100)), 0o644); werr != nil {
+			return fileResult{}, werr
+		}
+		req.Progress(100, 100)
+		return fileResult{Path: p, Size: 100}, nil
+	}
+}
+
+func (f *fakeEngine) startCount(u string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.starts[u]
+}
+
+// newTestManager makes a manager on dir whose file transfers go to f (when
+// f is not nil).
+func newTestManager(t *testing.T, dir string, concurrency int, f *fakeEngine) *manager {
+	t.Helper()
+	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: concurrency, Retries: 2})
+	if err != nil {
+		t.Fatalf("newManager: %v", err)
+	}
+	m.saveEvery = 20 * time.Millisecond
+	if f != nil {
+		m.download = f.download
+	}
+	return m
+}
+
+// runManager runs m until the test ends or the returned stop is called;
+// stop waits for Run to return.
+func runManager(t *testing.T, m *manager) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(testDeadline):
+				t.Errorf("Run did not return after its context was cancelled")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitUntil waits, through Changed, until cond holds.
+func waitUntil(t *testing.T, m *manager, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(testDeadline)
+	for {
+		ch := m.Changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("timed out waiting until %s; queue: %+v", what, m.List())
+		}
+	}
+}
+
+func waitState(t *testing.T, m *manager, id, state string) jobView {
+	t.Helper()
+	var v jobView
+	waitUntil(t, m, id+" is "+state, func() bool {
+		var err error
+		v, err = m.Get(id)
+		return err == nil && v.State == state
+	})
+	return v
+}
+
+func countStates(m *manager) map[string]int {
+	n := map[string]int{}
+	for _, v := range m.List() {
+		n[v.State]++
+	}
+	return n
+}
+
+func mustAdd(t *testing.T, m *manager, src string) jobView {
+	t.Helper()
+	v, err := m.Add(addRequest{Source: src, Retries: -1})
+	if err != nil {
+		t.Fatalf("Add(%q): %v", src, err)
+	}
+	return v
+}
+
+func TestManagerAddValidates(t *testing.T) {
+	m := newTestManager(t, t.TempDir(), 2, nil)
+	tests := []struct {
+		name string
+		req  addRequest
+		want string // part of the message
+	}{
+		{"empty", addRequest{Source: "  "}, "enter a URL"},
+		{"no host", addRequest{Source: "https:///x.iso"}, "no host"},
+		{"bare scheme", addRequest{Source: "http://"}, "no host"},
+		{"bad escape", addRequest{Source: "http://h/%zz"}, "not a valid URL"},
+		{"ftp", addRequest{Source: "ftp://h/x.iso"}, "ftp:// links are not supported"},
+		{"retries too many", addRequest{Source: "https://h/x", Retries: 101}, "between 0 and 100"},
+		{"short sha256", addRequest{Source: "https://h/x", SHA256: "abc"}, "64 hexadecimal"},
+		{"non-hex sha256", addRequest{Source: "https://h/x", SHA256: strings.Repeat("g", 64)}, "64 hexadecimal"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := m.Add(tc.req)
+			if !errors.Is(err, errBadInput) {
+				t.Fatalf("Add(%+v) = %v, want an error matching errBadInput", tc.req, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("message %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+	if got := m.List(); len(got) != 0 {
+		t.Errorf("rejected input was queued: %+v", got)
+	}
+}
+
+func TestManagerAddView(t *testing.T) {
+	dir := t.TempDir()
+	m := newTestManager(t, dir, 2, nil)
+	sum := strings.Repeat("AB", 32)
+	v, err := m.Add(addRequest{Source: " https://example.com/files/a%20b.iso?sig=1 ", Retries: -1, SHA256: sum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := jobView{
+		ID: v.ID, Kind: "file", Source: "https://example.com/files/a%20b.iso?sig=1", Name: "a b.iso",
+		State: "queued", BytesTotal: -1, ETASeconds: -1, Retries: 2, CreatedAt: v.CreatedAt,
+	}
+	if v != want {
+		t.Errorf("Add view =\n%+v, want\n%+v", v, want)
+	}
+	if !strings.HasPrefix(v.ID, "d-") || v.CreatedAt.IsZero() {
+		t.Errorf("id %q, created_at %v", v.ID, v.CreatedAt)
+	}
+	// The same source again is the same download, not a second one.
+	again, err := m.Add(addRequest{Source: v.Source, Retries: 5})
+	if err != nil || again.ID != v.ID {
+		t.Errorf("adding the same URL again = %+v, %v; want the existing %s", again, err, v.ID)
+	}
+	other := mustAdd(t, m, "https://example.com/files/b.iso")
+	if other.ID == v.ID || other.Position != 1 {
+		t.Errorf("second download: id %s position %d", other.ID, other.Position)
+	}
+}
+
+func TestManagerTransitions(t *testing.T) {
+	f := newFakeEngine(t)
+	m := newTestManager(t, t.TempDir(), 1, f)
+	runManager(t, m)
+	a := mustAdd(t, m, "https://example.com/a.bin")
+	b := mustAdd(t, m, "https://example.com/b.bin")
+	waitState(t, m, a.ID, "downloading")
+	if v, _ := m.Get(b.ID); v.State != "queued" {
+		t.Fatalf("b = %s with concurrency 1, want queued", v.State)
+	}
+
+	conflicts := []struct {
+		name string
+		call func() error
+	}{
+		{"resume downloading", func() error { return m.Resume(a.ID) }},
+		{"retry downloading", func() error { return m.Retry(a.ID) }},
+		{"remove downloading", func() error { return m.Remove(a.ID, false) }},
+		{"move downloading", func() error { return m.Move(a.ID, "top") }},
+		{"resume queued", func() error { return m.Resume(b.ID) }},
+	}
+	for _, c := range conflicts {
+		if err := c.call(); !errors.Is(err, errConflict) {
+			t.Errorf("%s = %v, want errConflict", c.name, err)
+		}
+	}
+	unknown := []func() error{
+		func() error { return m.Pause("nope") },
+		func() error { return m.Resume("nope") },
+		func() error { return m.Cancel("nope") },
+		func() error { return m.Retry("nope") },
+		func() error { return m.Remove("nope", true) },
+		func() error { return m.Move("nope", "up") },
+		func() error { _, err := m.Get("nope"); return err },
+	}
+	for i, call := range unknown {
+		if err := call(); !errors.Is(err, errNotFound) {
+			t.Errorf("unknown id call %d = %v, want errNotFound", i, err)
+		}
+	}
+
+	// Pausing a queued one, then the running one, lets the other run.
+	if err := m.Pause(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Resume(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Pause(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := m.Get(a.ID); v.State != "paused" || v.BytesDone != 10 || v.Path != "a.bin" {
+		t.Errorf("paused a = %+v, want paused with its 10 bytes and path", v)
+	}
+	waitState(t, m, b.ID, "downloading")
+	f.finishTransfer("https://example.com/b.bin", nil)
+	done := waitState(t, m, b.ID, "completed")
+	if done.BytesDone != 100 || done.BytesTotal != 100 || done.FinishedAt.IsZero() || done.StartedAt.IsZero() || done.ETASeconds != 0 {
+		t.Errorf("completed b = %+v", done)
+	}
+	err := m.Cancel(b.ID)
+	if !errors.Is(err, errConflict) || !strings.Contains(err.Error(), "cannot cancel a completed download") {
+		t.Errorf("Cancel(completed) = %v, want a conflict saying why", err)
+	}
+
+	// a resumes, fails, is retried, is canceled, is removed.
+	if err := m.Resume(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, m, a.ID, "downloading")
+	f.finishTransfer("https://example.com/a.bin", errors.New("origin said 500"))
+	failed := waitState(t, m, a.ID, "failed")
+	if failed.Error != "origin said 500" {
+		t.Errorf("failed error = %q", failed.Error)
+	}
+	if err := m.Pause(a.ID); !errors.Is(err, errConflict) {
+		t.Errorf("Pause(failed) = %v, want errConflict", err)
+	}
+	if err := m.Retry(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, m, a.ID, "downloading")
+	if err := m.Cancel(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := m.Get(a.ID); v.State != "canceled" {
+		t.Errorf("after Cancel a = %s", v.State)
+	}
+	if got := f.startCount("https://example.com/a.bin"); got != 3 {
+		t.Errorf("a started %d times, want 3 (first, resume, retry)", got)
+	}
+	if err := m.Remove(a.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Get(a.ID); !errors.Is(err, errNotFound) {
+		t.Errorf("Get(removed) = %v, want errNotFound", err)
+	}
+}
+
+func TestManagerConcurrencyChanges(t *testing.T) {
+	f := newFakeEngine(t)
+	m := newTestManager(t, t.TempDir(), 2, f)
+	runManager(t, m)
+	var urls []string
+	for i := range 8 {
+		u := fmt.Sprintf("https://example.com/f%d.bin", i)
+		urls = append(urls, u)
+		mustAdd(t, m, u)
+	}
+	waitUntil(t, m, "2 downloading", func() bool { return countStates(m)["downloading"] == 2 })
+
+	for _, n := range []int{0, 33, -1} {
+		if err := m.SetConcurrency(n); !errors.Is(err, errBadInput) {
+			t.Errorf("SetConcurrency(%d) = %v, want errBadInput", n, err)
+		}
+	}
+	// Raising starts queued ones at once.
+	if err := m.SetConcurrency(5); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, m, "5 downloading", func() bool { return countStates(m)["downloading"] == 5 })
+	if m.Concurrency() != 5 {
+		t.Errorf("Concurrency() = %d", m.Concurrency())
+	}
+
+	// Lowering stops nothing: the 5 keep running; no new one starts until
+	// fewer than 1 run.
+	if err := m.SetConcurrency(1); err != nil {
+		t.Fatal(err)
+	}
+	if got := countStates(m)["downloading"]; got != 5 {
+		t.Errorf("after lowering to 1: %d downloading, want the 5 still running", got)
+	}
+	for i := range 4 {
+		f.finishTransfer(urls[i], nil)
+		want := 4 - i
+		waitUntil(t, m, fmt.Sprintf("%d downloading", want), func() bool {
+			n := countStates(m)
+			return n["downloading"] == want && n["completed"] == i+1
+		})
+	}
+	for i := 4; i < 8; i++ {
+		f.finishTransfer(urls[i], nil)
+		waitUntil(t, m, fmt.Sprintf("%d completed", i+1), func() bool { return countStates(m)["completed"] == i+1 })
+		if n := countStates(m)["downloading"]; n > 1 {
+			t.Fatalf("%d downloading with concurrency 1", n)
+		}
+	}
+	if f.maxRun != 5 {
+		t.Errorf("at most %d transfers ran together, want 5", f.maxRun)
+	}
+}
+
+func TestManagerMove(t *testing.T) {
+	// Every case starts from: c (queued), b (completed), a (downloading), d, e (queued).
+	tests := []struct {
+		move, where string
+		want        string
+		conflict    bool
+	}{
+		{"e", "top", "e c b a d", false},
+		{"c", "bottom", "b a d e c", false},
+		{"c", "down", "b a c d e", false}, // steps over the completed b
+		{"d", "up", "c b d a e", false},
+		{"c", "up", "c b a d e", false}, // already first
+		{"e", "down", "c b a d e", false},
+		{"a", "top", "c b a d e", true}, // downloading
+		{"b", "bottom", "c b a d e", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.move+" "+tc.where, func(t *testing.T) {
+			f := newFakeEngine(t)
+			m := newTestManager(t, t.TempDir(), 1, f)
+			ids := map[string]string{}
+			for _, n := range []string{"a", "b", "c", "d", "e"} {
+				ids[n] = mustAdd(t, m, "https://example.com/"+n).ID
+			}
+			if err := m.Move(ids["b"], "top"); err != nil {
+				t.Fatal(err)
+			}
+			runManager(t, m)
+			f.finishTransfer("https://example.com/b", nil)
+			waitState(t, m, ids["b"], "completed")
+			waitState(t, m, ids["a"], "downloading")
+			if err := m.Move(ids["c"], "top"); err != nil {
+				t.Fatal(err)
+			}
+
+			err := m.Move(ids[tc.move], tc.where)
+			if tc.conflict != errors.Is(err, errConflict) || !tc.conflict && err != nil {
+				t.Fatalf("Move(%s, %s) = %v, want conflict %v", tc.move, tc.where, err, tc.conflict)
+			}
+			var got []string
+			for i, v := range m.List() {
+				got = append(got, v.Name)
+				if v.Position != i {
+					t.Errorf("%s has position %d at index %d", v.Name, v.Position, i)
+				}
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Errorf("order %v, want %s", got, tc.want)
+			}
+		})
+	}
+	m := newTestManager(t, t.TempDir(), 1, nil)
+	v := mustAdd(t, m, "https://example.com/x")
+	if err := m.Move(v.ID, "sideways"); !errors.Is(err, errBadInput) {
+		t.Errorf("Move(sideways) = %v, want errBadInput", err)
+	}
+}
