@@ -595,8 +595,9 @@ func (m *manager) Pause(id string) error {
 		return err
 	}
 	if j.State != jobQueued && !stateRunning(j.State) {
+		err := jobConflict("cannot pause a %s download", j.State)
 		m.mu.Unlock()
-		return jobConflict("cannot pause a %s download", j.State)
+		return err
 	}
 	done := m.pauseLocked(j)
 	snap := m.commitLocked()
@@ -629,8 +630,9 @@ func (m *manager) Resume(id string) error {
 		return err
 	}
 	if j.State != jobPaused {
+		err := jobConflict("cannot resume a %s download", j.State)
 		m.mu.Unlock()
-		return jobConflict("cannot resume a %s download", j.State)
+		return err
 	}
 	j.State = jobQueued
 	m.scheduleLocked()
@@ -650,8 +652,9 @@ func (m *manager) Cancel(id string) error {
 		return err
 	}
 	if stateFinished(j.State) {
+		err := jobConflict("cannot cancel a %s download", j.State)
 		m.mu.Unlock()
-		return jobConflict("cannot cancel a %s download", j.State)
+		return err
 	}
 	done := m.cancelLocked(j)
 	snap := m.commitLocked()
@@ -693,8 +696,9 @@ func (m *manager) Retry(id string) error {
 		return err
 	}
 	if j.State != jobFailed && j.State != jobCanceled {
+		err := jobConflict("cannot retry a %s download: only failed or canceled ones", j.State)
 		m.mu.Unlock()
-		return jobConflict("cannot retry a %s download: only failed or canceled ones", j.State)
+		return err
 	}
 	if j.State == jobCanceled {
 		j.Done, j.Total = 0, -1
@@ -726,12 +730,14 @@ func (m *manager) Remove(id string, deleteFile bool) error {
 	}
 	j := m.jobs[i]
 	if !stateFinished(j.State) {
+		err := jobConflict("cannot remove a %s download: pause or cancel it first", j.State)
 		m.mu.Unlock()
-		return jobConflict("cannot remove a %s download: pause or cancel it first", j.State)
+		return err
 	}
 	if j.run != nil {
+		err := jobConflict("download %s is still stopping: try again in a moment", id)
 		m.mu.Unlock()
-		return jobConflict("download %s is still stopping: try again in a moment", id)
+		return err
 	}
 	var rel string
 	if deleteFile && j.Path != "" {
@@ -797,8 +803,9 @@ func (m *manager) Move(id, where string) error {
 	}
 	j := m.jobs[i]
 	if j.State != jobQueued {
+		err := jobConflict("cannot move a %s download: only queued ones", j.State)
 		m.mu.Unlock()
-		return jobConflict("cannot move a %s download: only queued ones", j.State)
+		return err
 	}
 	to := i
 	switch where {

@@ -28,10 +28,11 @@ type fakeEngine struct {
 	running int
 	maxRun  int
 	starts  map[string]int
+	paths   map[string]string // the Path of each URL's latest request
 }
 
 func newFakeEngine(t *testing.T) *fakeEngine {
-	return &fakeEngine{t: t, gates: map[string]chan error{}, active: map[string]int{}, starts: map[string]int{}}
+	return &fakeEngine{t: t, gates: map[string]chan error{}, active: map[string]int{}, starts: map[string]int{}, paths: map[string]string{}}
 }
 
 func (f *fakeEngine) gateLocked(u string) chan error {
@@ -54,6 +55,9 @@ func (f *fakeEngine) finishTransfer(u string, err error) {
 }
 
 func (f *fakeEngine) download(ctx context.Context, req fileRequest) (fileResult, error) {
+	f.mu.Lock()
+	f.paths[req.URL] = req.Path
+	f.mu.Unlock()
 	p := req.Path
 	if p == "" {
 		p = filepath.Join(req.Dir, path.Base(req.URL))
@@ -89,6 +93,13 @@ func (f *fakeEngine) download(ctx context.Context, req fileRequest) (fileResult,
 		req.Progress(100, 100)
 		return fileResult{Path: p, Size: 100}, nil
 	}
+}
+
+// gateLocked2 is the gate of u, taking the lock itself.
+func (f *fakeEngine) gateLocked2(u string) chan error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gateLocked(u)
 }
 
 func (f *fakeEngine) startCount(u string) int {
@@ -451,5 +462,410 @@ func TestManagerMove(t *testing.T) {
 	v := mustAdd(t, m, "https://example.com/x")
 	if err := m.Move(v.ID, "sideways"); !errors.Is(err, errBadInput) {
 		t.Errorf("Move(sideways) = %v, want errBadInput", err)
+	}
+}
+
+func TestManagerBulk(t *testing.T) {
+	f := newFakeEngine(t)
+	m := newTestManager(t, t.TempDir(), 2, f)
+	runManager(t, m)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, mustAdd(t, m, fmt.Sprintf("https://example.com/%d", i)).ID)
+	}
+	waitState(t, m, ids[0], "downloading")
+	f.finishTransfer("https://example.com/0", nil)
+	waitState(t, m, ids[0], "completed")
+	waitUntil(t, m, "2 downloading", func() bool { return countStates(m)["downloading"] == 2 })
+
+	steps := []struct {
+		name  string
+		call  func() int
+		want  int
+		state string // every download but the completed one
+	}{
+		{"pause all", m.PauseAll, 4, "paused"},
+		{"pause all again", m.PauseAll, 0, "paused"},
+		{"resume all", m.ResumeAll, 4, ""},
+		{"cancel all", m.CancelAll, 4, "canceled"},
+		{"resume all canceled", m.ResumeAll, 0, "canceled"},
+	}
+	for _, s := range steps {
+		if got := s.call(); got != s.want {
+			t.Errorf("%s = %d, want %d", s.name, got, s.want)
+		}
+		if s.state == "" {
+			continue
+		}
+		if n := countStates(m); n[s.state] != 4 || n["completed"] != 1 {
+			t.Errorf("after %s: states %v", s.name, n)
+		}
+		if s.state == "paused" {
+			f.mu.Lock()
+			if f.running != 0 {
+				t.Errorf("after %s: %d transfers still running", s.name, f.running)
+			}
+			f.mu.Unlock()
+		}
+	}
+	if got := m.ClearFinished(); got != 5 {
+		t.Errorf("ClearFinished = %d, want 5", got)
+	}
+	if got := m.List(); len(got) != 0 {
+		t.Errorf("after ClearFinished: %+v", got)
+	}
+}
+
+func TestManagerWait(t *testing.T) {
+	f := newFakeEngine(t)
+	m := newTestManager(t, t.TempDir(), 2, f)
+	runManager(t, m)
+	ok := mustAdd(t, m, "https://example.com/ok")
+	bad := mustAdd(t, m, "https://example.com/bad")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := m.Wait(ctx, ok.ID); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Wait on a running download = %v, want DeadlineExceeded", err)
+	}
+	if err := m.Wait(t.Context(), ok.ID, "nope"); !errors.Is(err, errNotFound) {
+		t.Errorf("Wait(unknown) = %v, want errNotFound", err)
+	}
+
+	waited := make(chan error, 1)
+	go func() { waited <- m.Wait(t.Context(), ok.ID, bad.ID) }()
+	f.finishTransfer("https://example.com/ok", nil)
+	f.finishTransfer("https://example.com/bad", errors.New("404 Not Found"))
+	select {
+	case err := <-waited:
+		if err == nil || !strings.Contains(err.Error(), "https://example.com/bad: 404 Not Found") || strings.Contains(err.Error(), "/ok") {
+			t.Errorf("Wait = %v, want the failure of bad only", err)
+		}
+	case <-time.After(testDeadline):
+		t.Fatal("Wait did not return after both finished")
+	}
+	if err := m.Wait(t.Context(), ok.ID); err != nil {
+		t.Errorf("Wait(completed) = %v", err)
+	}
+}
+
+func TestManagerRestart(t *testing.T) {
+	dir := t.TempDir()
+	f := newFakeEngine(t)
+	m := newTestManager(t, dir, 2, f)
+	stop := runManager(t, m)
+	ids := map[string]string{}
+	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
+		ids[n] = mustAdd(t, m, "https://example.com/"+n).ID
+	}
+	// a and b run; c, d, e, f wait. Then: e completes, f fails, d is paused.
+	waitState(t, m, ids["b"], "downloading")
+	if err := m.Pause(ids["d"]); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"e", "f"} {
+		if err := m.Move(ids[n], "top"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Order now f e a b c d; make room for e and f.
+	if err := m.SetConcurrency(4); err != nil {
+		t.Fatal(err)
+	}
+	f.finishTransfer("https://example.com/e", nil)
+	f.finishTransfer("https://example.com/f", errors.New("gone"))
+	waitState(t, m, ids["e"], "completed")
+	waitState(t, m, ids["f"], "failed")
+	waitState(t, m, ids["c"], "downloading")
+	// What a kill -9 at this moment would leave: the queue as last saved.
+	waitUntil(t, m, "queue.json shows c downloading", func() bool {
+		data, err := os.ReadFile(filepath.Join(dir, ".state", "queue.json"))
+		return err == nil && strings.Count(string(data), `"state": "downloading"`) == 3
+	})
+	killed, err := os.ReadFile(filepath.Join(dir, ".state", "queue.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := m.List()
+	stop()
+
+	want := map[string]string{"f": "failed", "e": "completed", "a": "queued", "b": "queued", "c": "queued", "d": "paused"}
+	check := func(name string, m *manager) {
+		t.Helper()
+		got := m.List()
+		if len(got) != len(before) {
+			t.Fatalf("%s: %d downloads, want %d", name, len(got), len(before))
+		}
+		for i, v := range got {
+			if v.ID != before[i].ID || v.Source != before[i].Source || v.Position != i {
+				t.Errorf("%s: #%d = %s %s, want %s %s", name, i, v.ID, v.Source, before[i].ID, before[i].Source)
+			}
+			if w := want[v.Name]; v.State != w {
+				t.Errorf("%s: %s is %s, want %s", name, v.Name, v.State, w)
+			}
+		}
+	}
+	check("after shutdown", m)
+	m2 := newTestManager(t, dir, 2, nil)
+	check("after restart", m2)
+	if v, _ := m2.Get(ids["a"]); v.Path != "a" || v.BytesDone != 10 || v.CreatedAt != before[2].CreatedAt {
+		t.Errorf("restored a = %+v", v)
+	}
+
+	// The state a kill leaves loads the same way.
+	if err := os.WriteFile(filepath.Join(dir, ".state", "queue.json"), killed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f3 := newFakeEngine(t)
+	m3 := newTestManager(t, dir, 2, f3)
+	check("after kill", m3)
+	if m3.Recovered() != "" {
+		t.Errorf("Recovered() = %q on a good file", m3.Recovered())
+	}
+	// It continues the same files: the engine is told the known paths.
+	runManager(t, m3)
+	waitState(t, m3, ids["b"], "downloading")
+	f3.mu.Lock()
+	if got, want := f3.paths["https://example.com/a"], filepath.Join(dir, "a"); got != want {
+		t.Errorf("resumed a with Path %q, want %q", got, want)
+	}
+	f3.mu.Unlock()
+	for _, n := range []string{"a", "b", "c"} {
+		f3.finishTransfer("https://example.com/"+n, nil)
+	}
+	if err := m3.Wait(t.Context(), ids["a"], ids["b"], ids["c"]); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := m3.Get(ids["d"]); v.State != "paused" {
+		t.Errorf("paused d became %s", v.State)
+	}
+}
+
+func TestManagerCorruptQueue(t *testing.T) {
+	tests := []struct {
+		name, data string
+	}{
+		{"garbage", "{not json"},
+		{"truncated", `{"version":1,"jobs":[{"id":"d-1-1","kind":"file","source":"https://h/x","state":"queued"`},
+		{"unknown version", `{"version":99,"jobs":[]}`},
+		{"unknown state", `{"version":1,"jobs":[{"id":"d-1-1","kind":"file","source":"https://h/x","state":"exploded"}]}`},
+		{"duplicate id", `{"version":1,"jobs":[{"id":"d-1-1","kind":"file","source":"https://h/x","state":"queued"},{"id":"d-1-1","kind":"file","source":"https://h/y","state":"queued"}]}`},
+		{"no source", `{"version":1,"jobs":[{"id":"d-1-1","kind":"file","state":"queued"}]}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			state := filepath.Join(dir, ".state", "queue.json")
+			if err := os.MkdirAll(filepath.Dir(state), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(state, []byte(tc.data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m := newTestManager(t, dir, 2, nil)
+			aside := m.Recovered()
+			if !strings.HasPrefix(aside, state+".corrupt-") {
+				t.Fatalf("Recovered() = %q, want %s.corrupt-<time>", aside, state)
+			}
+			if got, err := os.ReadFile(aside); err != nil || string(got) != tc.data {
+				t.Errorf("moved-aside file = %q, %v; want the original bytes", got, err)
+			}
+			if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("queue.json still there: %v", err)
+			}
+			if got := m.List(); len(got) != 0 {
+				t.Errorf("queue = %+v, want empty", got)
+			}
+			// The manager works and writes a good file again.
+			v := mustAdd(t, m, "https://example.com/x")
+			m2 := newTestManager(t, dir, 2, nil)
+			if got := m2.List(); len(got) != 1 || got[0].ID != v.ID || m2.Recovered() != "" {
+				t.Errorf("after a new add and reload: %+v, recovered %q", got, m2.Recovered())
+			}
+		})
+	}
+}
+
+func TestManagerRemoveDeletesOnlyInsideOutput(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(dir, "link")); err != nil {
+		t.Skipf("cannot make a symbolic link: %v", err)
+	}
+	f := newFakeEngine(t)
+	m := newTestManager(t, dir, 3, f)
+	runManager(t, m)
+	add := func(u, output string) jobView {
+		t.Helper()
+		v, err := m.Add(addRequest{Source: u, Retries: -1, Output: output})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.finishTransfer(u, nil)
+		return waitState(t, m, v.ID, "completed")
+	}
+	inside := add("https://example.com/inside.bin", "")
+	outside := add("https://example.com/outside.bin", filepath.Join(elsewhere, "outside.bin"))
+	linked := add("https://example.com/linked.bin", filepath.Join(dir, "link", "linked.bin"))
+
+	if err := m.Remove(outside.ID, true); !errors.Is(err, errConflict) {
+		t.Errorf("Remove(outside, delete) = %v, want errConflict", err)
+	}
+	if _, err := m.Get(outside.ID); err != nil {
+		t.Errorf("a refused Remove forgot the download: %v", err)
+	}
+	if err := m.Remove(linked.ID, true); err == nil {
+		t.Errorf("Remove through a symbolic link out of the output folder succeeded")
+	}
+	for _, name := range []string{"outside.bin", "linked.bin"} {
+		if _, err := os.Stat(filepath.Join(elsewhere, name)); err != nil {
+			t.Errorf("%s outside the output folder was touched: %v", name, err)
+		}
+	}
+	if err := m.Remove(inside.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inside.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("inside.bin still there: %v", err)
+	}
+	if err := m.Remove(outside.ID, false); err != nil {
+		t.Errorf("Remove(outside, keep file) = %v", err)
+	}
+	if got := m.List(); len(got) != 0 {
+		t.Errorf("left: %+v", got)
+	}
+}
+
+func TestManagerHistoryRecord(t *testing.T) {
+	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	m := newTestManager(t, t.TempDir(), 1, nil)
+	tests := []struct {
+		name string
+		job  managerJob
+		want historyRecord
+	}{
+		{
+			"file",
+			managerJob{
+				ID: "d-1-1", Kind: "file", Source: "https://u:secret@Example.COM:8443/d/Movie.MKV?X-Amz-Signature=abc#t",
+				State: "completed", Path: filepath.Join(m.outputDir, "Movie.MKV"), Done: 4000, Attempt: 1,
+				Transferred: 3000, Active: 2, StartedAt: start, FinishedAt: start.Add(5 * time.Second),
+			},
+			historyRecord{
+				ID: "d-1-1", Kind: "file", Source: "https://u:xxxxx@Example.COM:8443/d/Movie.MKV?REDACTED",
+				FileName: "Movie.MKV", Path: "Movie.MKV", Size: 4000, StartedAt: start, FinishedAt: start.Add(5 * time.Second),
+				Duration: 2, AverageSpeed: 1500, Status: "completed", Domain: "example.com", FileType: "mkv",
+			},
+		},
+		{
+			"failed retry without extension",
+			managerJob{
+				ID: "d-1-2", Kind: "file", Source: "http://h/download", State: "failed", Error: "boom", Attempt: 2,
+				FinishedAt: start,
+			},
+			historyRecord{
+				ID: "d-1-2-2", Kind: "file", Source: "http://h/download", StartedAt: start, FinishedAt: start,
+				Status: "failed", Error: "boom", Domain: "h", FileType: "other",
+			},
+		},
+		{
+			"model",
+			managerJob{
+				ID: "d-1-3", Kind: "model", Source: "llama3", State: "canceled", Done: 10,
+				name: modelName{Host: "registry.ollama.ai", Namespace: "library", Model: "llama3", Tag: "latest"},
+				Path: filepath.Join(m.outputDir, "llama3-latest.zip"), StartedAt: start, FinishedAt: start,
+			},
+			historyRecord{
+				ID: "d-1-3", Kind: "model", Source: "llama3", FileName: "llama3-latest.zip", Path: "llama3-latest.zip",
+				Size: 10, StartedAt: start, FinishedAt: start, Status: "canceled", Domain: "registry.ollama.ai", FileType: "model",
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := m.recordLocked(&tc.job); got != tc.want {
+				t.Errorf("record =\n%+v, want\n%+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestManagerConcurrentCalls hammers one manager from many goroutines; the
+// fake engine fails the test if a URL ever has two transfers at once, and
+// -race checks the locking.
+func TestManagerConcurrentCalls(t *testing.T) {
+	f := newFakeEngine(t)
+	m := newTestManager(t, t.TempDir(), 3, f)
+	runManager(t, m)
+	const urls = 12
+	source := func(i int) string { return fmt.Sprintf("https://example.com/s%d", i) }
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				k := (g*7 + i*5) % urls
+				v, err := m.Add(addRequest{Source: source(k), Retries: -1})
+				if err != nil {
+					t.Errorf("Add: %v", err)
+					return
+				}
+				switch (g + i) % 9 {
+				case 0:
+					err = m.Pause(v.ID)
+				case 1:
+					err = m.Resume(v.ID)
+				case 2:
+					err = m.Cancel(v.ID)
+				case 3:
+					err = m.Retry(v.ID)
+				case 4:
+					err = m.SetConcurrency(1 + (g+i)%4)
+				case 5:
+					err = m.Move(v.ID, []string{"top", "up", "down", "bottom"}[i%4])
+				case 6:
+					// Completes whatever transfer of it runs next.
+					select {
+					case f.gateLocked2(source(k)) <- nil:
+					default:
+					}
+				case 7:
+					m.List()
+				case 8:
+					if i%3 == 0 {
+						m.PauseAll()
+					} else {
+						m.ResumeAll()
+					}
+				}
+				if err != nil && !errors.Is(err, errConflict) {
+					t.Errorf("call %d: %v", (g+i)%9, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	m.CancelAll()
+	var ids []string
+	for _, v := range m.List() {
+		ids = append(ids, v.ID)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
+	if err := m.Wait(ctx, ids...); err != nil {
+		t.Fatalf("Wait after CancelAll: %v", err)
+	}
+	for _, v := range m.List() {
+		if v.State != "canceled" && v.State != "completed" {
+			t.Errorf("%s left %s", v.ID, v.State)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.running != 0 {
+		t.Errorf("%d transfers still running", f.running)
+	}
+	if f.maxRun > 4 {
+		t.Errorf("%d transfers ran together; concurrency never exceeded 4", f.maxRun)
 	}
 }
