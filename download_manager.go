@@ -414,15 +414,10 @@ func (m *manager) newJob(req addRequest) (*managerJob, error) {
 		}
 		j.Output = out
 	}
-	lower := strings.ToLower(src)
 	switch {
-	case strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://"):
-		u, err := url.Parse(src)
-		if err != nil {
-			return nil, badInputf("%q is not a valid URL: %v", src, errors.Unwrap(err))
-		}
-		if u.Hostname() == "" {
-			return nil, badInputf("%q is not a valid URL: it has no host", src)
+	case isURLArg(src):
+		if err := checkDownloadURL(src); err != nil {
+			return nil, err
 		}
 		j.Kind = jobKindFile
 		j.Path = j.Output
@@ -1180,7 +1175,7 @@ func (m *manager) recordLocked(j *managerJob) historyRecord {
 	rec := historyRecord{
 		ID:         j.ID,
 		Kind:       j.Kind,
-		Source:     j.redactedSource(),
+		Source:     j.Source,
 		Path:       m.viewPath(j.Path),
 		Size:       j.Done,
 		StartedAt:  j.StartedAt.UTC(),
@@ -1188,6 +1183,9 @@ func (m *manager) recordLocked(j *managerJob) historyRecord {
 		Duration:   j.Active,
 		Status:     j.State,
 		Error:      j.Error,
+	}
+	if j.Kind == jobKindFile {
+		rec.Source = redactURL(j.Source)
 	}
 	if j.Attempt > 1 {
 		// Each attempt is its own record; history IDs stay unique.
@@ -1218,23 +1216,6 @@ func (m *manager) recordLocked(j *managerJob) historyRecord {
 		rec.FileType = "other"
 	}
 	return rec
-}
-
-// redactedSource is the source without secrets: a URL loses its password
-// and its query (a presigned query string is a credential).
-func (j *managerJob) redactedSource() string {
-	if j.Kind != jobKindFile {
-		return j.Source
-	}
-	u, err := url.Parse(j.Source)
-	if err != nil {
-		return j.Source
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "REDACTED"
-	}
-	u.Fragment = ""
-	return u.Redacted()
 }
 
 // waitStopped waits until the given runs are done, at most stopTimeout in all.

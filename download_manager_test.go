@@ -203,7 +203,7 @@ func TestManagerAddValidates(t *testing.T) {
 		{"empty", addRequest{Source: "  "}, "enter a URL"},
 		{"no host", addRequest{Source: "https:///x.iso"}, "no host"},
 		{"bare scheme", addRequest{Source: "http://"}, "no host"},
-		{"bad escape", addRequest{Source: "http://h/%zz"}, "not a valid URL"},
+		{"bad escape", addRequest{Source: "http://h/%zz"}, "invalid URL"},
 		{"ftp", addRequest{Source: "ftp://h/x.iso"}, "ftp:// links are not supported"},
 		{"retries too many", addRequest{Source: "https://h/x", Retries: 101}, "between 0 and 100"},
 		{"short sha256", addRequest{Source: "https://h/x", SHA256: "abc"}, "64 hexadecimal"},
@@ -751,7 +751,7 @@ func TestManagerHistoryRecord(t *testing.T) {
 				Transferred: 3000, Active: 2, StartedAt: start, FinishedAt: start.Add(5 * time.Second),
 			},
 			historyRecord{
-				ID: "d-1-1", Kind: "file", Source: "https://u:xxxxx@Example.COM:8443/d/Movie.MKV?REDACTED",
+				ID: "d-1-1", Kind: "file", Source: redactURL("https://u:secret@Example.COM:8443/d/Movie.MKV?X-Amz-Signature=abc#t"),
 				FileName: "Movie.MKV", Path: "Movie.MKV", Size: 4000, StartedAt: start, FinishedAt: start.Add(5 * time.Second),
 				Duration: 2, AverageSpeed: 1500, Status: "completed", Domain: "example.com", FileType: "mkv",
 			},
@@ -782,8 +782,12 @@ func TestManagerHistoryRecord(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := m.recordLocked(&tc.job); got != tc.want {
+			got := m.recordLocked(&tc.job)
+			if got != tc.want {
 				t.Errorf("record =\n%+v, want\n%+v", got, tc.want)
+			}
+			if strings.Contains(got.Source, "secret") || strings.Contains(got.Source, "abc") {
+				t.Errorf("history source %q keeps a secret", got.Source)
 			}
 		})
 	}
