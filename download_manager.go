@@ -985,11 +985,26 @@ func (m *manager) scheduleLocked() {
 		if busy >= m.concurrency {
 			return
 		}
-		if j.State == jobQueued && j.run == nil {
+		if j.State == jobQueued && j.run == nil && !m.clashesLocked(j) {
 			m.startLocked(j)
 			busy++
 		}
 	}
+}
+
+// clashesLocked reports whether another job's goroutine still works on the
+// same source or file as j — a canceled one removing its partial data, say —
+// so that j waits instead of writing the .part being deleted.
+func (m *manager) clashesLocked(j *managerJob) bool {
+	for _, o := range m.jobs {
+		if o == j || o.run == nil {
+			continue
+		}
+		if o.Kind == j.Kind && o.sameSource(j) || j.Path != "" && o.run.path == j.Path {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *manager) startLocked(j *managerJob) {

@@ -29,10 +29,11 @@ type fakeEngine struct {
 	maxRun  int
 	starts  map[string]int
 	paths   map[string]string // the Path of each URL's latest request
+	started chan string       // the URL of every transfer, once it runs
 }
 
 func newFakeEngine(t *testing.T) *fakeEngine {
-	return &fakeEngine{t: t, gates: map[string]chan error{}, active: map[string]int{}, starts: map[string]int{}, paths: map[string]string{}}
+	return &fakeEngine{t: t, gates: map[string]chan error{}, active: map[string]int{}, starts: map[string]int{}, paths: map[string]string{}, started: make(chan string, 1000)}
 }
 
 func (f *fakeEngine) gateLocked(u string) chan error {
@@ -80,6 +81,7 @@ func (f *fakeEngine) download(ctx context.Context, req fileRequest) (fileResult,
 		f.mu.Unlock()
 	}()
 	req.Progress(10, 100)
+	f.started <- req.URL
 	select {
 	case <-ctx.Done():
 		return fileResult{}, fmt.Errorf("downloading %s: %w", req.URL, ctx.Err())
@@ -100,6 +102,24 @@ func (f *fakeEngine) gateLocked2(u string) chan error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.gateLocked(u)
+}
+
+// waitStarted waits until a transfer of each URL has started.
+func (f *fakeEngine) waitStarted(urls ...string) {
+	f.t.Helper()
+	want := map[string]bool{}
+	for _, u := range urls {
+		want[u] = true
+	}
+	deadline := time.After(testDeadline)
+	for len(want) > 0 {
+		select {
+		case u := <-f.started:
+			delete(want, u)
+		case <-deadline:
+			f.t.Fatalf("transfers never started: %v", want)
+		}
+	}
 }
 
 func (f *fakeEngine) startCount(u string) int {
@@ -174,6 +194,16 @@ func waitState(t *testing.T, m *manager, id, state string) jobView {
 		return err == nil && v.State == state
 	})
 	return v
+}
+
+// waitTransfer waits until the fake engine runs id's transfer: it has
+// reported its first 10 bytes.
+func waitTransfer(t *testing.T, m *manager, id string) {
+	t.Helper()
+	waitUntil(t, m, id+" transferring", func() bool {
+		v, err := m.Get(id)
+		return err == nil && v.State == "downloading" && v.BytesDone == 10
+	})
 }
 
 func countStates(m *manager) map[string]int {
@@ -375,6 +405,11 @@ func TestManagerConcurrencyChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, m, "5 downloading", func() bool { return countStates(m)["downloading"] == 5 })
+	for _, v := range m.List() {
+		if v.State == "downloading" {
+			waitTransfer(t, m, v.ID)
+		}
+	}
 	if m.Concurrency() != 5 {
 		t.Errorf("Concurrency() = %d", m.Concurrency())
 	}
@@ -624,7 +659,7 @@ func TestManagerRestart(t *testing.T) {
 	}
 	// It continues the same files: the engine is told the known paths.
 	runManager(t, m3)
-	waitState(t, m3, ids["b"], "downloading")
+	f3.waitStarted("https://example.com/a", "https://example.com/b")
 	f3.mu.Lock()
 	if got, want := f3.paths["https://example.com/a"], filepath.Join(dir, "a"); got != want {
 		t.Errorf("resumed a with Path %q, want %q", got, want)
