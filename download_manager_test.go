@@ -908,3 +908,276 @@ func TestManagerConcurrentCalls(t *testing.T) {
 		t.Errorf("%d transfers ran together; concurrency never exceeded 4", f.maxRun)
 	}
 }
+
+// newOriginManager is a manager whose file transfers go through the real
+// engine (with the short timeouts of testDownloader).
+func newOriginManager(t *testing.T, dir string, concurrency int) *manager {
+	t.Helper()
+	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: concurrency, Retries: 3, Files: testDownloader(t)})
+	if err != nil {
+		t.Fatalf("newManager: %v", err)
+	}
+	m.saveEvery = 20 * time.Millisecond
+	return m
+}
+
+func checkFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("reading result: %v", err)
+		return
+	}
+	if sha256Of(got) != sha256Of(want) {
+		t.Errorf("%s: %d bytes, sha256 %s; want %d bytes, %s", path, len(got), sha256Of(got), len(want), sha256Of(want))
+	}
+}
+
+func waitBytes(t *testing.T, m *manager, id string, atLeast int64) jobView {
+	t.Helper()
+	var v jobView
+	waitUntil(t, m, fmt.Sprintf("%s has %d bytes", id, atLeast), func() bool {
+		v, _ = m.Get(id)
+		return v.BytesDone >= atLeast || v.State == "completed" || v.State == "failed"
+	})
+	if v.State != "downloading" {
+		t.Fatalf("%s is %s before %d bytes; the origin is too fast for this test", id, v.State, atLeast)
+	}
+	return v
+}
+
+func TestManagerOriginPauseResumeCancel(t *testing.T) {
+	const size = 256 << 10
+	o := newOrigin(t, withSize(size), withPath("/files/movie.mkv"), withThrottle(8*time.Millisecond))
+	dir := t.TempDir()
+	m := newOriginManager(t, dir, 2)
+	runManager(t, m)
+
+	v := mustAdd(t, m, o.FileURL())
+	waitBytes(t, m, v.ID, 32<<10)
+	if err := m.Pause(v.ID); err != nil {
+		t.Fatal(err)
+	}
+	paused, _ := m.Get(v.ID)
+	part, err := os.Stat(filepath.Join(dir, "movie.mkv.part"))
+	if err != nil || paused.State != "paused" || part.Size() == 0 || part.Size() >= size {
+		t.Fatalf("after Pause: %+v; .part %v, %v", paused, part, err)
+	}
+	sentAtPause := o.bytesSent.Load()
+	if err := m.Resume(v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wait(t.Context(), v.ID); err != nil {
+		t.Fatal(err)
+	}
+	done, _ := m.Get(v.ID)
+	if done.State != "completed" || done.Path != "movie.mkv" || done.BytesDone != size || done.BytesTotal != size {
+		t.Errorf("completed view = %+v", done)
+	}
+	checkFile(t, filepath.Join(dir, "movie.mkv"), o.content())
+	// The resumed request started where the .part ended: nothing twice.
+	ranges := o.seenRanges()
+	last := ranges[len(ranges)-1]
+	if start := parseRangeStart(last); start == 0 || start > part.Size() {
+		t.Errorf("resume asked for %q; the .part had %d bytes", last, part.Size())
+	}
+	if resent := o.bytesSent.Load() - sentAtPause; resent > size-parseRangeStart(last) {
+		t.Errorf("after resume the origin sent %d bytes for the %d missing", resent, size-parseRangeStart(last))
+	}
+
+	// Cancel removes the partial data; Retry starts over and finishes.
+	o2 := newOrigin(t, withSize(size), withPath("/files/disk.iso"), withThrottle(8*time.Millisecond))
+	c := mustAdd(t, m, o2.FileURL())
+	waitBytes(t, m, c.ID, 16<<10)
+	if err := m.Cancel(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"disk.iso.part", "disk.iso.part.json", "disk.iso"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after Cancel %s: %v, want it gone", name, err)
+		}
+	}
+	if v, _ := m.Get(c.ID); v.State != "canceled" {
+		t.Errorf("after Cancel: %s", v.State)
+	}
+	o2.setThrottle(0)
+	if err := m.Retry(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wait(t.Context(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, filepath.Join(dir, "disk.iso"), o2.content())
+}
+
+func TestManagerOriginFailure(t *testing.T) {
+	o := newOrigin(t, withSize(1<<10), failFirst(100, 404, ""))
+	m := newOriginManager(t, t.TempDir(), 2)
+	runManager(t, m)
+	v, err := m.Add(addRequest{Source: o.FileURL(), Retries: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Wait(t.Context(), v.ID)
+	got, _ := m.Get(v.ID)
+	if err == nil || got.State != "failed" || !strings.Contains(got.Error, "404") || got.FinishedAt.IsZero() {
+		t.Errorf("Wait = %v, view %+v; want failed with the 404", err, got)
+	}
+}
+
+// TestManagerOriginManyCalls steers several live downloads from many
+// goroutines at once, then checks every file is byte-exact.
+func TestManagerOriginManyCalls(t *testing.T) {
+	const n = 6
+	dir := t.TempDir()
+	m := newOriginManager(t, dir, 2)
+	runManager(t, m)
+	var origins []*origin
+	var ids []string
+	for i := range n {
+		o := newOrigin(t, withSize(96<<10+i*1000), withPath(fmt.Sprintf("/f%d.bin", i)), withThrottle(2*time.Millisecond))
+		origins = append(origins, o)
+		ids = append(ids, mustAdd(t, m, o.FileURL()).ID)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				id := ids[(g*3+i)%n]
+				var err error
+				switch (g + i) % 6 {
+				case 0:
+					err = m.Pause(id)
+				case 1, 4:
+					err = m.Resume(id)
+				case 2:
+					err = m.Cancel(id)
+				case 3:
+					err = m.Retry(id)
+				case 5:
+					err = m.SetConcurrency(1 + i%4)
+				}
+				if err != nil && !errors.Is(err, errConflict) {
+					t.Errorf("call: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	m.ResumeAll()
+	for _, id := range ids {
+		if v, _ := m.Get(id); v.State == "canceled" || v.State == "failed" {
+			if err := m.Retry(id); err != nil {
+				t.Errorf("Retry(%s): %v", id, err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
+	if err := m.Wait(ctx, ids...); err != nil {
+		t.Fatalf("Wait: %v; queue %+v", err, m.List())
+	}
+	for i, id := range ids {
+		v, _ := m.Get(id)
+		if v.State != "completed" {
+			t.Errorf("%s: %s", id, v.State)
+			continue
+		}
+		checkFile(t, filepath.Join(dir, v.Path), origins[i].content())
+		for _, leftover := range []string{v.Path + ".part", v.Path + ".part.json"} {
+			if _, err := os.Stat(filepath.Join(dir, leftover)); err == nil {
+				t.Errorf("%s left behind", leftover)
+			}
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != n+1 { // the files and .state
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("output folder holds %v, want the %d files and .state", names, n)
+	}
+}
+
+// TestManagerOriginRestart stops a manager mid-download (as SIGTERM does)
+// and checks that a new one on the same folder finishes every file
+// byte-exact, asking only for the bytes it did not have.
+func TestManagerOriginRestart(t *testing.T) {
+	const n, size = 4, 256 << 10
+	dir := t.TempDir()
+	m := newOriginManager(t, dir, n)
+	stop := runManager(t, m)
+	var origins []*origin
+	var ids []string
+	for i := range n {
+		o := newOrigin(t, withSize(size), withPath(fmt.Sprintf("/r%d.bin", i)), withThrottle(8*time.Millisecond))
+		origins = append(origins, o)
+		ids = append(ids, mustAdd(t, m, o.FileURL()).ID)
+	}
+	paused := ids[n-1]
+	for _, id := range ids {
+		waitBytes(t, m, id, 32<<10)
+	}
+	if err := m.Pause(paused); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	stop()
+	if d := time.Since(stopped); d > 5*time.Second {
+		t.Errorf("Run took %v to stop", d)
+	}
+	for i, id := range ids {
+		v, _ := m.Get(id)
+		want := "queued"
+		if id == paused {
+			want = "paused"
+		}
+		if v.State != want {
+			t.Errorf("after shutdown %s is %s, want %s", id, v.State, want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("r%d.bin.part", i))); err != nil {
+			t.Errorf("after shutdown: %v", err)
+		}
+	}
+
+	// What each .part holds now is what must not be fetched again.
+	have := make([]int64, n)
+	sent := make([]int64, n)
+	for i := range n {
+		st, err := readPartState(filepath.Join(dir, fmt.Sprintf("r%d.bin", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		have[i] = st.Committed
+		sent[i] = origins[i].bytesSent.Load()
+		origins[i].setThrottle(0)
+	}
+	m2 := newOriginManager(t, dir, 2)
+	runManager(t, m2)
+	if v, _ := m2.Get(paused); v.State != "paused" {
+		t.Errorf("paused download came back %s", v.State)
+	}
+	if err := m2.Resume(paused); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
+	if err := m2.Wait(ctx, ids...); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		v, _ := m2.Get(id)
+		if v.State != "completed" || v.ID != id {
+			t.Errorf("%s: %+v", id, v)
+		}
+		checkFile(t, filepath.Join(dir, fmt.Sprintf("r%d.bin", i)), origins[i].content())
+		ranges := origins[i].seenRanges()
+		if got, want := ranges[len(ranges)-1], fmt.Sprintf("bytes=%d-", have[i]); got != want {
+			t.Errorf("r%d resumed with Range %q, want %q", i, got, want)
+		}
+		if again := origins[i].bytesSent.Load() - sent[i]; again != size-have[i] {
+			t.Errorf("r%d: after restart the origin sent %d bytes, want the %d missing", i, again, size-have[i])
+		}
+	}
+}
