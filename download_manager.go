@@ -780,7 +780,7 @@ func (m *manager) removeData(kind, p string, name modelName) {
 	case kind == jobKindFile && p != "":
 		err = removePartial(p)
 	case kind == jobKindModel && name.Model != "":
-		err = removePullStaging(m.cfg.OutputDir, name)
+		err = removePullStaging(m.outputDir, name)
 	}
 	if err != nil {
 		m.log.Warn("removing partial data", "path", p, "err", err)
