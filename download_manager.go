@@ -79,6 +79,7 @@ type managerConfig struct {
 	Models      *registryClient
 	History     *historyStore
 	Log         *slog.Logger
+	KeepStaging bool // models: keep the staging folder after zipping (-keep-staging)
 }
 
 type addRequest struct {
@@ -382,7 +383,7 @@ func (m *manager) Add(req addRequest) (jobView, error) {
 }
 
 func (j *managerJob) sameSource(o *managerJob) bool {
-	if j.Kind == jobKindModel {
+	if j.Kind == jobKindModel && j.name.Model != "" && o.name.Model != "" {
 		return strings.EqualFold(j.name.String(), o.name.String())
 	}
 	return j.Source == o.Source
@@ -1047,11 +1048,12 @@ func (m *manager) startLocked(j *managerJob) {
 		return
 	}
 	req := pullRequest{
-		Ref:       j.Source,
-		OutputDir: m.outputDir,
-		Output:    j.Output,
-		Retries:   j.Retries,
-		Progress:  func(p pullProgress) { m.progress(j, run, p.Phase, p.Done, p.Total) },
+		Ref:         j.Source,
+		OutputDir:   m.outputDir,
+		Output:      j.Output,
+		KeepStaging: m.cfg.KeepStaging,
+		Retries:     j.Retries,
+		Progress:    func(p pullProgress) { m.progress(j, run, p.Phase, p.Done, p.Total) },
 	}
 	go func() {
 		res, err := m.pull(ctx, req)

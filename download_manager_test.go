@@ -1181,3 +1181,102 @@ func TestManagerOriginRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestManagerOriginTenDownloadsTwoRestarts is issue 4's scenario in one
+// process: ten throttled downloads are paused, resumed, reordered and
+// cancelled while the manager is stopped and started again twice; every
+// file ends byte-exact and each restart asks only for the missing bytes.
+func TestManagerOriginTenDownloadsTwoRestarts(t *testing.T) {
+	const n, size = 10, 160 << 10
+	dir := t.TempDir()
+	var origins []*origin
+	var ids []string
+	m := newOriginManager(t, dir, 3)
+	for i := range n {
+		o := newOrigin(t, withSize(size+i*512), withPath(fmt.Sprintf("/t%d.bin", i)), withThrottle(6*time.Millisecond))
+		origins = append(origins, o)
+		ids = append(ids, mustAdd(t, m, o.FileURL()).ID)
+	}
+	part := func(i int) string { return filepath.Join(dir, fmt.Sprintf("t%d.bin", i)) }
+
+	for round := range 3 {
+		if round > 0 {
+			m = newOriginManager(t, dir, 3)
+			if got := len(m.List()); got != n {
+				t.Fatalf("round %d: %d downloads after restart, want %d", round, got, n)
+			}
+		}
+		// What each .part holds before this round starts.
+		committed := make([]int64, n)
+		for i := range n {
+			if st, err := readPartState(part(i)); err == nil {
+				committed[i] = st.Committed
+			}
+		}
+		before := make([]int, n)
+		for i := range n {
+			before[i] = len(origins[i].seenRanges())
+		}
+		stop := runManager(t, m)
+		switch round {
+		case 0:
+			waitBytes(t, m, ids[0], 16<<10)
+			if err := m.Move(ids[9], "top"); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Pause(ids[1]); err != nil {
+				t.Fatal(err)
+			}
+			waitBytes(t, m, ids[9], 16<<10)
+			if err := m.Cancel(ids[2]); err != nil {
+				t.Fatal(err)
+			}
+		case 1:
+			if err := m.Retry(ids[2]); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Move(ids[2], "top"); err != nil && !errors.Is(err, errConflict) {
+				t.Fatal(err)
+			}
+			if err := m.SetConcurrency(5); err != nil {
+				t.Fatal(err)
+			}
+			waitBytes(t, m, ids[2], 16<<10)
+			if m.PauseAll() == 0 {
+				t.Error("PauseAll paused nothing")
+			}
+			m.ResumeAll()
+			waitBytes(t, m, ids[2], 48<<10)
+		case 2:
+			for i := range n {
+				origins[i].setThrottle(0)
+			}
+			if err := m.Resume(ids[1]); err != nil && !errors.Is(err, errConflict) {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+			defer cancel()
+			if err := m.Wait(ctx, ids...); err != nil {
+				t.Fatalf("Wait: %v; %+v", err, m.List())
+			}
+		}
+		stop()
+		// Every download that continued asked for exactly what was missing.
+		for i := range n {
+			ranges := origins[i].seenRanges()[before[i]:]
+			if committed[i] > 0 && len(ranges) > 0 {
+				if got, want := ranges[0], fmt.Sprintf("bytes=%d-", committed[i]); got != want {
+					t.Errorf("round %d: t%d continued with Range %q, want %q", round, i, got, want)
+				}
+			}
+		}
+	}
+	for i, id := range ids {
+		v, _ := m.Get(id)
+		if v.State != "completed" {
+			t.Errorf("%s (t%d) ended %s", id, i, v.State)
+			continue
+		}
+		checkFile(t, part(i), origins[i].content())
+	}
+}
