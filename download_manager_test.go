@@ -290,7 +290,7 @@ func TestManagerTransitions(t *testing.T) {
 	runManager(t, m)
 	a := mustAdd(t, m, "https://example.com/a.bin")
 	b := mustAdd(t, m, "https://example.com/b.bin")
-	waitState(t, m, a.ID, "downloading")
+	waitTransfer(t, m, a.ID)
 	if v, _ := m.Get(b.ID); v.State != "queued" {
 		t.Fatalf("b = %s with concurrency 1, want queued", v.State)
 	}
