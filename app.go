@@ -30,6 +30,7 @@ func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, err
 	}
 	files := newRangeDownloader(client, log)
 	files.retries = opts.retries
+	files.connections = opts.connections
 	registry, err := newRegistryClient(registryConfig{
 		Registry:    opts.registry,
 		Platform:    opts.platform,

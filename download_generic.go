@@ -526,13 +526,16 @@ func (d *rangeDownloader) rangeRequest(ctx context.Context, t *transfer, start, 
 // next attempt resolves the original URL again.
 func (t *transfer) unwanted(resp *http.Response, target string) error {
 	err := statusErrorFrom(resp)
+	expired := resp.StatusCode == 403 || resp.StatusCode == 404 || resp.StatusCode == 410
+	if !expired || target == t.req.URL {
+		return err
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.resolved != "" && target == t.resolved && (resp.StatusCode == 403 || resp.StatusCode == 404 || resp.StatusCode == 410) {
+	if t.resolved == target { // another connection may have re-resolved already
 		t.resolved = ""
-		return &retryNowError{err}
 	}
-	return err
+	return &retryNowError{err}
 }
 
 // fetch makes one request and copies its body into the .part. When the
@@ -921,6 +924,18 @@ func parseContentRange(v string) (contentRange, error) {
 		return contentRange{}, bad
 	}
 	return cr, nil
+}
+
+// saved is how many bytes of the file the state vouches for.
+func (st partState) saved() int64 {
+	if st.Segments == nil {
+		return st.Committed
+	}
+	missing := int64(0)
+	for _, r := range st.Segments {
+		missing += r[1] - r[0]
+	}
+	return st.Size - missing
 }
 
 func readPartState(path string) (partState, error) {

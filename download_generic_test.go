@@ -342,7 +342,7 @@ func TestDownloadCancelKeepsPartAndResumes(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	st, err := readPartState(path)
-	if err != nil || st.Committed < 256<<10 {
+	if err != nil || st.saved() < 256<<10 {
 		t.Fatalf("resume state = %+v, %v: progress was not saved on cancel", st, err)
 	}
 	o.setThrottle(0)

@@ -60,6 +60,7 @@ type options struct {
 	listen      string
 	token       string
 	concurrency int
+	connections int
 	retries     int
 	port        int
 	verbose     bool
@@ -132,6 +133,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1", "`address` the web UI listens on; anything but loopback requires -token")
 	fs.StringVar(&o.token, "token", os.Getenv("OMD_TOKEN"), "access `token` for the web UI and API (env OMD_TOKEN)")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "concurrent downloads / blob downloads, 1–32")
+	fs.IntVar(&o.connections, "connections", 16, "most connections per file, 1–32; added while they make it faster (servers must support Range)")
 	fs.IntVar(&o.retries, "retries", 3, "retry attempts per transfer, 0–100")
 	fs.IntVar(&o.port, "port", 8080, "web UI `port`; 0 = a random free port (8080 falls back to a free port if taken)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (requests and responses, URLs redacted)")
@@ -167,6 +169,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 func (o *options) validate() error {
 	if o.concurrency < 1 || o.concurrency > 32 {
 		return badInputf("-concurrency must be between 1 and 32, got %d", o.concurrency)
+	}
+	if o.connections < 1 || o.connections > 32 {
+		return badInputf("-connections must be between 1 and 32, got %d", o.connections)
 	}
 	if o.retries < 0 || o.retries > 100 {
 		return badInputf("-retries must be between 0 and 100, got %d", o.retries)

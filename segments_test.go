@@ -35,8 +35,10 @@ func boundedRanges(ranges []string) int {
 }
 
 func TestSegmentsThrottledUsesSeveralConnections(t *testing.T) {
-	o := newOrigin(t, withSize(1<<20), withThrottle(2*time.Millisecond))
-	res, err := splittingDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), SHA256: sha256Of(o.content())})
+	o := newOrigin(t, withSize(1<<20), withThrottle(5*time.Millisecond))
+	d := splittingDownloader(t)
+	d.growEvery = 50 * time.Millisecond
+	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), SHA256: sha256Of(o.content())})
 	if err != nil {
 		t.Fatal(err)
 	}
