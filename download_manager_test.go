@@ -913,7 +913,9 @@ func TestManagerConcurrentCalls(t *testing.T) {
 // engine (with the short timeouts of testDownloader).
 func newOriginManager(t *testing.T, dir string, concurrency int) *manager {
 	t.Helper()
-	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: concurrency, Retries: 3, Files: testDownloader(t)})
+	files := testDownloader(t)
+	files.connections = 1 // these tests check the Range of a single connection
+	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: concurrency, Retries: 3, Files: files})
 	if err != nil {
 		t.Fatalf("newManager: %v", err)
 	}
