@@ -1282,3 +1282,113 @@ func TestManagerOriginTenDownloadsTwoRestarts(t *testing.T) {
 		checkFile(t, part(i), origins[i].content())
 	}
 }
+
+// fakePull is a registry client the test steers phase by phase.
+type fakePull struct {
+	steps chan pullProgress // reported one by one
+	end   chan error        // ends the pull
+	reqs  chan pullRequest
+}
+
+func (f *fakePull) pull(ctx context.Context, req pullRequest) (pullResult, error) {
+	f.reqs <- req
+	for {
+		select {
+		case <-ctx.Done():
+			return pullResult{}, fmt.Errorf("pulling: %w", ctx.Err())
+		case p := <-f.steps:
+			req.Progress(p)
+		case err := <-f.end:
+			if err != nil {
+				return pullResult{}, err
+			}
+			path := req.Output
+			if path == "" {
+				path = filepath.Join(req.OutputDir, "llama3-latest.zip")
+			}
+			if werr := os.WriteFile(path, []byte("zip"), 0o644); werr != nil {
+				return pullResult{}, werr
+			}
+			return pullResult{Path: path, Size: 3}, nil
+		}
+	}
+}
+
+// addModelJob queues a model as Add would once names.go parses it; the
+// name is given already parsed.
+func addModelJob(t *testing.T, m *manager, src string, name modelName) string {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	j := &managerJob{
+		ID: m.newIDLocked(), Kind: "model", Source: src, name: name, State: "queued", Total: -1,
+		Path: filepath.Join(m.outputDir, name.ZipName()), CreatedAt: m.now().UTC(),
+	}
+	m.jobs = append(m.jobs, j)
+	m.scheduleLocked()
+	m.commitLocked()
+	return j.ID
+}
+
+func TestManagerModelPhases(t *testing.T) {
+	dir := t.TempDir()
+	m := newTestManager(t, dir, 2, nil)
+	fp := &fakePull{steps: make(chan pullProgress), end: make(chan error), reqs: make(chan pullRequest, 10)}
+	m.pull = fp.pull
+	m.cfg.KeepStaging = true
+	runManager(t, m)
+	name := modelName{Host: "registry.ollama.ai", Namespace: "library", Model: "llama3", Tag: "latest"}
+	id := addModelJob(t, m, "llama3", name)
+	req := <-fp.reqs
+	if req.Ref != "llama3" || req.OutputDir != m.outputDir || req.Output != "" || !req.KeepStaging || req.Retries != 0 {
+		t.Errorf("pull request = %+v", req)
+	}
+	steps := []struct {
+		p     pullProgress
+		state string
+	}{
+		{pullProgress{Phase: "resolving", Total: -1}, "downloading"},
+		{pullProgress{Phase: "downloading", Done: 40, Total: 100}, "downloading"},
+		{pullProgress{Phase: "verifying", Done: 100, Total: 100}, "verifying"},
+		{pullProgress{Phase: "packaging", Done: 100, Total: 100}, "packaging"},
+	}
+	for _, s := range steps {
+		fp.steps <- s.p
+		waitUntil(t, m, "phase "+s.p.Phase, func() bool {
+			v, _ := m.Get(id)
+			return v.Phase == s.p.Phase && v.State == s.state && v.BytesDone == s.p.Done && v.BytesTotal == s.p.Total
+		})
+	}
+	fp.end <- nil
+	v := waitState(t, m, id, "completed")
+	want := jobView{
+		ID: id, Kind: "model", Source: "llama3", Name: "llama3:latest", Path: "llama3-latest.zip", State: "completed",
+		BytesDone: 3, BytesTotal: 3, Position: 0, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt, FinishedAt: v.FinishedAt,
+	}
+	if v != want {
+		t.Errorf("completed model =\n%+v, want\n%+v", v, want)
+	}
+
+	// A paused pull goes back to queued and is asked for again; a
+	// canceled one is gone.
+	id2 := addModelJob(t, m, "qwen2:0.5b", modelName{Host: "registry.ollama.ai", Namespace: "library", Model: "qwen2", Tag: "0.5b"})
+	<-fp.reqs
+	fp.steps <- pullProgress{Phase: "downloading", Done: 10, Total: 100}
+	waitUntil(t, m, "qwen2 at 10 bytes", func() bool { v, _ := m.Get(id2); return v.BytesDone == 10 })
+	if err := m.Pause(id2); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := m.Get(id2); v.State != "paused" || v.Phase != "" || v.BytesDone != 10 {
+		t.Errorf("paused model = %+v", v)
+	}
+	if err := m.Resume(id2); err != nil {
+		t.Fatal(err)
+	}
+	<-fp.reqs
+	if err := m.Cancel(id2); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := m.Get(id2); v.State != "canceled" {
+		t.Errorf("canceled model = %+v", v)
+	}
+}
