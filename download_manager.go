@@ -272,6 +272,7 @@ func (m *manager) parseQueue(data []byte) ([]*managerJob, error) {
 			return nil, fmt.Errorf("job %s: unknown state %q", j.ID, j.State)
 		}
 		j.Phase = ""
+		j.Attempt = max(j.Attempt, 1)
 		if j.Path != "" && !filepath.IsAbs(j.Path) {
 			j.Path = filepath.Join(m.outputDir, filepath.FromSlash(j.Path))
 		}
@@ -407,7 +408,7 @@ func (m *manager) newJob(req addRequest) (*managerJob, error) {
 	if sum != "" && (len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "") {
 		return nil, badInputf("sha256 must be 64 hexadecimal characters, got %q", req.SHA256)
 	}
-	j := &managerJob{Source: src, Retries: retries, SHA256: sum, State: jobQueued, Total: -1}
+	j := &managerJob{Source: src, Retries: retries, SHA256: sum, State: jobQueued, Total: -1, Attempt: 1}
 	if req.Output != "" {
 		out, err := filepath.Abs(req.Output)
 		if err != nil {
@@ -568,7 +569,7 @@ func (m *manager) insideOutput(p string) (string, bool) {
 	return rel, true
 }
 
-// running reports whether a job in this state has (or is about to have) a transfer.
+// stateRunning reports whether a job in this state has (or is about to have) a transfer.
 func stateRunning(state string) bool {
 	return state == jobDownloading || state == jobVerifying || state == jobPackaging
 }
@@ -1025,9 +1026,6 @@ func (m *manager) startLocked(j *managerJob) {
 	j.Error = ""
 	if j.StartedAt.IsZero() {
 		j.StartedAt = now.UTC()
-	}
-	if j.Attempt == 0 {
-		j.Attempt = 1
 	}
 	m.changedLocked()
 	if j.Kind == jobKindFile {
