@@ -46,6 +46,7 @@ type rangeDownloader struct {
 	minSegment  int64         // no connection gets less than this many bytes to fetch
 	growEvery   time.Duration // how often the connection count is reconsidered
 	hosts       *hostSlots    // per-host connection cap shared by all downloads
+	limiter     *rateLimiter  // global speed limit over every download
 	buffers     sync.Pool     // *[]byte of bufferSize, so memory does not grow with connections
 }
 
@@ -61,6 +62,9 @@ type fileRequest struct {
 	// Connections caps parallel connections for this file; 0 = the
 	// downloader's default, 1 = a single connection.
 	Connections int
+	// Limiter, when set, caps this download's speed (on top of the global
+	// limit); the caller may change its rate while the download runs.
+	Limiter *rateLimiter
 	// Progress is called with the bytes on disk and the total (-1 when
 	// unknown), from one goroutine at a time; it must be cheap.
 	Progress func(done, total int64)
@@ -105,6 +109,7 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		minSegment:      1 << 20,
 		growEvery:       250 * time.Millisecond,
 		hosts:           newHostSlots(16),
+		limiter:         newRateLimiter(0),
 	}
 }
 
@@ -643,8 +648,11 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 		limit = t.state.Size
 	}
 	for {
-		n, rerr := body.Read(buf)
+		n, rerr := body.Read(buf[:d.readSize(t)])
 		if n > 0 {
+			if err := d.throttle(ctx, watchdog, t, n); err != nil {
+				return err
+			}
 			watchdog.Reset(d.stallTimeout)
 			if limit >= 0 && t.offset+int64(n) > limit {
 				return fmt.Errorf("server sent more than the %d bytes it announced for %s", limit, redactURL(t.req.URL))
@@ -676,6 +684,35 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 		}
 	}
 }
+
+// readSize keeps reads small under a speed limit, so each wait is short.
+func (d *rangeDownloader) readSize(t *transfer) int {
+	n := d.limiter.chunk(d.bufferSize)
+	if t.req.Limiter != nil {
+		n = min(n, t.req.Limiter.chunk(d.bufferSize))
+	}
+	return n
+}
+
+// throttle waits for the global and per-download limits. The stall
+// watchdog is paused meanwhile: waiting on our own limit is not a stall.
+func (d *rangeDownloader) throttle(ctx context.Context, watchdog *time.Timer, t *transfer, n int) error {
+	if d.limiter.Rate() <= 0 && t.req.Limiter.Rate() <= 0 {
+		return nil
+	}
+	watchdog.Stop()
+	if err := d.limiter.WaitN(ctx, n); err != nil {
+		return err
+	}
+	return t.req.Limiter.WaitN(ctx, n)
+}
+
+// SetRateLimit changes the global speed limit (bytes/s, 0 = none) for every
+// running and future download.
+func (d *rangeDownloader) SetRateLimit(bytesPerSecond int64) { d.limiter.SetRate(bytesPerSecond) }
+
+// RateLimit is the global speed limit in bytes/s, 0 when unlimited.
+func (d *rangeDownloader) RateLimit() int64 { return d.limiter.Rate() }
 
 // checkpoint syncs the .part and then records how much of it is good. The
 // order matters: after a power cut the sidecar never claims unsynced bytes.

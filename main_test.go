@@ -77,6 +77,7 @@ func TestCLIBadInputExitsTwoWithOneLine(t *testing.T) {
 		{"bad sha", []string{"-sha256", "abc", "https://h/a"}, "-sha256 must be 64 hexadecimal"},
 		{"bad proxy", []string{"-proxy", "ftp://p:1", "https://h/a"}, "invalid proxy"},
 		{"bad registry", []string{"-registry", "registry.local", "https://h/a"}, "-registry must be an http:// or https:// URL"},
+		{"bad rate", []string{"-limit-rate", "fast", "https://h/a"}, "-limit-rate: invalid rate"},
 		{"bad flag value", []string{"-retries", "many", "https://h/a"}, "invalid value"},
 	}
 	for _, tc := range tests {

@@ -484,8 +484,11 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 	watchdog := time.AfterFunc(s.d.stallTimeout, func() { cancel(errStalled) })
 	defer watchdog.Stop()
 	for {
-		n, rerr := body.Read(buf)
+		n, rerr := body.Read(buf[:s.d.readSize(s.t)])
 		if n > 0 {
+			if err := s.d.throttle(ctx, watchdog, s.t, n); err != nil {
+				return err
+			}
 			watchdog.Reset(s.d.stallTimeout)
 			s.mu.Lock()
 			pos, end := seg.pos, seg.end
