@@ -185,6 +185,24 @@ func waitUntil(t *testing.T, m *manager, what string, cond func() bool) {
 	}
 }
 
+// waitQueueFile polls queue.json (it is written after Changed fires, so
+// Changed alone cannot tell when it is on disk) until cond holds.
+func waitQueueFile(t *testing.T, dir, what string, cond func(data string) bool) {
+	t.Helper()
+	deadline := time.After(testDeadline)
+	for {
+		data, err := os.ReadFile(filepath.Join(dir, ".state", "queue.json"))
+		if err == nil && cond(string(data)) {
+			return
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("timed out waiting until queue.json shows %s; it holds:\n%s", what, data)
+		}
+	}
+}
+
 func waitState(t *testing.T, m *manager, id, state string) jobView {
 	t.Helper()
 	var v jobView
@@ -613,9 +631,9 @@ func TestManagerRestart(t *testing.T) {
 	waitState(t, m, ids["f"], "failed")
 	waitState(t, m, ids["c"], "downloading")
 	// What a kill -9 at this moment would leave: the queue as last saved.
-	waitUntil(t, m, "queue.json shows c downloading", func() bool {
-		data, err := os.ReadFile(filepath.Join(dir, ".state", "queue.json"))
-		return err == nil && strings.Count(string(data), `"state": "downloading"`) == 3
+	// a, b, c run and f failed with 10 bytes each: the ticker saves them.
+	waitQueueFile(t, dir, "a, b, c downloading with their bytes", func(data string) bool {
+		return strings.Count(data, `"state": "downloading"`) == 3 && strings.Count(data, `"bytes_done": 10,`) == 4
 	})
 	killed, err := os.ReadFile(filepath.Join(dir, ".state", "queue.json"))
 	if err != nil {
@@ -654,6 +672,9 @@ func TestManagerRestart(t *testing.T) {
 	f3 := newFakeEngine(t)
 	m3 := newTestManager(t, dir, 2, f3)
 	check("after kill", m3)
+	if v, _ := m3.Get(ids["c"]); v.BytesDone != 10 || v.Path != "c" {
+		t.Errorf("progress saved while running: c = %+v, want its 10 bytes and path", v)
+	}
 	if m3.Recovered() != "" {
 		t.Errorf("Recovered() = %q on a good file", m3.Recovered())
 	}
@@ -1010,6 +1031,40 @@ func TestManagerOriginPauseResumeCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFile(t, filepath.Join(dir, "disk.iso"), o2.content())
+}
+
+func TestManagerOriginChecksum(t *testing.T) {
+	o := newOrigin(t, withSize(64<<10), withPath("/sum.bin"))
+	dir := t.TempDir()
+	m := newOriginManager(t, dir, 2)
+	runManager(t, m)
+	bad, err := m.Add(addRequest{Source: o.FileURL(), Retries: 0, SHA256: strings.Repeat("0", 64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wait(t.Context(), bad.ID); err == nil {
+		t.Fatal("Wait = nil for a wrong checksum")
+	}
+	v, _ := m.Get(bad.ID)
+	if v.State != "failed" || !strings.Contains(v.Error, errChecksumMismatch.Error()) {
+		t.Errorf("wrong checksum: %+v", v)
+	}
+	for _, name := range []string{"sum.bin", "sum.bin.part"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after a checksum mismatch: %v", name, err)
+		}
+	}
+	good, err := m.Add(addRequest{Source: o.FileURL(), Retries: 0, SHA256: strings.ToUpper(sha256Of(o.content()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good.ID == bad.ID {
+		t.Error("adding a finished source again reused the failed download")
+	}
+	if err := m.Wait(t.Context(), good.ID); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, filepath.Join(dir, "sum.bin"), o.content())
 }
 
 func TestManagerOriginFailure(t *testing.T) {
@@ -1390,5 +1445,38 @@ func TestManagerModelPhases(t *testing.T) {
 	}
 	if v, _ := m.Get(id2); v.State != "canceled" {
 		t.Errorf("canceled model = %+v", v)
+	}
+}
+
+// BenchmarkManagerProgress is the cost of one engine progress report: the
+// engine calls it for every buffer it writes.
+func BenchmarkManagerProgress(b *testing.B) {
+	m, err := newManager(managerConfig{OutputDir: b.TempDir(), Concurrency: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := &managerRun{speed: newSpeedTracker(10), done: make(chan struct{})}
+	j := &managerJob{ID: "d-1-1", Kind: "file", State: "downloading", run: run}
+	m.jobs = append(m.jobs, j)
+	var done int64
+	for b.Loop() {
+		done += 256 << 10
+		m.progress(j, run, "", done, -1)
+	}
+}
+
+// BenchmarkManagerList is the cost of the list the API serves every second.
+func BenchmarkManagerList(b *testing.B) {
+	m, err := newManager(managerConfig{OutputDir: b.TempDir(), Concurrency: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1000 {
+		if _, err := m.Add(addRequest{Source: fmt.Sprintf("https://example.com/%d.bin", i), Retries: -1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		m.List()
 	}
 }
