@@ -996,7 +996,15 @@ func writePartState(path string, st partState) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(sidecarPath(path), data, false)
+	if err := writeFileAtomic(sidecarPath(path), data, false); err != nil {
+		// A full disk has no room for a temp file, but the old sidecar's
+		// block can be rewritten in place. A torn write only makes the
+		// state unreadable, which restarts the download: never corrupts it.
+		if werr := os.WriteFile(sidecarPath(path), data, 0o644); werr != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeFileAtomic writes data to a temp file next to name and renames it
