@@ -977,6 +977,12 @@ func TestManagerOriginPauseResumeCancel(t *testing.T) {
 	runManager(t, m)
 
 	v := mustAdd(t, m, o.FileURL())
+	waitBytes(t, m, v.ID, 16<<10)
+	// Live figures: a speed, and so an ETA, while bytes flow.
+	waitUntil(t, m, "a speed and an ETA", func() bool {
+		v, _ := m.Get(v.ID)
+		return v.State == "downloading" && v.Speed > 0 && v.ETASeconds >= 0 && v.BytesTotal == size
+	})
 	waitBytes(t, m, v.ID, 32<<10)
 	if err := m.Pause(v.ID); err != nil {
 		t.Fatal(err)
