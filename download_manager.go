@@ -1138,6 +1138,7 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p 
 		j.Done, j.Total = size, size
 		j.Error = ""
 		j.FinishedAt = now.UTC()
+		m.log.Info("download completed", "id", j.ID, "path", j.Path, "bytes", size)
 	case run.stop != "":
 		// Pause or Cancel already set the state.
 	case ctx.Err() != nil:
@@ -1149,7 +1150,7 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p 
 		j.State = jobFailed
 		j.Error = err.Error()
 		j.FinishedAt = now.UTC()
-		m.log.Warn("download failed", "id", j.ID, "err", err)
+		m.log.Warn("download failed", "id", j.ID, "source", j.safeSource(), "err", err)
 	}
 	j.Phase = ""
 	cleaned, recorded := false, false
@@ -1190,7 +1191,6 @@ func (m *manager) recordLocked(j *managerJob) historyRecord {
 	rec := historyRecord{
 		ID:         j.ID,
 		Kind:       j.Kind,
-		Source:     j.Source,
 		Path:       m.viewPath(j.Path),
 		Size:       j.Done,
 		StartedAt:  j.StartedAt.UTC(),
@@ -1199,9 +1199,7 @@ func (m *manager) recordLocked(j *managerJob) historyRecord {
 		Status:     j.State,
 		Error:      j.Error,
 	}
-	if j.Kind == jobKindFile {
-		rec.Source = redactURL(j.Source)
-	}
+	rec.Source = j.safeSource()
 	if j.Attempt > 1 {
 		// Each attempt is its own record; history IDs stay unique.
 		rec.ID = fmt.Sprintf("%s-%d", j.ID, j.Attempt)
@@ -1231,6 +1229,15 @@ func (m *manager) recordLocked(j *managerJob) historyRecord {
 		rec.FileType = "other"
 	}
 	return rec
+}
+
+// safeSource is the source for logs and history: a URL loses its
+// credentials and query string (a presigned query is a secret).
+func (j *managerJob) safeSource() string {
+	if j.Kind == jobKindFile {
+		return redactURL(j.Source)
+	}
+	return j.Source
 }
 
 // waitStopped waits until the given runs are done, at most stopTimeout in all.
