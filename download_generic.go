@@ -47,7 +47,7 @@ type rangeDownloader struct {
 	growEvery   time.Duration // how often the connection count is reconsidered
 	hosts       *hostSlots    // per-host connection cap shared by all downloads
 	limiter     *rateLimiter  // global speed limit over every download
-	buffers     sync.Pool     // *[]byte of bufferSize, so memory does not grow with connections
+	buffers     *sync.Pool    // *[]byte of bufferSize, so memory does not grow with connections
 }
 
 // fileRequest describes one file transfer. See docs/ARCHITECTURE.md.
@@ -110,7 +110,17 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		growEvery:       250 * time.Millisecond,
 		hosts:           newHostSlots(16),
 		limiter:         newRateLimiter(0),
+		buffers:         &sync.Pool{},
 	}
+}
+
+// withClient is the same engine — settings, buffers, host cap and speed
+// limit shared — sending through another client (the registry's, which
+// adds its token only for the registry host).
+func (d *rangeDownloader) withClient(client httpDoer) *rangeDownloader {
+	c := *d
+	c.client = client
+	return &c
 }
 
 func partPath(path string) string    { return path + ".part" }

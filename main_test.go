@@ -242,3 +242,66 @@ func TestCLISurvivesRepeatedKills(t *testing.T) {
 		t.Errorf("output holds %q, want just the two files", names)
 	}
 }
+
+// TestCLICarryModelToAnotherMachine is issue 10's first path as a user
+// types it: pull a model, verify the zip, install it into a models folder;
+// and "install <model>" in one step.
+func TestCLICarryModelToAnotherMachine(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "1")
+	dir := t.TempDir()
+	run := func(wantCode int, args ...string) string {
+		t.Helper()
+		out, err := command(t, t.Context(), dir, args...).CombinedOutput()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != wantCode {
+			t.Fatalf("%q exited %d, want %d:\n%s", args, code, wantCode, out)
+		}
+		return string(out)
+	}
+	ref := f.Host + "/library/tiny:1"
+	run(0, "-registry", f.URL, ref)
+	zipPath := filepath.Join(dir, "downloaded-models", "tiny-1.zip")
+	run(0, "verify", zipPath)
+
+	models := filepath.Join(dir, "models")
+	run(0, "install", "-models-dir", models, zipPath)
+	for digest, data := range m.Blobs {
+		blob := filepath.Join(models, "blobs", strings.Replace(digest, ":", "-", 1))
+		if got := readFile(t, blob); !bytes.Equal(got, data) {
+			t.Errorf("installed blob %s differs", digest)
+		}
+	}
+	manifest := filepath.Join(models, "manifests", f.Host, "library", "tiny", "1")
+	if got := readFile(t, manifest); !bytes.Equal(got, m.Manifest) {
+		t.Error("installed manifest is not byte-for-byte the served one")
+	}
+
+	// A tampered zip is refused and installs nothing.
+	bad := filepath.Join(dir, "bad.zip")
+	data := readFile(t, zipPath)
+	i := bytes.Index(data, m.Blobs[digestOf(testBytes(300<<10, 1))][:64])
+	data[i+10] ^= 0xff
+	if err := os.WriteFile(bad, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(1, "verify", bad)
+	empty := filepath.Join(dir, "empty-models")
+	run(1, "install", "-models-dir", empty, bad)
+	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a failed install created the models folder")
+	}
+
+	// One step: pull and install.
+	other := filepath.Join(dir, "models2")
+	run(0, "install", "-registry", f.URL, "-models-dir", other, "-output-dir", filepath.Join(dir, "o2"), ref)
+	if got := readFile(t, filepath.Join(other, "manifests", f.Host, "library", "tiny", "1")); !bytes.Equal(got, m.Manifest) {
+		t.Error("install <model> did not install the manifest")
+	}
+}
