@@ -1213,20 +1213,18 @@ func (m *manager) recordLocked(j *managerJob) historyRecord {
 	if j.Active > 0 {
 		rec.AverageSpeed = float64(j.Transferred) / j.Active
 	}
+	name := rec.FileName
+	if name == "" {
+		name = j.displayName()
+	}
+	rec.FileType = fileTypeOf(j.Kind, name)
 	if j.Kind == jobKindModel {
 		rec.Domain = j.name.Host
-		rec.FileType = "model"
 		if rec.FileName == "" {
-			rec.FileName = j.displayName()
+			rec.FileName = name
 		}
-		return rec
-	}
-	if u, err := url.Parse(j.Source); err == nil {
-		rec.Domain = strings.ToLower(u.Hostname())
-	}
-	rec.FileType = strings.ToLower(strings.TrimPrefix(filepath.Ext(j.displayName()), "."))
-	if rec.FileType == "" {
-		rec.FileType = "other"
+	} else {
+		rec.Domain = domainOf(j.Source)
 	}
 	return rec
 }

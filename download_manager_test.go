@@ -256,6 +256,8 @@ func TestManagerAddValidates(t *testing.T) {
 		{"retries too many", addRequest{Source: "https://h/x", Retries: 101}, "between 0 and 100"},
 		{"short sha256", addRequest{Source: "https://h/x", SHA256: "abc"}, "64 hexadecimal"},
 		{"non-hex sha256", addRequest{Source: "https://h/x", SHA256: strings.Repeat("g", 64)}, "64 hexadecimal"},
+		{"bad model name", addRequest{Source: "llama 3"}, "llama 3"},
+		{"model with sha256", addRequest{Source: "llama3", SHA256: strings.Repeat("a", 64)}, "file downloads only"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1375,22 +1377,6 @@ func (f *fakePull) pull(ctx context.Context, req pullRequest) (pullResult, error
 	}
 }
 
-// addModelJob queues a model as Add would once names.go parses it; the
-// name is given already parsed.
-func addModelJob(t *testing.T, m *manager, src string, name modelName) string {
-	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	j := &managerJob{
-		ID: m.newIDLocked(), Kind: "model", Source: src, name: name, State: "queued", Total: -1,
-		Path: filepath.Join(m.outputDir, name.ZipName()), CreatedAt: m.now().UTC(),
-	}
-	m.jobs = append(m.jobs, j)
-	m.scheduleLocked()
-	m.commitLocked()
-	return j.ID
-}
-
 func TestManagerModelPhases(t *testing.T) {
 	dir := t.TempDir()
 	m := newTestManager(t, dir, 2, nil)
@@ -1398,10 +1384,9 @@ func TestManagerModelPhases(t *testing.T) {
 	m.pull = fp.pull
 	m.cfg.KeepStaging = true
 	runManager(t, m)
-	name := modelName{Host: "registry.ollama.ai", Namespace: "library", Model: "llama3", Tag: "latest"}
-	id := addModelJob(t, m, "llama3", name)
+	id := mustAdd(t, m, "llama3").ID
 	req := <-fp.reqs
-	if req.Ref != "llama3" || req.OutputDir != m.outputDir || req.Output != "" || !req.KeepStaging || req.Retries != 0 {
+	if req.Ref != "llama3" || req.OutputDir != m.outputDir || req.Output != "" || !req.KeepStaging || req.Retries != 2 {
 		t.Errorf("pull request = %+v", req)
 	}
 	steps := []struct {
@@ -1424,7 +1409,7 @@ func TestManagerModelPhases(t *testing.T) {
 	v := waitState(t, m, id, "completed")
 	want := jobView{
 		ID: id, Kind: "model", Source: "llama3", Name: "llama3:latest", Path: "llama3-latest.zip", State: "completed",
-		BytesDone: 3, BytesTotal: 3, Position: 0, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt, FinishedAt: v.FinishedAt,
+		BytesDone: 3, BytesTotal: 3, Retries: 2, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt, FinishedAt: v.FinishedAt,
 	}
 	if v != want {
 		t.Errorf("completed model =\n%+v, want\n%+v", v, want)
@@ -1432,7 +1417,7 @@ func TestManagerModelPhases(t *testing.T) {
 
 	// A paused pull goes back to queued and is asked for again; a
 	// canceled one is gone.
-	id2 := addModelJob(t, m, "qwen2:0.5b", modelName{Host: "registry.ollama.ai", Namespace: "library", Model: "qwen2", Tag: "0.5b"})
+	id2 := mustAdd(t, m, "qwen2:0.5b").ID
 	<-fp.reqs
 	fp.steps <- pullProgress{Phase: "downloading", Done: 10, Total: 100}
 	waitUntil(t, m, "qwen2 at 10 bytes", func() bool { v, _ := m.Get(id2); return v.BytesDone == 10 })
