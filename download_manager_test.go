@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -1469,5 +1470,157 @@ func BenchmarkManagerList(b *testing.B) {
 	}
 	for b.Loop() {
 		m.List()
+	}
+}
+
+// newRegistryManager is a manager pulling models from the fake registry f
+// and writing history, with the real engines.
+func newRegistryManager(t *testing.T, dir string, f *fakeRegistry) (*manager, *historyStore) {
+	t.Helper()
+	hist, err := openHistory(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := testDownloader(t)
+	files.connections = 1
+	m, err := newManager(managerConfig{
+		OutputDir: dir, Concurrency: 2, Retries: 3,
+		Files: files, Models: newTestRegistryClient(t, f.URL), History: hist,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.saveEvery = 20 * time.Millisecond
+	return m, hist
+}
+
+func TestManagerModelPull(t *testing.T) {
+	f := newFakeRegistry(t)
+	model := tinyModel(f, "tiny", "1")
+	var layer string // the 300 KB layer
+	for d, b := range model.Blobs {
+		if len(b) == 300<<10 {
+			layer = d
+		}
+	}
+	// The big layer sends 64 KB, then a byte per 50 ms: time to pause.
+	f.set(func(f *fakeRegistry) { f.trickle[layer] = 64 << 10 })
+	dir := t.TempDir()
+	m, _ := newRegistryManager(t, dir, f)
+	stop := runManager(t, m)
+
+	v := mustAdd(t, m, "tiny:1")
+	name, err := parseModelName("tiny:1", f.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Kind != "model" || v.Name != name.DisplayName() || v.Path != "tiny-1.zip" {
+		t.Errorf("added model = %+v", v)
+	}
+	waitUntil(t, m, "64 KB of the layer", func() bool {
+		v, _ := m.Get(v.ID)
+		return v.State == "downloading" && v.Phase == "downloading" && v.BytesDone >= 64<<10 && v.BytesTotal > 300<<10
+	})
+	if err := m.Pause(v.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Stop the process here too: the next one continues the paused pull
+	// when asked, from the bytes it has.
+	stop()
+	f.set(func(f *fakeRegistry) { delete(f.trickle, layer) })
+	served := f.count(func(f *fakeRegistry) int { return int(f.BytesServed[layer]) })
+
+	m2, hist := newRegistryManager(t, dir, f)
+	runManager(t, m2)
+	if got, _ := m2.Get(v.ID); got.State != "paused" {
+		t.Fatalf("after restart the paused pull is %s", got.State)
+	}
+	if err := m2.Resume(v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Wait(t.Context(), v.ID); err != nil {
+		t.Fatal(err)
+	}
+	done, _ := m2.Get(v.ID)
+	if done.State != "completed" || done.Phase != "" || done.Path != "tiny-1.zip" {
+		t.Errorf("completed pull = %+v", done)
+	}
+	compareZipTree(t, readZipTree(t, filepath.Join(dir, "tiny-1.zip")), expectedTree(f.Host, "library", "tiny", "1", model))
+	again := f.count(func(f *fakeRegistry) int { return int(f.BytesServed[layer]) }) - served
+	if again <= 0 || again >= 300<<10-int(64<<10)+1 {
+		t.Errorf("after resume the layer's origin sent %d bytes; it had %d of %d before", again, served, 300<<10)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".staging")); err == nil {
+		if entries, _ := os.ReadDir(filepath.Join(dir, ".staging")); len(entries) > 0 {
+			t.Errorf("staging left behind: %v", entries)
+		}
+	}
+
+	page, err := hist.List(historyQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != 1 {
+		t.Fatalf("history = %+v, want one record", page)
+	}
+	rec := page.Records[0]
+	if rec.ID != v.ID || rec.Kind != "model" || rec.Status != "completed" || rec.Domain != f.Host ||
+		rec.FileType != "model" || rec.FileName != "tiny-1.zip" || rec.Size != done.BytesDone || rec.Source != "tiny:1" {
+		t.Errorf("history record = %+v", rec)
+	}
+}
+
+func TestManagerModelCancelAndFailure(t *testing.T) {
+	f := newFakeRegistry(t)
+	model := tinyModel(f, "slow", "1")
+	for d, b := range model.Blobs {
+		if len(b) == 300<<10 {
+			f.set(func(f *fakeRegistry) { f.trickle[d] = 32 << 10 })
+		}
+	}
+	dir := t.TempDir()
+	m, hist := newRegistryManager(t, dir, f)
+	runManager(t, m)
+
+	v := mustAdd(t, m, "slow:1")
+	waitUntil(t, m, "32 KB", func() bool { v, _ := m.Get(v.ID); return v.BytesDone >= 32<<10 })
+	name, err := parseModelName("slow:1", f.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pullStagingDir(dir, name)); err != nil {
+		t.Fatalf("no staging while pulling: %v", err)
+	}
+	if err := m.Cancel(v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pullStagingDir(dir, name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("staging after Cancel: %v", err)
+	}
+	if got, _ := m.Get(v.ID); got.State != "canceled" {
+		t.Errorf("after Cancel: %+v", got)
+	}
+
+	missing, err := m.Add(addRequest{Source: "nothere:1", Retries: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wait(t.Context(), missing.ID); err == nil {
+		t.Error("Wait = nil for a model the registry does not have")
+	}
+	if got, _ := m.Get(missing.ID); got.State != "failed" || got.Error == "" {
+		t.Errorf("unknown model = %+v", got)
+	}
+
+	page, err := hist.List(historyQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[string]string{}
+	for _, r := range page.Records {
+		statuses[r.ID] = r.Status
+	}
+	if statuses[v.ID] != "canceled" || statuses[missing.ID] != "failed" || len(statuses) != 2 {
+		t.Errorf("history statuses = %v", statuses)
 	}
 }
