@@ -1624,3 +1624,54 @@ func TestManagerModelCancelAndFailure(t *testing.T) {
 		t.Errorf("history statuses = %v", statuses)
 	}
 }
+
+func TestManagerFileHistory(t *testing.T) {
+	o := newOrigin(t, withSize(128<<10), withPath("/pics/photo.JPG"), withThrottle(5*time.Millisecond))
+	dir := t.TempDir()
+	hist, err := openHistory(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := testDownloader(t)
+	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 2, Retries: 1, Files: files, History: hist})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.saveEvery = 20 * time.Millisecond
+	runManager(t, m)
+
+	v := mustAdd(t, m, o.FileURL()+"?token=secret")
+	waitBytes(t, m, v.ID, 16<<10)
+	if err := m.Cancel(v.ID); err != nil {
+		t.Fatal(err)
+	}
+	o.setThrottle(0)
+	if err := m.Retry(v.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wait(t.Context(), v.ID); err != nil {
+		t.Fatal(err)
+	}
+	page, err := hist.List(historyQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]historyRecord{}
+	for _, r := range page.Records {
+		byID[r.ID] = r
+		if strings.Contains(r.Source, "secret") {
+			t.Errorf("history keeps the query string: %q", r.Source)
+		}
+		if r.Domain != "127.0.0.1" || r.FileType != "jpg" || r.Kind != "file" || r.FileName != "photo.JPG" {
+			t.Errorf("record = %+v", r)
+		}
+	}
+	canceled, completed := byID[v.ID], byID[v.ID+"-2"]
+	if len(byID) != 2 || canceled.Status != "canceled" || completed.Status != "completed" {
+		t.Fatalf("history = %+v, want a canceled and a completed attempt", page.Records)
+	}
+	if completed.Size != 128<<10 || completed.Path != "photo.JPG" || completed.Duration <= 0 || completed.AverageSpeed <= 0 ||
+		completed.FinishedAt.Before(completed.StartedAt) {
+		t.Errorf("completed record = %+v", completed)
+	}
+}
