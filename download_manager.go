@@ -221,6 +221,13 @@ func (m *manager) Recovered() string {
 }
 
 func (m *manager) load() error {
+	// A crash between writing a temporary file and renaming it leaves
+	// the temporary file; the rename never happened, so it is garbage.
+	if stale, err := filepath.Glob(m.statePath + ".tmp-*"); err == nil {
+		for _, p := range stale {
+			os.Remove(p)
+		}
+	}
 	data, err := os.ReadFile(m.statePath)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

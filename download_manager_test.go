@@ -98,8 +98,8 @@ func (f *fakeEngine) download(ctx context.Context, req fileRequest) (fileResult,
 	}
 }
 
-// gateLocked2 is the gate of u, taking the lock itself.
-func (f *fakeEngine) gateLocked2(u string) chan error {
+// gate is the channel that ends the next transfer of u.
+func (f *fakeEngine) gate(u string) chan error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.gateLocked(u)
@@ -721,7 +721,14 @@ func TestManagerCorruptQueue(t *testing.T) {
 			if err := os.WriteFile(state, []byte(tc.data), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			// A temporary file a crash left before its rename.
+			if err := os.WriteFile(state+".tmp-123", []byte("{"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			m := newTestManager(t, dir, 2, nil)
+			if _, err := os.Stat(state + ".tmp-123"); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("stale temporary file kept: %v", err)
+			}
 			aside := m.Recovered()
 			if !strings.HasPrefix(aside, state+".corrupt-") {
 				t.Fatalf("Recovered() = %q, want %s.corrupt-<time>", aside, state)
@@ -889,7 +896,7 @@ func TestManagerConcurrentCalls(t *testing.T) {
 				case 6:
 					// Completes whatever transfer of it runs next.
 					select {
-					case f.gateLocked2(source(k)) <- nil:
+					case f.gate(source(k)) <- nil:
 					default:
 					}
 				case 7:
