@@ -1020,7 +1020,9 @@ func TestManagerOriginPauseResumeCancel(t *testing.T) {
 	if start := parseRangeStart(last); start == 0 || start > part.Size() {
 		t.Errorf("resume asked for %q; the .part had %d bytes", last, part.Size())
 	}
-	if resent := o.bytesSent.Load() - sentAtPause; resent > size-parseRangeStart(last) {
+	// The stopped connection's handler may still write the chunk it was
+	// in (8 KiB) after Pause returned; anything more was fetched twice.
+	if resent := o.bytesSent.Load() - sentAtPause; resent > size-parseRangeStart(last)+8<<10 {
 		t.Errorf("after resume the origin sent %d bytes for the %d missing", resent, size-parseRangeStart(last))
 	}
 
@@ -1249,7 +1251,9 @@ func TestManagerOriginRestart(t *testing.T) {
 		if got, want := ranges[len(ranges)-1], fmt.Sprintf("bytes=%d-", have[i]); got != want {
 			t.Errorf("r%d resumed with Range %q, want %q", i, got, want)
 		}
-		if again := origins[i].bytesSent.Load() - sent[i]; again != size-have[i] {
+		// Besides the missing bytes, only the chunk (8 KiB) the stopped
+		// connection's handler may have been writing.
+		if again := origins[i].bytesSent.Load() - sent[i]; again < size-have[i] || again > size-have[i]+8<<10 {
 			t.Errorf("r%d: after restart the origin sent %d bytes, want the %d missing", i, again, size-have[i])
 		}
 	}
@@ -1554,7 +1558,7 @@ func TestManagerModelPull(t *testing.T) {
 	}
 	compareZipTree(t, readZipTree(t, filepath.Join(dir, "tiny-1.zip")), expectedTree(f.Host, "library", "tiny", "1", model))
 	again := f.count(func(f *fakeRegistry) int { return int(f.BytesServed[layer]) }) - served
-	if again <= 0 || again >= 300<<10-int(64<<10)+1 {
+	if again <= 0 || again > 300<<10-32<<10 {
 		t.Errorf("after resume the layer's origin sent %d bytes; it had %d of %d before", again, served, 300<<10)
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".staging")); err == nil {
