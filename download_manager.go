@@ -585,8 +585,16 @@ func stateFinished(state string) bool {
 	return state == jobCompleted || state == jobFailed || state == jobCanceled
 }
 
+// jobStateError refuses an action the download's state does not allow. It
+// matches errConflict (HTTP 409) and its text is only the reason, for the
+// person who clicked.
+type jobStateError struct{ msg string }
+
+func (e *jobStateError) Error() string        { return e.msg }
+func (e *jobStateError) Is(target error) bool { return target == errConflict }
+
 func jobConflict(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errConflict)
+	return &jobStateError{msg: fmt.Sprintf(format, args...)}
 }
 
 // Pause stops a queued or running download and keeps its partial data. It

@@ -366,7 +366,7 @@ func TestManagerTransitions(t *testing.T) {
 		t.Errorf("completed b = %+v", done)
 	}
 	err := m.Cancel(b.ID)
-	if !errors.Is(err, errConflict) || !strings.Contains(err.Error(), "cannot cancel a completed download") {
+	if !errors.Is(err, errConflict) || err.Error() != "cannot cancel a completed download" {
 		t.Errorf("Cancel(completed) = %v, want a conflict saying why", err)
 	}
 
