@@ -805,7 +805,8 @@ func (m *manager) removeData(kind, p string, name modelName) {
 }
 
 // Move reorders a queued download: "top", "up", "down" or "bottom". Up and
-// down step over finished downloads, which do not wait for anything.
+// down swap it with the nearest queued neighbour: only the order of queued
+// downloads decides what starts next, and it is what the Queue tab shows.
 func (m *manager) Move(id, where string) error {
 	m.mu.Lock()
 	i := m.findLocked(id)
@@ -827,14 +828,14 @@ func (m *manager) Move(id, where string) error {
 		to = len(m.jobs) - 1
 	case "up":
 		for k := i - 1; k >= 0; k-- {
-			if !stateFinished(m.jobs[k].State) {
+			if m.jobs[k].State == jobQueued {
 				to = k
 				break
 			}
 		}
 	case "down":
 		for k := i + 1; k < len(m.jobs); k++ {
-			if !stateFinished(m.jobs[k].State) {
+			if m.jobs[k].State == jobQueued {
 				to = k
 				break
 			}

@@ -472,8 +472,8 @@ func TestManagerMove(t *testing.T) {
 	}{
 		{"e", "top", "e c b a d", false},
 		{"c", "bottom", "b a d e c", false},
-		{"c", "down", "b a c d e", false}, // steps over the completed b
-		{"d", "up", "c b d a e", false},
+		{"c", "down", "b a d c e", false}, // swaps with the next queued one, d
+		{"d", "up", "d c b a e", false},
 		{"c", "up", "c b a d e", false}, // already first
 		{"e", "down", "c b a d e", false},
 		{"a", "top", "c b a d e", true}, // downloading
