@@ -742,7 +742,7 @@ func (m *manager) Remove(id string, deleteFile bool) error {
 	}
 	j := m.jobs[i]
 	if !stateFinished(j.State) {
-		err := jobConflict("cannot remove a %s download: pause or cancel it first", j.State)
+		err := jobConflict("cannot remove a %s download: cancel it first", j.State)
 		m.mu.Unlock()
 		return err
 	}
@@ -755,8 +755,9 @@ func (m *manager) Remove(id string, deleteFile bool) error {
 	if deleteFile && j.Path != "" {
 		var ok bool
 		if rel, ok = m.insideOutput(j.Path); !ok {
+			err := jobConflict("refusing to delete %s: it is outside the output folder %s", j.Path, m.outputDir)
 			m.mu.Unlock()
-			return jobConflict("refusing to delete %s: it is outside the output folder %s", j.Path, m.outputDir)
+			return err
 		}
 	}
 	kind, state, name, p := j.Kind, j.State, j.name, j.Path
