@@ -80,6 +80,10 @@ type managerConfig struct {
 	History     *historyStore
 	Log         *slog.Logger
 	KeepStaging bool // models: keep the staging folder after zipping (-keep-staging)
+	// QueueFile names the state file under <output-dir>/.state; "" is
+	// queue.json. The CLI keeps its own (cli-queue.json) so that a command
+	// runs only its arguments and never races a web UI over one file.
+	QueueFile string
 }
 
 type addRequest struct {
@@ -180,11 +184,15 @@ func newManager(cfg managerConfig) (*manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output folder %s: %w", cfg.OutputDir, err)
 	}
+	queueFile := cfg.QueueFile
+	if queueFile == "" {
+		queueFile = "queue.json"
+	}
 	m := &manager{
 		cfg:         cfg,
 		log:         cfg.Log,
 		outputDir:   dir,
-		statePath:   filepath.Join(dir, ".state", "queue.json"),
+		statePath:   filepath.Join(dir, ".state", filepath.Base(queueFile)),
 		now:         time.Now,
 		saveEvery:   time.Second,
 		stopTimeout: 5 * time.Second,
