@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -210,6 +212,10 @@ func TestCLISurvivesRepeatedKills(t *testing.T) {
 		time.Sleep(time.Duration(30+rand.IntN(250)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
+		// The queue file is always whole JSON: written by temp + rename.
+		if data, err := os.ReadFile(filepath.Join(out, ".state", "cli-queue.json")); err == nil && !json.Valid(data) {
+			t.Fatalf("kill %d: the queue file is not valid JSON", i)
+		}
 		for name, content := range want {
 			path := filepath.Join(out, name)
 			if got, err := os.ReadFile(path); err == nil && !bytes.Equal(got, content) {
@@ -234,12 +240,24 @@ func TestCLISurvivesRepeatedKills(t *testing.T) {
 			t.Errorf("%s differs after 20 kills", name)
 		}
 	}
-	if entries, _ := os.ReadDir(out); len(entries) != 2 {
-		var names []string
-		for _, e := range entries {
+	var names []string
+	entries, _ := os.ReadDir(out)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
 			names = append(names, e.Name())
 		}
-		t.Errorf("output holds %q, want just the two files", names)
+	}
+	if len(names) != 2 {
+		t.Errorf("output holds %q, want just the two files (and the tool's dot folders)", names)
+	}
+	// The history holds both completions.
+	h, err := openHistory(out, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := h.List(historyQuery{Status: "completed"})
+	if err != nil || page.Total != 2 {
+		t.Errorf("history has %d completed records (%v), want 2", page.Total, err)
 	}
 }
 
