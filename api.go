@@ -74,6 +74,7 @@ type server struct {
 
 	cacheMu      sync.Mutex
 	cacheBody    []byte
+	cacheActive  bool
 	cacheAt      time.Time
 	cacheChanged <-chan struct{}
 }
@@ -420,31 +421,38 @@ func intParam(vals url.Values, name string, def, lo, hi int) (int, error) {
 type downloadsResponse struct {
 	Downloads   []jobView `json:"downloads"`
 	Concurrency int       `json:"concurrency"`
+	TotalSpeed  float64   `json:"total_speed"` // bytes per second, all downloads together
 }
 
-// downloadsBody encodes the download list. Pollers share one encoding for
-// pollCacheTTL unless the manager changed in between: hundreds of
-// downloads under dozens of pollers cost one List and one Marshal.
-func (s *server) downloadsBody() []byte {
+// downloadsBody encodes the download list, and reports whether any
+// download is moving (its bytes change without a Changed signal). Pollers
+// share one encoding for pollCacheTTL unless the manager changed in
+// between: hundreds of downloads under dozens of pollers cost one List
+// and one Marshal per TTL.
+func (s *server) downloadsBody() (body []byte, active bool) {
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
 	if s.cacheBody != nil && s.now().Sub(s.cacheAt) < s.pollCacheTTL && !isClosed(s.cacheChanged) {
-		return s.cacheBody
+		return s.cacheBody, s.cacheActive
 	}
 	// Take the change signal before listing, so a change during List
 	// invalidates what we are about to cache.
 	changed := s.cfg.Manager.Changed()
-	views := s.cfg.Manager.List()
-	if views == nil {
-		views = []jobView{}
+	resp := downloadsResponse{Downloads: s.cfg.Manager.List(), Concurrency: s.cfg.Manager.Concurrency()}
+	if resp.Downloads == nil {
+		resp.Downloads = []jobView{}
 	}
-	body, err := json.Marshal(downloadsResponse{Downloads: views, Concurrency: s.cfg.Manager.Concurrency()})
+	for _, v := range resp.Downloads {
+		resp.TotalSpeed += v.Speed
+		active = active || stateRunning(v.State)
+	}
+	body, err := json.Marshal(resp)
 	if err != nil {
 		// jobView is plain data; this cannot fail short of a programming error.
 		panic(fmt.Sprintf("encoding downloads: %v", err))
 	}
-	s.cacheBody, s.cacheAt, s.cacheChanged = append(body, '\n'), s.now(), changed
-	return s.cacheBody
+	s.cacheBody, s.cacheActive, s.cacheAt, s.cacheChanged = append(body, '\n'), active, s.now(), changed
+	return s.cacheBody, active
 }
 
 func isClosed(c <-chan struct{}) bool {
@@ -457,7 +465,8 @@ func isClosed(c <-chan struct{}) bool {
 }
 
 func (s *server) handleDownloads(w http.ResponseWriter, r *http.Request) {
-	s.writeBody(w, http.StatusOK, s.downloadsBody())
+	body, _ := s.downloadsBody()
+	s.writeBody(w, http.StatusOK, body)
 }
 
 // addError is one line of an add request that the manager refused.
@@ -905,8 +914,9 @@ func (s *server) handleStatistics(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleEvents streams the /api/downloads body as server-sent events: at
-// once, then on each change but at most once per eventInterval, with a
-// comment every keepAlive so that proxies keep the connection open.
+// once, then on each change, and every eventInterval while a download is
+// moving (progress is not a manager change), but never more than once per
+// eventInterval; a comment every keepAlive keeps proxies from closing it.
 func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -920,13 +930,20 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	defer keepAlive.Stop()
 	for {
 		changed := s.cfg.Manager.Changed()
-		if _, err := fmt.Fprintf(w, "event: downloads\ndata: %s\n", s.downloadsBody()); err != nil {
+		body, active := s.downloadsBody()
+		if _, err := fmt.Fprintf(w, "event: downloads\ndata: %s\n", body); err != nil {
 			return
 		}
 		if rc.Flush() != nil {
 			return
 		}
-		sent := time.Now()
+		// Never sooner than eventInterval: a burst of changes is one event.
+		if !s.sleep(ctx, s.eventInterval) {
+			return
+		}
+		if active {
+			continue // progress moves without a change signal: push it each interval
+		}
 	wait:
 		for {
 			select {
@@ -942,19 +959,20 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				break wait
 			}
 		}
-		// Coalesce a burst of changes into one event per interval.
-		if wait := s.eventInterval - time.Since(sent); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-s.stopping:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
+	}
+}
+
+// sleep waits d unless the request or the server ends first.
+func (s *server) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.stopping:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

@@ -12,14 +12,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -39,11 +45,7 @@ type apiServer struct {
 func newAPIServer(t *testing.T, edit ...func(*serverConfig)) *apiServer {
 	t.Helper()
 	dir := t.TempDir()
-	m := newAPITestManager(t, dir)
-	h, err := openHistory(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, h := newAPITestManager(t, dir)
 	ts := httptest.NewUnstartedServer(nil)
 	cfg := serverConfig{Manager: m, History: h, OutputDir: dir, Addr: ts.Listener.Addr().String(), Version: "test"}
 	for _, e := range edit {
@@ -692,16 +694,38 @@ func apiCSPHash(inline string) string {
 	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }
 
-// newAPITestManager is a manager over dir with the stub engines (until the
-// real manager lands it answers errors, which the tests above rely on
-// only for unknown ids).
-func newAPITestManager(t *testing.T, dir string) *manager {
+// newAPITestManager runs a real manager with the real download engine over
+// dir until the test ends, and returns it with its history.
+func newAPITestManager(t testing.TB, dir string) (*manager, *historyStore) {
 	t.Helper()
-	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 4, Retries: 3})
+	h, err := openHistory(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	files := newRangeDownloader(&http.Client{}, slog.New(slog.DiscardHandler))
+	files.backoff = 10 * time.Millisecond
+	files.maxBackoff = 50 * time.Millisecond
+	files.stallTimeout = 5 * time.Second
+	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 4, Retries: 1, Files: files, History: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.saveEvery = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("manager Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("manager did not stop")
+		}
+	})
+	return m, h
 }
 
 func apiWriteFile(t *testing.T, path, data string) {
@@ -880,4 +904,414 @@ func TestGoldenHistoryAndStatistics(t *testing.T) {
 	a.golden(t, "history-clear", "DELETE", "/api/history", nil)
 	a.golden(t, "history-after-clear", "GET", "/api/history", nil)
 	a.golden(t, "statistics-after-clear", "GET", "/api/statistics", nil)
+}
+
+// apiJob is the part of a download object the tests read.
+type apiJob struct {
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`
+	Source     string `json:"source"`
+	Name       string `json:"name"`
+	Path       string `json:"path"`
+	State      string `json:"state"`
+	Error      string `json:"error"`
+	BytesDone  int64  `json:"bytes_done"`
+	BytesTotal int64  `json:"bytes_total"`
+	Position   int    `json:"position"`
+}
+
+// addDownloads posts a form to /api/download/add and returns what was added.
+func (a *apiServer) addDownloads(t *testing.T, kv ...string) []apiJob {
+	t.Helper()
+	body, k, v := apiForm(kv...)
+	code, _, resp := a.do(t, "POST", "/api/download/add", body, k, v)
+	if code != http.StatusCreated {
+		t.Fatalf("add = %d %s", code, resp)
+	}
+	var got struct{ Downloads []apiJob }
+	if err := json.Unmarshal(resp, &got); err != nil {
+		t.Fatal(err)
+	}
+	return got.Downloads
+}
+
+// waitState polls GET /api/download/{id} until the download is in one of
+// the states, within a bounded time and number of polls.
+func (a *apiServer) waitState(t *testing.T, id string, states ...string) apiJob {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var j apiJob
+	for i := 0; i < 3000 && time.Now().Before(deadline); i++ {
+		code, _, body := a.do(t, "GET", "/api/download/"+id, nil)
+		if code != 200 {
+			t.Fatalf("GET download %s = %d %s", id, code, body)
+		}
+		j = apiJob{}
+		if err := json.Unmarshal(body, &j); err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(states, j.State) {
+			return j
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("download %s is %q (%s), want one of %v", id, j.State, j.Error, states)
+	return j
+}
+
+func TestEndToEndDownloadsThroughAPI(t *testing.T) {
+	a := newAPIServer(t)
+	origins := []*origin{
+		newOrigin(t, withSize(64<<10), withPath("/one.bin")),
+		newOrigin(t, withSize(300<<10), withPath("/two.iso")),
+		newOrigin(t, withSize(1<<20), withPath("/three.bin")),
+	}
+	var lines []string
+	for _, o := range origins {
+		lines = append(lines, o.FileURL())
+	}
+	added := a.addDownloads(t, "url", strings.Join(lines, "\n"), "retries", "2")
+	if len(added) != len(origins) {
+		t.Fatalf("added %d downloads, want %d", len(added), len(origins))
+	}
+	for i, j := range added {
+		done := a.waitState(t, j.ID, "completed", "failed", "canceled")
+		if done.State != "completed" {
+			t.Fatalf("download %s = %s: %s", j.Source, done.State, done.Error)
+		}
+		want := origins[i].content()
+		got := readFile(t, filepath.Join(a.dir, filepath.FromSlash(done.Path)))
+		if !bytes.Equal(got, want) || done.BytesDone != int64(len(want)) {
+			t.Errorf("%s: %d bytes on disk, %d reported, want %d", done.Path, len(got), done.BytesDone, len(want))
+		}
+	}
+
+	// The finished files are in the library and servable.
+	code, _, body := a.do(t, "GET", "/api/library", nil)
+	var lib struct{ Files []libraryFile }
+	if err := json.Unmarshal(body, &lib); code != 200 || err != nil {
+		t.Fatalf("library = %d %v", code, err)
+	}
+	if len(lib.Files) != len(origins) {
+		t.Errorf("library has %d files, want %d: %+v", len(lib.Files), len(origins), lib.Files)
+	}
+	code, _, body = a.do(t, "GET", "/api/library/file/two.iso", nil)
+	if code != 200 || !bytes.Equal(body, origins[1].content()) {
+		t.Errorf("serving two.iso = %d, %d bytes", code, len(body))
+	}
+}
+
+// TestSeedCurlExamples runs the seed's curl examples (SPEC §8) as a person
+// would type them, against a live server on 127.0.0.1.
+func TestSeedCurlExamples(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("curl is not installed; .ci/run must install it")
+		}
+		t.Skip("curl is not installed")
+	}
+	a := newAPIServer(t)
+	// Slow enough to be paused before it finishes.
+	file := newOrigin(t, withSize(4<<20), withPath("/file.bin"), withThrottle(20*time.Millisecond))
+	_, port, _ := net.SplitHostPort(a.ts.Listener.Addr().String())
+	_, originPort, _ := net.SplitHostPort(file.Listener.Addr().String())
+
+	curl := func(line string, out any) {
+		t.Helper()
+		line = strings.NewReplacer("PORT", port, "ORIGIN", originPort).Replace(line)
+		cmd := exec.CommandContext(t.Context(), "sh", "-c", line)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		stdout, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, stderr.Bytes())
+		}
+		if err := json.Unmarshal(stdout, out); err != nil {
+			t.Fatalf("%s: answer is not JSON: %v\n%s", line, err, stdout)
+		}
+	}
+
+	var added struct{ Downloads []apiJob }
+	curl(`curl -X POST -d 'url=http://127.0.0.1:ORIGIN/file.bin&retries=3' http://127.0.0.1:PORT/api/download/add`, &added)
+	if len(added.Downloads) != 1 || added.Downloads[0].Source != file.FileURL() {
+		t.Fatalf("add answered %+v", added)
+	}
+	id := added.Downloads[0].ID
+
+	var list struct {
+		Downloads   []apiJob
+		Concurrency int
+	}
+	curl(`curl http://127.0.0.1:PORT/api/downloads`, &list)
+	if len(list.Downloads) != 1 || list.Downloads[0].ID != id || list.Concurrency != 4 {
+		t.Errorf("downloads = %+v", list)
+	}
+
+	var j apiJob
+	curl(`curl -X POST http://127.0.0.1:PORT/api/download/`+id+`/pause`, &j)
+	if j.ID != id || j.State != "paused" {
+		t.Errorf("after pause: %+v", j)
+	}
+	curl(`curl -X POST http://127.0.0.1:PORT/api/download/`+id+`/resume`, &j)
+	if j.State != "queued" && j.State != "downloading" {
+		t.Errorf("after resume: %+v", j)
+	}
+	curl(`curl -X POST http://127.0.0.1:PORT/api/download/`+id+`/cancel`, &j)
+	if j.State != "canceled" {
+		t.Errorf("after cancel: %+v", j)
+	}
+	file.setThrottle(0)
+
+	// The JSON form of add, a model name in url, and the unknown-id answer.
+	curl(`curl -X POST -H 'Content-Type: application/json' -d '{"url": "http://127.0.0.1:ORIGIN/file.bin", "retries": 3}' http://127.0.0.1:PORT/api/download/add`, &added)
+	if len(added.Downloads) != 1 {
+		t.Errorf("JSON add answered %+v", added)
+	}
+	var e struct{ Error string }
+	curl(`curl -X POST http://127.0.0.1:PORT/api/download/d-unknown/pause`, &e)
+	if e.Error == "" {
+		t.Error("pausing an unknown id gave no error")
+	}
+
+	var stats map[string]any
+	curl(`curl http://127.0.0.1:PORT/api/statistics`, &stats)
+	if _, ok := stats["total_files"]; !ok {
+		t.Errorf("statistics = %v", stats)
+	}
+	var hist struct {
+		Total   *int
+		Records []map[string]any
+	}
+	curl(`curl 'http://127.0.0.1:PORT/api/history?limit=50&offset=0'`, &hist)
+	if hist.Total == nil {
+		t.Errorf("history has no total: %+v", hist)
+	}
+}
+
+// sseItem is one event's data, or a keep-alive comment ("" data).
+type sseItem struct{ data string }
+
+// readSSE opens /api/events and forwards what arrives, until the stream
+// ends (then it closes the channel).
+func (a *apiServer) readSSE(t *testing.T) <-chan sseItem {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", a.ts.URL+"/api/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("GET /api/events = %d %q", resp.StatusCode, ct)
+	}
+	items := make(chan sseItem, 1024)
+	go func() {
+		defer close(items)
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		var data string
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch {
+			case strings.HasPrefix(line, ":"):
+				items <- sseItem{}
+			case strings.HasPrefix(line, "data: "):
+				data = strings.TrimSuffix(strings.TrimPrefix(line, "data: "), "\n")
+			case line == "\n" && data != "":
+				items <- sseItem{data: data}
+				data = ""
+			}
+		}
+	}()
+	return items
+}
+
+// nextEvent returns the next event's body, counting keep-alives skipped.
+func nextEvent(t *testing.T, items <-chan sseItem, within time.Duration) (body downloadsResponse, keepAlives int) {
+	t.Helper()
+	timeout := time.After(within)
+	for {
+		select {
+		case it, ok := <-items:
+			if !ok {
+				t.Fatal("event stream ended")
+			}
+			if it.data == "" {
+				keepAlives++
+				continue
+			}
+			if err := json.Unmarshal([]byte(it.data), &body); err != nil {
+				t.Fatalf("event data %q: %v", it.data, err)
+			}
+			return body, keepAlives
+		case <-timeout:
+			t.Fatalf("no event within %v", within)
+		}
+	}
+}
+
+func TestEventsStream(t *testing.T) {
+	a := newAPIServer(t)
+	a.eventInterval = 50 * time.Millisecond
+	a.keepAlive = 20 * time.Millisecond
+	events := a.readSSE(t)
+
+	first, _ := nextEvent(t, events, 10*time.Second)
+	if len(first.Downloads) != 0 || first.Concurrency != 4 {
+		t.Fatalf("first event = %+v", first)
+	}
+	// Nothing changes: only keep-alive comments arrive.
+	quiet := time.After(300 * time.Millisecond)
+	comments := 0
+	for done := false; !done; {
+		select {
+		case it := <-events:
+			if it.data != "" {
+				t.Fatalf("event without a change: %s", it.data)
+			}
+			comments++
+		case <-quiet:
+			done = true
+		}
+	}
+	if comments == 0 {
+		t.Error("no keep-alive comment in 300 ms with keepAlive 20 ms")
+	}
+
+	// A download: events follow it, progress included, to completion.
+	o := newOrigin(t, withSize(512<<10), withPath("/sse.bin"), withThrottle(5*time.Millisecond))
+	added := a.addDownloads(t, "url", o.FileURL())
+	var states []string
+	midway := 0 // events showing a partial download: progress is pushed, not only state changes
+	for i := 0; i < 500; i++ {
+		ev, _ := nextEvent(t, events, 10*time.Second)
+		if len(ev.Downloads) != 1 || ev.Downloads[0].ID != added[0].ID {
+			t.Fatalf("event = %+v", ev)
+		}
+		d := ev.Downloads[0]
+		if len(states) == 0 || states[len(states)-1] != d.State {
+			states = append(states, d.State)
+		}
+		if d.State == "downloading" && d.BytesDone > 0 && d.BytesDone < d.BytesTotal {
+			midway++
+		}
+		if d.State == "completed" {
+			break
+		}
+	}
+	if states[len(states)-1] != "completed" {
+		t.Fatalf("states seen: %v", states)
+	}
+	if midway < 2 {
+		t.Errorf("%d events showed progress during a ~300 ms download with a 50 ms interval", midway)
+	}
+}
+
+func TestEventsCoalesced(t *testing.T) {
+	a := newAPIServer(t)
+	a.eventInterval = time.Hour // after the first event, nothing for an hour
+	a.keepAlive = time.Hour
+	events := a.readSSE(t)
+	nextEvent(t, events, 10*time.Second)
+	o := newOrigin(t, withSize(64<<10), withPath("/c.bin"))
+	added := a.addDownloads(t, "url", o.FileURL())
+	a.waitState(t, added[0].ID, "completed")
+	select {
+	case it := <-events:
+		t.Errorf("event within the interval: %+v", it)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// BenchmarkAPIDownloads polls GET /api/downloads over real loopback HTTP
+// with 500 downloads present (4 downloading from an origin that holds
+// them open, the rest queued) and 50 concurrent pollers, reporting
+// latency percentiles. "cached" is the server as shipped; "uncached"
+// encodes every answer afresh, the cost without the shared encoding.
+func BenchmarkAPIDownloads(b *testing.B) {
+	hold := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(1<<20))
+		w.Header().Set("Accept-Ranges", "bytes")
+		w.Header().Set("ETag", `"held"`)
+		if r.Method == http.MethodHead {
+			return
+		}
+		w.Write(make([]byte, 4<<10))
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	defer origin.Close()
+	defer close(hold)
+
+	dir := b.TempDir()
+	m, h := newAPITestManager(b, dir)
+	for i := range 500 {
+		if _, err := m.Add(addRequest{Source: fmt.Sprintf("%s/bench-%d.bin", origin.URL, i), Retries: -1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	s := newServer(serverConfig{Manager: m, History: h, OutputDir: dir, Addr: ts.Listener.Addr().String()})
+	ts.Config.Handler = s.Handler()
+	ts.Start()
+	defer ts.Close()
+
+	const pollers = 50
+	for _, bc := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"cached", s.pollCacheTTL}, {"uncached", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s.pollCacheTTL = bc.ttl
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: pollers}}
+			defer client.CloseIdleConnections()
+			var mu sync.Mutex
+			var lat []time.Duration
+			var size int
+			b.SetParallelism((pollers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					t0 := time.Now()
+					resp, err := client.Get(ts.URL + "/api/downloads")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					n, _ := io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+					mine = append(mine, time.Since(t0))
+					mu.Lock()
+					size = int(n)
+					mu.Unlock()
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			b.StopTimer()
+			if len(lat) == 0 {
+				return
+			}
+			slices.Sort(lat)
+			at := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+			b.ReportMetric(at(0.50), "p50-µs")
+			b.ReportMetric(at(0.99), "p99-µs")
+			b.ReportMetric(float64(size), "bytes/answer")
+		})
+	}
 }
