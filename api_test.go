@@ -1315,3 +1315,83 @@ func BenchmarkAPIDownloads(b *testing.B) {
 		})
 	}
 }
+
+func TestGoldenDownloads(t *testing.T) {
+	a := newAPIServer(t)
+	o := newOrigin(t, withSize(100<<10), withPath("/files/report.pdf"))
+	originAddr := o.Listener.Addr().String()
+	var replace []string
+	golden := func(name, method, path string, kv ...string) {
+		t.Helper()
+		var body io.Reader
+		var hdr []string
+		if kv != nil {
+			var k, v string
+			body, k, v = apiForm(kv...)
+			hdr = []string{k, v}
+		}
+		code, _, resp := a.do(t, method, path, body, hdr...)
+		apiCheckGolden(t, name, code, resp, append([]string{originAddr, "ORIGIN", a.dir, "<output-dir>"}, replace...)...)
+	}
+
+	golden("downloads-empty", "GET", "/api/downloads")
+	added := a.addDownloads(t, "url", o.FileURL(), "retries", "2")
+	replace = append(replace, added[0].ID, "<id-1>")
+	a.waitState(t, added[0].ID, "completed")
+	golden("download", "GET", "/api/download/"+added[0].ID)
+	golden("downloads", "GET", "/api/downloads")
+	golden("download-pause-completed", "POST", "/api/download/"+added[0].ID+"/pause")
+	golden("download-resume-completed", "POST", "/api/download/"+added[0].ID+"/resume")
+
+	// One at a time from here, so that the second slow download waits queued.
+	golden("settings-set-1", "POST", "/api/settings", "concurrency", "1")
+
+	// Several lines, one refused: the others are added, the refusal listed.
+	slow := newOrigin(t, withSize(1<<20), withPath("/slow.bin"), withThrottle(50*time.Millisecond))
+	code, _, resp := a.do(t, "POST", "/api/download/add", strings.NewReader(url.Values{
+		"url": {slow.FileURL() + "\nftp://example.com/x.bin\n\n" + slow.FileURL() + "?copy=2"}, "retries": {"0"},
+	}.Encode()), "Content-Type", "application/x-www-form-urlencoded")
+	var two struct{ Downloads []apiJob }
+	if err := json.Unmarshal(resp, &two); err != nil || len(two.Downloads) != 2 {
+		t.Fatalf("add two = %d %s", code, resp)
+	}
+	replace = append(replace, slow.Listener.Addr().String(), "SLOW", two.Downloads[0].ID, "<id-2>", two.Downloads[1].ID, "<id-3>")
+	apiCheckGolden(t, "add-partial", code, resp, replace...)
+
+	golden("download-move-top", "POST", "/api/download/"+two.Downloads[1].ID+"/move", "to", "top")
+	golden("download-move-bad", "POST", "/api/download/"+two.Downloads[1].ID+"/move", "to", "sideways")
+	golden("download-pause", "POST", "/api/download/"+two.Downloads[1].ID+"/pause")
+	golden("download-resume", "POST", "/api/download/"+two.Downloads[1].ID+"/resume")
+	golden("download-cancel", "POST", "/api/download/"+two.Downloads[1].ID+"/cancel")
+	golden("download-retry", "POST", "/api/download/"+two.Downloads[1].ID+"/retry")
+	golden("downloads-pause-all", "POST", "/api/downloads/pause-all")
+	golden("downloads-resume-all", "POST", "/api/downloads/resume-all")
+	golden("downloads-cancel-all", "POST", "/api/downloads/cancel-all")
+	golden("downloads-clear-finished", "POST", "/api/downloads/clear-finished")
+	golden("downloads-after-clear", "GET", "/api/downloads")
+	golden("add-json-model-bad-name", "POST", "/api/download/add?url=Bad%20Name!!")
+
+	golden("settings", "GET", "/api/settings")
+	golden("settings-set-8", "POST", "/api/settings", "concurrency", "8")
+	if got := a.cfg.Manager.Concurrency(); got != 8 {
+		t.Errorf("concurrency after POST = %d, want 8", got)
+	}
+
+	// Remove with and without the file.
+	keep := a.addDownloads(t, "url", o.FileURL()+"?keep")
+	a.waitState(t, keep[0].ID, "completed")
+	drop := a.addDownloads(t, "url", o.FileURL()+"?drop")
+	a.waitState(t, drop[0].ID, "completed")
+	keepJob := a.waitState(t, keep[0].ID, "completed")
+	dropJob := a.waitState(t, drop[0].ID, "completed")
+	replace = append(replace, keep[0].ID, "<id-keep>", drop[0].ID, "<id-drop>")
+	golden("download-remove", "POST", "/api/download/"+keep[0].ID+"/remove")
+	golden("download-remove-with-file", "POST", "/api/download/"+drop[0].ID+"/remove", "delete_file", "true")
+	golden("download-removed", "GET", "/api/download/"+keep[0].ID)
+	if _, err := os.Stat(filepath.Join(a.dir, keepJob.Path)); err != nil {
+		t.Errorf("remove without delete_file removed the file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(a.dir, dropJob.Path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("remove with delete_file kept the file: %v", err)
+	}
+}
