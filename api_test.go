@@ -1395,3 +1395,45 @@ func TestGoldenDownloads(t *testing.T) {
 		t.Errorf("remove with delete_file kept the file: %v", err)
 	}
 }
+
+func TestParams(t *testing.T) {
+	multipart := "--XX\r\nContent-Disposition: form-data; name=\"url\"\r\n\r\nhttps://h/m\r\n--XX\r\nContent-Disposition: form-data; name=\"retries\"\r\n\r\n4\r\n--XX--\r\n"
+	tests := []struct {
+		name, ctype, body, query string
+		want                     url.Values
+		wantErr                  bool
+	}{
+		{"form", "application/x-www-form-urlencoded", "url=https%3A%2F%2Fh%2Fx&retries=3", "", url.Values{"url": {"https://h/x"}, "retries": {"3"}}, false},
+		{"query only", "", "", "concurrency=8", url.Values{"concurrency": {"8"}}, false},
+		{"multipart", "multipart/form-data; boundary=XX", multipart, "", url.Values{"url": {"https://h/m"}, "retries": {"4"}}, false},
+		{"json", "application/json", `{"url": "https://h/x", "retries": 3, "delete_file": true, "sha256": null}`, "", url.Values{"url": {"https://h/x"}, "retries": {"3"}, "delete_file": {"true"}}, false},
+		{"json list", "application/json; charset=utf-8", `{"url": ["https://h/a", "llama3"]}`, "", url.Values{"url": {"https://h/a", "llama3"}}, false},
+		{"json not an object", "application/json", `["https://h/a"]`, "", nil, true},
+		{"json nested", "application/json", `{"url": {"a": 1}}`, "", nil, true},
+		{"json list of numbers", "application/json", `{"url": [1]}`, "", nil, true},
+		{"json broken", "application/json", `{"url": `, "", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/api/x?"+tc.query, strings.NewReader(tc.body))
+			if tc.ctype != "" {
+				r.Header.Set("Content-Type", tc.ctype)
+			}
+			got, err := params(r)
+			if tc.wantErr {
+				if !errors.Is(err, errBadInput) {
+					t.Errorf("params = %v, %v; want errBadInput", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range tc.want {
+				if !slices.Equal(got[k], want) {
+					t.Errorf("%s = %q, want %q", k, got[k], want)
+				}
+			}
+		})
+	}
+}
