@@ -788,7 +788,8 @@ func libraryPath(p string) (string, error) {
 		return "", badInputf("file path is empty")
 	case strings.ContainsAny(p, "\x00\\"):
 		return "", badInputf("file path %q has a NUL or a backslash", p)
-	case strings.HasPrefix(p, "/") || filepath.VolumeName(p) != "" || strings.Contains(p, ":"):
+	case strings.HasPrefix(p, "/") || filepath.VolumeName(filepath.FromSlash(p)) != "" || len(p) >= 2 && p[1] == ':':
+		// "C:x" is relative to a drive's current folder on Windows: refused everywhere.
 		return "", badInputf("file path %q must be relative to the output folder", p)
 	case !fs.ValidPath(p):
 		return "", badInputf("file path %q must not have empty, . or .. segments", p)

@@ -568,6 +568,13 @@ func TestLibraryPathsConfined(t *testing.T) {
 			})
 		}
 	}
+	if runtime.GOOS != "windows" {
+		// A colon is an ordinary character on Unix; only a drive prefix is refused.
+		apiWriteFile(t, filepath.Join(a.dir, "meeting 10:30.txt"), "colon")
+		if code, _, body := a.do(t, "GET", "/api/library/file/"+url.PathEscape("meeting 10:30.txt"), nil); code != 200 || string(body) != "colon" {
+			t.Errorf("file with a colon = %d %q", code, body)
+		}
+	}
 	for _, p := range []string{outside, filepath.Join(a.dir, "ok.txt"), filepath.Join(a.dir, "x.bin.part"), filepath.Join(a.dir, ".state/queue.json")} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s: %v (a refused DELETE removed it)", p, err)
