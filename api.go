@@ -977,21 +977,34 @@ func (s *server) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// uiTypes are the Content-Types of what the UI may embed; the platform's
-// MIME tables differ (several lack woff2), the answer must not.
-var uiTypes = map[string]string{
-	".html":  "text/html; charset=utf-8",
-	".css":   "text/css; charset=utf-8",
-	".js":    "text/javascript; charset=utf-8",
-	".mjs":   "text/javascript; charset=utf-8",
-	".json":  "application/json",
-	".svg":   "image/svg+xml",
-	".png":   "image/png",
-	".ico":   "image/x-icon",
-	".woff2": "font/woff2",
-	".woff":  "font/woff",
-	".ttf":   "font/ttf",
-	".txt":   "text/plain; charset=utf-8",
+// uiContentType is the Content-Type of what the UI may embed; the
+// platform's MIME tables differ (several lack woff2), the answer must not.
+func uiContentType(ext string) string {
+	switch ext {
+	case ".html":
+		return "text/html; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".js", ".mjs":
+		return "text/javascript; charset=utf-8"
+	case ".json":
+		return "application/json"
+	case ".svg":
+		return "image/svg+xml"
+	case ".png":
+		return "image/png"
+	case ".ico":
+		return "image/x-icon"
+	case ".woff2":
+		return "font/woff2"
+	case ".woff":
+		return "font/woff"
+	case ".ttf":
+		return "font/ttf"
+	case ".txt":
+		return "text/plain; charset=utf-8"
+	}
+	return mime.TypeByExtension(ext)
 }
 
 // loadAssets reads the embedded UI once: content, a content-hash ETag and
@@ -1011,10 +1024,7 @@ func loadAssets(fsys fs.FS, dir string) (map[string]*asset, string) {
 		}
 		sum := sha256.Sum256(data)
 		ext := strings.ToLower(path.Ext(p))
-		ctype := uiTypes[ext]
-		if ctype == "" {
-			ctype = mime.TypeByExtension(ext)
-		}
+		ctype := uiContentType(ext)
 		if ctype == "" {
 			ctype = http.DetectContentType(data)
 		}
