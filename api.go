@@ -429,11 +429,11 @@ type downloadsResponse struct {
 // share one encoding for pollCacheTTL unless the manager changed in
 // between: hundreds of downloads under dozens of pollers cost one List
 // and one Marshal per TTL.
-func (s *server) downloadsBody() (body []byte, active bool) {
+func (s *server) downloadsBody() (body []byte, active bool, err error) {
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
 	if s.cacheBody != nil && s.now().Sub(s.cacheAt) < s.pollCacheTTL && !isClosed(s.cacheChanged) {
-		return s.cacheBody, s.cacheActive
+		return s.cacheBody, s.cacheActive, nil
 	}
 	// Take the change signal before listing, so a change during List
 	// invalidates what we are about to cache.
@@ -446,13 +446,12 @@ func (s *server) downloadsBody() (body []byte, active bool) {
 		resp.TotalSpeed += v.Speed
 		active = active || stateRunning(v.State)
 	}
-	body, err := json.Marshal(resp)
+	body, err = json.Marshal(resp)
 	if err != nil {
-		// jobView is plain data; this cannot fail short of a programming error.
-		panic(fmt.Sprintf("encoding downloads: %v", err))
+		return nil, false, fmt.Errorf("encoding downloads: %w", err) // e.g. a NaN speed
 	}
 	s.cacheBody, s.cacheActive, s.cacheAt, s.cacheChanged = append(body, '\n'), active, s.now(), changed
-	return s.cacheBody, active
+	return s.cacheBody, active, nil
 }
 
 func isClosed(c <-chan struct{}) bool {
@@ -465,7 +464,11 @@ func isClosed(c <-chan struct{}) bool {
 }
 
 func (s *server) handleDownloads(w http.ResponseWriter, r *http.Request) {
-	body, _ := s.downloadsBody()
+	body, _, err := s.downloadsBody()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	s.writeBody(w, http.StatusOK, body)
 }
 
@@ -931,7 +934,11 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	defer keepAlive.Stop()
 	for {
 		changed := s.cfg.Manager.Changed()
-		body, active := s.downloadsBody()
+		body, active, err := s.downloadsBody()
+		if err != nil {
+			s.log.Error("event stream", "err", err)
+			return
+		}
 		if _, err := fmt.Fprintf(w, "event: downloads\ndata: %s\n", body); err != nil {
 			return
 		}
