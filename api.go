@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -525,7 +526,7 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 				s.writeError(w, r, fmt.Errorf("adding %s: %w", src, err))
 				return
 			}
-			firstErr = cmpOr(firstErr, err)
+			firstErr = cmp.Or(firstErr, err)
 			failed = append(failed, addError{Source: src, Error: err.Error()})
 			continue
 		}
@@ -542,13 +543,6 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		Downloads []jobView  `json:"downloads"`
 		Errors    []addError `json:"errors,omitempty"`
 	}{added, failed})
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
