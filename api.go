@@ -1081,7 +1081,10 @@ func inlineHashes(page []byte, tag string) []string {
 		}
 		if len(attrs) == 0 || attrs[0] == ' ' || attrs[0] == '\t' || attrs[0] == '\n' {
 			if !bytes.Contains(attrs, []byte("src=")) {
-				sum := sha256.Sum256(page[body : body+stop])
+				// Browsers hash the text after the HTML parser has turned
+				// CR LF and lone CR into LF.
+				text := bytes.ReplaceAll(page[body:body+stop], []byte("\r\n"), []byte("\n"))
+				sum := sha256.Sum256(bytes.ReplaceAll(text, []byte("\r"), []byte("\n")))
 				hashes = append(hashes, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
 			}
 		}

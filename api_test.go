@@ -395,7 +395,7 @@ func TestUIServed(t *testing.T) {
 
 func TestLoadAssetsTypesAndInlineHashes(t *testing.T) {
 	page := "<!doctype html><STYLE>body{color:red}</STYLE><script src=\"app.js\"></script>" +
-		"<script>console.log('سلام')</script><scripts></scripts>"
+		"<script>console.log('سلام')</script><scripts></scripts><script type=module>\r\nlet a = 1;\r\n</script>"
 	fsys := fstest.MapFS{
 		"ui/index.html":          {Data: []byte(page)},
 		"ui/app.js":              {Data: []byte("1")},
@@ -421,13 +421,13 @@ func TestLoadAssetsTypesAndInlineHashes(t *testing.T) {
 	if assets["/app.js"].etag == assets["/style.css"].etag {
 		t.Error("different files share an ETag")
 	}
-	for _, inline := range []string{"body{color:red}", "console.log('سلام')"} {
+	for _, inline := range []string{"body{color:red}", "console.log('سلام')", "\nlet a = 1;\n"} {
 		if h := apiCSPHash(inline); !strings.Contains(csp, h) {
 			t.Errorf("CSP %q lacks %s for %q", csp, h, inline)
 		}
 	}
-	if n := strings.Count(csp, "'sha256-"); n != 2 {
-		t.Errorf("CSP has %d hashes, want 2: %s", n, csp)
+	if n := strings.Count(csp, "'sha256-"); n != 3 {
+		t.Errorf("CSP has %d hashes, want 3: %s", n, csp)
 	}
 }
 
