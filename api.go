@@ -84,6 +84,7 @@ type server struct {
 type serverConfig struct {
 	Manager   *manager
 	History   *historyStore
+	Files     *rangeDownloader // for the global speed limit; nil = not adjustable
 	OutputDir string
 	Addr      string // host:port the server is reachable at, for the Host check; ListenAndServe sets it itself
 	Token     string // when set, every request needs it; required when listening beyond loopback
@@ -636,6 +637,7 @@ func (s *server) handleBulk(w http.ResponseWriter, r *http.Request) {
 // settingsResponse is GET and POST /api/settings.
 type settingsResponse struct {
 	Concurrency int    `json:"concurrency"`
+	LimitRate   int64  `json:"limit_rate"` // bytes per second over all downloads, 0 = none
 	OutputDir   string `json:"output_dir"`
 	Version     string `json:"version"`
 }
@@ -645,7 +647,11 @@ func (s *server) settings() settingsResponse {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return settingsResponse{Concurrency: s.cfg.Manager.Concurrency(), OutputDir: dir, Version: s.cfg.Version}
+	var rate int64
+	if s.cfg.Files != nil {
+		rate = s.cfg.Files.RateLimit()
+	}
+	return settingsResponse{Concurrency: s.cfg.Manager.Concurrency(), LimitRate: rate, OutputDir: dir, Version: s.cfg.Version}
 }
 
 func (s *server) handleSettings(w http.ResponseWriter, r *http.Request) {
@@ -658,17 +664,36 @@ func (s *server) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !vals.Has("concurrency") {
-		s.writeError(w, r, badInputf("nothing to change: send concurrency=<1–32>"))
+	if !vals.Has("concurrency") && !vals.Has("limit_rate") {
+		s.writeError(w, r, badInputf("nothing to change: send concurrency=<1–32> and/or limit_rate=<bytes per second, e.g. 2M; 0 = none>"))
 		return
 	}
-	n, err := intParam(vals, "concurrency", 0, 1, 32)
-	if err == nil {
-		err = s.cfg.Manager.SetConcurrency(n)
+	// Validate everything before changing anything.
+	var rate int64 = -1
+	if vals.Has("limit_rate") {
+		if s.cfg.Files == nil {
+			s.writeError(w, r, badInputf("the speed limit cannot be changed here"))
+			return
+		}
+		v, err := parseRate(vals.Get("limit_rate"))
+		if err != nil {
+			s.writeError(w, r, badInputf("limit_rate: %v", err))
+			return
+		}
+		rate = v
 	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	if vals.Has("concurrency") {
+		n, err := intParam(vals, "concurrency", 0, 1, 32)
+		if err == nil {
+			err = s.cfg.Manager.SetConcurrency(n)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if rate >= 0 {
+		s.cfg.Files.SetRateLimit(rate)
 	}
 	s.writeJSON(w, http.StatusOK, s.settings())
 }

@@ -47,7 +47,7 @@ func newAPIServer(t *testing.T, edit ...func(*serverConfig)) *apiServer {
 	dir := t.TempDir()
 	m, h := newAPITestManager(t, dir)
 	ts := httptest.NewUnstartedServer(nil)
-	cfg := serverConfig{Manager: m, History: h, OutputDir: dir, Addr: ts.Listener.Addr().String(), Version: "test"}
+	cfg := serverConfig{Manager: m, History: h, Files: m.cfg.Files, OutputDir: dir, Addr: ts.Listener.Addr().String(), Version: "test"}
 	for _, e := range edit {
 		e(&cfg)
 	}
@@ -278,6 +278,7 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"concurrency zero", "POST", "/api/settings?concurrency=0", 400, ""},
 		{"concurrency not a number", "POST", "/api/settings?concurrency=four", 400, ""},
 		{"settings with nothing", "POST", "/api/settings", 400, ""},
+		{"limit_rate not a rate", "POST", "/api/settings?limit_rate=fast", 400, ""},
 		{"history limit zero", "GET", "/api/history?limit=0", 400, ""},
 		{"history limit word", "GET", "/api/history?limit=ten", 400, ""},
 		{"history negative offset", "GET", "/api/history?offset=-1", 400, ""},
@@ -1383,6 +1384,11 @@ func TestGoldenDownloads(t *testing.T) {
 	if got := a.cfg.Manager.Concurrency(); got != 8 {
 		t.Errorf("concurrency after POST = %d, want 8", got)
 	}
+	golden("settings-limit-rate", "POST", "/api/settings", "limit_rate", "2M")
+	if got := a.cfg.Files.RateLimit(); got != 2<<20 {
+		t.Errorf("speed limit after POST = %d, want %d", got, 2<<20)
+	}
+	golden("settings-no-limit", "POST", "/api/settings", "limit_rate", "0")
 
 	// Remove with and without the file.
 	keep := a.addDownloads(t, "url", o.FileURL()+"?keep")
