@@ -303,12 +303,12 @@
     const now = new Map(jobs.map((j) => [j.id, j.state]));
     if (known) {
       let finishedOne = false;
+      const added = jobs.filter((j) => !known.has(j.id));
+      if (added.length === 1) toast('info', 'دانلود تازه افزوده شد', added[0].name || added[0].source);
+      else if (added.length > 1) toast('info', `${num(added.length)} دانلود تازه افزوده شد`);
       for (const j of jobs) {
         const before = known.get(j.id);
-        if (before === undefined) {
-          toast('info', 'دانلود تازه افزوده شد', j.name || j.source);
-          continue;
-        }
+        if (before === undefined) continue;
         if (before === j.state) continue;
         if (j.state === 'completed') {
           toast('ok', 'دانلود کامل شد', j.name || j.source);
