@@ -2,9 +2,23 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"hash"
+	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // httpDoer is the one method the downloader needs from an HTTP client.
@@ -13,21 +27,30 @@ type httpDoer interface {
 }
 
 // rangeDownloader fetches one HTTP(S) resource into <path>.part, resuming
-// with Range requests, and publishes it by rename once verified.
+// with Range requests, and publishes it by rename once its size and digest
+// are verified (SPEC §5). Every field a test may want to change is here.
 type rangeDownloader struct {
-	client httpDoer
-	log    *slog.Logger
+	client          httpDoer
+	log             *slog.Logger
+	userAgent       string
+	retries         int           // attempts after the first, when the request does not say
+	backoff         time.Duration // first retry delay; doubled each time, with jitter
+	maxBackoff      time.Duration
+	maxRetryAfter   time.Duration // cap on a server's Retry-After
+	stallTimeout    time.Duration // no byte for this long drops the connection
+	checkpointEvery time.Duration // how often a running transfer makes its progress durable
+	bufferSize      int
 }
 
 // fileRequest describes one file transfer. See docs/ARCHITECTURE.md.
 type fileRequest struct {
 	URL      string
-	Dir      string
-	Path     string
-	SHA256   string
-	Size     int64
-	Header   http.Header
-	Retries  int
+	Dir      string      // folder for a name derived from the server (used when Path is "")
+	Path     string      // explicit destination file; wins over Dir
+	SHA256   string      // expected lower-case hex; "" = not checked
+	Size     int64       // expected size when known in advance; 0 = unknown
+	Header   http.Header // extra request headers
+	Retries  int         // attempts after the first; < 0 = the downloader's default
 	Progress func(done, total int64)
 	OnPath   func(path string)
 }
@@ -37,20 +60,893 @@ type fileResult struct {
 	Path    string
 	Size    int64
 	SHA256  string
-	Resumed int64
+	Resumed int64 // bytes kept from an earlier, interrupted run
+}
+
+// partState is the sidecar <path>.part.json: what the .part holds and which
+// validators to send with If-Range, so a resume after a restart is safe.
+type partState struct {
+	URL          string `json:"url"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	Size         int64  `json:"size"`      // -1 when the server did not say
+	Committed    int64  `json:"committed"` // bytes synced to disk; the tail beyond is not trusted
 }
 
 func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
-	return &rangeDownloader{client: client, log: log}
+	return &rangeDownloader{
+		client:          client,
+		log:             log,
+		userAgent:       "ollama-model-downloader/" + version,
+		retries:         3,
+		backoff:         time.Second,
+		maxBackoff:      30 * time.Second,
+		maxRetryAfter:   5 * time.Minute,
+		stallTimeout:    30 * time.Second,
+		checkpointEvery: time.Second,
+		bufferSize:      256 << 10,
+	}
 }
 
-// Download is being written (issue 2); this skeleton only fixes the signature.
+func partPath(path string) string    { return path + ".part" }
+func sidecarPath(path string) string { return path + ".part.json" }
+func sha256Hex(h hash.Hash) string   { return hex.EncodeToString(h.Sum(nil)) }
+func isHex64(s string) bool          { _, err := hex.DecodeString(s); return err == nil && len(s) == 64 }
+func errorsIsAny(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// removePartial deletes the partial data of path (its .part and sidecar);
+// used when a download is cancelled.
+func removePartial(path string) error {
+	var errs []error
+	for _, p := range []string{partPath(path), sidecarPath(path)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// transfer is the state of one Download call.
+type transfer struct {
+	req      fileRequest
+	path     string
+	state    partState
+	file     *os.File
+	hash     hash.Hash
+	offset   int64  // bytes in the .part that belong to the current state
+	resolved string // final URL after redirects, reused for Range requests
+	noRange  bool   // the server gave a bad 206: fetch from 0 without Range
+	resumed  int64
+}
+
+// Download fetches req.URL. A cancelled ctx keeps the .part for a later
+// resume; a checksum mismatch deletes it.
 func (d *rangeDownloader) Download(ctx context.Context, req fileRequest) (fileResult, error) {
-	return fileResult{}, errors.New("download engine not written yet")
+	if err := checkDownloadURL(req.URL); err != nil {
+		return fileResult{}, err
+	}
+	if req.SHA256 != "" {
+		req.SHA256 = strings.ToLower(req.SHA256)
+		if !isHex64(req.SHA256) {
+			return fileResult{}, badInputf("sha256 must be 64 hexadecimal characters, got %q", req.SHA256)
+		}
+	}
+	if req.Retries < 0 {
+		req.Retries = d.retries
+	}
+	t := &transfer{req: req}
+	if err := d.choosePath(ctx, t); err != nil {
+		return fileResult{}, err
+	}
+	if req.OnPath != nil {
+		req.OnPath(t.path)
+	}
+	if done, res, err := d.alreadyDone(ctx, t); done || err != nil {
+		return res, err
+	}
+	if err := d.openPart(t); err != nil {
+		return fileResult{}, err
+	}
+	res, err := d.run(ctx, t)
+	if t.file != nil {
+		t.file.Close()
+	}
+	return res, err
 }
 
-func partPath(path string) string { return path + ".part" }
+// checkDownloadURL refuses anything but an absolute http(s) URL with a host.
+func checkDownloadURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return badInputf("invalid URL %q: %v", redactURL(raw), err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return badInputf("invalid URL %q: only http:// and https:// are supported", redactURL(raw))
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return badInputf("invalid URL %q: no host name", redactURL(raw))
+	}
+	return nil
+}
 
-func removePartial(path string) error { return nil }
+// choosePath decides where the file goes. An explicit Path is used as is;
+// otherwise the server names it (Content-Disposition, else the URL), and an
+// existing different file is never overwritten: "name (1).ext" is used.
+func (d *rangeDownloader) choosePath(ctx context.Context, t *transfer) error {
+	if t.req.Path != "" {
+		t.path = t.req.Path
+		return nil
+	}
+	dir := t.req.Dir
+	if dir == "" {
+		dir = "."
+	}
+	info, err := d.probe(ctx, t)
+	if err != nil {
+		return err
+	}
+	name := info.name
+	for i := 0; i < 1000; i++ {
+		candidate := filepath.Join(dir, numberedName(name, i))
+		if st, err := readPartState(candidate); err == nil {
+			if st.URL == t.req.URL {
+				t.path = candidate // our own interrupted download: resume it
+				return nil
+			}
+			continue
+		}
+		if exists(candidate) || exists(partPath(candidate)) {
+			continue
+		}
+		t.path = candidate
+		return nil
+	}
+	return fmt.Errorf("choosing a file name for %s: too many files named %q in %s", redactURL(t.req.URL), name, dir)
+}
 
-func newHTTPClient(proxy string) (*http.Client, error) { return &http.Client{}, nil }
+// numberedName gives "name.ext", then "name (1).ext", "name (2).ext"…
+func numberedName(name string, i int) string {
+	if i == 0 {
+		return name
+	}
+	ext := filepath.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	if strings.HasSuffix(strings.ToLower(base), ".tar") { // keep "x (1).tar.gz", not "x.tar (1).gz"
+		ext = base[len(base)-4:] + ext
+		base = base[:len(base)-4]
+	}
+	return fmt.Sprintf("%s (%d)%s", base, i, ext)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// probeInfo is what a HEAD (or a 0-0 range GET) says about a resource.
+type probeInfo struct {
+	name string
+	size int64 // -1 when unknown
+}
+
+// probe asks the server for the name and size without fetching the body.
+// Some servers refuse HEAD (405, 403 from presigned URLs signed for GET):
+// then a GET for the first byte answers the same questions.
+func (d *rangeDownloader) probe(ctx context.Context, t *transfer) (probeInfo, error) {
+	var lastErr error
+	for attempt := 0; attempt <= t.req.Retries; attempt++ {
+		if attempt > 0 {
+			if err := sleepCtx(ctx, d.retryDelay(attempt, lastErr)); err != nil {
+				return probeInfo{}, err
+			}
+		}
+		info, err := d.probeOnce(ctx, t)
+		if err == nil {
+			return info, nil
+		}
+		if ctx.Err() != nil {
+			return probeInfo{}, fmt.Errorf("asking %s for its name: %w", redactURL(t.req.URL), ctx.Err())
+		}
+		lastErr = err
+		if !retryable(err) {
+			break
+		}
+	}
+	return probeInfo{}, lastErr
+}
+
+func (d *rangeDownloader) probeOnce(ctx context.Context, t *transfer) (probeInfo, error) {
+	resp, err := d.send(ctx, http.MethodHead, t.req.URL, t.req.Header, nil)
+	if err == nil && resp.StatusCode/100 != 2 {
+		resp.Body.Close()
+		resp = nil
+	}
+	if resp == nil {
+		resp, err = d.send(ctx, http.MethodGet, t.req.URL, t.req.Header, http.Header{"Range": {"bytes=0-0"}})
+		if err != nil {
+			return probeInfo{}, err
+		}
+	}
+	defer resp.Body.Close()
+	info := probeInfo{size: -1}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		// For a GET that ignored Range this is the whole body; it is closed unread.
+		info.size = resp.ContentLength
+	case http.StatusPartialContent:
+		if cr, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil {
+			info.size = cr.total
+		}
+	default:
+		return probeInfo{}, statusErrorFrom(resp)
+	}
+	info.name = fileNameFrom(resp.Header.Get("Content-Disposition"), resp.Request.URL, t.req.URL)
+	return info, nil
+}
+
+// alreadyDone reports whether the destination already holds the complete,
+// verified file (a rerun after success, or a crash between rename and the
+// caller's bookkeeping). A different file there is an error, never
+// overwritten.
+func (d *rangeDownloader) alreadyDone(ctx context.Context, t *transfer) (bool, fileResult, error) {
+	st, err := os.Stat(t.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, fileResult{}, nil
+	}
+	if err != nil {
+		return true, fileResult{}, fmt.Errorf("checking %s: %w", t.path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return true, fileResult{}, fmt.Errorf("%s exists and is not a regular file", t.path)
+	}
+	size := t.req.Size
+	if size <= 0 {
+		info, err := d.probe(ctx, t)
+		if err != nil {
+			return true, fileResult{}, err
+		}
+		size = info.size
+	}
+	differs := fmt.Errorf("%s already exists and differs from %s: %w (move it away or choose another output path)",
+		t.path, redactURL(t.req.URL), errConflict)
+	if size < 0 || st.Size() != size {
+		return true, fileResult{}, differs
+	}
+	sum, err := hashFile(ctx, t.path, st.Size())
+	if err != nil {
+		return true, fileResult{}, err
+	}
+	if t.req.SHA256 != "" && sum != t.req.SHA256 {
+		return true, fileResult{}, differs
+	}
+	_ = removePartial(t.path)
+	if t.req.Progress != nil {
+		t.req.Progress(st.Size(), st.Size())
+	}
+	return true, fileResult{Path: t.path, Size: st.Size(), SHA256: sum, Resumed: st.Size()}, nil
+}
+
+// hashFile returns the SHA-256 of the first n bytes of path.
+func hashFile(ctx context.Context, path string, n int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(ctxReader{ctx, f}, n)); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return sha256Hex(h), nil
+}
+
+// ctxReader stops a long local read when the context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// openPart opens (or creates) the .part and decides how much of it to keep:
+// only what the sidecar says was synced, and only if it is for this URL.
+func (d *rangeDownloader) openPart(t *transfer) error {
+	if err := os.MkdirAll(filepath.Dir(t.path), 0o755); err != nil {
+		return fmt.Errorf("creating folder for %s: %w", t.path, err)
+	}
+	f, err := os.OpenFile(partPath(t.path), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", partPath(t.path), err)
+	}
+	t.file = f
+	t.hash = sha256.New()
+	st, err := readPartState(t.path)
+	fi, statErr := f.Stat()
+	if err != nil || statErr != nil || st.URL != t.req.URL || (t.req.Size > 0 && st.Size != t.req.Size) {
+		t.state = partState{URL: t.req.URL, Size: -1}
+		return d.restart(t)
+	}
+	keep := min(st.Committed, fi.Size())
+	if st.Size >= 0 {
+		keep = min(keep, st.Size)
+	}
+	t.state = st
+	if err := f.Truncate(keep); err != nil {
+		return fmt.Errorf("trimming %s: %w", partPath(t.path), err)
+	}
+	if _, err := io.Copy(t.hash, io.LimitReader(f, keep)); err != nil {
+		return fmt.Errorf("reading %s to resume: %w", partPath(t.path), err)
+	}
+	t.offset = keep
+	t.resumed = keep
+	if keep > 0 {
+		d.log.Info("resuming", "file", t.path, "from", keep)
+	}
+	return nil
+}
+
+// restart throws the partial data away and starts again from byte 0.
+func (d *rangeDownloader) restart(t *transfer) error {
+	if err := t.file.Truncate(0); err != nil {
+		return fmt.Errorf("truncating %s: %w", partPath(t.path), err)
+	}
+	if _, err := t.file.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewinding %s: %w", partPath(t.path), err)
+	}
+	t.hash.Reset()
+	t.offset = 0
+	t.state.Committed = 0
+	return writePartState(t.path, t.state)
+}
+
+// run transfers with retries until the file is complete, then publishes it.
+func (d *rangeDownloader) run(ctx context.Context, t *transfer) (fileResult, error) {
+	failures := 0
+	var lastErr error
+	for {
+		before := t.offset
+		err := d.fetch(ctx, t)
+		if err == nil {
+			return d.publish(ctx, t)
+		}
+		if ctx.Err() != nil {
+			d.checkpoint(t)
+			return fileResult{}, fmt.Errorf("interrupted: %w", context.Cause(ctx))
+		}
+		if !retryable(err) {
+			d.checkpoint(t)
+			return fileResult{}, err
+		}
+		// A connection that moved the file forward is not a failure to
+		// count: a flaky link that drops every few minutes still finishes.
+		if t.offset > before {
+			failures = 0
+		} else {
+			failures++
+		}
+		lastErr = err
+		if failures > t.req.Retries {
+			d.checkpoint(t)
+			return fileResult{}, fmt.Errorf("giving up after %d attempts: %w", failures, lastErr)
+		}
+		delay := d.retryDelay(max(failures, 1), err)
+		d.log.Warn("retrying", "url", redactURL(t.req.URL), "after", delay.Round(time.Millisecond), "error", err)
+		if err := sleepCtx(ctx, delay); err != nil {
+			d.checkpoint(t)
+			return fileResult{}, fmt.Errorf("interrupted: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// fetch makes one request and copies its body into the .part.
+func (d *rangeDownloader) fetch(ctx context.Context, t *transfer) error {
+	target := t.req.URL
+	if t.resolved != "" {
+		target = t.resolved
+	}
+	extra := http.Header{"Accept-Encoding": {"identity"}}
+	if t.offset > 0 && !t.noRange {
+		extra.Set("Range", fmt.Sprintf("bytes=%d-", t.offset))
+		// If-Range makes a changed file come back whole (200) instead of
+		// spliced. RFC 9110 §13.1.5: only a strong ETag may be used.
+		if t.state.ETag != "" && !strings.HasPrefix(t.state.ETag, "W/") {
+			extra.Set("If-Range", t.state.ETag)
+		} else if t.state.LastModified != "" {
+			extra.Set("If-Range", t.state.LastModified)
+		}
+	}
+	headers := t.req.Header
+	if t.resolved != "" && !sameHost(t.resolved, t.req.URL) {
+		headers = withoutAuth(headers) // never hand the origin's credentials to the CDN
+	}
+	reqCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	resp, err := d.send(reqCtx, http.MethodGet, target, headers, extra)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if final := resp.Request.URL.String(); final != target && t.resolved == "" {
+		t.resolved = final
+	}
+
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if t.offset > 0 {
+			d.log.Info("server sent the whole file instead of a range; starting over", "url", redactURL(t.req.URL))
+			if err := d.restart(t); err != nil {
+				return err
+			}
+		}
+		t.noRange = false
+		if err := d.adopt(t, resp, resp.ContentLength); err != nil {
+			return err
+		}
+	case http.StatusPartialContent:
+		cr, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil || cr.start != t.offset || (t.state.Size >= 0 && cr.total >= 0 && cr.total != t.state.Size) {
+			// Never splice bytes we did not ask for: start over without Range.
+			t.noRange = true
+			if rerr := d.restart(t); rerr != nil {
+				return rerr
+			}
+			return &retryNowError{fmt.Errorf("server answered %q to a request for bytes %d-: starting over", resp.Header.Get("Content-Range"), t.offset)}
+		}
+		if t.state.Size < 0 && cr.total >= 0 {
+			if err := d.checkSize(t, cr.total); err != nil {
+				return err
+			}
+			t.state.Size = cr.total
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		total := int64(-1)
+		if cr, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil {
+			total = cr.total
+		}
+		if total < 0 {
+			total = t.state.Size
+		}
+		if total >= 0 && t.offset == total {
+			return nil // we already have every byte
+		}
+		if err := d.restart(t); err != nil {
+			return err
+		}
+		return &retryNowError{fmt.Errorf("server refused to resume at byte %d (file size %d): starting over", t.offset, total)}
+	default:
+		err := statusErrorFrom(resp)
+		if t.resolved != "" && target == t.resolved && (resp.StatusCode == 403 || resp.StatusCode == 404 || resp.StatusCode == 410) {
+			// A presigned CDN URL has expired: resolve the original again.
+			t.resolved = ""
+			return &retryNowError{err}
+		}
+		return err
+	}
+	return d.copyBody(reqCtx, cancel, t, resp.Body)
+}
+
+// adopt takes the size and validators of a fresh 200 response.
+func (d *rangeDownloader) adopt(t *transfer, resp *http.Response, size int64) error {
+	if size >= 0 {
+		if err := d.checkSize(t, size); err != nil {
+			return err
+		}
+	}
+	t.state.Size = size
+	t.state.ETag = resp.Header.Get("ETag")
+	t.state.LastModified = resp.Header.Get("Last-Modified")
+	return writePartState(t.path, t.state)
+}
+
+// checkSize compares the server's size with the one the caller expects.
+func (d *rangeDownloader) checkSize(t *transfer, size int64) error {
+	if t.req.Size > 0 && size != t.req.Size {
+		return fmt.Errorf("server says %s is %d bytes, expected %d: %w", redactURL(t.req.URL), size, t.req.Size, errChecksumMismatch)
+	}
+	return nil
+}
+
+// copyBody streams the body into the .part, hashing as it writes, dropping
+// the connection when no byte arrives for stallTimeout, and making progress
+// durable every checkpointEvery.
+func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCauseFunc, t *transfer, body io.Reader) error {
+	watchdog := time.AfterFunc(d.stallTimeout, func() { cancel(errStalled) })
+	defer watchdog.Stop()
+	buf := make([]byte, d.bufferSize)
+	lastCheckpoint := time.Now()
+	limit := int64(-1)
+	if t.state.Size >= 0 {
+		limit = t.state.Size
+	}
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			watchdog.Reset(d.stallTimeout)
+			if limit >= 0 && t.offset+int64(n) > limit {
+				return fmt.Errorf("server sent more than the %d bytes it announced for %s", limit, redactURL(t.req.URL))
+			}
+			if _, err := t.file.Write(buf[:n]); err != nil {
+				return &diskError{fmt.Errorf("writing %s: %w", partPath(t.path), err)}
+			}
+			t.hash.Write(buf[:n])
+			t.offset += int64(n)
+			if t.req.Progress != nil {
+				t.req.Progress(t.offset, t.state.Size)
+			}
+			if time.Since(lastCheckpoint) >= d.checkpointEvery {
+				d.checkpoint(t)
+				lastCheckpoint = time.Now()
+			}
+		}
+		if rerr == io.EOF {
+			if limit >= 0 && t.offset < limit {
+				return fmt.Errorf("connection closed at byte %d of %d: %w", t.offset, limit, io.ErrUnexpectedEOF)
+			}
+			return nil
+		}
+		if rerr != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+				return fmt.Errorf("no data for %s at byte %d: %w", d.stallTimeout, t.offset, errStalled)
+			}
+			return fmt.Errorf("reading at byte %d: %w", t.offset, rerr)
+		}
+	}
+}
+
+// checkpoint syncs the .part and then records how much of it is good. The
+// order matters: after a power cut the sidecar never claims unsynced bytes.
+func (d *rangeDownloader) checkpoint(t *transfer) {
+	if t.file == nil || t.state.Committed == t.offset {
+		return
+	}
+	if err := t.file.Sync(); err != nil {
+		d.log.Warn("syncing partial file", "file", partPath(t.path), "error", err)
+		return
+	}
+	t.state.Committed = t.offset
+	if err := writePartState(t.path, t.state); err != nil {
+		d.log.Warn("saving resume state", "file", t.path, "error", err)
+	}
+}
+
+// publish verifies the finished .part and renames it into place.
+func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult, error) {
+	want := t.req.Size
+	if want <= 0 {
+		want = t.state.Size
+	}
+	if want >= 0 && t.offset != want {
+		return fileResult{}, fmt.Errorf("downloaded %d bytes of %s, expected %d", t.offset, redactURL(t.req.URL), want)
+	}
+	sum := sha256Hex(t.hash)
+	if t.req.SHA256 != "" && sum != t.req.SHA256 {
+		t.file.Close()
+		t.file = nil
+		_ = removePartial(t.path)
+		return fileResult{}, fmt.Errorf("verifying %s: got sha256 %s, expected %s: %w", redactURL(t.req.URL), sum, t.req.SHA256, errChecksumMismatch)
+	}
+	if err := t.file.Sync(); err != nil {
+		return fileResult{}, &diskError{fmt.Errorf("syncing %s: %w", partPath(t.path), err)}
+	}
+	if err := t.file.Close(); err != nil {
+		return fileResult{}, &diskError{fmt.Errorf("closing %s: %w", partPath(t.path), err)}
+	}
+	t.file = nil
+	if ctx.Err() != nil {
+		return fileResult{}, context.Cause(ctx)
+	}
+	if err := os.Rename(partPath(t.path), t.path); err != nil {
+		return fileResult{}, fmt.Errorf("publishing %s: %w", t.path, err)
+	}
+	syncDir(filepath.Dir(t.path))
+	_ = os.Remove(sidecarPath(t.path))
+	if t.req.Progress != nil {
+		t.req.Progress(t.offset, t.offset)
+	}
+	return fileResult{Path: t.path, Size: t.offset, SHA256: sum, Resumed: t.resumed}, nil
+}
+
+// send makes one request with our User-Agent and the given headers.
+func (d *rangeDownloader) send(ctx context.Context, method, target string, headers, extra http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, target, nil)
+	if err != nil {
+		return nil, badInputf("invalid URL %q: %v", redactURL(target), err)
+	}
+	for k, vs := range headers {
+		req.Header[k] = append([]string(nil), vs...)
+	}
+	for k, vs := range extra {
+		req.Header[k] = vs
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", d.userAgent)
+	}
+	d.log.Debug("request", "method", method, "url", redactURL(target), "range", req.Header.Get("Range"))
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return nil, describeNetError(target, err)
+	}
+	d.log.Debug("response", "status", resp.StatusCode, "url", redactURL(resp.Request.URL.String()),
+		"length", resp.ContentLength, "content-range", resp.Header.Get("Content-Range"))
+	return resp, nil
+}
+
+// describeNetError turns a transport error into a sentence that names the
+// host when its name could not be resolved (a blocked CDN is common).
+func describeNetError(target string, err error) error {
+	// *url.Error repeats the whole URL, signed query string included.
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return fmt.Errorf("cannot resolve host %q (check the network, DNS or proxy): %w", dnsErr.Name, err)
+	}
+	host := target
+	if u, perr := url.Parse(target); perr == nil {
+		host = u.Host
+	}
+	return fmt.Errorf("connecting to %s: %w", host, err)
+}
+
+// statusErrorFrom reads a little of an unwanted answer for the person.
+func statusErrorFrom(resp *http.Response) *statusError {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	text := strings.Join(strings.Fields(string(body)), " ")
+	if strings.Contains(resp.Header.Get("Content-Type"), "html") {
+		text = "" // an error page's markup helps nobody on a terminal
+	}
+	if len(text) > 300 {
+		text = strings.ToValidUTF8(text[:300], "") + "…"
+	}
+	return &statusError{
+		Code:       resp.StatusCode,
+		URL:        redactURL(resp.Request.URL.String()),
+		Body:       text,
+		retryAfter: resp.Header.Get("Retry-After"),
+	}
+}
+
+// retryNowError is a failure that is worth retrying at once (the state was
+// already repaired, e.g. the .part was reset).
+type retryNowError struct{ err error }
+
+func (e *retryNowError) Error() string { return e.err.Error() }
+func (e *retryNowError) Unwrap() error { return e.err }
+
+// diskError is a local write failure (a full disk): retrying the network
+// does not help, so it is not retried; the .part is kept for later.
+type diskError struct{ err error }
+
+func (e *diskError) Error() string { return e.err.Error() }
+func (e *diskError) Unwrap() error { return e.err }
+
+// retryable says whether another attempt may succeed.
+func retryable(err error) bool {
+	var now *retryNowError
+	if errors.As(err, &now) {
+		return true
+	}
+	var disk *diskError
+	if errors.As(err, &disk) || errorsIsAny(err, errBadInput, errConflict, errChecksumMismatch) {
+		return false
+	}
+	var se *statusError
+	if errors.As(err, &se) {
+		switch se.Code {
+		case http.StatusRequestTimeout, http.StatusTooManyRequests:
+			return true
+		}
+		return se.Code >= 500
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return false
+	}
+	if strings.Contains(err.Error(), "stopped after") { // redirect loop
+		return false
+	}
+	return true // network errors, dropped connections, stalls
+}
+
+// retryDelay is exponential backoff with jitter, or the server's
+// Retry-After when it gave one (429/503), capped.
+func (d *rangeDownloader) retryDelay(attempt int, err error) time.Duration {
+	var now *retryNowError
+	if errors.As(err, &now) {
+		return 0
+	}
+	var se *statusError
+	if errors.As(err, &se) && se.retryAfter != "" {
+		if wait, ok := parseRetryAfter(se.retryAfter, time.Now()); ok {
+			return min(wait, d.maxRetryAfter)
+		}
+	}
+	delay := d.backoff << min(attempt-1, 20)
+	if delay > d.maxBackoff || delay <= 0 {
+		delay = d.maxBackoff
+	}
+	// Full jitter over the upper half keeps many clients from retrying in step.
+	return delay/2 + rand.N(delay/2+1)
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(at.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// contentRange is a parsed "bytes start-end/total" (total -1 for "*").
+type contentRange struct{ start, end, total int64 }
+
+// parseContentRange parses a Content-Range header (RFC 9110 §14.4),
+// including the unsatisfied form "bytes */total".
+func parseContentRange(v string) (contentRange, error) {
+	bad := fmt.Errorf("invalid Content-Range %q", v)
+	rest, ok := strings.CutPrefix(strings.TrimSpace(v), "bytes ")
+	if !ok {
+		return contentRange{}, bad
+	}
+	rng, total, ok := strings.Cut(rest, "/")
+	if !ok {
+		return contentRange{}, bad
+	}
+	cr := contentRange{start: -1, end: -1, total: -1}
+	if total != "*" {
+		n, err := strconv.ParseInt(total, 10, 64)
+		if err != nil || n < 0 {
+			return contentRange{}, bad
+		}
+		cr.total = n
+	}
+	if rng == "*" {
+		if cr.total < 0 {
+			return contentRange{}, bad
+		}
+		return cr, nil
+	}
+	first, last, ok := strings.Cut(rng, "-")
+	if !ok {
+		return contentRange{}, bad
+	}
+	var err1, err2 error
+	cr.start, err1 = strconv.ParseInt(first, 10, 64)
+	cr.end, err2 = strconv.ParseInt(last, 10, 64)
+	if err1 != nil || err2 != nil || cr.start < 0 || cr.end < cr.start || (cr.total >= 0 && cr.end >= cr.total) {
+		return contentRange{}, bad
+	}
+	return cr, nil
+}
+
+func readPartState(path string) (partState, error) {
+	var st partState
+	data, err := os.ReadFile(sidecarPath(path))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return st, fmt.Errorf("reading %s: %w", sidecarPath(path), err)
+	}
+	if st.URL == "" || st.Committed < 0 {
+		return st, fmt.Errorf("reading %s: incomplete resume state", sidecarPath(path))
+	}
+	return st, nil
+}
+
+// writePartState replaces the sidecar atomically (temp file + rename).
+func writePartState(path string, st partState) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(sidecarPath(path), data, false)
+}
+
+// writeFileAtomic writes data to a temp file next to name and renames it
+// over name, so readers see the old or the new content, never a mix. With
+// durable, the data and the folder are synced too (for files that must
+// survive a power cut, like history and queue state).
+func writeFileAtomic(name string, data []byte, durable bool) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	_, err = tmp.Write(data)
+	if err == nil && durable {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if durable {
+		syncDir(filepath.Dir(name))
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable. Best effort: not every OS or file
+// system can sync a folder.
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		_ = f.Sync()
+		f.Close()
+	}
+}
+
+func sameHost(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && strings.EqualFold(ua.Host, ub.Host)
+}
+
+func withoutAuth(h http.Header) http.Header {
+	out := h.Clone()
+	if out != nil {
+		out.Del("Authorization")
+		out.Del("Cookie")
+	}
+	return out
+}
+
+// redactURL hides credentials and query strings: presigned CDN URLs carry
+// their signature in the query, which is a secret.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	if u.User != nil {
+		u.User = url.User("***")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "…"
+	}
+	u.Fragment = ""
+	return u.String()
+}

@@ -29,15 +29,18 @@ func badInputf(format string, args ...any) error {
 	return &inputError{msg: fmt.Sprintf(format, args...)}
 }
 
-// statusError is an HTTP answer we did not want. URL is already redacted.
+// statusError is an HTTP answer we did not want. URL is already redacted;
+// the message leaves it out because callers wrap it with what they fetched.
 type statusError struct {
 	Code int
 	URL  string
 	Body string // first bytes of the response body, for the person reading
+
+	retryAfter string // the server's Retry-After header, if any
 }
 
 func (e *statusError) Error() string {
-	msg := fmt.Sprintf("%s: %d %s", e.URL, e.Code, http.StatusText(e.Code))
+	msg := fmt.Sprintf("HTTP %d %s", e.Code, http.StatusText(e.Code))
 	if e.Body != "" {
 		msg += ": " + e.Body
 	}

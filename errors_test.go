@@ -22,8 +22,8 @@ func TestStatusErrorMessage(t *testing.T) {
 		err  *statusError
 		want string
 	}{
-		{"without body", &statusError{Code: 404, URL: "https://h/x"}, "https://h/x: 404 Not Found"},
-		{"with body", &statusError{Code: 412, URL: "https://h/v2/", Body: "please upgrade"}, "https://h/v2/: 412 Precondition Failed: please upgrade"},
+		{"without body", &statusError{Code: 404, URL: "https://h/x"}, "HTTP 404 Not Found"},
+		{"with body", &statusError{Code: 412, URL: "https://h/v2/", Body: "please upgrade"}, "HTTP 412 Precondition Failed: please upgrade"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

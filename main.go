@@ -1,14 +1,227 @@
+// Command ollama-model-downloader pulls Ollama models from an OCI registry
+// into a zip that extracts into ~/.ollama/models, and downloads any HTTP(S)
+// file with resume, retries and verification. With no argument it serves a
+// Persian web UI.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 )
 
 // version is the tool's own version, shown by -h and the API.
 const version = "0.1.0"
 
+const usage = `ollama-model-downloader — Ollama models and large files, resumable and verified.
+
+Usage:
+  ollama-model-downloader [flags] <model[:tag] | model@sha256:<hex> | URL>...
+  ollama-model-downloader [flags]                 (no argument: web UI)
+
+Examples:
+  # Pull a model into downloaded-models/llama3-latest.zip
+  ollama-model-downloader llama3
+  ollama-model-downloader qwen2:0.5b -o qwen.zip
+
+  # Download a file; Ctrl-C and run the same command again to resume
+  ollama-model-downloader https://example.com/large-file.iso -retries 5
+
+  # Several downloads at once, through a proxy, checking a digest
+  ollama-model-downloader -concurrency 8 https://host/a.iso https://host/b.iso
+  ollama-model-downloader -proxy socks5://127.0.0.1:1080 https://host/x.bin
+  ollama-model-downloader -sha256 <64 hex> https://host/x.bin
+
+  # A private or local registry (the scheme decides http or https)
+  ollama-model-downloader -registry http://127.0.0.1:5000 127.0.0.1:5000/library/tiny:1
+
+  # The web UI on a chosen port, without opening a browser
+  ollama-model-downloader -port 9000 -no-browser
+
+Flags (before or after the arguments):
+`
+
+// options are the parsed command line.
+type options struct {
+	output      string
+	outputDir   string
+	registry    string
+	platform    string
+	proxy       string
+	sha256      string
+	listen      string
+	token       string
+	concurrency int
+	retries     int
+	port        int
+	verbose     bool
+	keepStaging bool
+	noBrowser   bool
+	args        []string
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "ollama-model-downloader: being built")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// exitCode maps an error to SPEC §3's exit codes: 0 done, 1 a download
+// failed, 2 bad usage.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errBadInput):
+		return 2
+	default:
+		return 1
+	}
+}
+
+// runMain parses the command line and hands off to the CLI or the web UI.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, err := parseOptions(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "ollama-model-downloader: %v\n", err)
+			fmt.Fprintln(stderr, "Run 'ollama-model-downloader -h' for usage.")
+		}
+		return err
+	}
+	level := slog.LevelInfo
+	if opts.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	app, err := newApp(opts, stdout, stderr, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "ollama-model-downloader: %v\n", err)
+		return err
+	}
+	if len(opts.args) == 0 {
+		return app.serveUI(ctx)
+	}
+	return app.downloadAll(ctx)
+}
+
+// parseOptions reads flags that may come before or after the arguments:
+// the flag package stops at the first argument, so parsing resumes after
+// each one. "--" ends the flags.
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("ollama-model-downloader", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.output, "o", "", "output `path` (zip for a model, file for a URL)")
+	fs.StringVar(&o.outputDir, "output-dir", "downloaded-models", "`folder` for downloads, history and state")
+	fs.StringVar(&o.registry, "registry", "https://registry.ollama.ai", "registry base `URL` (scheme decides http/https; may carry user:pass@)")
+	fs.StringVar(&o.platform, "platform", "", "`os/arch` for multi-arch indexes (default: this machine's)")
+	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` (http://, https://, socks5://); default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY")
+	fs.StringVar(&o.sha256, "sha256", "", "expected SHA-256 (64 hex) of the single URL argument, checked before the file is published")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1", "`address` the web UI listens on; anything but loopback requires -token")
+	fs.StringVar(&o.token, "token", os.Getenv("OMD_TOKEN"), "access `token` for the web UI and API (env OMD_TOKEN)")
+	fs.IntVar(&o.concurrency, "concurrency", 4, "concurrent downloads / blob downloads, 1–32")
+	fs.IntVar(&o.retries, "retries", 3, "retry attempts per transfer, 0–100")
+	fs.IntVar(&o.port, "port", 8080, "web UI `port`; 0 = a random free port (8080 falls back to a free port if taken)")
+	fs.BoolVar(&o.verbose, "v", false, "verbose logging (requests and responses, URLs redacted)")
+	fs.BoolVar(&o.keepStaging, "keep-staging", false, "keep the model's staging folder after zipping")
+	fs.BoolVar(&o.noBrowser, "no-browser", false, "do not open the browser when starting the web UI")
+	fs.Usage = func() {} // an unknown flag gets one line, not the whole usage
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stderr, usage)
+				fs.SetOutput(stderr)
+				fs.PrintDefaults()
+				return o, err
+			}
+			return o, badInputf("%v", err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] == "--" {
+			o.args = append(o.args, rest[1:]...)
+			break
+		}
+		o.args = append(o.args, rest[0])
+		args = rest[1:]
+	}
+	return o, o.validate()
+}
+
+// validate checks everything that can be checked before any request, so
+// bad input writes nothing.
+func (o *options) validate() error {
+	if o.concurrency < 1 || o.concurrency > 32 {
+		return badInputf("-concurrency must be between 1 and 32, got %d", o.concurrency)
+	}
+	if o.retries < 0 || o.retries > 100 {
+		return badInputf("-retries must be between 0 and 100, got %d", o.retries)
+	}
+	if o.port < 0 || o.port > 65535 {
+		return badInputf("-port must be between 0 and 65535, got %d", o.port)
+	}
+	if o.output != "" && len(o.args) > 1 {
+		return badInputf("-o names one output, but %d downloads were given", len(o.args))
+	}
+	if o.sha256 != "" {
+		if len(o.args) != 1 || !isURLArg(o.args[0]) {
+			return badInputf("-sha256 needs exactly one URL argument")
+		}
+		o.sha256 = strings.ToLower(o.sha256)
+		if !isHex64(o.sha256) {
+			return badInputf("-sha256 must be 64 hexadecimal characters")
+		}
+	}
+	if strings.TrimSpace(o.outputDir) == "" {
+		return badInputf("-output-dir must not be empty")
+	}
+	if u, err := url.Parse(o.registry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return badInputf("-registry must be an http:// or https:// URL, got %q", redactURL(o.registry))
+	}
+	if _, err := proxyFor(o.proxy, func(string) string { return "" }); err != nil {
+		return badInputf("%v", err)
+	}
+	for _, arg := range o.args {
+		if isURLArg(arg) {
+			if err := checkDownloadURL(arg); err != nil {
+				return badInputf("%v", err)
+			}
+			continue
+		}
+		if _, err := parseModelName(arg, registryHost(o.registry)); err != nil {
+			return badInputf("%q is neither a URL (http:// or https://) nor a valid model name: %v", arg, err)
+		}
+	}
+	return nil
+}
+
+// isURLArg is SPEC §3's detection: http:// or https:// is a file URL,
+// anything else a model reference.
+func isURLArg(s string) bool {
+	lower := strings.ToLower(s)
+	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
+}
+
+// registryHost is the host[:port] of the -registry URL, the default host of
+// model names.
+func registryHost(registry string) string {
+	u, err := url.Parse(registry)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }

@@ -1,0 +1,587 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func assertNoPartial(t *testing.T, path string) {
+	t.Helper()
+	for _, p := range []string{partPath(path), sidecarPath(path)} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still exists (err=%v)", p, err)
+		}
+	}
+}
+
+func TestDownloadFresh(t *testing.T) {
+	o := newOrigin(t)
+	dir := t.TempDir()
+	var lastDone, lastTotal int64
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{
+		URL: o.FileURL(), Dir: dir, Retries: -1,
+		Progress: func(done, total int64) { lastDone, lastTotal = done, total },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "data.bin"); res.Path != want {
+		t.Errorf("path = %s, want %s", res.Path, want)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Error("downloaded bytes differ from the origin's")
+	}
+	if res.SHA256 != sha256Of(o.content()) || res.Size != int64(len(o.content())) {
+		t.Errorf("result = %+v", res)
+	}
+	if lastDone != res.Size || lastTotal != res.Size {
+		t.Errorf("last progress = %d/%d, want %d/%d", lastDone, lastTotal, res.Size, res.Size)
+	}
+	assertNoPartial(t, res.Path)
+}
+
+func TestDownloadResumesAfterDroppedConnections(t *testing.T) {
+	o := newOrigin(t, withSize(512<<10), dropAfter(100<<10, 3))
+	dir := t.TempDir()
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Fatal("bytes differ after resume")
+	}
+	ranges := o.seenRanges()
+	if len(ranges) != 4 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") {
+		t.Errorf("GET ranges = %q, want a plain GET then three Range requests", ranges)
+	}
+	// Each connection moved the file forward, so Retries: 1 was enough.
+	if sent, size := o.bytesSent.Load(), int64(len(o.content())); sent > size+3*(64<<10) {
+		t.Errorf("origin sent %d bytes for a %d-byte file: resume re-fetched too much", sent, size)
+	}
+	if got := o.ifRanges[1]; got != `"v1"` {
+		t.Errorf("If-Range = %q, want the ETag", got)
+	}
+}
+
+func TestDownloadServerIgnoringRangeNeverAppends(t *testing.T) {
+	o := newOrigin(t, withRanges(false), dropAfter(100<<10, 1))
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, res.Path); !bytes.Equal(got, o.content()) {
+		t.Fatalf("file is %d bytes, want the origin's %d exactly", len(got), len(o.content()))
+	}
+}
+
+func TestDownloadWrongContentRangeNeverCorrupts(t *testing.T) {
+	o := newOrigin(t, withLyingRanges(), dropAfter(50<<10, 1))
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Fatal("bytes differ: a wrong 206 was spliced in")
+	}
+}
+
+func TestDownloadFileChangedDuringResume(t *testing.T) {
+	o := newOrigin(t, dropAfter(100<<10, 1))
+	d := testDownloader(t)
+	// After the first connection drops, the file is replaced upstream; the
+	// If-Range then fails and the server sends the new file whole.
+	changed := testBytes(len(o.content())+1000, 9)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var swapped atomic.Bool
+	res, err := d.Download(ctx, fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 2,
+		Progress: func(done, total int64) {
+			if done >= 100<<10 && swapped.CompareAndSwap(false, true) {
+				o.replace(changed, `"v2"`)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), changed) {
+		t.Fatal("result is not the new file: old and new bytes were mixed")
+	}
+}
+
+func TestDownloadRetriesHonourRetryAfter(t *testing.T) {
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			o := newOrigin(t, failFirst(2, status, "1"))
+			d := testDownloader(t)
+			start := time.Now()
+			res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "x"), Retries: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if elapsed := time.Since(start); elapsed < 2*time.Second {
+				t.Errorf("finished after %v: Retry-After: 1 was not honoured twice", elapsed)
+			}
+			if !bytes.Equal(readFile(t, res.Path), o.content()) {
+				t.Error("bytes differ")
+			}
+		})
+	}
+}
+
+func TestDownloadGivesUpWithLastError(t *testing.T) {
+	o := newOrigin(t, failFirst(1000, http.StatusInternalServerError, ""))
+	path := filepath.Join(t.TempDir(), "x")
+	_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Retries: 2})
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	if !strings.Contains(err.Error(), "500") || !strings.Contains(err.Error(), "try again later") {
+		t.Errorf("error %q does not show the last status and body", err)
+	}
+	if got := o.gets.Load(); got != 3 {
+		t.Errorf("GETs = %d, want 3 (1 + 2 retries)", got)
+	}
+}
+
+func TestDownloadNotFoundIsNotRetried(t *testing.T) {
+	o := newOrigin(t)
+	_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.URL + "/missing", Dir: t.TempDir(), Retries: 5})
+	var se *statusError
+	if !errors.As(err, &se) || se.Code != 404 {
+		t.Fatalf("err = %v, want a 404 statusError", err)
+	}
+	if got := o.requests.Load(); got > 2 {
+		t.Errorf("requests = %d: a 404 was retried", got)
+	}
+}
+
+func TestDownloadStallIsDroppedAndRetried(t *testing.T) {
+	o := newOrigin(t, stallAfter(64<<10, 1))
+	d := testDownloader(t)
+	d.stallTimeout = 200 * time.Millisecond
+	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Error("bytes differ")
+	}
+}
+
+func TestDownloadStallGivesUpWithErrStalled(t *testing.T) {
+	o := newOrigin(t, stallAfter(0, 100))
+	d := testDownloader(t)
+	d.stallTimeout = 100 * time.Millisecond
+	_, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 1})
+	if !errors.Is(err, errStalled) {
+		t.Fatalf("err = %v, want errStalled", err)
+	}
+}
+
+func TestDownloadChunkedWithoutLength(t *testing.T) {
+	o := newOrigin(t, withChunked())
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Error("bytes differ")
+	}
+}
+
+func TestDownloadHeadRefused(t *testing.T) {
+	o := newOrigin(t, withoutHead(), withDisposition(`attachment; filename="report.pdf"`))
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(res.Path) != "report.pdf" {
+		t.Errorf("name = %s, want report.pdf from the GET fallback", filepath.Base(res.Path))
+	}
+}
+
+func TestDownloadFileNames(t *testing.T) {
+	tests := []struct {
+		name        string
+		disposition string
+		path        string
+		want        string
+	}{
+		{"persian filename*", `attachment; filename="model.bin"; filename*=UTF-8''%D9%85%D8%AF%D9%84%20%D9%81%D8%A7%D8%B1%D8%B3%DB%8C.bin`, "/x", "مدل فارسی.bin"},
+		{"traversal in disposition", `attachment; filename="../../x.txt"`, "/y", "x.txt"},
+		{"url path escaped", "", "/dl/%D9%81%D8%A7%DB%8C%D9%84.iso", "فایل.iso"},
+		{"no name at all", "", "/", "download"},
+		{"windows reserved", `attachment; filename="CON.txt"`, "/z", "_CON.txt"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOrigin(t, withPath(tc.path), withDisposition(tc.disposition), withSize(1000))
+			dir := t.TempDir()
+			res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Path != filepath.Join(dir, tc.want) {
+				t.Errorf("path = %q, want %q", res.Path, filepath.Join(dir, tc.want))
+			}
+		})
+	}
+}
+
+func TestDownloadNeverOverwritesAnotherFile(t *testing.T) {
+	o := newOrigin(t, withSize(1000))
+	dir := t.TempDir()
+	mine := []byte("my own notes")
+	if err := os.WriteFile(filepath.Join(dir, "data.bin"), mine, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "data (1).bin"); res.Path != want {
+		t.Errorf("path = %s, want %s", res.Path, want)
+	}
+	if !bytes.Equal(readFile(t, filepath.Join(dir, "data.bin")), mine) {
+		t.Error("the existing file was changed")
+	}
+}
+
+func TestDownloadExplicitPathExisting(t *testing.T) {
+	o := newOrigin(t, withSize(1000))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.bin")
+
+	// The same bytes already there: done without a transfer.
+	if err := os.WriteFile(path, o.content(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, SHA256: sha256Of(o.content())}); err != nil {
+		t.Fatal(err)
+	}
+	if o.gets.Load() != 0 {
+		t.Errorf("GETs = %d, want 0 for a file already complete", o.gets.Load())
+	}
+
+	// A different file there: refused, kept.
+	other := testBytes(1000, 7)
+	if err := os.WriteFile(path, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, SHA256: sha256Of(o.content())})
+	if !errors.Is(err, errConflict) {
+		t.Fatalf("err = %v, want errConflict", err)
+	}
+	if !bytes.Equal(readFile(t, path), other) {
+		t.Error("the existing different file was overwritten")
+	}
+}
+
+func TestDownloadChecksum(t *testing.T) {
+	o := newOrigin(t, withSize(5000))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.bin")
+	_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, SHA256: strings.Repeat("ab", 32)})
+	if !errors.Is(err, errChecksumMismatch) {
+		t.Fatalf("err = %v, want errChecksumMismatch", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Error("unverified file was published")
+	}
+	assertNoPartial(t, path)
+
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, SHA256: strings.ToUpper(sha256Of(o.content()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SHA256 != sha256Of(o.content()) {
+		t.Errorf("sha = %s", res.SHA256)
+	}
+}
+
+func TestDownloadSizeMismatchWithExpected(t *testing.T) {
+	o := newOrigin(t, withSize(5000))
+	_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "b"), Size: 4000, Retries: 5})
+	if !errors.Is(err, errChecksumMismatch) {
+		t.Fatalf("err = %v, want errChecksumMismatch for a size the caller did not expect", err)
+	}
+}
+
+func TestDownloadCancelKeepsPartAndResumes(t *testing.T) {
+	o := newOrigin(t, withSize(2<<20), withThrottle(time.Millisecond))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big.bin")
+	ctx, cancel := context.WithCancel(t.Context())
+	d := testDownloader(t)
+	_, err := d.Download(ctx, fileRequest{URL: o.FileURL(), Path: path, Progress: func(done, total int64) {
+		if done > 256<<10 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	st, err := readPartState(path)
+	if err != nil || st.Committed < 256<<10 {
+		t.Fatalf("resume state = %+v, %v: progress was not saved on cancel", st, err)
+	}
+	o.setThrottle(0)
+	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed < 256<<10 {
+		t.Errorf("resumed %d bytes, want at least %d", res.Resumed, 256<<10)
+	}
+	if !bytes.Equal(readFile(t, path), o.content()) {
+		t.Error("bytes differ after resume")
+	}
+}
+
+func TestDownloadTrimsUnsyncedTail(t *testing.T) {
+	// A power cut can leave bytes past the last checkpoint that never
+	// reached the disk intact: they must be fetched again, not trusted.
+	o := newOrigin(t, withSize(100<<10))
+	path := filepath.Join(t.TempDir(), "x.bin")
+	corrupt := append(append([]byte(nil), o.content()[:40<<10]...), bytes.Repeat([]byte{0}, 30<<10)...)
+	if err := os.WriteFile(partPath(path), corrupt, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writePartState(path, partState{URL: o.FileURL(), ETag: `"v1"`, Size: int64(len(o.content())), Committed: 40 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed != 40<<10 {
+		t.Errorf("resumed %d, want %d", res.Resumed, 40<<10)
+	}
+	if !bytes.Equal(readFile(t, path), o.content()) {
+		t.Error("unsynced zeros survived into the file")
+	}
+}
+
+func TestDownload416MeansComplete(t *testing.T) {
+	o := newOrigin(t, withSize(10<<10))
+	path := filepath.Join(t.TempDir(), "x.bin")
+	if err := os.WriteFile(partPath(path), o.content(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writePartState(path, partState{URL: o.FileURL(), ETag: `"v1"`, Size: int64(len(o.content())), Committed: int64(len(o.content()))}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Error("bytes differ")
+	}
+	if got, want := o.seenRanges(), []string{"bytes=10240-"}; len(got) != 1 || got[0] != want[0] {
+		t.Errorf("GETs with ranges %q, want only %q", got, want)
+	}
+}
+
+func TestDownloadFollowsRedirectAndReResolvesExpiredURL(t *testing.T) {
+	o := newOrigin(t, withSize(300<<10), dropAfter(64<<10, 1))
+	var issued atomic.Int64 // the signature currently valid at the "CDN"
+	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			http.Error(w, "credentials for another host", http.StatusBadRequest)
+			return
+		}
+		if r.URL.Query().Get("sig") != fmt.Sprint(issued.Load()) {
+			http.Error(w, "Request has expired", http.StatusForbidden)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.RawQuery = ""
+		o.serve(w, r2)
+	}))
+	defer cdn.Close()
+	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer secret" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		sig := issued.Add(1) // every resolve invalidates the previous URL
+		http.Redirect(w, r, fmt.Sprintf("%s/files/data.bin?sig=%d", cdn.URL, sig), http.StatusTemporaryRedirect)
+	}))
+	defer registry.Close()
+
+	// Expire the first URL as soon as the first connection drops.
+	path := filepath.Join(t.TempDir(), "blob")
+	d := testDownloader(t)
+	var expired atomic.Bool
+	res, err := d.Download(t.Context(), fileRequest{
+		URL: registry.URL + "/v2/m/blobs/x", Path: path, Size: int64(len(o.content())),
+		SHA256: sha256Of(o.content()), Header: http.Header{"Authorization": {"Bearer secret"}}, Retries: 2,
+		Progress: func(done, total int64) {
+			if done >= 64<<10 && expired.CompareAndSwap(false, true) {
+				issued.Add(100)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Error("bytes differ")
+	}
+	if issued.Load() < 102 {
+		t.Errorf("registry resolved %d times: the expired URL was not re-resolved", issued.Load()-100)
+	}
+}
+
+func TestDownloadThroughProxyFlag(t *testing.T) {
+	content := testBytes(5000, 3)
+	var sawHost atomic.Value
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A forward proxy gets the absolute URL of the real target.
+		sawHost.Store(r.URL.Host)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
+	}))
+	defer proxy.Close()
+	client, err := newHTTPClient(proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testDownloader(t)
+	d.client = client
+	res, err := d.Download(t.Context(), fileRequest{URL: "http://files.example.invalid/pkg.tar.gz", Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sawHost.Load() != "files.example.invalid" {
+		t.Errorf("proxy saw host %v", sawHost.Load())
+	}
+	if !bytes.Equal(readFile(t, res.Path), content) || filepath.Base(res.Path) != "pkg.tar.gz" {
+		t.Errorf("got %s", res.Path)
+	}
+}
+
+func TestDownloadBadInput(t *testing.T) {
+	tests := []struct{ name, url, sha string }{
+		{"ftp", "ftp://host/x", ""},
+		{"no host", "http:///x", ""},
+		{"not a url", "http://[::1", ""},
+		{"bad sha", "http://127.0.0.1:1/x", "xyz"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: tc.url, Dir: dir, SHA256: tc.sha})
+			if !errors.Is(err, errBadInput) {
+				t.Fatalf("err = %v, want errBadInput", err)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("bad input wrote %d files", len(entries))
+			}
+		})
+	}
+}
+
+func TestDownloadUnwritableFolder(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root can write anywhere")
+	}
+	o := newOrigin(t, withSize(1000))
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("err = %v, want one naming the folder", err)
+	}
+}
+
+func TestParseContentRange(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    contentRange
+		wantErr bool
+	}{
+		{"bytes 0-99/100", contentRange{0, 99, 100}, false},
+		{"bytes 100-199/*", contentRange{100, 199, -1}, false},
+		{"bytes */500", contentRange{-1, -1, 500}, false},
+		{"bytes 5-4/10", contentRange{}, true},
+		{"bytes 0-10/10", contentRange{}, true},
+		{"bytes */*", contentRange{}, true},
+		{"items 0-1/2", contentRange{}, true},
+		{"bytes -1-5/10", contentRange{}, true},
+		{"bytes 0-5", contentRange{}, true},
+		{"", contentRange{}, true},
+	}
+	for _, tc := range tests {
+		got, err := parseContentRange(tc.in)
+		if (err != nil) != tc.wantErr || (!tc.wantErr && got != tc.want) {
+			t.Errorf("parseContentRange(%q) = %+v, %v; want %+v, err=%v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"120", 2 * time.Minute, true},
+		{"0", 0, true},
+		{"Wed, 25 Nov 2026 10:00:30 GMT", 30 * time.Second, true},
+		{"Wed, 25 Nov 2026 09:00:00 GMT", 0, true},
+		{"-5", 0, false},
+		{"soon", 0, false},
+	}
+	for _, tc := range tests {
+		got, ok := parseRetryAfter(tc.in, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestRetryDelayBackoffBounds(t *testing.T) {
+	d := testDownloader(t)
+	d.backoff, d.maxBackoff = 100*time.Millisecond, time.Second
+	for attempt := 1; attempt <= 30; attempt++ {
+		got := d.retryDelay(attempt, errors.New("boom"))
+		ceiling := min(d.backoff<<min(attempt-1, 20), d.maxBackoff)
+		if got < ceiling/2 || got > ceiling {
+			t.Errorf("attempt %d: delay %v outside [%v, %v]", attempt, got, ceiling/2, ceiling)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	got := redactURL("https://user:pw@cdn.example/blob?X-Amz-Signature=abc#frag")
+	if strings.Contains(got, "abc") || strings.Contains(got, "pw") {
+		t.Errorf("redactURL leaked a secret: %s", got)
+	}
+	if _, err := url.Parse(got); err != nil {
+		t.Errorf("redacted URL does not parse: %v", err)
+	}
+}

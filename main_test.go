@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets a test run this very binary as the real command: with
+// OMD_TEST_MAIN=1 the test binary is ollama-model-downloader. Subprocess
+// tests can then kill it with SIGKILL like a user's crash would.
+func TestMain(m *testing.M) {
+	if os.Getenv("OMD_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// command runs the binary as a subprocess with args in dir.
+func command(t *testing.T, ctx context.Context, dir string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "OMD_TEST_MAIN=1", "HTTP_PROXY=", "HTTPS_PROXY=", "ALL_PROXY=", "http_proxy=", "https_proxy=", "all_proxy=")
+	return cmd
+}
+
+func TestParseOptionsFlagsAnywhere(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		retries int
+		conc    int
+		want    []string
+	}{
+		{"flags first", []string{"-retries", "5", "https://h/x.iso"}, 5, 4, []string{"https://h/x.iso"}},
+		{"flags after", []string{"https://h/x.iso", "-retries", "5"}, 5, 4, []string{"https://h/x.iso"}},
+		{"mixed", []string{"-concurrency=2", "https://h/a", "-retries", "1", "https://h/b"}, 1, 2, []string{"https://h/a", "https://h/b"}},
+		{"double dash", []string{"-retries", "0", "--", "https://h/-x"}, 0, 4, []string{"https://h/-x"}},
+		{"none", []string{"-port", "0"}, 3, 4, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseOptions(tc.args, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.retries != tc.retries || o.concurrency != tc.conc || !reflect.DeepEqual(o.args, tc.want) {
+				t.Errorf("got retries=%d concurrency=%d args=%q", o.retries, o.concurrency, o.args)
+			}
+		})
+	}
+}
+
+func TestCLIBadInputExitsTwoWithOneLine(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"-bogus", "https://h/x"}, "flag provided but not defined: -bogus"},
+		{"concurrency too high", []string{"-concurrency", "33", "https://h/x"}, "-concurrency must be between 1 and 32"},
+		{"concurrency zero", []string{"https://h/x", "-concurrency", "0"}, "-concurrency must be between 1 and 32"},
+		{"ftp URL", []string{"ftp://h/x"}, `"ftp://h/x" is neither a URL`},
+		{"URL without host", []string{"https:///x"}, "no host name"},
+		{"-o with two", []string{"-o", "x", "https://h/a", "https://h/b"}, "-o names one output"},
+		{"bad sha", []string{"-sha256", "abc", "https://h/a"}, "-sha256 must be 64 hexadecimal"},
+		{"bad proxy", []string{"-proxy", "ftp://p:1", "https://h/a"}, "invalid proxy"},
+		{"bad registry", []string{"-registry", "registry.local", "https://h/a"}, "-registry must be an http:// or https:// URL"},
+		{"bad flag value", []string{"-retries", "many", "https://h/a"}, "invalid value"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := command(t, t.Context(), dir, tc.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+				t.Fatalf("err = %v, want exit status 2", err)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if !strings.Contains(lines[0], tc.want) || len(lines) > 2 {
+				t.Errorf("stderr = %q, want one line containing %q", stderr.String(), tc.want)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("bad input wrote %d entries", len(entries))
+			}
+		})
+	}
+}
+
+func TestCLIHelp(t *testing.T) {
+	cmd := command(t, t.Context(), t.TempDir(), "-h")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, want := range []string{"Examples:", "-retries", "-concurrency", "-keep-staging", "-registry"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+func TestCLIDownloadsAndReportsFailure(t *testing.T) {
+	o := newOrigin(t, withSize(100<<10))
+	dir := t.TempDir()
+	cmd := command(t, t.Context(), dir, o.FileURL(), o.URL+"/nothing-here", "-retries", "0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("err = %v, want exit status 1 (one download failed); stderr=%s", err, stderr.String())
+	}
+	got := readFile(t, filepath.Join(dir, "downloaded-models", "data.bin"))
+	if !bytes.Equal(got, o.content()) {
+		t.Error("the good download is not byte-exact")
+	}
+	if !strings.Contains(stderr.String(), "HTTP 404") {
+		t.Errorf("stderr does not explain the failure: %s", stderr.String())
+	}
+}
+
+// TestCLIResumesAfterSIGKILL is the promise of issue 2: kill the process
+// mid-download, run the same command again, get the exact bytes.
+func TestCLIResumesAfterSIGKILL(t *testing.T) {
+	o := newOrigin(t, withSize(4<<20), withThrottle(2*time.Millisecond))
+	dir := t.TempDir()
+	args := []string{o.FileURL(), "-retries", "5"}
+	part := partPath(filepath.Join(dir, "downloaded-models", "data.bin"))
+
+	cmd := command(t, t.Context(), dir, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st, err := readPartState(strings.TrimSuffix(part, ".part")); err == nil && st.Committed >= 512<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no progress saved within 20 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	sentBefore := o.bytesSent.Load()
+	if _, err := os.Stat(filepath.Join(dir, "downloaded-models", "data.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a finished file exists after the kill")
+	}
+
+	o.setThrottle(0)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	out, err := command(t, ctx, dir, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+	got := readFile(t, filepath.Join(dir, "downloaded-models", "data.bin"))
+	if sha256Of(got) != sha256Of(o.content()) {
+		t.Fatal("sha256 differs after kill and resume")
+	}
+	resent := o.bytesSent.Load() - sentBefore
+	if total := int64(len(o.content())); resent >= total {
+		t.Errorf("second run fetched %d bytes of %d: nothing was resumed", resent, total)
+	}
+	ranges := o.seenRanges()
+	if last := ranges[len(ranges)-1]; !strings.HasPrefix(last, "bytes=") {
+		t.Errorf("second run's GET had Range %q, want a resume", last)
+	}
+}

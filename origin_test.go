@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// origin is a fake HTTP file server for tests, built from options, serving
+// deterministic bytes so digests are fixed. It records what it was asked.
+type origin struct {
+	*httptest.Server
+	t    *testing.T
+	opts originOptions
+
+	mu       sync.Mutex
+	data     []byte
+	etag     string
+	ranges   []string // Range header of every GET, "" for none
+	ifRanges []string // If-Range header of every GET
+	auths    []string // Authorization header of every request
+
+	throttle  atomic.Int64 // nanoseconds to pause after each 8 KiB; changeable while serving
+	requests  atomic.Int64
+	gets      atomic.Int64
+	bytesSent atomic.Int64
+}
+
+type originOptions struct {
+	size        int
+	path        string
+	noRanges    bool   // ignore Range, always 200 with the whole body
+	failFirst   int    // answer the first N GETs with failStatus
+	failStatus  int    // e.g. 503
+	retryAfter  string // Retry-After header on failures
+	dropAfter   int64  // on the first dropTimes GETs, cut the connection after this many body bytes
+	dropTimes   int
+	stallAfter  int64 // on the first stallTimes GETs, stop sending after this many bytes
+	stallTimes  int
+	lieRange    bool   // answer range requests with the wrong Content-Range
+	disposition string // Content-Disposition header
+	noHead      bool   // HEAD answers 405
+	chunked     bool   // no Content-Length
+	noValidator bool   // no ETag / Last-Modified
+	throttle    time.Duration
+}
+
+type originOption func(*originOptions)
+
+func withSize(n int) originOption               { return func(o *originOptions) { o.size = n } }
+func withPath(p string) originOption            { return func(o *originOptions) { o.path = p } }
+func withRanges(on bool) originOption           { return func(o *originOptions) { o.noRanges = !on } }
+func withDisposition(v string) originOption     { return func(o *originOptions) { o.disposition = v } }
+func withoutHead() originOption                 { return func(o *originOptions) { o.noHead = true } }
+func withChunked() originOption                 { return func(o *originOptions) { o.chunked = true } }
+func withLyingRanges() originOption             { return func(o *originOptions) { o.lieRange = true } }
+func withThrottle(d time.Duration) originOption { return func(o *originOptions) { o.throttle = d } }
+func failFirst(n, status int, retryAfter string) originOption {
+	return func(o *originOptions) { o.failFirst, o.failStatus, o.retryAfter = n, status, retryAfter }
+}
+func dropAfter(k int64, times int) originOption {
+	return func(o *originOptions) { o.dropAfter, o.dropTimes = k, times }
+}
+func stallAfter(k int64, times int) originOption {
+	return func(o *originOptions) { o.stallAfter, o.stallTimes = k, times }
+}
+
+// testBytes is n deterministic, non-repeating-looking bytes.
+func testBytes(n int, seed byte) []byte {
+	b := make([]byte, n)
+	x := uint32(seed) + 1
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(x)
+	}
+	return b
+}
+
+func sha256Of(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func newOrigin(t *testing.T, opts ...originOption) *origin {
+	t.Helper()
+	o := &origin{t: t, opts: originOptions{size: 300 << 10, path: "/files/data.bin", failStatus: 503}}
+	for _, opt := range opts {
+		opt(&o.opts)
+	}
+	o.data = testBytes(o.opts.size, 1)
+	o.throttle.Store(int64(o.opts.throttle))
+	o.etag = `"v1"`
+	o.Server = httptest.NewServer(http.HandlerFunc(o.serve))
+	t.Cleanup(o.Close)
+	return o
+}
+
+// URL of the served file.
+func (o *origin) FileURL() string { return o.Server.URL + o.opts.path }
+
+// setThrottle changes the pause after each 8 KiB for later requests.
+func (o *origin) setThrottle(d time.Duration) { o.throttle.Store(int64(d)) }
+
+// replace changes the file's content and ETag, as a new upload would.
+func (o *origin) replace(data []byte, etag string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.data, o.etag = data, etag
+}
+
+func (o *origin) content() []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.data
+}
+
+func (o *origin) seenRanges() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.ranges...)
+}
+
+func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
+	o.requests.Add(1)
+	o.mu.Lock()
+	data, etag := o.data, o.etag
+	o.auths = append(o.auths, r.Header.Get("Authorization"))
+	if r.Method == http.MethodGet {
+		o.ranges = append(o.ranges, r.Header.Get("Range"))
+		o.ifRanges = append(o.ifRanges, r.Header.Get("If-Range"))
+	}
+	o.mu.Unlock()
+	if r.URL.EscapedPath() != o.opts.path {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method == http.MethodHead && o.opts.noHead {
+		http.Error(w, "no HEAD here", http.StatusMethodNotAllowed)
+		return
+	}
+	var n int64
+	if r.Method == http.MethodGet {
+		n = o.gets.Add(1)
+		if n <= int64(o.opts.failFirst) {
+			if o.opts.retryAfter != "" {
+				w.Header().Set("Retry-After", o.opts.retryAfter)
+			}
+			http.Error(w, "try again later", o.opts.failStatus)
+			return
+		}
+	}
+	if o.opts.disposition != "" {
+		w.Header().Set("Content-Disposition", o.opts.disposition)
+	}
+	if !o.opts.noValidator {
+		w.Header().Set("ETag", etag)
+	}
+	var out io.Writer = w
+	if r.Method == http.MethodGet {
+		cw := &cuttingWriter{w: w, sent: &o.bytesSent, limit: -1, throttle: time.Duration(o.throttle.Load()), ctx: r}
+		if n <= int64(o.opts.dropTimes) {
+			cw.limit, cw.action = o.opts.dropAfter, "drop"
+		}
+		if n <= int64(o.opts.stallTimes) {
+			cw.limit, cw.action = o.opts.stallAfter, "stall"
+		}
+		out = cw
+	}
+	rw := writerOverride{ResponseWriter: w, w: out}
+	switch {
+	case o.opts.chunked:
+		w.WriteHeader(http.StatusOK)
+		for chunk := range slicesChunk(data, 16<<10) {
+			rw.Write(chunk)
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+	case o.opts.noRanges || r.Header.Get("Range") == "":
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			rw.Write(data)
+		}
+	case o.opts.lieRange:
+		start := parseRangeStart(r.Header.Get("Range"))
+		wrong := min(start+10, int64(len(data)-1))
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", wrong, len(data)-1, len(data)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)-int(wrong)))
+		w.WriteHeader(http.StatusPartialContent)
+		rw.Write(data[wrong:])
+	default:
+		http.ServeContent(rw, r, "", time.Time{}, bytes.NewReader(data))
+	}
+}
+
+func slicesChunk(b []byte, n int) func(func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		for len(b) > 0 {
+			k := min(n, len(b))
+			if !yield(b[:k]) {
+				return
+			}
+			b = b[k:]
+		}
+	}
+}
+
+func parseRangeStart(h string) int64 {
+	v := strings.TrimSuffix(strings.TrimPrefix(h, "bytes="), "-")
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return n
+}
+
+// writerOverride sends the body through w while keeping the real
+// ResponseWriter's headers.
+type writerOverride struct {
+	http.ResponseWriter
+	w io.Writer
+}
+
+func (o writerOverride) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+// cuttingWriter drops or stalls the connection after limit body bytes.
+type cuttingWriter struct {
+	w        http.ResponseWriter
+	sent     *atomic.Int64
+	written  int64
+	limit    int64
+	action   string
+	throttle time.Duration
+	ctx      *http.Request
+}
+
+func (c *cuttingWriter) Write(p []byte) (int, error) {
+	total := 0
+	for len(p) > 0 {
+		chunk := p
+		if c.throttle > 0 && len(chunk) > 8<<10 {
+			chunk = chunk[:8<<10]
+		}
+		if c.limit >= 0 && c.written+int64(len(chunk)) > c.limit {
+			chunk = chunk[:c.limit-c.written]
+			n, _ := c.w.Write(chunk)
+			c.sent.Add(int64(n))
+			c.w.(http.Flusher).Flush()
+			if c.action == "stall" {
+				select {
+				case <-c.ctx.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+			}
+			panic(http.ErrAbortHandler) // closes the connection mid-body
+		}
+		n, err := c.w.Write(chunk)
+		c.sent.Add(int64(n))
+		c.written += int64(n)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		p = p[len(chunk):]
+		if c.throttle > 0 {
+			c.w.(http.Flusher).Flush()
+			select {
+			case <-c.ctx.Context().Done():
+				return total, c.ctx.Context().Err()
+			case <-time.After(c.throttle):
+			}
+		}
+	}
+	return total, nil
+}
+
+// testDownloader is a downloader with short timeouts and no proxy.
+func testDownloader(t *testing.T) *rangeDownloader {
+	t.Helper()
+	d := newRangeDownloader(buildHTTPClient(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d.backoff = 5 * time.Millisecond
+	d.maxBackoff = 20 * time.Millisecond
+	d.maxRetryAfter = 2 * time.Second
+	d.stallTimeout = 2 * time.Second
+	d.checkpointEvery = 10 * time.Millisecond
+	d.bufferSize = 16 << 10
+	return d
+}
