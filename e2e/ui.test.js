@@ -208,6 +208,67 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     await waitFor('row removed', async () => (await row(slow.name).count()) === 0);
   });
 
+  it('explains bad input instead of adding it', async () => {
+    const errorsBefore = consoleErrors.length;
+    await page.fill('#add-url', origin.url('never.bin', 1024));
+    await page.fill('#add-sha', 'not-a-digest');
+    await page.click('#add-submit');
+    await page.locator('#add-error').waitFor({ state: 'visible', timeout: 3000 });
+    assert.match(await page.locator('#add-error').textContent(), /SHA-256/);
+    await page.fill('#add-sha', '');
+    // The server's own 400 message reaches the user.
+    await page.fill('#add-url', 'ftp://example.invalid/file.iso');
+    await page.click('#add-submit');
+    await waitFor('the server\'s error', async () => {
+      const t = await page.locator('#add-error').textContent();
+      return (await page.locator('#add-error').isVisible()) && !/SHA-256/.test(t) && t.trim().length > 0;
+    }, 5000);
+    assert.equal(await row('never.bin').count(), 0);
+    await page.fill('#add-url', '');
+    // Chromium logs the deliberate 400 response itself; nothing else may be logged.
+    const logged = consoleErrors.splice(errorsBefore);
+    assert.ok(logged.every((e) => /status of 400/.test(e)), JSON.stringify(logged));
+  });
+
+  it('reorders the queue and acts on a selection', async () => {
+    const conc = page.locator('#concurrency');
+    await conc.fill('۱');
+    await conc.press('Enter');
+    await waitFor('concurrency 1', async () => (await api('GET', '/api/settings')).concurrency === 1, 5000);
+    const names = ['queue-a.bin', 'queue-b.bin', 'queue-c.bin'];
+    // Several lines are several downloads.
+    await page.fill('#add-url', names.map((n) => origin.url(n, 8 << 20, 128 << 10)).join('\n'));
+    await page.click('#add-submit');
+    await waitFor('one running, two queued', async () => {
+      const states = await Promise.all(names.map(async (n) => (await findJob(n))?.state));
+      return states.join() === 'downloading,queued,queued';
+    });
+    await page.click('#tab-queue');
+    const order = () => page.locator('#list-queue .job-name').allTextContents();
+    await waitFor('queue rows', async () => (await order()).join() === 'queue-b.bin,queue-c.bin');
+    await row('queue-c.bin').locator('button[data-action="top"]').click();
+    await waitFor('queue-c moved first', async () => (await order()).join() === 'queue-c.bin,queue-b.bin');
+    const [b, c] = await Promise.all([findJob('queue-b.bin'), findJob('queue-c.bin')]);
+    assert.ok(c.position < b.position, `positions: c ${c.position}, b ${b.position}`);
+
+    await page.check('#select-all-queue');
+    assert.match(await page.locator('#bulk-count-queue').textContent(), /۲ مورد/);
+    await page.click('#bulk-queue [data-bulk="cancel"]');
+    await page.locator('#confirm[open]').waitFor();
+    await page.click('#confirm-ok');
+    await waitFor('queued ones canceled', async () => (await findJob('queue-b.bin')).state === 'canceled' && (await findJob('queue-c.bin')).state === 'canceled');
+
+    await page.click('#tab-active');
+    await row('queue-a.bin').locator('.row-check').check();
+    await page.click('#bulk-active [data-bulk="pause"]');
+    await waitFor('queue-a paused', async () => (await findJob('queue-a.bin')).state === 'paused');
+    await row('queue-a.bin').locator('.row-check').uncheck();
+    await api('POST', `/api/download/${encodeURIComponent((await findJob('queue-a.bin')).id)}/cancel`);
+    await page.click('#clear-finished');
+    await waitFor('finished rows cleared', async () => (await row('queue-b.bin').count()) === 0 && (await row(quick.name).count()) === 0);
+    await api('POST', '/api/settings', { concurrency: '4' });
+  });
+
   it('lists the finished file in the Library, downloadable from the page', async () => {
     await page.click('#tab-library');
     const tr = page.locator('#library-body tr', { hasText: quick.name });
