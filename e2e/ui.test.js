@@ -394,6 +394,23 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     });
   });
 
+  it('polls only while the page is visible', async () => {
+    const polls = () => requests.filter((u) => u.endsWith('/api/downloads')).length;
+    const setVisibility = (state) => page.evaluate((st) => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => st });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, state);
+    const before = polls();
+    await waitFor('polling while visible', async () => polls() >= before + 2, 5000);
+    await setVisibility('hidden');
+    await page.waitForTimeout(300); // a request already in flight may finish
+    const hidden = polls();
+    await page.waitForTimeout(2500);
+    assert.equal(polls(), hidden, 'no polling while hidden');
+    await setVisibility('visible');
+    await waitFor('polling again once visible', async () => polls() > hidden, 3000);
+  });
+
   it('made no request to any other host and logged no console error', () => {
     const own = new URL(omd.url).origin;
     const foreign = requests.filter((u) => !u.startsWith(`${own}/`) && !u.startsWith('data:') && !u.startsWith('blob:'));

@@ -286,6 +286,11 @@
     renderList('queue', list.queue);
     setText($('count-active'), num(list.active.length));
     setText($('count-queue'), num(list.queue.length));
+    const any = (pred) => jobs.some((j) => pred(j.state));
+    $('pause-all').disabled = !any(bulkAllowed.pause);
+    $('resume-all').disabled = !any(bulkAllowed.resume);
+    $('cancel-all').disabled = !any(bulkAllowed.cancel);
+    $('clear-finished').disabled = !any(finished);
     const runningCount = jobs.filter((j) => running(j.state)).length;
     setText($('total-speed'), formatSpeed(data.total_speed || 0));
     setText($('running-count'), `${num(runningCount)} در جریان`);
