@@ -46,6 +46,9 @@ function parseRange(header, size) {
 
 export async function startOrigin() {
   const requests = [];
+  // The throttle is per file, over all its connections: a client that splits
+  // a file into ranges must not make it finish sooner than the test expects.
+  const nextSend = new Map(); // path → time (ms) the next chunk may leave
   const server = http.createServer((req, res) => {
     requests.push({ method: req.method, url: req.url, range: req.headers.range || '' });
     const m = /^\/data\/(\d+)\/(\d+)\/([^/?]+)$/.exec(req.url);
@@ -88,16 +91,29 @@ export async function startOrigin() {
     let off = start;
     let closed = false;
     res.on('close', () => { closed = true; });
-    const interval = rate > 0 ? Math.max(5, Math.round((chunkSize / rate) * 1000)) : 0;
     const send = () => {
       while (!closed && off <= end) {
         const n = Math.min(chunkSize, end - off + 1);
-        const ok = res.write(fillBytes(Buffer.alloc(n), off));
-        off += n;
-        if (off > end) { res.end(); return; }
-        if (interval) { setTimeout(send, interval); return; }
-        if (!ok) { res.once('drain', send); return; }
+        if (rate > 0) {
+          const now = Date.now();
+          const at = Math.max(now, nextSend.get(req.url) || 0);
+          nextSend.set(req.url, at + (n / rate) * 1000);
+          if (at > now) {
+            setTimeout(() => { if (!closed) write(n); }, at - now);
+            return;
+          }
+        }
+        if (!write(n)) return;
       }
+    };
+    // write sends n bytes and says whether send may go on at once.
+    const write = (n) => {
+      const ok = res.write(fillBytes(Buffer.alloc(n), off));
+      off += n;
+      if (off > end) { res.end(); return false; }
+      if (rate > 0) { setImmediate(send); return false; }
+      if (!ok) { res.once('drain', send); return false; }
+      return true;
     };
     send();
   });
