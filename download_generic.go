@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,17 +41,28 @@ type rangeDownloader struct {
 	stallTimeout    time.Duration // no byte for this long drops the connection
 	checkpointEvery time.Duration // how often a running transfer makes its progress durable
 	bufferSize      int
+
+	connections int           // most connections per download, when the request does not say
+	minSegment  int64         // no connection gets less than this many bytes to fetch
+	growEvery   time.Duration // how often the connection count is reconsidered
+	hosts       *hostSlots    // per-host connection cap shared by all downloads
+	buffers     sync.Pool     // *[]byte of bufferSize, so memory does not grow with connections
 }
 
 // fileRequest describes one file transfer. See docs/ARCHITECTURE.md.
 type fileRequest struct {
-	URL      string
-	Dir      string      // folder for a name derived from the server (used when Path is "")
-	Path     string      // explicit destination file; wins over Dir
-	SHA256   string      // expected lower-case hex; "" = not checked
-	Size     int64       // expected size when known in advance; 0 = unknown
-	Header   http.Header // extra request headers
-	Retries  int         // attempts after the first; < 0 = the downloader's default
+	URL     string
+	Dir     string      // folder for a name derived from the server (used when Path is "")
+	Path    string      // explicit destination file; wins over Dir
+	SHA256  string      // expected lower-case hex; "" = not checked
+	Size    int64       // expected size when known in advance; 0 = unknown
+	Header  http.Header // extra request headers
+	Retries int         // attempts after the first; < 0 = the downloader's default
+	// Connections caps parallel connections for this file; 0 = the
+	// downloader's default, 1 = a single connection.
+	Connections int
+	// Progress is called with the bytes on disk and the total (-1 when
+	// unknown), from one goroutine at a time; it must be cheap.
 	Progress func(done, total int64)
 	OnPath   func(path string)
 }
@@ -71,6 +83,10 @@ type partState struct {
 	LastModified string `json:"last_modified,omitempty"`
 	Size         int64  `json:"size"`      // -1 when the server did not say
 	Committed    int64  `json:"committed"` // bytes synced to disk; the tail beyond is not trusted
+
+	// Segments, when set, are the byte ranges [start, end) still missing
+	// from a multi-connection download, as of the last sync.
+	Segments [][2]int64 `json:"segments,omitempty"`
 }
 
 func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
@@ -85,6 +101,10 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		stallTimeout:    30 * time.Second,
 		checkpointEvery: time.Second,
 		bufferSize:      256 << 10,
+		connections:     16,
+		minSegment:      1 << 20,
+		growEvery:       250 * time.Millisecond,
+		hosts:           newHostSlots(16),
 	}
 }
 
@@ -115,14 +135,17 @@ func removePartial(path string) error {
 
 // transfer is the state of one Download call.
 type transfer struct {
-	req      fileRequest
-	path     string
-	state    partState
-	file     *os.File
-	hash     hash.Hash
-	offset   int64  // bytes in the .part that belong to the current state
-	resolved string // final URL after redirects, reused for Range requests
-	noRange  bool   // the server gave a bad 206: fetch from 0 without Range
+	req     fileRequest
+	path    string
+	state   partState
+	file    *os.File
+	hash    hash.Hash
+	offset  int64 // bytes in the .part that belong to the current state
+	noRange bool  // the server gave a bad 206: fetch from 0 without Range
+	noSplit bool  // ranges proved unreliable: one connection only
+
+	mu       sync.Mutex // guards resolved and state while several connections run
+	resolved string     // final URL after redirects, reused for Range requests
 	resumed  int64
 }
 
@@ -378,6 +401,9 @@ func (d *rangeDownloader) openPart(t *transfer) error {
 		t.state = partState{URL: t.req.URL, Size: -1}
 		return d.restart(t)
 	}
+	if st.Segments != nil {
+		return d.resumeSegments(t, st, fi.Size())
+	}
 	keep := min(st.Committed, fi.Size())
 	if st.Size >= 0 {
 		keep = min(keep, st.Size)
@@ -408,6 +434,7 @@ func (d *rangeDownloader) restart(t *transfer) error {
 	t.hash.Reset()
 	t.offset = 0
 	t.state.Committed = 0
+	t.state.Segments = nil
 	return writePartState(t.path, t.state)
 }
 
@@ -450,37 +477,82 @@ func (d *rangeDownloader) run(ctx context.Context, t *transfer) (fileResult, err
 	}
 }
 
-// fetch makes one request and copies its body into the .part.
-func (d *rangeDownloader) fetch(ctx context.Context, t *transfer) error {
+// rangeRequest sends a GET for bytes [start, end) of the file (end < 0:
+// to the end; start 0 and end < 0: no Range at all). After a redirect the
+// final URL is reused; credentials never go to another host.
+func (d *rangeDownloader) rangeRequest(ctx context.Context, t *transfer, start, end int64) (*http.Response, string, error) {
+	t.mu.Lock()
 	target := t.req.URL
 	if t.resolved != "" {
 		target = t.resolved
 	}
+	etag, lastModified := t.state.ETag, t.state.LastModified
+	t.mu.Unlock()
 	extra := http.Header{"Accept-Encoding": {"identity"}}
-	if t.offset > 0 && !t.noRange {
-		extra.Set("Range", fmt.Sprintf("bytes=%d-", t.offset))
+	if start > 0 || end >= 0 {
+		if end >= 0 {
+			extra.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end-1))
+		} else {
+			extra.Set("Range", fmt.Sprintf("bytes=%d-", start))
+		}
 		// If-Range makes a changed file come back whole (200) instead of
 		// spliced. RFC 9110 §13.1.5: only a strong ETag may be used.
-		if t.state.ETag != "" && !strings.HasPrefix(t.state.ETag, "W/") {
-			extra.Set("If-Range", t.state.ETag)
-		} else if t.state.LastModified != "" {
-			extra.Set("If-Range", t.state.LastModified)
+		if etag != "" && !strings.HasPrefix(etag, "W/") {
+			extra.Set("If-Range", etag)
+		} else if lastModified != "" {
+			extra.Set("If-Range", lastModified)
 		}
 	}
 	headers := t.req.Header
-	if t.resolved != "" && !sameHost(t.resolved, t.req.URL) {
+	if !sameHost(target, t.req.URL) {
 		headers = withoutAuth(headers) // never hand the origin's credentials to the CDN
+	}
+	resp, err := d.send(ctx, http.MethodGet, target, headers, extra)
+	if err != nil {
+		return nil, target, err
+	}
+	if final := resp.Request.URL.String(); final != target {
+		t.mu.Lock()
+		if t.resolved == "" {
+			t.resolved = final
+		}
+		t.mu.Unlock()
+	}
+	return resp, target, nil
+}
+
+// unwanted turns an unexpected status into an error; a presigned CDN URL
+// that expired (403/404/410 on the redirect target) is forgotten so the
+// next attempt resolves the original URL again.
+func (t *transfer) unwanted(resp *http.Response, target string) error {
+	err := statusErrorFrom(resp)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.resolved != "" && target == t.resolved && (resp.StatusCode == 403 || resp.StatusCode == 404 || resp.StatusCode == 410) {
+		t.resolved = ""
+		return &retryNowError{err}
+	}
+	return err
+}
+
+// fetch makes one request and copies its body into the .part. When the
+// server proves it can serve ranges and the file is large, the transfer
+// continues over several connections (segments.go).
+func (d *rangeDownloader) fetch(ctx context.Context, t *transfer) error {
+	if t.state.Segments != nil {
+		return d.fetchSegments(ctx, t, nil)
+	}
+	start := t.offset
+	if t.noRange {
+		start = 0
 	}
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	resp, err := d.send(reqCtx, http.MethodGet, target, headers, extra)
+	resp, target, err := d.rangeRequest(reqCtx, t, start, -1)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if final := resp.Request.URL.String(); final != target && t.resolved == "" {
-		t.resolved = final
-	}
 
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -526,13 +598,10 @@ func (d *rangeDownloader) fetch(ctx context.Context, t *transfer) error {
 		}
 		return &retryNowError{fmt.Errorf("server refused to resume at byte %d (file size %d): starting over", t.offset, total)}
 	default:
-		err := statusErrorFrom(resp)
-		if t.resolved != "" && target == t.resolved && (resp.StatusCode == 403 || resp.StatusCode == 404 || resp.StatusCode == 410) {
-			// A presigned CDN URL has expired: resolve the original again.
-			t.resolved = ""
-			return &retryNowError{err}
-		}
-		return err
+		return t.unwanted(resp, target)
+	}
+	if d.canSplit(t, resp) {
+		return d.fetchSegments(ctx, t, resp)
 	}
 	return d.copyBody(reqCtx, cancel, t, resp.Body)
 }

@@ -31,10 +31,12 @@ type origin struct {
 	ifRanges []string // If-Range header of every GET
 	auths    []string // Authorization header of every request
 
-	throttle  atomic.Int64 // nanoseconds to pause after each 8 KiB; changeable while serving
-	requests  atomic.Int64
-	gets      atomic.Int64
-	bytesSent atomic.Int64
+	throttle    atomic.Int64 // nanoseconds to pause after each 8 KiB; changeable while serving
+	inflight    atomic.Int64
+	maxInflight atomic.Int64 // most GETs served at the same time
+	requests    atomic.Int64
+	gets        atomic.Int64
+	bytesSent   atomic.Int64
 }
 
 type originOptions struct {
@@ -53,16 +55,20 @@ type originOptions struct {
 	noHead      bool   // HEAD answers 405
 	chunked     bool   // no Content-Length
 	noValidator bool   // no ETag / Last-Modified
+	claimRanges bool   // with noRanges: still say Accept-Ranges: bytes (a lying server)
 	throttle    time.Duration
 }
 
 type originOption func(*originOptions)
 
-func withSize(n int) originOption               { return func(o *originOptions) { o.size = n } }
-func withPath(p string) originOption            { return func(o *originOptions) { o.path = p } }
-func withRanges(on bool) originOption           { return func(o *originOptions) { o.noRanges = !on } }
-func withDisposition(v string) originOption     { return func(o *originOptions) { o.disposition = v } }
-func withoutHead() originOption                 { return func(o *originOptions) { o.noHead = true } }
+func withSize(n int) originOption           { return func(o *originOptions) { o.size = n } }
+func withPath(p string) originOption        { return func(o *originOptions) { o.path = p } }
+func withRanges(on bool) originOption       { return func(o *originOptions) { o.noRanges = !on } }
+func withDisposition(v string) originOption { return func(o *originOptions) { o.disposition = v } }
+func withoutHead() originOption             { return func(o *originOptions) { o.noHead = true } }
+func withFalseAcceptRanges() originOption {
+	return func(o *originOptions) { o.noRanges, o.claimRanges = true, true }
+}
 func withChunked() originOption                 { return func(o *originOptions) { o.chunked = true } }
 func withLyingRanges() originOption             { return func(o *originOptions) { o.lieRange = true } }
 func withThrottle(d time.Duration) originOption { return func(o *originOptions) { o.throttle = d } }
@@ -153,6 +159,14 @@ func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var n int64
 	if r.Method == http.MethodGet {
+		now := o.inflight.Add(1)
+		defer o.inflight.Add(-1)
+		for {
+			peak := o.maxInflight.Load()
+			if now <= peak || o.maxInflight.CompareAndSwap(peak, now) {
+				break
+			}
+		}
 		n = o.gets.Add(1)
 		if n <= int64(o.opts.failFirst) {
 			if o.opts.retryAfter != "" {
@@ -191,6 +205,9 @@ func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	case o.opts.noRanges || r.Header.Get("Range") == "":
 		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		if !o.opts.noRanges || o.opts.claimRanges {
+			w.Header().Set("Accept-Ranges", "bytes")
+		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodGet {
 			rw.Write(data)
@@ -220,7 +237,7 @@ func slicesChunk(b []byte, n int) func(func([]byte) bool) {
 }
 
 func parseRangeStart(h string) int64 {
-	v := strings.TrimSuffix(strings.TrimPrefix(h, "bytes="), "-")
+	v, _, _ := strings.Cut(strings.TrimPrefix(h, "bytes="), "-")
 	n, _ := strconv.ParseInt(v, 10, 64)
 	return n
 }

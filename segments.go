@@ -1,0 +1,532 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// errRangesBroken means a helper connection got something other than the
+// range it asked for (a 200, a 416, another range, another total): the
+// server cannot be trusted with ranges, or the file changed. The transfer
+// starts over on a single connection.
+var errRangesBroken = errors.New("server does not serve byte ranges reliably")
+
+// segment is a byte range [pos, end) still to be fetched; pos advances as
+// bytes are written, end shrinks when another connection takes half.
+type segment struct {
+	pos, end int64
+	owned    bool // a connection is fetching it
+}
+
+// segmentedTransfer fetches one file over several connections into one
+// preallocated .part with offset writes, as aria2 and IDM do: connections
+// are added while they make the whole faster, and a connection that
+// finishes its range takes half of the largest range left.
+type segmentedTransfer struct {
+	d        *rangeDownloader
+	t        *transfer
+	size     int64
+	maxConns int
+	host     string
+	minSplit int64
+
+	mu      sync.Mutex
+	segs    []*segment
+	workers int
+
+	hashMu sync.Mutex
+	hashed int64 // t.hash covers [0, hashed): the connection at the front hashes as it writes
+}
+
+// hostSlots caps the connections to one host across all downloads. Every
+// download gets its first connection; extra ones only while under the cap.
+type hostSlots struct {
+	limit int
+	mu    sync.Mutex
+	used  map[string]int
+}
+
+func newHostSlots(limit int) *hostSlots {
+	return &hostSlots{limit: limit, used: map[string]int{}}
+}
+
+func (h *hostSlots) acquire(host string, force bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !force && h.used[host] >= h.limit {
+		return false
+	}
+	h.used[host]++
+	return true
+}
+
+func (h *hostSlots) release(host string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.used[host]--; h.used[host] <= 0 {
+		delete(h.used, host)
+	}
+}
+
+// SetLimit changes the per-host cap for connections opened from now on.
+func (h *hostSlots) SetLimit(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.limit = max(n, 1)
+}
+
+// canSplit says whether the rest of the file should be fetched over
+// several connections: the server must claim or prove Range support, the
+// size must be known, and there must be enough left to share.
+func (d *rangeDownloader) canSplit(t *transfer, resp *http.Response) bool {
+	conns := t.req.Connections
+	if conns <= 0 {
+		conns = d.connections
+	}
+	ranges := resp.StatusCode == http.StatusPartialContent || strings.EqualFold(resp.Header.Get("Accept-Ranges"), "bytes")
+	return conns > 1 && ranges && !t.noSplit && !t.noRange && t.state.Size > 0 &&
+		t.state.Size-t.offset >= 2*d.splitSize()
+}
+
+// splitSize is the smallest range worth a connection of its own. It is
+// never below the read buffer: a split must not cut under a pending write.
+func (d *rangeDownloader) splitSize() int64 {
+	return max(d.minSegment, int64(d.bufferSize))
+}
+
+// resumeSegments picks up a multi-connection .part after a restart.
+func (d *rangeDownloader) resumeSegments(t *transfer, st partState, fileSize int64) error {
+	remaining := int64(0)
+	valid := st.Size > 0 && fileSize == st.Size
+	for _, s := range st.Segments {
+		if s[0] < 0 || s[0] > s[1] || s[1] > st.Size {
+			valid = false
+		}
+		remaining += s[1] - s[0]
+	}
+	if !valid {
+		t.state = partState{URL: t.req.URL, Size: -1}
+		return d.restart(t)
+	}
+	t.state = st
+	t.offset = 0
+	t.resumed = st.Size - remaining
+	d.log.Info("resuming", "file", t.path, "have", t.resumed, "ranges", len(st.Segments))
+	return nil
+}
+
+// fetchSegments runs the multi-connection transfer until every byte is
+// on disk. first, when given, is the response already streaming from
+// t.offset (or from 0 for a 200); it becomes the first connection.
+func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first *http.Response) error {
+	conns := t.req.Connections
+	if conns <= 0 {
+		conns = d.connections
+	}
+	s := &segmentedTransfer{d: d, t: t, size: t.state.Size, maxConns: conns, minSplit: d.splitSize()}
+	if u, err := url.Parse(t.req.URL); err == nil {
+		s.host = u.Host
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errc := make(chan error, conns+len(t.state.Segments)+1)
+
+	if first != nil {
+		// Preallocate, then record the switch to segments before any
+		// offset write, so a crash never mistakes holes for data.
+		if err := t.file.Truncate(s.size); err != nil {
+			return &diskError{fmt.Errorf("preallocating %s: %w", partPath(t.path), err)}
+		}
+		s.hashed = t.offset
+		seg := &segment{pos: t.offset, end: s.size, owned: true}
+		s.segs = []*segment{seg}
+		if err := s.checkpoint(); err != nil {
+			return err
+		}
+		s.launch(ctx, errc, seg, first, true)
+	} else {
+		t.hash.Reset()
+		for _, r := range t.state.Segments {
+			if r[1] > r[0] {
+				s.segs = append(s.segs, &segment{pos: r[0], end: r[1]})
+			}
+		}
+		for i, seg := range s.segs {
+			if i >= conns || !d.hosts.acquire(s.host, i == 0) {
+				break // unowned segments are taken by connections that finish
+			}
+			seg.owned = true
+			s.launch(ctx, errc, seg, nil, false)
+		}
+	}
+	if s.workers == 0 && len(s.segs) == 0 {
+		return s.finish(ctx)
+	}
+
+	var fatal error
+	ticker := time.NewTicker(min(100*time.Millisecond, d.growEvery))
+	defer ticker.Stop()
+	lastCheckpoint, lastGrow := time.Now(), time.Now()
+	growPhase, lastDone, baseRate := 0, s.doneBytes(), 0.0
+	for s.running() > 0 {
+		select {
+		case err := <-errc:
+			s.mu.Lock()
+			s.workers--
+			s.mu.Unlock()
+			if err != nil && fatal == nil && ctx.Err() == nil {
+				fatal = err
+				cancel(err)
+			}
+		case now := <-ticker.C:
+			done := s.doneBytes()
+			if t.req.Progress != nil {
+				t.req.Progress(done, s.size)
+			}
+			if now.Sub(lastCheckpoint) >= d.checkpointEvery {
+				if err := s.checkpoint(); err != nil {
+					d.log.Warn("saving resume state", "file", t.path, "error", err)
+				}
+				lastCheckpoint = now
+			}
+			if growPhase < 0 || now.Sub(lastGrow) < d.growEvery || ctx.Err() != nil {
+				continue
+			}
+			// Slow start for connections: double them while the last
+			// doubling paid off. Throttled servers reward every one; on a
+			// fast link extra connections only add overhead.
+			rate := float64(done-lastDone) / now.Sub(lastGrow).Seconds()
+			lastDone, lastGrow = done, now
+			switch {
+			case growPhase == 1: // let the new connections start
+				growPhase = 2
+			case growPhase == 0 || rate > baseRate*1.25:
+				baseRate = rate
+				if s.grow(ctx, errc) {
+					growPhase = 1
+				} else {
+					growPhase = -1
+				}
+			default:
+				growPhase = -1
+			}
+		}
+	}
+	if err := s.checkpoint(); err != nil {
+		d.log.Warn("saving resume state", "file", t.path, "error", err)
+	}
+	if fatal != nil {
+		if errors.Is(fatal, errRangesBroken) {
+			d.log.Info("falling back to one connection", "url", redactURL(t.req.URL), "reason", fatal)
+			t.noSplit = true
+			if err := d.restart(t); err != nil {
+				return err
+			}
+			return &retryNowError{fatal}
+		}
+		return fatal
+	}
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return s.finish(ctx)
+}
+
+// finish completes the hash with one sequential read of what the front
+// connection did not hash, and leaves the transfer ready to publish.
+func (s *segmentedTransfer) finish(ctx context.Context) error {
+	if left := s.remaining(); left > 0 {
+		return fmt.Errorf("%d bytes still missing after all connections ended", left)
+	}
+	buf := make([]byte, 1<<20)
+	section := io.NewSectionReader(s.t.file, s.hashed, s.size-s.hashed)
+	if _, err := io.CopyBuffer(s.t.hash, ctxReader{ctx, section}, buf); err != nil {
+		return fmt.Errorf("hashing %s: %w", partPath(s.t.path), err)
+	}
+	s.t.offset = s.size
+	s.t.state.Segments = nil
+	return nil
+}
+
+func (s *segmentedTransfer) running() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.workers
+}
+
+func (s *segmentedTransfer) remaining() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var left int64
+	for _, seg := range s.segs {
+		left += seg.end - seg.pos
+	}
+	return left
+}
+
+func (s *segmentedTransfer) doneBytes() int64 { return s.size - s.remaining() }
+
+// checkpoint syncs the file, then records the ranges still missing as they
+// were before the sync, so the record never claims bytes not on disk.
+func (s *segmentedTransfer) checkpoint() error {
+	s.mu.Lock()
+	ranges := make([][2]int64, 0, len(s.segs))
+	for _, seg := range s.segs {
+		if seg.end > seg.pos {
+			ranges = append(ranges, [2]int64{seg.pos, seg.end})
+		}
+	}
+	s.mu.Unlock()
+	if err := s.t.file.Sync(); err != nil {
+		return &diskError{fmt.Errorf("syncing %s: %w", partPath(s.t.path), err)}
+	}
+	s.t.mu.Lock()
+	s.t.state.Segments = ranges
+	st := s.t.state
+	s.t.mu.Unlock()
+	return writePartState(s.t.path, st)
+}
+
+// grow adds as many connections as are running (up to the cap), each
+// taking half of the largest range left. It reports whether any started.
+func (s *segmentedTransfer) grow(ctx context.Context, errc chan error) bool {
+	s.mu.Lock()
+	want := min(s.workers, s.maxConns-s.workers)
+	s.mu.Unlock()
+	started := false
+	for range want {
+		if !s.d.hosts.acquire(s.host, false) {
+			break
+		}
+		seg := s.take(nil)
+		if seg == nil {
+			s.d.hosts.release(s.host)
+			break
+		}
+		s.launch(ctx, errc, seg, nil, false)
+		started = true
+	}
+	return started
+}
+
+// take marks finished as done (when given) and returns the next range for
+// a connection: an unowned one, else the upper half of the largest.
+func (s *segmentedTransfer) take(finished *segment) *segment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if finished != nil {
+		finished.owned = false
+		for i, seg := range s.segs {
+			if seg == finished && seg.pos >= seg.end {
+				s.segs = append(s.segs[:i], s.segs[i+1:]...)
+				break
+			}
+		}
+	}
+	for _, seg := range s.segs {
+		if !seg.owned && seg.end > seg.pos {
+			seg.owned = true
+			return seg
+		}
+	}
+	if s.t.noSplit {
+		return nil
+	}
+	var largest *segment
+	for _, seg := range s.segs {
+		if largest == nil || seg.end-seg.pos > largest.end-largest.pos {
+			largest = seg
+		}
+	}
+	if largest == nil || largest.end-largest.pos < 2*s.minSplit {
+		return nil
+	}
+	mid := largest.pos + (largest.end-largest.pos)/2
+	half := &segment{pos: mid, end: largest.end, owned: true}
+	largest.end = mid
+	s.segs = append(s.segs, half)
+	return half
+}
+
+// release gives a range back unowned, for another connection to take.
+func (s *segmentedTransfer) release(seg *segment) {
+	s.mu.Lock()
+	seg.owned = false
+	s.mu.Unlock()
+}
+
+func (s *segmentedTransfer) launch(ctx context.Context, errc chan error, seg *segment, resp *http.Response, first bool) {
+	s.mu.Lock()
+	s.workers++
+	s.mu.Unlock()
+	if first {
+		s.d.hosts.acquire(s.host, true)
+	}
+	go func() {
+		defer s.d.hosts.release(s.host)
+		errc <- s.work(ctx, seg, resp)
+	}()
+}
+
+// work is one connection: it fetches its range, then takes another, until
+// none is left. A dropped connection is retried with backoff; a range that
+// cannot be fetched is given back for the others.
+func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.Response) error {
+	bufp, _ := s.d.buffers.Get().(*[]byte)
+	if bufp == nil || len(*bufp) != s.d.bufferSize {
+		b := make([]byte, s.d.bufferSize)
+		bufp = &b
+	}
+	defer s.d.buffers.Put(bufp)
+	failures := 0
+	for seg != nil {
+		reqCtx, cancelReq := context.WithCancelCause(ctx)
+		var err error
+		if resp == nil {
+			resp, err = s.open(reqCtx, seg)
+		} else {
+			// The first response was opened under the caller's context:
+			// closing its body is what interrupts a read on stall or stop.
+			body := resp.Body
+			stop := context.AfterFunc(reqCtx, func() { body.Close() })
+			defer stop()
+		}
+		before := s.posOf(seg)
+		if err == nil {
+			err = s.copy(reqCtx, cancelReq, seg, resp.Body, *bufp)
+			resp.Body.Close()
+		}
+		resp = nil
+		cancelReq(nil)
+		if err == nil {
+			failures = 0
+			seg = s.take(seg)
+			continue
+		}
+		if ctx.Err() != nil {
+			s.release(seg)
+			return nil // the coordinator knows why
+		}
+		if errors.Is(err, errRangesBroken) || !retryable(err) {
+			s.release(seg)
+			return err
+		}
+		if s.posOf(seg) > before {
+			failures = 0
+		} else {
+			failures++
+		}
+		if failures > s.t.req.Retries {
+			s.release(seg)
+			return fmt.Errorf("giving up after %d attempts: %w", failures, err)
+		}
+		delay := s.d.retryDelay(max(failures, 1), err)
+		s.d.log.Debug("retrying range", "url", redactURL(s.t.req.URL), "at", s.posOf(seg), "after", delay, "error", err)
+		if sleepCtx(ctx, delay) != nil {
+			s.release(seg)
+			return nil
+		}
+	}
+	return nil
+}
+
+func (s *segmentedTransfer) full(seg *segment) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return seg.pos >= seg.end
+}
+
+func (s *segmentedTransfer) posOf(seg *segment) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return seg.pos
+}
+
+// open requests a connection's range and checks the answer strictly: only
+// a 206 for exactly that start, of a file of exactly the known size.
+func (s *segmentedTransfer) open(ctx context.Context, seg *segment) (*http.Response, error) {
+	s.mu.Lock()
+	start, end := seg.pos, seg.end
+	s.mu.Unlock()
+	resp, target, err := s.d.rangeRequest(ctx, s.t, start, end)
+	if err != nil {
+		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		cr, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err == nil && cr.start == start && cr.total == s.size {
+			return resp, nil
+		}
+		resp.Body.Close()
+		return nil, fmt.Errorf("asked for bytes %d-%d, got %q: %w", start, end-1, resp.Header.Get("Content-Range"), errRangesBroken)
+	case http.StatusOK, http.StatusRequestedRangeNotSatisfiable:
+		resp.Body.Close()
+		return nil, fmt.Errorf("asked for bytes %d-%d, got HTTP %d: %w", start, end-1, resp.StatusCode, errRangesBroken)
+	default:
+		err := s.t.unwanted(resp, target)
+		resp.Body.Close()
+		return nil, err
+	}
+}
+
+// copy writes the body at the range's position until the range is full.
+// The range's end may shrink meanwhile (another connection took half):
+// writes are clamped to it, and a split never cuts below pos+buffer.
+func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCauseFunc, seg *segment, body io.Reader, buf []byte) error {
+	watchdog := time.AfterFunc(s.d.stallTimeout, func() { cancel(errStalled) })
+	defer watchdog.Stop()
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			watchdog.Reset(s.d.stallTimeout)
+			s.mu.Lock()
+			pos, end := seg.pos, seg.end
+			s.mu.Unlock()
+			n = int(min(int64(n), end-pos))
+			if n > 0 {
+				if _, err := s.t.file.WriteAt(buf[:n], pos); err != nil {
+					return &diskError{fmt.Errorf("writing %s: %w", partPath(s.t.path), err)}
+				}
+				s.hashFront(pos, buf[:n])
+			}
+			s.mu.Lock()
+			seg.pos += int64(n)
+			full := seg.pos >= seg.end
+			s.mu.Unlock()
+			if full {
+				return nil
+			}
+		}
+		if rerr == io.EOF {
+			if s.full(seg) {
+				return nil
+			}
+			return fmt.Errorf("connection closed at byte %d: %w", s.posOf(seg), io.ErrUnexpectedEOF)
+		}
+		if rerr != nil {
+			if errors.Is(context.Cause(ctx), errStalled) {
+				return fmt.Errorf("no data for %s at byte %d: %w", s.d.stallTimeout, s.posOf(seg), errStalled)
+			}
+			return fmt.Errorf("reading at byte %d: %w", s.posOf(seg), rerr)
+		}
+	}
+}
+
+// hashFront feeds the hash while the bytes written are contiguous with
+// what it has seen, so most files need no second read.
+func (s *segmentedTransfer) hashFront(pos int64, b []byte) {
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
+	if pos == s.hashed {
+		s.t.hash.Write(b)
+		s.hashed += int64(len(b))
+	}
+}

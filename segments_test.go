@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// splittingDownloader splits files of a few hundred KiB so tests stay small.
+func splittingDownloader(t *testing.T) *rangeDownloader {
+	t.Helper()
+	d := testDownloader(t)
+	d.minSegment = 16 << 10
+	d.bufferSize = 8 << 10
+	d.growEvery = 20 * time.Millisecond
+	d.connections = 8
+	return d
+}
+
+func boundedRanges(ranges []string) int {
+	n := 0
+	for _, r := range ranges {
+		if r != "" && !strings.HasSuffix(r, "-") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSegmentsThrottledUsesSeveralConnections(t *testing.T) {
+	o := newOrigin(t, withSize(1<<20), withThrottle(2*time.Millisecond))
+	res, err := splittingDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), SHA256: sha256Of(o.content())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Fatal("bytes differ")
+	}
+	if peak := o.maxInflight.Load(); peak < 4 {
+		t.Errorf("at most %d connections at once on a throttled server, want connections added", peak)
+	}
+	if peak := o.maxInflight.Load(); peak > 8 {
+		t.Errorf("%d connections at once, above the cap of 8", peak)
+	}
+	assertNoPartial(t, res.Path)
+}
+
+func TestSegmentsSingleConnectionWhenAsked(t *testing.T) {
+	o := newOrigin(t, withSize(512<<10), withThrottle(time.Millisecond))
+	_, err := splittingDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Connections: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peak := o.maxInflight.Load(); peak != 1 {
+		t.Errorf("%d connections at once, want 1", peak)
+	}
+}
+
+func TestSegmentsHostCap(t *testing.T) {
+	o := newOrigin(t, withSize(1<<20), withThrottle(2*time.Millisecond))
+	d := splittingDownloader(t)
+	d.hosts.SetLimit(2)
+	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Fatal("bytes differ")
+	}
+	if peak := o.maxInflight.Load(); peak > 2 {
+		t.Errorf("%d connections at once to one host, cap is 2", peak)
+	}
+}
+
+func TestSegmentsServerThatLiesAboutRanges(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  originOption
+	}{
+		{"accept-ranges but sends 200", withFalseAcceptRanges()},
+		{"wrong content-range", withLyingRanges()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOrigin(t, withSize(512<<10), withThrottle(time.Millisecond), tc.opt)
+			res, err := splittingDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readFile(t, res.Path), o.content()) {
+				t.Fatal("bytes differ: a bad range answer was written into the file")
+			}
+		})
+	}
+}
+
+func TestSegmentsDroppedConnections(t *testing.T) {
+	o := newOrigin(t, withSize(1<<20), withThrottle(time.Millisecond), dropAfter(40<<10, 6))
+	res, err := splittingDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Fatal("bytes differ")
+	}
+}
+
+func TestSegmentsPauseAndResume(t *testing.T) {
+	o := newOrigin(t, withSize(2<<20), withThrottle(2*time.Millisecond))
+	path := filepath.Join(t.TempDir(), "big.bin")
+	d := splittingDownloader(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	_, err := d.Download(ctx, fileRequest{URL: o.FileURL(), Path: path, Progress: func(done, total int64) {
+		if done > 700<<10 {
+			cancel()
+		}
+	}})
+	if err == nil {
+		t.Fatal("want an interruption")
+	}
+	st, err := readPartState(path)
+	if err != nil || len(st.Segments) == 0 {
+		t.Fatalf("resume state = %+v, %v; want the missing ranges", st, err)
+	}
+	var missing int64
+	for _, r := range st.Segments {
+		missing += r[1] - r[0]
+	}
+	sentBefore := o.bytesSent.Load()
+	o.setThrottle(0)
+	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, SHA256: sha256Of(o.content())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, path), o.content()) {
+		t.Fatal("bytes differ after a multi-connection resume")
+	}
+	if res.Resumed != int64(len(o.content()))-missing {
+		t.Errorf("resumed %d, want %d", res.Resumed, int64(len(o.content()))-missing)
+	}
+	// Splitting a range cuts a connection short, so a little more than the
+	// missing bytes may be sent; a full re-download is what must not happen.
+	if resent := o.bytesSent.Load() - sentBefore; resent >= int64(len(o.content())) {
+		t.Errorf("resume fetched %d bytes, but only %d were missing", resent, missing)
+	}
+}
+
+func TestSegmentsFileChangesMidway(t *testing.T) {
+	o := newOrigin(t, withSize(1<<20), withThrottle(time.Millisecond))
+	changed := testBytes(1<<20, 42)
+	var swapped atomic.Bool
+	res, err := splittingDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 2,
+		Progress: func(done, total int64) {
+			if done > 200<<10 && swapped.CompareAndSwap(false, true) {
+				o.replace(changed, `"v2"`)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readFile(t, res.Path)
+	if !bytes.Equal(got, changed) {
+		t.Fatalf("result is neither purely new: mixed versions (equal to old: %v)", bytes.Equal(got, o.content()))
+	}
+}
+
+func TestSegmentsThroughExpiringCDN(t *testing.T) {
+	o := newOrigin(t, withSize(1<<20), withThrottle(time.Millisecond))
+	var issued atomic.Int64
+	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			http.Error(w, "credentials for another host", http.StatusBadRequest)
+			return
+		}
+		if r.URL.Query().Get("sig") != fmt.Sprint(issued.Load()) {
+			http.Error(w, "expired", http.StatusForbidden)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.RawQuery = ""
+		o.serve(w, r2)
+	}))
+	defer cdn.Close()
+	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sig := issued.Add(1)
+		http.Redirect(w, r, fmt.Sprintf("%s/files/data.bin?sig=%d", cdn.URL, sig), http.StatusTemporaryRedirect)
+	}))
+	defer registry.Close()
+	var expired atomic.Bool
+	res, err := splittingDownloader(t).Download(t.Context(), fileRequest{
+		URL: registry.URL + "/v2/x/blobs/y", Path: filepath.Join(t.TempDir(), "blob"),
+		Header: http.Header{"Authorization": {"Bearer registry-only"}}, SHA256: sha256Of(o.content()), Retries: 3,
+		Progress: func(done, total int64) {
+			if done > 300<<10 && expired.CompareAndSwap(false, true) {
+				issued.Add(1000) // every URL handed out so far stops working
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Fatal("bytes differ")
+	}
+}
+
+func TestSegmentTakeSplitsLargest(t *testing.T) {
+	s := &segmentedTransfer{t: &transfer{}, minSplit: 10}
+	a := &segment{pos: 0, end: 100, owned: true}
+	b := &segment{pos: 100, end: 140, owned: true}
+	s.segs = []*segment{a, b}
+	half := s.take(nil)
+	if half == nil || half.pos != 50 || half.end != 100 || a.end != 50 {
+		t.Fatalf("take split into %+v and %+v, want [0,50) and [50,100)", a, half)
+	}
+	b.pos = 140 // b finished: its connection takes the next largest half
+	next := s.take(b)
+	if next == nil || next.pos != 25 || next.end != 50 || len(s.segs) != 3 {
+		t.Fatalf("after b finished got %+v, segs %d", next, len(s.segs))
+	}
+	small := &segment{pos: 0, end: 15, owned: true}
+	s.segs = []*segment{small}
+	if got := s.take(nil); got != nil {
+		t.Errorf("split a range below 2×minSplit: %+v", got)
+	}
+}
