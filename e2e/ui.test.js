@@ -36,7 +36,7 @@ async function api(method, p, body) {
   const res = await fetch(new URL(p, omd.url), {
     method,
     body: body ? new URLSearchParams(body) : undefined,
-    headers: body ? { Origin: new URL(omd.url).origin } : {},
+    headers: method === 'GET' ? {} : { Origin: new URL(omd.url).origin },
   });
   const text = await res.text();
   assert.ok(res.ok, `${method} ${p}: ${res.status} ${text}`);
@@ -392,6 +392,27 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
       const { downloads } = await api('GET', '/api/downloads');
       return downloads.every((d) => ['completed', 'failed', 'canceled'].includes(d.state));
     });
+  });
+
+  it('deletes from History and from the Library', async () => {
+    await page.click('#tab-history');
+    const canceled = page.locator('#history-body tr', { hasText: slow.name });
+    await canceled.first().waitFor({ timeout: 5000 });
+    await canceled.first().locator('button[data-delete]').click();
+    await waitFor('history record deleted', async () => (await canceled.count()) === 0, 5000);
+    const { records } = await api('GET', '/api/history?limit=100');
+    assert.ok(!records.some((r) => r.file_name === slow.name), 'gone from the API too');
+
+    await page.click('#tab-library');
+    const tr = page.locator('#library-body tr', { hasText: 'queued-dataset.tar.gz' });
+    await tr.first().waitFor({ timeout: 5000 });
+    const file = path.join(tmp, 'out', (await tr.first().getAttribute('data-path')));
+    await fs.access(file);
+    await tr.first().locator('button[data-delete]').click();
+    await page.locator('#confirm[open]').waitFor();
+    await page.click('#confirm-ok');
+    await waitFor('library row gone', async () => (await tr.count()) === 0, 5000);
+    await assert.rejects(fs.access(file), 'the file is deleted from disk');
   });
 
   it('polls only while the page is visible', async () => {
