@@ -124,7 +124,7 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
       const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
       for (let n = walker.nextNode(); n; n = walker.nextNode()) {
         const el = n.parentElement;
-        if (!el || el.closest('bdi, textarea, script, style, a[href="/fonts/OFL.txt"], svg')) continue;
+        if (!el || el.closest('bdi, kbd, textarea, script, style, a[href="/fonts/OFL.txt"], svg')) continue;
         if (!el.getClientRects().length) continue; // not rendered
         if (/[A-Za-z0-9]/.test(n.textContent)) out.push(n.textContent.trim());
       }

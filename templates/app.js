@@ -55,7 +55,8 @@
     const s = sec % 60;
     if (d > 0) return h ? `${num(d)} روز و ${num(h)} ساعت` : `${num(d)} روز`;
     if (h > 0) return m ? `${num(h)} ساعت و ${num(m)} دقیقه` : `${num(h)} ساعت`;
-    return s ? `${num(m)} دقیقه و ${num(s)} ثانیه` : `${num(m)} دقیقه`;
+    // Seconds stop mattering once it is ten minutes or more.
+    return s && m < 10 ? `${num(m)} دقیقه و ${num(s)} ثانیه` : `${num(m)} دقیقه`;
   }
 
   function formatDate(s) {
