@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Browser tests of the web UI (see README.md): installs the locked npm
-# packages and runs Node's test runner. Needs node >= 18, go (unless OMD_BIN
+# packages and runs Node's test runner. Needs node >= 20, go (unless OMD_BIN
 # names a built binary) and Debian's chromium (CHROMIUM overrides the path).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,4 +9,4 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
   exit 1
 fi
 npm ci --no-audit --no-fund --loglevel=error
-exec node --test --test-concurrency=1 --test-reporter=spec ui.test.js
+exec node --test --test-reporter=spec ui.test.js
