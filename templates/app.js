@@ -125,6 +125,18 @@
     try { return decodeURI(s); } catch { return s; }
   }
 
+  // nameFromSource is what to call a download whose file name is not known
+  // (it failed before the server answered): the URL's last path segment.
+  function nameFromSource(source) {
+    try {
+      const u = new URL(source);
+      const last = u.pathname.split('/').filter(Boolean).pop();
+      return last ? decodeURIComponent(last) : u.host;
+    } catch {
+      return source;
+    }
+  }
+
   function iconButton(name, label, attrs) {
     return h('button', { type: 'button', class: 'icon-btn', 'aria-label': label, title: label, ...attrs }, icon(name));
   }
@@ -293,7 +305,10 @@
     $('cancel-all').disabled = !any(bulkAllowed.cancel);
     $('clear-finished').disabled = !any(finished);
     const runningCount = jobs.filter((j) => running(j.state)).length;
-    setText($('total-speed'), formatSpeed(data.total_speed || 0));
+    // total_speed when the server sends it, else the sum of the rows.
+    const totalSpeed = typeof data.total_speed === 'number' ? data.total_speed
+      : jobs.reduce((a, j) => a + (running(j.state) && j.speed > 0 ? j.speed : 0), 0);
+    setText($('total-speed'), formatSpeed(totalSpeed));
     setText($('running-count'), `${num(runningCount)} در جریان`);
     document.title = runningCount ? `(${num(runningCount)}) دانلودر مدل‌های Ollama` : 'دانلودر مدل‌های Ollama';
     const conc = $('concurrency');
@@ -736,7 +751,7 @@
       if (hist.total > 0) { loadHistory(); return; }
     }
     $('history-body').replaceChildren(...records.map((r) => {
-      const name = r.file_name || r.source;
+      const name = r.file_name || nameFromSource(r.source);
       return h('tr', { 'data-id': r.id },
         h('td', { class: 'name-cell' },
           h('div', { class: 'job-name-wrap' },
