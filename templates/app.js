@@ -125,6 +125,8 @@
     try { return decodeURI(s); } catch { return s; }
   }
 
+  const jobName = (j) => j.name || nameFromSource(j.source);
+
   // nameFromSource is what to call a download whose file name is not known
   // (it failed before the server answered): the URL's last path segment.
   function nameFromSource(source) {
@@ -325,17 +327,17 @@
     if (known) {
       let finishedOne = false;
       const added = jobs.filter((j) => !known.has(j.id));
-      if (added.length === 1) toast('info', 'دانلود تازه افزوده شد', added[0].name || added[0].source);
+      if (added.length === 1) toast('info', 'دانلود تازه افزوده شد', jobName(added[0]));
       else if (added.length > 1) toast('info', `${num(added.length)} دانلود تازه افزوده شد`);
       for (const j of jobs) {
         const before = known.get(j.id);
         if (before === undefined) continue;
         if (before === j.state) continue;
         if (j.state === 'completed') {
-          toast('ok', 'دانلود کامل شد', j.name || j.source);
+          toast('ok', 'دانلود کامل شد', jobName(j));
           finishedOne = true;
         } else if (j.state === 'failed') {
-          toast('err', 'دانلود ناموفق بود', `${j.name || j.source}${j.error ? ` — ${j.error}` : ''}`);
+          toast('err', 'دانلود ناموفق بود', `${jobName(j)}${j.error ? ` — ${j.error}` : ''}`);
           finishedOne = true;
         } else if (j.state === 'canceled') {
           finishedOne = true;
@@ -376,7 +378,7 @@
   }
 
   function buildRow(tab, j) {
-    const name = j.name || j.source;
+    const name = jobName(j);
     const check = h('input', { type: 'checkbox', class: 'row-check', 'aria-label': `انتخاب ${name}` });
     const fill = h('div', { class: 'progress-fill' });
     const bar = h('div', {
@@ -405,7 +407,7 @@
   }
 
   function updateRow(tab, row, j, index, count) {
-    const name = j.name || j.source;
+    const name = jobName(j);
     const q = (cls) => row.querySelector(cls);
     row.dataset.state = j.state;
     const nameEl = q('.job-name');
@@ -509,7 +511,7 @@
 
   async function doAction(id, action, quiet) {
     const j = jobs.find((x) => x.id === id);
-    const name = j ? (j.name || j.source) : id;
+    const name = j ? jobName(j) : id;
     const base = `/api/download/${encodeURIComponent(id)}`;
     try {
       switch (action) {
@@ -636,7 +638,7 @@
       $('add-url').value = '';
       $('add-sha').value = '';
       toast('info', added.length > 1 ? `${num(added.length)} دانلود به صف افزوده شد` : 'دانلود به صف افزوده شد',
-        added.length === 1 ? (added[0].name || added[0].source) : '');
+        added.length === 1 ? (jobName(added[0])) : '');
       if (!['active', 'queue'].includes(currentTab)) showTab('active');
     } catch (err) {
       fail(err.message, 'add-url');
