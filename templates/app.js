@@ -181,7 +181,7 @@
 
   function toast(kind, title, text) {
     const box = $('toasts');
-    while (box.children.length >= 4) box.firstElementChild.remove();
+    while (box.children.length >= 3) box.firstElementChild.remove();
     const close = iconButton('close', 'بستن اعلان', { class: 'icon-btn sm' });
     const el = h('div', { class: `toast ${kind}`, role: kind === 'err' ? 'alert' : 'status' },
       h('div', { class: 'toast-body' },
