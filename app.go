@@ -30,6 +30,8 @@ func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, err
 	}
 	files := newRangeDownloader(client, log)
 	files.retries = opts.retries
+	files.connections = opts.connections
+	files.SetRateLimit(opts.rateLimit)
 	registry, err := newRegistryClient(registryConfig{
 		Registry:    opts.registry,
 		Platform:    opts.platform,

@@ -40,6 +40,9 @@ Examples:
   ollama-model-downloader -proxy socks5://127.0.0.1:1080 https://host/x.bin
   ollama-model-downloader -sha256 <64 hex> https://host/x.bin
 
+  # At most 2 MiB/s, e.g. on a metered or shared link
+  ollama-model-downloader -limit-rate 2M https://host/x.iso
+
   # A private or local registry (the scheme decides http or https)
   ollama-model-downloader -registry http://127.0.0.1:5000 127.0.0.1:5000/library/tiny:1
 
@@ -57,9 +60,12 @@ type options struct {
 	platform    string
 	proxy       string
 	sha256      string
+	limitRate   string
+	rateLimit   int64 // parsed -limit-rate, bytes/s
 	listen      string
 	token       string
 	concurrency int
+	connections int
 	retries     int
 	port        int
 	verbose     bool
@@ -129,9 +135,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.platform, "platform", "", "`os/arch` for multi-arch indexes (default: this machine's)")
 	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` (http://, https://, socks5://); default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY")
 	fs.StringVar(&o.sha256, "sha256", "", "expected SHA-256 (64 hex) of the single URL argument, checked before the file is published")
+	fs.StringVar(&o.limitRate, "limit-rate", "0", "overall speed limit in bytes/s, like curl: 500K, 2M, 0 = none (changeable later in the web UI)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1", "`address` the web UI listens on; anything but loopback requires -token")
 	fs.StringVar(&o.token, "token", os.Getenv("OMD_TOKEN"), "access `token` for the web UI and API (env OMD_TOKEN)")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "concurrent downloads / blob downloads, 1–32")
+	fs.IntVar(&o.connections, "connections", 16, "most connections per file, 1–32; added while they make it faster (servers must support Range)")
 	fs.IntVar(&o.retries, "retries", 3, "retry attempts per transfer, 0–100")
 	fs.IntVar(&o.port, "port", 8080, "web UI `port`; 0 = a random free port (8080 falls back to a free port if taken)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (requests and responses, URLs redacted)")
@@ -168,9 +176,17 @@ func (o *options) validate() error {
 	if o.concurrency < 1 || o.concurrency > 32 {
 		return badInputf("-concurrency must be between 1 and 32, got %d", o.concurrency)
 	}
+	if o.connections < 1 || o.connections > 32 {
+		return badInputf("-connections must be between 1 and 32, got %d", o.connections)
+	}
 	if o.retries < 0 || o.retries > 100 {
 		return badInputf("-retries must be between 0 and 100, got %d", o.retries)
 	}
+	rate, err := parseRate(o.limitRate)
+	if err != nil {
+		return badInputf("-limit-rate: %v", err)
+	}
+	o.rateLimit = rate
 	if o.port < 0 || o.port > 65535 {
 		return badInputf("-port must be between 0 and 65535, got %d", o.port)
 	}
