@@ -243,6 +243,14 @@ func (d *rangeDownloader) choosePath(ctx context.Context, t *transfer) error {
 		if exists(candidate) || exists(partPath(candidate)) {
 			continue
 		}
+		// Claim the name before any byte is written: two downloads whose
+		// servers name them alike must never share a .part.
+		if err := claimPartState(candidate, t.req.URL); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				continue
+			}
+			return fmt.Errorf("reserving %s: %w", candidate, err)
+		}
 		t.path = candidate
 		return nil
 	}
@@ -1000,6 +1008,24 @@ func readPartState(path string) (partState, error) {
 	return st, nil
 }
 
+// claimPartState creates the sidecar for a new download, failing with
+// os.ErrExist when another download already claimed the name.
+func claimPartState(path, rawURL string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(sidecarPath(path), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	data, _ := json.Marshal(partState{URL: rawURL, Size: -1})
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // writePartState replaces the sidecar atomically (temp file + rename).
 func writePartState(path string, st partState) error {
 	data, err := json.Marshal(st)
@@ -1081,7 +1107,7 @@ func redactURL(raw string) string {
 		return "<unparsable URL>"
 	}
 	if u.User != nil {
-		u.User = url.User("***")
+		u.User = url.User("redacted")
 	}
 	if u.RawQuery != "" {
 		u.RawQuery = "…"

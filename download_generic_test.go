@@ -645,3 +645,42 @@ func TestDownloadDiskFull(t *testing.T) {
 		t.Errorf("resumed %d bytes; file equal: %v", res.Resumed, bytes.Equal(readFile(t, path), o.content()))
 	}
 }
+
+func TestDownloadSameNameFromTwoURLsAtOnce(t *testing.T) {
+	// Two different files that the server names alike, started together,
+	// must end as two files, never one shared .part.
+	a := newOrigin(t, withSize(400<<10), withThrottle(time.Millisecond), withDisposition(`attachment; filename="same.bin"`))
+	b := newOrigin(t, withSize(300<<10), withThrottle(time.Millisecond), withDisposition(`attachment; filename="same.bin"`))
+	dir := t.TempDir()
+	d := testDownloader(t)
+	results := make(chan fileResult, 2)
+	errs := make(chan error, 2)
+	for _, o := range []*origin{a, b} {
+		go func() {
+			res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir})
+			results <- res
+			errs <- err
+		}()
+	}
+	got := map[string][]byte{}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := <-results
+			got[res.Path] = readFile(t, res.Path)
+		case <-time.After(30 * time.Second):
+			t.Fatal("downloads did not finish")
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("two downloads produced %d files", len(got))
+	}
+	for path, data := range got {
+		if !bytes.Equal(data, a.content()) && !bytes.Equal(data, b.content()) {
+			t.Errorf("%s matches neither origin", path)
+		}
+	}
+}

@@ -49,6 +49,13 @@ Examples:
   # The web UI on a chosen port, without opening a browser
   ollama-model-downloader -port 9000 -no-browser
 
+Subcommands (each has -h):
+  ollama-model-downloader verify llama3-latest.zip         check a zip before carrying it
+  ollama-model-downloader install llama3-latest.zip        into $OLLAMA_MODELS or ~/.ollama/models
+  ollama-model-downloader install llama3.2:1b              pull, then install
+  ollama-model-downloader serve-models -listen 0.0.0.0:11435
+        serve downloaded models to 'ollama pull --insecure <host>:11435/library/<model>'
+
 Flags (before or after the arguments):
 `
 
@@ -89,6 +96,10 @@ func exitCode(err error) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, new(exitStatus)):
+		var status exitStatus
+		errors.As(err, &status)
+		return int(status)
 	case errors.Is(err, errBadInput):
 		return 2
 	default:
@@ -96,8 +107,31 @@ func exitCode(err error) int {
 	}
 }
 
-// runMain parses the command line and hands off to the CLI or the web UI.
+// exitStatus is a subcommand's own exit code, passed through main.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// runMain parses the command line and hands off to a subcommand, the CLI
+// or the web UI.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		code := -1
+		switch args[0] {
+		case "install":
+			code = runInstallCommandWith(ctx, args[1:], stdout, stderr, pullForInstall(stderr))
+		case "verify":
+			code = runVerifyCommand(ctx, args[1:], stdout, stderr)
+		case "serve-models":
+			code = runServeModelsCommand(ctx, args[1:], stdout, stderr)
+		}
+		if code == 0 {
+			return nil
+		}
+		if code > 0 {
+			return exitStatus(code)
+		}
+	}
 	opts, err := parseOptions(args, stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -230,6 +264,27 @@ func (o *options) validate() error {
 func isURLArg(s string) bool {
 	lower := strings.ToLower(s)
 	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
+}
+
+// pullForInstall makes "install <model>" a pull followed by the install.
+func pullForInstall(stderr io.Writer) installPuller {
+	return func(ctx context.Context, ref, outputDir, registry string) (string, error) {
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		client, err := newHTTPClient("")
+		if err != nil {
+			return "", err
+		}
+		files := newRangeDownloader(client, log)
+		c, err := newRegistryClient(registryConfig{Registry: registry, Concurrency: 4, Files: files, Client: client, Log: log})
+		if err != nil {
+			return "", err
+		}
+		if err := os.MkdirAll(outputDir, 0o755); err != nil {
+			return "", fmt.Errorf("creating output folder: %w", err)
+		}
+		res, err := c.Pull(ctx, pullRequest{Ref: ref, OutputDir: outputDir, Retries: -1})
+		return res.Path, err
+	}
 }
 
 // registryHost is the host[:port] of the -registry URL, the default host of

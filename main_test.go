@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -210,6 +212,10 @@ func TestCLISurvivesRepeatedKills(t *testing.T) {
 		time.Sleep(time.Duration(30+rand.IntN(250)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
+		// The queue file is always whole JSON: written by temp + rename.
+		if data, err := os.ReadFile(filepath.Join(out, ".state", "cli-queue.json")); err == nil && !json.Valid(data) {
+			t.Fatalf("kill %d: the queue file is not valid JSON", i)
+		}
 		for name, content := range want {
 			path := filepath.Join(out, name)
 			if got, err := os.ReadFile(path); err == nil && !bytes.Equal(got, content) {
@@ -234,11 +240,86 @@ func TestCLISurvivesRepeatedKills(t *testing.T) {
 			t.Errorf("%s differs after 20 kills", name)
 		}
 	}
-	if entries, _ := os.ReadDir(out); len(entries) != 2 {
-		var names []string
-		for _, e := range entries {
+	var names []string
+	entries, _ := os.ReadDir(out)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
 			names = append(names, e.Name())
 		}
-		t.Errorf("output holds %q, want just the two files", names)
+	}
+	if len(names) != 2 {
+		t.Errorf("output holds %q, want just the two files (and the tool's dot folders)", names)
+	}
+	// The history holds both completions.
+	h, err := openHistory(out, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := h.List(historyQuery{Status: "completed"})
+	if err != nil || page.Total != 2 {
+		t.Errorf("history has %d completed records (%v), want 2", page.Total, err)
+	}
+}
+
+// TestCLICarryModelToAnotherMachine is issue 10's first path as a user
+// types it: pull a model, verify the zip, install it into a models folder;
+// and "install <model>" in one step.
+func TestCLICarryModelToAnotherMachine(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "1")
+	dir := t.TempDir()
+	run := func(wantCode int, args ...string) string {
+		t.Helper()
+		out, err := command(t, t.Context(), dir, args...).CombinedOutput()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != wantCode {
+			t.Fatalf("%q exited %d, want %d:\n%s", args, code, wantCode, out)
+		}
+		return string(out)
+	}
+	ref := f.Host + "/library/tiny:1"
+	run(0, "-registry", f.URL, ref)
+	zipPath := filepath.Join(dir, "downloaded-models", "tiny-1.zip")
+	run(0, "verify", zipPath)
+
+	models := filepath.Join(dir, "models")
+	run(0, "install", "-models-dir", models, zipPath)
+	for digest, data := range m.Blobs {
+		blob := filepath.Join(models, "blobs", strings.Replace(digest, ":", "-", 1))
+		if got := readFile(t, blob); !bytes.Equal(got, data) {
+			t.Errorf("installed blob %s differs", digest)
+		}
+	}
+	manifest := filepath.Join(models, "manifests", f.Host, "library", "tiny", "1")
+	if got := readFile(t, manifest); !bytes.Equal(got, m.Manifest) {
+		t.Error("installed manifest is not byte-for-byte the served one")
+	}
+
+	// A tampered zip is refused and installs nothing.
+	bad := filepath.Join(dir, "bad.zip")
+	data := readFile(t, zipPath)
+	i := bytes.Index(data, m.Blobs[digestOf(testBytes(300<<10, 1))][:64])
+	data[i+10] ^= 0xff
+	if err := os.WriteFile(bad, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(1, "verify", bad)
+	empty := filepath.Join(dir, "empty-models")
+	run(1, "install", "-models-dir", empty, bad)
+	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a failed install created the models folder")
+	}
+
+	// One step: pull and install.
+	other := filepath.Join(dir, "models2")
+	run(0, "install", "-registry", f.URL, "-models-dir", other, "-output-dir", filepath.Join(dir, "o2"), ref)
+	if got := readFile(t, filepath.Join(other, "manifests", f.Host, "library", "tiny", "1")); !bytes.Equal(got, m.Manifest) {
+		t.Error("install <model> did not install the manifest")
 	}
 }
