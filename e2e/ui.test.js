@@ -230,6 +230,15 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     assert.ok(logged.every((e) => /status of 400/.test(e)), JSON.stringify(logged));
   });
 
+  it('sets a global speed limit from the header', async () => {
+    const choice = String(512 << 10);
+    await page.selectOption('#limit-rate', choice);
+    await waitFor('limit applied', async () => (await api('GET', '/api/settings')).limit_rate === 512 << 10, 5000);
+    assert.match(await page.locator('#limit-rate option:checked').textContent(), /۵۱۲ کیلوبایت\/ثانیه/);
+    await page.selectOption('#limit-rate', '0');
+    await waitFor('limit removed', async () => (await api('GET', '/api/settings')).limit_rate === 0, 5000);
+  });
+
   it('reorders the queue and acts on a selection', async () => {
     const conc = page.locator('#concurrency');
     await conc.fill('۱');
@@ -358,6 +367,11 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     });
     await api('POST', `/api/download/${encodeURIComponent(paused.id)}/pause`);
     await waitFor('the broken link to fail', async () => (await findJob('broken-link.zip'))?.state === 'failed', 20_000);
+    // Then more than the free slot takes, so that the Queue tab has rows.
+    await api('POST', '/api/download/add', {
+      url: ['weights-q4_K_M.gguf', 'dataset-part2.zip', 'backup-1403.tar'].map((n) => origin.url(n, 64 << 20, 128 << 10)).join('\n'),
+    });
+    await waitFor('two queued', async () => (await api('GET', '/api/downloads')).downloads.filter((d) => d.state === 'queued').length === 2);
     await page.click('#tab-active');
     await waitFor('rows rendered', async () => (await rowState('broken-link.zip')) === 'failed');
 

@@ -448,6 +448,7 @@
     let eta = '';
     if (isRunning) eta = j.eta_seconds >= 0 ? `${formatDuration(j.eta_seconds)} مانده` : 'زمان نامعلوم';
     else if (j.state === 'completed' && j.finished_at) eta = formatDate(j.finished_at);
+    else if (j.state === 'queued') eta = `نوبت ${num(index + 1)} در صف`;
     setText(q('.job-eta'), eta);
 
     const key = `${j.state}|${tab}|${index === 0}|${index === count - 1}|${j.path ? 1 : 0}`;
@@ -670,11 +671,37 @@
     }, now ? 0 : 500);
   }
 
+  // Speed limits offered in the header (bytes per second; 0 = none).
+  const limitChoices = [0, 128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20, 5 << 20, 10 << 20, 20 << 20, 50 << 20];
+
+  function showLimit(rate) {
+    const sel = $('limit-rate');
+    const values = limitChoices.includes(rate) || !(rate > 0) ? limitChoices : [...limitChoices, rate].sort((a, b) => a - b);
+    sel.replaceChildren(...values.map((v) => h('option', { value: String(v), text: v ? `حداکثر ${formatSpeed(v)}` : 'بدون محدودیت سرعت' })));
+    sel.value = String(rate > 0 ? rate : 0);
+  }
+
+  async function setLimit() {
+    const sel = $('limit-rate');
+    try {
+      const s = await api('POST', '/api/settings', { limit_rate: sel.value });
+      const rate = s && typeof s.limit_rate === 'number' ? s.limit_rate : Number(sel.value);
+      showLimit(rate);
+      toast('info', 'تنظیمات ذخیره شد', rate > 0 ? `سرعت کل حداکثر ${formatSpeed(rate)}` : 'بدون محدودیت سرعت');
+    } catch (e) {
+      reportError(e, 'محدودیت سرعت ذخیره نشد');
+      loadSettings();
+    }
+  }
+
   async function loadSettings() {
     try {
       const s = await api('GET', '/api/settings');
       if (s) {
         if (typeof s.concurrency === 'number') $('concurrency').value = num(s.concurrency);
+        // An older server without a speed limit setting: no control.
+        $('limit-rate').closest('.limit').hidden = typeof s.limit_rate !== 'number';
+        if (typeof s.limit_rate === 'number') showLimit(s.limit_rate);
         if (s.output_dir) $('output-dir').textContent = s.output_dir;
         if (s.version) $('version').textContent = s.version;
       }
@@ -704,7 +731,7 @@
             h('div', { class: 'job-name-wrap' },
               bidi(f.name, 'job-name'),
               f.path !== f.name ? bidi(f.path, 'job-source') : null))),
-        h('td', { class: 'num', 'data-label': 'نوع', text: f.kind === 'model' ? 'مدل' : 'فایل' }),
+        h('td', { class: 'num', 'data-label': 'نوع' }, kindLabel(f.kind)),
         h('td', { class: 'num', 'data-label': 'اندازه', text: formatBytes(f.size) }),
         h('td', { class: 'num', 'data-label': 'تاریخ', text: formatDate(f.modified) }),
         h('td', { class: 'actions' },
@@ -715,6 +742,13 @@
     $('empty-library').hidden = files.length > 0;
     const total = files.reduce((a, f) => a + (f.size > 0 ? f.size : 0), 0);
     $('library-summary').textContent = files.length ? `${num(files.length)} فایل، روی هم ${formatBytes(total)}` : '';
+  }
+
+  // kindLabel: "model", a lower-case extension, or "file" (GET /api/library).
+  function kindLabel(kind) {
+    if (kind === 'model') return 'مدل';
+    if (!kind || kind === 'file') return 'فایل';
+    return h('bdi', { dir: 'ltr', text: kind.toUpperCase() });
   }
 
   async function onLibraryClick(e) {
@@ -944,6 +978,9 @@
       }
     });
     conc.addEventListener('keydown', (e) => { if (e.key === 'Enter') conc.blur(); });
+
+    $('limit-rate').addEventListener('change', setLimit);
+    showLimit(0);
 
     $('library-body').addEventListener('click', onLibraryClick);
     $('library-refresh').addEventListener('click', loadLibrary);
