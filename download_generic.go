@@ -38,7 +38,8 @@ type rangeDownloader struct {
 	backoff         time.Duration // first retry delay; doubled each time, with jitter
 	maxBackoff      time.Duration
 	maxRetryAfter   time.Duration // cap on a server's Retry-After
-	stallTimeout    time.Duration // no byte for this long drops the connection
+	stallTimeout    time.Duration // fewer than lowSpeedBytes in this long drops the connection
+	lowSpeedBytes   int64
 	checkpointEvery time.Duration // how often a running transfer makes its progress durable
 	bufferSize      int
 
@@ -103,6 +104,7 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		maxBackoff:      30 * time.Second,
 		maxRetryAfter:   5 * time.Minute,
 		stallTimeout:    30 * time.Second,
+		lowSpeedBytes:   1 << 10,
 		checkpointEvery: time.Second,
 		bufferSize:      256 << 10,
 		connections:     16,
@@ -481,7 +483,8 @@ func (d *rangeDownloader) run(ctx context.Context, t *transfer) (fileResult, err
 		}
 		// A connection that moved the file forward is not a failure to
 		// count: a flaky link that drops every few minutes still finishes.
-		if t.offset > before {
+		// A stall is always one, or a trickle would be retried forever.
+		if madeProgress(t.offset-before, err) {
 			failures = 0
 		} else {
 			failures++
@@ -657,8 +660,8 @@ func (d *rangeDownloader) checkSize(t *transfer, size int64) error {
 // the connection when no byte arrives for stallTimeout, and making progress
 // durable every checkpointEvery.
 func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCauseFunc, t *transfer, body io.Reader) error {
-	watchdog := time.AfterFunc(d.stallTimeout, func() { cancel(errStalled) })
-	defer watchdog.Stop()
+	watchdog := d.watchStall(cancel)
+	defer watchdog.stop()
 	buf := make([]byte, d.bufferSize)
 	lastCheckpoint := time.Now()
 	limit := int64(-1)
@@ -671,7 +674,7 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 			if err := d.throttle(ctx, watchdog, t, n); err != nil {
 				return err
 			}
-			watchdog.Reset(d.stallTimeout)
+			watchdog.got(n)
 			if limit >= 0 && t.offset+int64(n) > limit {
 				return fmt.Errorf("server sent more than the %d bytes it announced for %s", limit, redactURL(t.req.URL))
 			}
@@ -696,7 +699,7 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 		}
 		if rerr != nil {
 			if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
-				return fmt.Errorf("no data for %s at byte %d: %w", d.stallTimeout, t.offset, errStalled)
+				return fmt.Errorf("less than %d bytes in %s at byte %d: %w", d.lowSpeedBytes, d.stallTimeout, t.offset, errStalled)
 			}
 			return fmt.Errorf("reading at byte %d: %w", t.offset, rerr)
 		}
@@ -714,16 +717,52 @@ func (d *rangeDownloader) readSize(t *transfer) int {
 
 // throttle waits for the global and per-download limits. The stall
 // watchdog is paused meanwhile: waiting on our own limit is not a stall.
-func (d *rangeDownloader) throttle(ctx context.Context, watchdog *time.Timer, t *transfer, n int) error {
+func (d *rangeDownloader) throttle(ctx context.Context, watchdog *stallWatch, t *transfer, n int) error {
 	if d.limiter.Rate() <= 0 && t.req.Limiter.Rate() <= 0 {
 		return nil
 	}
-	watchdog.Stop()
+	watchdog.pause()
+	defer watchdog.resume()
 	if err := d.limiter.WaitN(ctx, n); err != nil {
 		return err
 	}
 	return t.req.Limiter.WaitN(ctx, n)
 }
+
+// stallWatch drops a connection that delivers fewer than lowSpeedBytes in
+// stallTimeout, like curl's --speed-limit/--speed-time: a dead connection
+// and a trickle of a byte a second are both stalls, retried elsewhere.
+type stallWatch struct {
+	timer    *time.Timer
+	timeout  time.Duration
+	minBytes int64
+	received int64
+}
+
+func (d *rangeDownloader) watchStall(cancel context.CancelCauseFunc) *stallWatch {
+	return &stallWatch{
+		timer:    time.AfterFunc(d.stallTimeout, func() { cancel(errStalled) }),
+		timeout:  d.stallTimeout,
+		minBytes: max(d.lowSpeedBytes, 1),
+	}
+}
+
+func (w *stallWatch) got(n int) {
+	w.received += int64(n)
+	if w.received >= w.minBytes {
+		w.timer.Reset(w.timeout)
+		w.received = 0
+	}
+}
+
+func (w *stallWatch) pause() { w.timer.Stop() }
+
+func (w *stallWatch) resume() {
+	w.received = 0
+	w.timer.Reset(w.timeout)
+}
+
+func (w *stallWatch) stop() { w.timer.Stop() }
 
 // SetRateLimit changes the global speed limit (bytes/s, 0 = none) for every
 // running and future download.
@@ -860,6 +899,12 @@ type diskError struct{ err error }
 
 func (e *diskError) Error() string { return e.err.Error() }
 func (e *diskError) Unwrap() error { return e.err }
+
+// madeProgress says whether an attempt that fetched n bytes before failing
+// with err earned a fresh set of retries.
+func madeProgress(n int64, err error) bool {
+	return n >= 64<<10 && !errors.Is(err, errStalled)
+}
 
 // retryable says whether another attempt may succeed.
 func retryable(err error) bool {

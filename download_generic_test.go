@@ -199,6 +199,35 @@ func TestDownloadStallGivesUpWithErrStalled(t *testing.T) {
 	}
 }
 
+func TestDownloadTrickleIsAStall(t *testing.T) {
+	// One byte every 5 ms is alive but useless: below 1 KiB per 300 ms.
+	o := newOrigin(t, withSize(100<<10), withTrickle(1, 5*time.Millisecond))
+	d := testDownloader(t)
+	d.stallTimeout = 300 * time.Millisecond
+	start := time.Now()
+	_, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 1})
+	if !errors.Is(err, errStalled) {
+		t.Fatalf("err = %v, want errStalled for a trickle", err)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("gave up after %v", elapsed)
+	}
+}
+
+func TestDownloadSlowButSteadyIsNotAStall(t *testing.T) {
+	// 2 KiB every 50 ms is slow, but above the low-speed floor.
+	o := newOrigin(t, withSize(40<<10), withTrickle(2<<10, 50*time.Millisecond))
+	d := testDownloader(t)
+	d.stallTimeout = 300 * time.Millisecond
+	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 0})
+	if err != nil {
+		t.Fatalf("a slow, steady server was dropped: %v", err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Error("bytes differ")
+	}
+}
+
 func TestDownloadChunkedWithoutLength(t *testing.T) {
 	o := newOrigin(t, withChunked())
 	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir()})

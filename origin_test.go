@@ -57,6 +57,7 @@ type originOptions struct {
 	noValidator bool   // no ETag / Last-Modified
 	claimRanges bool   // with noRanges: still say Accept-Ranges: bytes (a lying server)
 	throttle    time.Duration
+	chunk       int // bytes written between throttle pauses; 8 KiB when 0
 }
 
 type originOption func(*originOptions)
@@ -72,6 +73,12 @@ func withFalseAcceptRanges() originOption {
 func withChunked() originOption                 { return func(o *originOptions) { o.chunked = true } }
 func withLyingRanges() originOption             { return func(o *originOptions) { o.lieRange = true } }
 func withThrottle(d time.Duration) originOption { return func(o *originOptions) { o.throttle = d } }
+
+// withTrickle sends n bytes, then pauses, forever: a connection that is
+// alive but useless.
+func withTrickle(n int, every time.Duration) originOption {
+	return func(o *originOptions) { o.chunk, o.throttle = n, every }
+}
 func failFirst(n, status int, retryAfter string) originOption {
 	return func(o *originOptions) { o.failFirst, o.failStatus, o.retryAfter = n, status, retryAfter }
 }
@@ -184,7 +191,7 @@ func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var out io.Writer = w
 	if r.Method == http.MethodGet {
-		cw := &cuttingWriter{w: w, sent: &o.bytesSent, limit: -1, throttle: time.Duration(o.throttle.Load()), ctx: r}
+		cw := &cuttingWriter{w: w, sent: &o.bytesSent, limit: -1, throttle: time.Duration(o.throttle.Load()), chunk: o.opts.chunk, ctx: r}
 		if n <= int64(o.opts.dropTimes) {
 			cw.limit, cw.action = o.opts.dropAfter, "drop"
 		}
@@ -259,6 +266,7 @@ type cuttingWriter struct {
 	limit    int64
 	action   string
 	throttle time.Duration
+	chunk    int
 	ctx      *http.Request
 }
 
@@ -266,8 +274,12 @@ func (c *cuttingWriter) Write(p []byte) (int, error) {
 	total := 0
 	for len(p) > 0 {
 		chunk := p
-		if c.throttle > 0 && len(chunk) > 8<<10 {
-			chunk = chunk[:8<<10]
+		size := c.chunk
+		if size <= 0 {
+			size = 8 << 10
+		}
+		if c.throttle > 0 && len(chunk) > size {
+			chunk = chunk[:size]
 		}
 		if c.limit >= 0 && c.written+int64(len(chunk)) > c.limit {
 			chunk = chunk[:c.limit-c.written]

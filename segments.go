@@ -424,7 +424,7 @@ func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.R
 			s.release(seg)
 			return err
 		}
-		if s.posOf(seg) > before {
+		if madeProgress(s.posOf(seg)-before, err) {
 			failures = 0
 		} else {
 			failures++
@@ -487,15 +487,15 @@ func (s *segmentedTransfer) open(ctx context.Context, seg *segment) (*http.Respo
 // The range's end may shrink meanwhile (another connection took half):
 // writes are clamped to it, and a split never cuts below pos+buffer.
 func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCauseFunc, seg *segment, body io.Reader, buf []byte) error {
-	watchdog := time.AfterFunc(s.d.stallTimeout, func() { cancel(errStalled) })
-	defer watchdog.Stop()
+	watchdog := s.d.watchStall(cancel)
+	defer watchdog.stop()
 	for {
 		n, rerr := body.Read(buf[:s.d.readSize(s.t)])
 		if n > 0 {
 			if err := s.d.throttle(ctx, watchdog, s.t, n); err != nil {
 				return err
 			}
-			watchdog.Reset(s.d.stallTimeout)
+			watchdog.got(n)
 			s.mu.Lock()
 			pos, end := seg.pos, seg.end
 			s.mu.Unlock()
@@ -522,7 +522,7 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 		}
 		if rerr != nil {
 			if errors.Is(context.Cause(ctx), errStalled) {
-				return fmt.Errorf("no data for %s at byte %d: %w", s.d.stallTimeout, s.posOf(seg), errStalled)
+				return fmt.Errorf("less than %d bytes in %s at byte %d: %w", s.d.lowSpeedBytes, s.d.stallTimeout, s.posOf(seg), errStalled)
 			}
 			return fmt.Errorf("reading at byte %d: %w", s.posOf(seg), rerr)
 		}
