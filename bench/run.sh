@@ -5,6 +5,7 @@
 #   bash bench/run.sh                 # as root on a clean clone (installs tools)
 #   REPS=3 bash bench/run.sh          # fewer repetitions
 #   SCENARIOS="big sha" bash bench/run.sh
+#   OMD_BIN=/tmp/omd-experiment bash bench/run.sh   # A/B another build
 #
 # Everything it creates lives in bench/work/ (files, nginx configs, logs) and
 # bench/results/ (raw.tsv, latest.md); both are git-ignored.
@@ -27,7 +28,7 @@ WORK=$BENCH/work
 RESULTS=$BENCH/results
 WWW=$WORK/www
 LOGS=$WORK/logs
-OMD=$WORK/omd
+OMD=${OMD_BIN:-$WORK/omd}
 RAW=$RESULTS/raw.tsv
 STATE=$RESULTS/state.tsv
 NGINX_PIDS=()
@@ -108,8 +109,12 @@ run_one() {
 		tail -n 5 "$log.err" >&2
 		return 1
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\n' "$scen" "$tool" "$rep" $(((t1 - t0) / 1000)) "$(tail -n 1 "$log.rss")" >>"$RAW"
-	say "$scen $tool rep $rep: $(((t1 - t0) / 1000000)) ms, $(tail -n 1 "$log.rss") KiB"
+	local gets=-
+	if [[ $tool == omd ]] && grep -q 'msg=request' "$log.err"; then
+		gets=$(grep -c 'msg=request method=GET' "$log.err" || true)
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$tool" "$rep" $(((t1 - t0) / 1000)) "$(tail -n 1 "$log.rss")" "$gets" >>"$RAW"
+	say "$scen $tool rep $rep: $(((t1 - t0) / 1000000)) ms, $(tail -n 1 "$log.rss") KiB, GET requests: $gets"
 }
 
 # check_same a b: the download must be byte-identical (full compare on the
@@ -135,7 +140,7 @@ scenario_big() {
 	for ((rep = 1; rep <= REPS; rep++)); do
 		for i in $(rotate ${#tools[@]} "$rep"); do
 			case ${tools[i]} in
-			omd) run_one big omd "$rep" "$out" "$OMD" -output-dir "$out" "$url" ;;
+			omd) run_one big omd "$rep" "$out" "$OMD" -v -output-dir "$out" "$url" ;;
 			curl) run_one big curl "$rep" "$out" curl -sS -f -o "$out/big.bin" "$url" ;;
 			aria2c) run_one big aria2c "$rep" "$out" aria2c -x16 -s16 -k1M -q -d "$out" -o big.bin "$url" ;;
 			axel) run_one big axel "$rep" "$out" axel -n16 -q -o "$out/big.bin" "$url" ;;
@@ -151,7 +156,7 @@ scenario_throttled() {
 	for ((rep = 1; rep <= REPS; rep++)); do
 		for i in $(rotate ${#tools[@]} "$rep"); do
 			case ${tools[i]} in
-			omd) run_one throttled omd "$rep" "$out" "$OMD" -output-dir "$out" "$url" ;;
+			omd) run_one throttled omd "$rep" "$out" "$OMD" -v -output-dir "$out" "$url" ;;
 			axel) run_one throttled axel "$rep" "$out" axel -n16 -q -o "$out/mid.bin" "$url" ;;
 			aria2c) run_one throttled aria2c "$rep" "$out" aria2c -x16 -s16 -k1M -q -d "$out" -o mid.bin "$url" ;;
 			curl)
@@ -246,7 +251,7 @@ scenario_state() {
 # from the throttled server, where omd's slow start reaches 16 connections.
 scenario_rss16() {
 	local url=http://127.0.0.1:$SLOW_PORT/big.bin out=$WORK/out
-	run_one rss16 omd 1 "$out" "$OMD" -output-dir "$out" "$url"
+	run_one rss16 omd 1 "$out" "$OMD" -v -output-dir "$out" "$url"
 	check_same "$out/big.bin" "$WWW/big.bin" 2
 	run_one rss16 aria2c 1 "$out" aria2c -x16 -s16 -k1M -q -d "$out" -o big.bin "$url"
 	check_same "$out/big.bin" "$WWW/big.bin" 2
@@ -275,15 +280,17 @@ summarize() {
 		walls[key] = walls[key] " " $4
 		runs[key]++
 		if ($5 + 0 > peak[key]) peak[key] = $5 + 0
+		if ($6 != "-" && $6 != "") gets[key] = gets[key] (gets[key] == "" ? "" : ",") $6
 	}
 	END {
 		print "# omd benchmark: medians of " reps " repetitions"
 		print ""
 		print "Same machine, same run, files served by nginx on 127.0.0.1 (throttled: limit_rate " rate " per connection)."
 		print "omd ÷ peer < 1 means omd is faster. Peak RSS is the largest of the runs (GNU time %M)."
+		print "omd GET requests (from -v) = connections opened plus re-splits, per run."
 		print ""
-		print "| scenario | tool | runs | median wall (s) | MB/s | peak RSS (MiB) | omd ÷ tool (wall) |"
-		print "|---|---|---|---|---|---|---|"
+		print "| scenario | tool | runs | median wall (s) | MB/s | peak RSS (MiB) | omd ÷ tool (wall) | omd GET requests |"
+		print "|---|---|---|---|---|---|---|---|"
 		for (c = 1; c <= count; c++) {
 			split(order[c], k, SUBSEP)
 			m[order[c]] = median(order[c]) / 1e6
@@ -292,8 +299,8 @@ summarize() {
 			split(order[c], k, SUBSEP)
 			o = k[1] SUBSEP "omd"
 			ratio = (o in m) && k[2] != "omd" ? sprintf("%.2f", m[o] / m[order[c]]) : "—"
-			printf "| %s | %s | %d | %.3f | %.0f | %.1f | %s |\n", k[1], k[2], runs[order[c]], m[order[c]],
-				mib(k[1]) * 1048576 / 1e6 / m[order[c]], peak[order[c]] / 1024, ratio
+			printf "| %s | %s | %d | %.3f | %.0f | %.1f | %s | %s |\n", k[1], k[2], runs[order[c]], m[order[c]],
+				mib(k[1]) * 1048576 / 1e6 / m[order[c]], peak[order[c]] / 1024, ratio, (order[c] in gets ? gets[order[c]] : "")
 		}
 		print ""
 		print "## Targets (issue 8)"
@@ -307,7 +314,7 @@ summarize() {
 		target("small", "aria2c", 1.0, small " × 1 MiB: omd ≤ 1.0× aria2c -j16 -i list")
 		target("sha", "openssl", 1 / 0.9, "SHA-256 of " big " MiB: omd speed ≥ 0.9× openssl dgst (wall ≤ 1.11×)")
 		o = "rss16" SUBSEP "omd"
-		if (o in peak) printf "| peak RSS, %d MiB over 16 connections < 32 MiB | %.1f MiB | %s |\n", big, peak[o] / 1024, (peak[o] < 32768 ? "yes" : "**no**")
+		if (o in peak) printf "| peak RSS < 32 MiB, %d MiB throttled (needs 16 connections; omd made %s GET requests) | %.1f MiB | %s |\n", big, gets[o], peak[o] / 1024, (peak[o] < 32768 ? "yes" : "**no**")
 		o = "big" SUBSEP "omd"
 		if (o in peak) printf "| peak RSS, %d MiB unthrottled (default flags) < 32 MiB | %.1f MiB | %s |\n", big, peak[o] / 1024, (peak[o] < 32768 ? "yes" : "**no**")
 		stateSummary()
@@ -344,8 +351,10 @@ summarize() {
 main() {
 	install_tools
 	mkdir -p "$WORK" "$RESULTS" "$WWW/small" "$LOGS"
-	say "building omd"
-	(cd "$ROOT" && go build -o "$OMD" .)
+	if [[ -z ${OMD_BIN:-} ]]; then
+		say "building omd"
+		(cd "$ROOT" && go build -o "$OMD" .)
+	fi
 	make_file "$WWW/big.bin" "$BIG_MIB"
 	make_file "$WWW/mid.bin" "$THROTTLED_MIB"
 	local n
