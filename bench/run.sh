@@ -31,6 +31,7 @@ LOGS=$WORK/logs
 OMD=${OMD_BIN:-$WORK/omd}
 RAW=$RESULTS/raw.tsv
 STATE=$RESULTS/state.tsv
+FAILURES=$RESULTS/failures.txt
 NGINX_PIDS=()
 
 say() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -105,8 +106,11 @@ run_one() {
 	/usr/bin/time -f %M -o "$log.rss" "$@" >"$log.out" 2>"$log.err" || rc=$?
 	t1=$(date +%s%N)
 	if ((rc != 0)); then
-		say "FAILED ($rc): $scen $tool: $*"
+		# A crash of a peer (axel 2.17 segfaults now and then) must not
+		# lose the whole run: the run is left out of the medians and listed.
+		say "FAILED ($rc): $scen $tool rep $rep: $*"
 		tail -n 5 "$log.err" >&2
+		printf '%s %s rep %s: exit status %s (%s.err)\n' "$scen" "$tool" "$rep" "$rc" "$log" >>"$FAILURES"
 		return 1
 	fi
 	local gets=-
@@ -136,42 +140,46 @@ rotate() {
 }
 
 scenario_big() {
-	local url=http://127.0.0.1:$FAST_PORT/big.bin out=$WORK/out rep i tools=(omd curl aria2c axel)
+	local url=http://127.0.0.1:$FAST_PORT/big.bin out=$WORK/out rep i cmd tools=(omd curl aria2c axel)
 	for ((rep = 1; rep <= REPS; rep++)); do
 		for i in $(rotate ${#tools[@]} "$rep"); do
 			case ${tools[i]} in
-			omd) run_one big omd "$rep" "$out" "$OMD" -v -output-dir "$out" "$url" ;;
-			curl) run_one big curl "$rep" "$out" curl -sS -f -o "$out/big.bin" "$url" ;;
-			aria2c) run_one big aria2c "$rep" "$out" aria2c -x16 -s16 -k1M -q -d "$out" -o big.bin "$url" ;;
-			axel) run_one big axel "$rep" "$out" axel -n16 -q -o "$out/big.bin" "$url" ;;
+			omd) cmd=("$OMD" -v -output-dir "$out" "$url") ;;
+			curl) cmd=(curl -sS -f -o "$out/big.bin" "$url") ;;
+			aria2c) cmd=(aria2c -x16 -s16 -k1M -q -d "$out" -o big.bin "$url") ;;
+			axel) cmd=(axel -n16 -q -o "$out/big.bin" "$url") ;;
 			esac
-			check_same "$out/big.bin" "$WWW/big.bin" "$rep"
+			if run_one big "${tools[i]}" "$rep" "$out" "${cmd[@]}"; then
+				check_same "$out/big.bin" "$WWW/big.bin" "$rep"
+			fi
 			rm -rf "$out"
 		done
 	done
 }
 
 scenario_throttled() {
-	local url=http://127.0.0.1:$SLOW_PORT/mid.bin out=$WORK/out rep i tools=(omd axel aria2c curl)
+	local url=http://127.0.0.1:$SLOW_PORT/mid.bin out=$WORK/out rep i cmd tools=(omd axel aria2c curl)
 	for ((rep = 1; rep <= REPS; rep++)); do
 		for i in $(rotate ${#tools[@]} "$rep"); do
 			case ${tools[i]} in
-			omd) run_one throttled omd "$rep" "$out" "$OMD" -v -output-dir "$out" "$url" ;;
-			axel) run_one throttled axel "$rep" "$out" axel -n16 -q -o "$out/mid.bin" "$url" ;;
-			aria2c) run_one throttled aria2c "$rep" "$out" aria2c -x16 -s16 -k1M -q -d "$out" -o mid.bin "$url" ;;
+			omd) cmd=("$OMD" -v -output-dir "$out" "$url") ;;
+			axel) cmd=(axel -n16 -q -o "$out/mid.bin" "$url") ;;
+			aria2c) cmd=(aria2c -x16 -s16 -k1M -q -d "$out" -o mid.bin "$url") ;;
 			curl)
 				((rep <= CURL_THROTTLED_REPS)) || continue
-				run_one throttled curl "$rep" "$out" curl -sS -f -o "$out/mid.bin" "$url"
+				cmd=(curl -sS -f -o "$out/mid.bin" "$url")
 				;;
 			esac
-			check_same "$out/mid.bin" "$WWW/mid.bin" "$rep"
+			if run_one throttled "${tools[i]}" "$rep" "$out" "${cmd[@]}"; then
+				check_same "$out/mid.bin" "$WWW/mid.bin" "$rep"
+			fi
 			rm -rf "$out"
 		done
 	done
 }
 
 scenario_small() {
-	local out=$WORK/out list=$WORK/small.list rep i f n tools=(omd curl aria2c) urls=()
+	local out=$WORK/out list=$WORK/small.list rep i f n cmd tools=(omd curl aria2c) urls=()
 	for ((n = 1; n <= SMALL_COUNT; n++)); do
 		urls+=("http://127.0.0.1:$FAST_PORT/small/$(printf 'f%03d.bin' "$n")")
 	done
@@ -179,14 +187,16 @@ scenario_small() {
 	for ((rep = 1; rep <= REPS; rep++)); do
 		for i in $(rotate ${#tools[@]} "$rep"); do
 			case ${tools[i]} in
-			omd) run_one small omd "$rep" "$out" "$OMD" -concurrency "$PARALLEL" -output-dir "$out" "${urls[@]}" ;;
-			curl) run_one small curl "$rep" "$out" curl -sS -f -Z --parallel-max "$PARALLEL" --output-dir "$out" --remote-name-all "${urls[@]}" ;;
-			aria2c) run_one small aria2c "$rep" "$out" aria2c -j"$PARALLEL" -q -d "$out" -i "$list" ;;
+			omd) cmd=("$OMD" -concurrency "$PARALLEL" -output-dir "$out" "${urls[@]}") ;;
+			curl) cmd=(curl -sS -f -Z --parallel-max "$PARALLEL" --output-dir "$out" --remote-name-all "${urls[@]}") ;;
+			aria2c) cmd=(aria2c -j"$PARALLEL" -q -d "$out" -i "$list") ;;
 			esac
-			for ((n = 1; n <= SMALL_COUNT; n++)); do
-				f=$(printf 'f%03d.bin' "$n")
-				check_same "$out/$f" "$WWW/small/$f" "$rep"
-			done
+			if run_one small "${tools[i]}" "$rep" "$out" "${cmd[@]}"; then
+				for ((n = 1; n <= SMALL_COUNT; n++)); do
+					f=$(printf 'f%03d.bin' "$n")
+					check_same "$out/$f" "$WWW/small/$f" "$rep"
+				done
+			fi
 			rm -rf "$out"
 		done
 	done
@@ -197,16 +207,18 @@ scenario_small() {
 # complete file with -sha256 runs exactly that (plus one HEAD request):
 # the same file, the same page cache, a whole process like the peers.
 scenario_sha() {
-	local url=http://127.0.0.1:$FAST_PORT/big.bin out=$WORK/out file=$WWW/big.bin want rep i tools=(omd openssl sha256sum)
+	local url=http://127.0.0.1:$FAST_PORT/big.bin out=$WORK/out file=$WWW/big.bin want rep i cmd tools=(omd openssl sha256sum)
 	want=$(sha256sum "$file" | cut -d' ' -f1) # also warms the page cache
 	for ((rep = 1; rep <= REPS; rep++)); do
 		for i in $(rotate ${#tools[@]} "$rep"); do
 			case ${tools[i]} in
-			omd) run_one sha omd "$rep" "$out" "$OMD" -output-dir "$out" -sha256 "$want" -o "$file" "$url" ;;
-			openssl) run_one sha openssl "$rep" "$out" openssl dgst -sha256 "$file" ;;
-			sha256sum) run_one sha sha256sum "$rep" "$out" sha256sum "$file" ;;
+			omd) cmd=("$OMD" -output-dir "$out" -sha256 "$want" -o "$file" "$url") ;;
+			openssl) cmd=(openssl dgst -sha256 "$file") ;;
+			sha256sum) cmd=(sha256sum "$file") ;;
 			esac
-			grep -q "$want\|done:" "$LOGS/sha-${tools[i]}-$rep.out" || die "sha ${tools[i]}: wrong digest"
+			if run_one sha "${tools[i]}" "$rep" "$out" "${cmd[@]}"; then
+				grep -q "$want\|done:" "$LOGS/sha-${tools[i]}-$rep.out" || die "sha ${tools[i]}: wrong digest"
+			fi
 			rm -rf "$out"
 		done
 	done
@@ -251,10 +263,12 @@ scenario_state() {
 # from the throttled server, where omd's slow start reaches 16 connections.
 scenario_rss16() {
 	local url=http://127.0.0.1:$SLOW_PORT/big.bin out=$WORK/out
-	run_one rss16 omd 1 "$out" "$OMD" -v -output-dir "$out" "$url"
-	check_same "$out/big.bin" "$WWW/big.bin" 2
-	run_one rss16 aria2c 1 "$out" aria2c -x16 -s16 -k1M -q -d "$out" -o big.bin "$url"
-	check_same "$out/big.bin" "$WWW/big.bin" 2
+	if run_one rss16 omd 1 "$out" "$OMD" -v -output-dir "$out" "$url"; then
+		check_same "$out/big.bin" "$WWW/big.bin" 2
+	fi
+	if run_one rss16 aria2c 1 "$out" aria2c -x16 -s16 -k1M -q -d "$out" -o big.bin "$url"; then
+		check_same "$out/big.bin" "$WWW/big.bin" 2
+	fi
 	rm -rf "$out"
 }
 
@@ -364,13 +378,19 @@ main() {
 	start_nginx fast "$FAST_PORT" 0
 	start_nginx slow "$SLOW_PORT" "$RATE"
 	: >"$RAW"
-	rm -f "$STATE" "$RESULTS/gobench.txt"
+	rm -f "$STATE" "$RESULTS/gobench.txt" "$FAILURES"
 	local s
 	for s in $SCENARIOS; do
 		say "scenario $s"
 		"scenario_$s"
 	done
-	summarize | tee "$RESULTS/latest.md"
+	{
+		summarize
+		if [[ -s $FAILURES ]]; then
+			printf '\n## Failed runs (left out of the medians)\n\n'
+			sed 's/^/- /' "$FAILURES"
+		fi
+	} | tee "$RESULTS/latest.md"
 	say "written: $RESULTS/latest.md (raw runs: $RAW)"
 }
 
