@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 )
 
@@ -31,6 +30,7 @@ func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, err
 	files := newRangeDownloader(client, log)
 	files.retries = opts.retries
 	files.connections = opts.connections
+	files.SetRateLimit(opts.rateLimit)
 	registry, err := newRegistryClient(registryConfig{
 		Registry:    opts.registry,
 		Platform:    opts.platform,
@@ -50,127 +50,126 @@ func (a *app) serveUI(ctx context.Context) error {
 	return errors.New("the web UI is not available yet: give a URL or a model name")
 }
 
-// cliTransfer is one command-line argument being downloaded.
-type cliTransfer struct {
-	source string
-	mu     sync.Mutex
-	status transferStatus
-	speed  *speedTracker
-	path   string
-	err    error
-}
-
-func (c *cliTransfer) update(state string, done, total int64) {
-	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.status.State != "downloading" && state == "downloading" {
-		c.speed.Reset(now, done)
-	}
-	c.speed.Sample(now, done)
-	c.status.State, c.status.Done, c.status.Total = state, done, total
-}
-
-func (c *cliTransfer) snapshot() transferStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.status
-	s.Speed = c.speed.Speed()
-	s.ETA = -1
-	if s.Total > 0 {
-		s.ETA = c.speed.ETA(s.Total - s.Done)
-	}
-	return s
-}
-
-// downloadAll downloads every argument, -concurrency at a time, with a
-// progress display, then prints one summary line per argument.
-func (a *app) downloadAll(ctx context.Context) error {
+// newManager builds the download manager over the output folder, with
+// the shared history. queueFile "" is the web UI's queue.
+func (a *app) newManager(queueFile string) (*manager, *historyStore, error) {
 	if err := os.MkdirAll(a.opts.outputDir, 0o755); err != nil {
-		return fmt.Errorf("creating output folder: %w", err)
+		return nil, nil, fmt.Errorf("creating output folder: %w", err)
 	}
-	transfers := make([]*cliTransfer, len(a.opts.args))
-	for i, arg := range a.opts.args {
-		transfers[i] = &cliTransfer{source: arg, speed: newSpeedTracker(10),
-			status: transferStatus{Name: displaySource(arg), State: "queued", Total: -1, ETA: -1}}
+	history, err := openHistory(a.opts.outputDir, a.log)
+	if err != nil {
+		return nil, nil, err
 	}
+	m, err := newManager(managerConfig{
+		OutputDir:   a.opts.outputDir,
+		Concurrency: a.opts.concurrency,
+		Retries:     a.opts.retries,
+		Files:       a.files,
+		Models:      a.registry,
+		History:     history,
+		Log:         a.log,
+		KeepStaging: a.opts.keepStaging,
+		QueueFile:   queueFile,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if aside := m.Recovered(); aside != "" {
+		fmt.Fprintf(a.stderr, "warning: the saved queue was unreadable and was moved to %s\n", aside)
+	}
+	return m, history, nil
+}
+
+// downloadAll runs the arguments through the download manager, the same
+// queue the web UI uses, with a progress display, then prints one summary
+// line per argument. The CLI keeps its own queue file: rerunning the same
+// command continues its downloads, and only its own arguments run.
+func (a *app) downloadAll(ctx context.Context) error {
+	m, _, err := a.newManager("cli-queue.json")
+	if err != nil {
+		return err
+	}
+	m.PauseAll() // leftovers of another command wait; ours are resumed by Add
+	ids := make([]string, 0, len(a.opts.args))
+	for _, arg := range a.opts.args {
+		job, err := m.Add(addRequest{Source: arg, Retries: -1, SHA256: a.opts.sha256, Output: a.opts.output})
+		if err != nil {
+			return err
+		}
+		ids = append(ids, job.ID)
+	}
+
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	runDone := make(chan struct{})
+	go func() { m.Run(runCtx); close(runDone) }()
 	printerCtx, stopPrinter := context.WithCancel(ctx)
 	printer := newProgressPrinter(a.stderr, func() []transferStatus {
-		out := make([]transferStatus, len(transfers))
-		for i, t := range transfers {
-			out[i] = t.snapshot()
+		out := make([]transferStatus, 0, len(ids))
+		for _, id := range ids {
+			if v, err := m.Get(id); err == nil {
+				out = append(out, statusOf(v))
+			}
 		}
 		return out
 	})
 	printerDone := make(chan struct{})
 	go func() { printer.Run(printerCtx); close(printerDone) }()
 
-	slots := make(chan struct{}, a.opts.concurrency)
-	var wg sync.WaitGroup
-	for _, t := range transfers {
-		wg.Go(func() {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				t.err = ctx.Err()
-				return
-			}
-			defer func() { <-slots }()
-			t.path, t.err = a.downloadOne(ctx, t)
-		})
-	}
-	wg.Wait()
+	waitErr := m.Wait(ctx, ids...)
 	stopPrinter()
 	<-printerDone
+	stopRun() // Run stops what still runs, keeps .part files and saves the queue
+	<-runDone
 
 	failed := 0
-	for _, t := range transfers {
+	for i, id := range ids {
+		v, err := m.Get(id)
 		switch {
-		case t.err == nil:
-			fmt.Fprintf(a.stdout, "done: %s\n", t.path)
-		case errors.Is(t.err, context.Canceled):
+		case err != nil:
 			failed++
-			fmt.Fprintf(a.stderr, "stopped: %s (run the same command again to resume)\n", t.source)
+			fmt.Fprintf(a.stderr, "failed: %s: %v\n", displaySource(a.opts.args[i]), err)
+		case v.State == "completed":
+			fmt.Fprintf(a.stdout, "done: %s\n", a.outputPath(v.Path))
+		case v.State == "failed":
+			failed++
+			fmt.Fprintf(a.stderr, "failed: %s: %s\n", displaySource(a.opts.args[i]), v.Error)
 		default:
 			failed++
-			fmt.Fprintf(a.stderr, "failed: %s: %v\n", displaySource(t.source), t.err)
+			fmt.Fprintf(a.stderr, "stopped: %s (run the same command again to resume)\n", displaySource(a.opts.args[i]))
 		}
 	}
+	if waitErr == nil || failed == 0 {
+		m.ClearFinished() // their outcome is in the history
+	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d downloads did not finish", failed, len(transfers))
+		return fmt.Errorf("%d of %d downloads did not finish", failed, len(ids))
 	}
 	return nil
 }
 
-// downloadOne runs one argument: a file URL or a model pull.
-func (a *app) downloadOne(ctx context.Context, t *cliTransfer) (string, error) {
-	if isURLArg(t.source) {
-		res, err := a.files.Download(ctx, fileRequest{
-			URL: t.source, Dir: a.opts.outputDir, Path: a.opts.output, SHA256: a.opts.sha256, Retries: -1,
-			Progress: func(done, total int64) { t.update("downloading", done, total) },
-			OnPath: func(path string) {
-				t.mu.Lock()
-				t.status.Name = filepath.Base(path)
-				t.mu.Unlock()
-			},
-		})
-		if err != nil {
-			t.update("failed", t.snapshot().Done, t.snapshot().Total)
-			return "", err
-		}
-		t.update("completed", res.Size, res.Size)
-		return res.Path, nil
+// outputPath turns a job's path (relative to the output folder when inside
+// it) into one a person can use from the current folder.
+func (a *app) outputPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
 	}
-	res, err := a.registry.Pull(ctx, pullRequest{
-		Ref: t.source, OutputDir: a.opts.outputDir, Output: a.opts.output, KeepStaging: a.opts.keepStaging, Retries: -1,
-		Progress: func(p pullProgress) { t.update(p.Phase, p.Done, p.Total) },
-	})
-	if err != nil {
-		t.update("failed", t.snapshot().Done, t.snapshot().Total)
-		return "", err
+	return filepath.Join(a.opts.outputDir, filepath.FromSlash(p))
+}
+
+// statusOf turns a job into a progress line.
+func statusOf(v jobView) transferStatus {
+	state := v.State
+	if v.Phase != "" && state == "downloading" {
+		state = v.Phase
 	}
-	t.update("completed", res.Size, res.Size)
-	return res.Path, nil
+	if state == "resolving" {
+		state = "queued"
+	}
+	eta := time.Duration(-1)
+	if v.ETASeconds >= 0 {
+		eta = time.Duration(v.ETASeconds) * time.Second
+	}
+	return transferStatus{Name: v.Name, State: state, Done: v.BytesDone, Total: v.BytesTotal, Speed: v.Speed, ETA: eta}
 }
 
 // displaySource is how an argument is named before its file name is known.

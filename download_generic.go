@@ -46,7 +46,8 @@ type rangeDownloader struct {
 	minSegment  int64         // no connection gets less than this many bytes to fetch
 	growEvery   time.Duration // how often the connection count is reconsidered
 	hosts       *hostSlots    // per-host connection cap shared by all downloads
-	buffers     sync.Pool     // *[]byte of bufferSize, so memory does not grow with connections
+	limiter     *rateLimiter  // global speed limit over every download
+	buffers     *sync.Pool    // *[]byte of bufferSize, so memory does not grow with connections
 }
 
 // fileRequest describes one file transfer. See docs/ARCHITECTURE.md.
@@ -61,6 +62,9 @@ type fileRequest struct {
 	// Connections caps parallel connections for this file; 0 = the
 	// downloader's default, 1 = a single connection.
 	Connections int
+	// Limiter, when set, caps this download's speed (on top of the global
+	// limit); the caller may change its rate while the download runs.
+	Limiter *rateLimiter
 	// Progress is called with the bytes on disk and the total (-1 when
 	// unknown), from one goroutine at a time; it must be cheap.
 	Progress func(done, total int64)
@@ -105,7 +109,18 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		minSegment:      1 << 20,
 		growEvery:       250 * time.Millisecond,
 		hosts:           newHostSlots(16),
+		limiter:         newRateLimiter(0),
+		buffers:         &sync.Pool{},
 	}
+}
+
+// withClient is the same engine — settings, buffers, host cap and speed
+// limit shared — sending through another client (the registry's, which
+// adds its token only for the registry host).
+func (d *rangeDownloader) withClient(client httpDoer) *rangeDownloader {
+	c := *d
+	c.client = client
+	return &c
 }
 
 func partPath(path string) string    { return path + ".part" }
@@ -227,6 +242,14 @@ func (d *rangeDownloader) choosePath(ctx context.Context, t *transfer) error {
 		}
 		if exists(candidate) || exists(partPath(candidate)) {
 			continue
+		}
+		// Claim the name before any byte is written: two downloads whose
+		// servers name them alike must never share a .part.
+		if err := claimPartState(candidate, t.req.URL); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				continue
+			}
+			return fmt.Errorf("reserving %s: %w", candidate, err)
 		}
 		t.path = candidate
 		return nil
@@ -643,8 +666,11 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 		limit = t.state.Size
 	}
 	for {
-		n, rerr := body.Read(buf)
+		n, rerr := body.Read(buf[:d.readSize(t)])
 		if n > 0 {
+			if err := d.throttle(ctx, watchdog, t, n); err != nil {
+				return err
+			}
 			watchdog.Reset(d.stallTimeout)
 			if limit >= 0 && t.offset+int64(n) > limit {
 				return fmt.Errorf("server sent more than the %d bytes it announced for %s", limit, redactURL(t.req.URL))
@@ -676,6 +702,35 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 		}
 	}
 }
+
+// readSize keeps reads small under a speed limit, so each wait is short.
+func (d *rangeDownloader) readSize(t *transfer) int {
+	n := d.limiter.chunk(d.bufferSize)
+	if t.req.Limiter != nil {
+		n = min(n, t.req.Limiter.chunk(d.bufferSize))
+	}
+	return n
+}
+
+// throttle waits for the global and per-download limits. The stall
+// watchdog is paused meanwhile: waiting on our own limit is not a stall.
+func (d *rangeDownloader) throttle(ctx context.Context, watchdog *time.Timer, t *transfer, n int) error {
+	if d.limiter.Rate() <= 0 && t.req.Limiter.Rate() <= 0 {
+		return nil
+	}
+	watchdog.Stop()
+	if err := d.limiter.WaitN(ctx, n); err != nil {
+		return err
+	}
+	return t.req.Limiter.WaitN(ctx, n)
+}
+
+// SetRateLimit changes the global speed limit (bytes/s, 0 = none) for every
+// running and future download.
+func (d *rangeDownloader) SetRateLimit(bytesPerSecond int64) { d.limiter.SetRate(bytesPerSecond) }
+
+// RateLimit is the global speed limit in bytes/s, 0 when unlimited.
+func (d *rangeDownloader) RateLimit() int64 { return d.limiter.Rate() }
 
 // checkpoint syncs the .part and then records how much of it is good. The
 // order matters: after a power cut the sidecar never claims unsynced bytes.
@@ -953,13 +1008,39 @@ func readPartState(path string) (partState, error) {
 	return st, nil
 }
 
+// claimPartState creates the sidecar for a new download, failing with
+// os.ErrExist when another download already claimed the name.
+func claimPartState(path, rawURL string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(sidecarPath(path), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	data, _ := json.Marshal(partState{URL: rawURL, Size: -1})
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // writePartState replaces the sidecar atomically (temp file + rename).
 func writePartState(path string, st partState) error {
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(sidecarPath(path), data, false)
+	if err := writeFileAtomic(sidecarPath(path), data, false); err != nil {
+		// A full disk has no room for a temp file, but the old sidecar's
+		// block can be rewritten in place. A torn write only makes the
+		// state unreadable, which restarts the download: never corrupts it.
+		if werr := os.WriteFile(sidecarPath(path), data, 0o644); werr != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeFileAtomic writes data to a temp file next to name and renames it
@@ -1026,7 +1107,7 @@ func redactURL(raw string) string {
 		return "<unparsable URL>"
 	}
 	if u.User != nil {
-		u.User = url.User("***")
+		u.User = url.User("redacted")
 	}
 	if u.RawQuery != "" {
 		u.RawQuery = "…"

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -583,5 +584,103 @@ func TestRedactURL(t *testing.T) {
 	}
 	if _, err := url.Parse(got); err != nil {
 		t.Errorf("redacted URL does not parse: %v", err)
+	}
+}
+
+// FuzzParseContentRange: any header parses to a consistent range or an error.
+func FuzzParseContentRange(f *testing.F) {
+	for _, s := range []string{"bytes 0-99/100", "bytes */5", "bytes 1-0/2", "bytes 0-9/*", "bytes 9223372036854775807-9223372036854775807/*"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		cr, err := parseContentRange(in)
+		if err != nil {
+			return
+		}
+		if cr.start == -1 {
+			if cr.total < 0 || cr.end != -1 {
+				t.Fatalf("%q: unsatisfied form gave %+v", in, cr)
+			}
+			return
+		}
+		if cr.start < 0 || cr.end < cr.start || (cr.total >= 0 && cr.end >= cr.total) {
+			t.Fatalf("%q parsed to an impossible range %+v", in, cr)
+		}
+	})
+}
+
+// TestDownloadDiskFull fills a small tmpfs: the error says so, the .part
+// is kept, and the same download resumes once there is room.
+func TestDownloadDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount tmpfs: %v: %s", err, out)
+		}
+		t.Skipf("cannot mount tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	o := newOrigin(t, withSize(600<<10))
+	path := filepath.Join(dir, "big.bin")
+	d := testDownloader(t)
+	_, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Connections: 1})
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("err = %v, want one saying the disk is full", err)
+	}
+	st, err := readPartState(path)
+	if err != nil || st.saved() == 0 {
+		t.Fatalf("resume state after a full disk = %+v, %v; want progress kept", st, err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=2m", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v: %s", err, out)
+	}
+	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Connections: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed == 0 || !bytes.Equal(readFile(t, path), o.content()) {
+		t.Errorf("resumed %d bytes; file equal: %v", res.Resumed, bytes.Equal(readFile(t, path), o.content()))
+	}
+}
+
+func TestDownloadSameNameFromTwoURLsAtOnce(t *testing.T) {
+	// Two different files that the server names alike, started together,
+	// must end as two files, never one shared .part.
+	a := newOrigin(t, withSize(400<<10), withThrottle(time.Millisecond), withDisposition(`attachment; filename="same.bin"`))
+	b := newOrigin(t, withSize(300<<10), withThrottle(time.Millisecond), withDisposition(`attachment; filename="same.bin"`))
+	dir := t.TempDir()
+	d := testDownloader(t)
+	results := make(chan fileResult, 2)
+	errs := make(chan error, 2)
+	for _, o := range []*origin{a, b} {
+		go func() {
+			res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir})
+			results <- res
+			errs <- err
+		}()
+	}
+	got := map[string][]byte{}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := <-results
+			got[res.Path] = readFile(t, res.Path)
+		case <-time.After(30 * time.Second):
+			t.Fatal("downloads did not finish")
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("two downloads produced %d files", len(got))
+	}
+	for path, data := range got {
+		if !bytes.Equal(data, a.content()) && !bytes.Equal(data, b.content()) {
+			t.Errorf("%s matches neither origin", path)
+		}
 	}
 }

@@ -40,11 +40,21 @@ Examples:
   ollama-model-downloader -proxy socks5://127.0.0.1:1080 https://host/x.bin
   ollama-model-downloader -sha256 <64 hex> https://host/x.bin
 
+  # At most 2 MiB/s, e.g. on a metered or shared link
+  ollama-model-downloader -limit-rate 2M https://host/x.iso
+
   # A private or local registry (the scheme decides http or https)
   ollama-model-downloader -registry http://127.0.0.1:5000 127.0.0.1:5000/library/tiny:1
 
   # The web UI on a chosen port, without opening a browser
   ollama-model-downloader -port 9000 -no-browser
+
+Subcommands (each has -h):
+  ollama-model-downloader verify llama3-latest.zip         check a zip before carrying it
+  ollama-model-downloader install llama3-latest.zip        into $OLLAMA_MODELS or ~/.ollama/models
+  ollama-model-downloader install llama3.2:1b              pull, then install
+  ollama-model-downloader serve-models -listen 0.0.0.0:11435
+        serve downloaded models to 'ollama pull --insecure <host>:11435/library/<model>'
 
 Flags (before or after the arguments):
 `
@@ -57,6 +67,8 @@ type options struct {
 	platform    string
 	proxy       string
 	sha256      string
+	limitRate   string
+	rateLimit   int64 // parsed -limit-rate, bytes/s
 	listen      string
 	token       string
 	concurrency int
@@ -84,6 +96,10 @@ func exitCode(err error) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, new(exitStatus)):
+		var status exitStatus
+		errors.As(err, &status)
+		return int(status)
 	case errors.Is(err, errBadInput):
 		return 2
 	default:
@@ -91,8 +107,31 @@ func exitCode(err error) int {
 	}
 }
 
-// runMain parses the command line and hands off to the CLI or the web UI.
+// exitStatus is a subcommand's own exit code, passed through main.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// runMain parses the command line and hands off to a subcommand, the CLI
+// or the web UI.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		code := -1
+		switch args[0] {
+		case "install":
+			code = runInstallCommandWith(ctx, args[1:], stdout, stderr, pullForInstall(stderr))
+		case "verify":
+			code = runVerifyCommand(ctx, args[1:], stdout, stderr)
+		case "serve-models":
+			code = runServeModelsCommand(ctx, args[1:], stdout, stderr)
+		}
+		if code == 0 {
+			return nil
+		}
+		if code > 0 {
+			return exitStatus(code)
+		}
+	}
 	opts, err := parseOptions(args, stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -130,6 +169,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.platform, "platform", "", "`os/arch` for multi-arch indexes (default: this machine's)")
 	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` (http://, https://, socks5://); default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY")
 	fs.StringVar(&o.sha256, "sha256", "", "expected SHA-256 (64 hex) of the single URL argument, checked before the file is published")
+	fs.StringVar(&o.limitRate, "limit-rate", "0", "overall speed limit in bytes/s, like curl: 500K, 2M, 0 = none (changeable later in the web UI)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1", "`address` the web UI listens on; anything but loopback requires -token")
 	fs.StringVar(&o.token, "token", os.Getenv("OMD_TOKEN"), "access `token` for the web UI and API (env OMD_TOKEN)")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "concurrent downloads / blob downloads, 1–32")
@@ -176,6 +216,11 @@ func (o *options) validate() error {
 	if o.retries < 0 || o.retries > 100 {
 		return badInputf("-retries must be between 0 and 100, got %d", o.retries)
 	}
+	rate, err := parseRate(o.limitRate)
+	if err != nil {
+		return badInputf("-limit-rate: %v", err)
+	}
+	o.rateLimit = rate
 	if o.port < 0 || o.port > 65535 {
 		return badInputf("-port must be between 0 and 65535, got %d", o.port)
 	}
@@ -219,6 +264,27 @@ func (o *options) validate() error {
 func isURLArg(s string) bool {
 	lower := strings.ToLower(s)
 	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
+}
+
+// pullForInstall makes "install <model>" a pull followed by the install.
+func pullForInstall(stderr io.Writer) installPuller {
+	return func(ctx context.Context, ref, outputDir, registry string) (string, error) {
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		client, err := newHTTPClient("")
+		if err != nil {
+			return "", err
+		}
+		files := newRangeDownloader(client, log)
+		c, err := newRegistryClient(registryConfig{Registry: registry, Concurrency: 4, Files: files, Client: client, Log: log})
+		if err != nil {
+			return "", err
+		}
+		if err := os.MkdirAll(outputDir, 0o755); err != nil {
+			return "", fmt.Errorf("creating output folder: %w", err)
+		}
+		res, err := c.Pull(ctx, pullRequest{Ref: ref, OutputDir: outputDir, Retries: -1})
+		return res.Path, err
+	}
 }
 
 // registryHost is the host[:port] of the -registry URL, the default host of

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +80,7 @@ func TestCLIBadInputExitsTwoWithOneLine(t *testing.T) {
 		{"bad sha", []string{"-sha256", "abc", "https://h/a"}, "-sha256 must be 64 hexadecimal"},
 		{"bad proxy", []string{"-proxy", "ftp://p:1", "https://h/a"}, "invalid proxy"},
 		{"bad registry", []string{"-registry", "registry.local", "https://h/a"}, "-registry must be an http:// or https:// URL"},
+		{"bad rate", []string{"-limit-rate", "fast", "https://h/a"}, "-limit-rate: invalid rate"},
 		{"bad flag value", []string{"-retries", "many", "https://h/a"}, "invalid value"},
 	}
 	for _, tc := range tests {
@@ -184,5 +188,138 @@ func TestCLIResumesAfterSIGKILL(t *testing.T) {
 	ranges := o.seenRanges()
 	if last := ranges[len(ranges)-1]; !strings.HasPrefix(last, "bytes=") {
 		t.Errorf("second run's GET had Range %q, want a resume", last)
+	}
+}
+
+// TestCLISurvivesRepeatedKills kills the command at random moments, 20
+// times, while it downloads two files over several connections. After
+// every kill: no finished file with wrong bytes, resume state readable;
+// at the end the same command finishes both files byte-exact.
+func TestCLISurvivesRepeatedKills(t *testing.T) {
+	a := newOrigin(t, withSize(6<<20), withThrottle(3*time.Millisecond), withPath("/a.bin"))
+	b := newOrigin(t, withSize(3<<20), withThrottle(3*time.Millisecond), withPath("/b.bin"), withoutHead())
+	dir := t.TempDir()
+	out := filepath.Join(dir, "downloaded-models")
+	args := []string{a.FileURL(), b.FileURL(), "-connections", "4", "-retries", "10"}
+	want := map[string][]byte{"a.bin": a.content(), "b.bin": b.content()}
+
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; i < 20 && time.Now().Before(deadline); i++ {
+		cmd := command(t, t.Context(), dir, args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(30+rand.IntN(250)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		// The queue file is always whole JSON: written by temp + rename.
+		if data, err := os.ReadFile(filepath.Join(out, ".state", "cli-queue.json")); err == nil && !json.Valid(data) {
+			t.Fatalf("kill %d: the queue file is not valid JSON", i)
+		}
+		for name, content := range want {
+			path := filepath.Join(out, name)
+			if got, err := os.ReadFile(path); err == nil && !bytes.Equal(got, content) {
+				t.Fatalf("kill %d: finished file %s has wrong bytes", i, name)
+			}
+			if _, err := os.Stat(sidecarPath(path)); err == nil {
+				if _, err := readPartState(path); err != nil {
+					t.Fatalf("kill %d: resume state of %s unreadable: %v", i, name, err)
+				}
+			}
+		}
+	}
+	a.setThrottle(0)
+	b.setThrottle(0)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if msg, err := command(t, ctx, dir, args...).CombinedOutput(); err != nil {
+		t.Fatalf("final run: %v\n%s", err, msg)
+	}
+	for name, content := range want {
+		if got := readFile(t, filepath.Join(out, name)); !bytes.Equal(got, content) {
+			t.Errorf("%s differs after 20 kills", name)
+		}
+	}
+	var names []string
+	entries, _ := os.ReadDir(out)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) != 2 {
+		t.Errorf("output holds %q, want just the two files (and the tool's dot folders)", names)
+	}
+	// The history holds both completions.
+	h, err := openHistory(out, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := h.List(historyQuery{Status: "completed"})
+	if err != nil || page.Total != 2 {
+		t.Errorf("history has %d completed records (%v), want 2", page.Total, err)
+	}
+}
+
+// TestCLICarryModelToAnotherMachine is issue 10's first path as a user
+// types it: pull a model, verify the zip, install it into a models folder;
+// and "install <model>" in one step.
+func TestCLICarryModelToAnotherMachine(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "1")
+	dir := t.TempDir()
+	run := func(wantCode int, args ...string) string {
+		t.Helper()
+		out, err := command(t, t.Context(), dir, args...).CombinedOutput()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != wantCode {
+			t.Fatalf("%q exited %d, want %d:\n%s", args, code, wantCode, out)
+		}
+		return string(out)
+	}
+	ref := f.Host + "/library/tiny:1"
+	run(0, "-registry", f.URL, ref)
+	zipPath := filepath.Join(dir, "downloaded-models", "tiny-1.zip")
+	run(0, "verify", zipPath)
+
+	models := filepath.Join(dir, "models")
+	run(0, "install", "-models-dir", models, zipPath)
+	for digest, data := range m.Blobs {
+		blob := filepath.Join(models, "blobs", strings.Replace(digest, ":", "-", 1))
+		if got := readFile(t, blob); !bytes.Equal(got, data) {
+			t.Errorf("installed blob %s differs", digest)
+		}
+	}
+	manifest := filepath.Join(models, "manifests", f.Host, "library", "tiny", "1")
+	if got := readFile(t, manifest); !bytes.Equal(got, m.Manifest) {
+		t.Error("installed manifest is not byte-for-byte the served one")
+	}
+
+	// A tampered zip is refused and installs nothing.
+	bad := filepath.Join(dir, "bad.zip")
+	data := readFile(t, zipPath)
+	i := bytes.Index(data, m.Blobs[digestOf(testBytes(300<<10, 1))][:64])
+	data[i+10] ^= 0xff
+	if err := os.WriteFile(bad, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(1, "verify", bad)
+	empty := filepath.Join(dir, "empty-models")
+	run(1, "install", "-models-dir", empty, bad)
+	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a failed install created the models folder")
+	}
+
+	// One step: pull and install.
+	other := filepath.Join(dir, "models2")
+	run(0, "install", "-registry", f.URL, "-models-dir", other, "-output-dir", filepath.Join(dir, "o2"), ref)
+	if got := readFile(t, filepath.Join(other, "manifests", f.Host, "library", "tiny", "1")); !bytes.Equal(got, m.Manifest) {
+		t.Error("install <model> did not install the manifest")
 	}
 }

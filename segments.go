@@ -158,11 +158,17 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 				s.segs = append(s.segs, &segment{pos: r[0], end: r[1]})
 			}
 		}
+		// Decide every starting connection before the first one runs:
+		// once running, a connection may take and split ranges itself.
+		var start []*segment
 		for i, seg := range s.segs {
 			if i >= conns || !d.hosts.acquire(s.host, i == 0) {
 				break // unowned segments are taken by connections that finish
 			}
 			seg.owned = true
+			start = append(start, seg)
+		}
+		for _, seg := range start {
 			s.launch(ctx, errc, seg, nil, false)
 		}
 	}
@@ -484,8 +490,11 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 	watchdog := time.AfterFunc(s.d.stallTimeout, func() { cancel(errStalled) })
 	defer watchdog.Stop()
 	for {
-		n, rerr := body.Read(buf)
+		n, rerr := body.Read(buf[:s.d.readSize(s.t)])
 		if n > 0 {
+			if err := s.d.throttle(ctx, watchdog, s.t, n); err != nil {
+				return err
+			}
 			watchdog.Reset(s.d.stallTimeout)
 			s.mu.Lock()
 			pos, end := seg.pos, seg.end

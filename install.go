@@ -1,0 +1,389 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+const installUsage = `Usage: ollama-model-downloader install [-models-dir DIR] <file.zip | folder | model>...
+
+Puts the models of a zip made by this tool (or of a folder in Ollama's
+layout, e.g. an extracted zip or a kept staging folder) into the Ollama
+models folder. A model name is pulled into -output-dir first. Every blob's SHA-256 and every manifest reference is checked
+before anything is written; an existing different file is never replaced;
+manifests are written last, so Ollama never sees half a model.
+
+The models folder is -models-dir, else $OLLAMA_MODELS, else ~/.ollama/models.
+
+Examples:
+  ollama-model-downloader install downloaded-models/llama3.2-latest.zip
+  ollama-model-downloader install llama3.2:1b
+  ollama-model-downloader install -models-dir /data/ollama/models qwen3-8b.zip
+  sudo ollama-model-downloader install -models-dir /usr/share/ollama/.ollama/models llama3.2-latest.zip
+
+Flags:
+`
+
+// linuxServiceModelsDir is where Ollama's Linux install script keeps the
+// models of the "ollama" system user.
+const linuxServiceModelsDir = "/usr/share/ollama/.ollama/models"
+
+// installPuller pulls a model into a zip under outputDir from registry and
+// returns the zip's path. main wires it so that "install <model>" is a pull
+// followed by an install.
+type installPuller func(ctx context.Context, ref, outputDir, registry string) (zipPath string, err error)
+
+// runInstallCommand is "ollama-model-downloader install" for zips and
+// folders. It returns the exit code: 0 installed, 1 failed, 2 bad usage.
+func runInstallCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runInstallCommandWith(ctx, args, stdout, stderr, nil)
+}
+
+// runInstallCommandWith is runInstallCommand where an argument that is not
+// a file or folder (and does not end in .zip) is a model reference, pulled
+// with pull first. A nil pull makes that a usage error.
+func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io.Writer, pull installPuller) int {
+	fset := flag.NewFlagSet("install", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	modelsDir := fset.String("models-dir", "", "Ollama models `folder` (default $OLLAMA_MODELS, else ~/.ollama/models)")
+	outputDir := fset.String("output-dir", "downloaded-models", "where a model named on the command line is pulled to first")
+	registry := fset.String("registry", "https://registry.ollama.ai", "registry a named model is pulled from")
+	fset.Usage = func() {
+		fmt.Fprint(stderr, installUsage)
+		fset.PrintDefaults()
+	}
+	paths, err := parseSubcommandFlags(fset, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	if len(paths) == 0 {
+		fmt.Fprintln(stderr, "install: name a zip, a folder or a model to install (-h for help)")
+		return 2
+	}
+	dir, err := resolveModelsDir(*modelsDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "install:", err)
+		return 2
+	}
+	for _, p := range paths {
+		if _, statErr := os.Stat(p); statErr != nil && !strings.HasSuffix(strings.ToLower(p), ".zip") {
+			if pull == nil {
+				fmt.Fprintf(stderr, "install: %s is not a zip or a folder here\n", p)
+				return 2
+			}
+			fmt.Fprintf(stdout, "Pulling %s\n", p)
+			zipPath, err := pull(ctx, p, *outputDir, *registry)
+			if err != nil {
+				fmt.Fprintln(stderr, "install:", err)
+				if errors.Is(err, errBadInput) {
+					return 2
+				}
+				return 1
+			}
+			p = zipPath
+		}
+		if err := installZip(ctx, p, dir, stdout); err != nil {
+			fmt.Fprintln(stderr, "install:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// parseSubcommandFlags parses flags placed before, between or after the
+// arguments (SPEC §3: flags may follow the arguments) and returns the
+// arguments.
+func parseSubcommandFlags(fset *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fset.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fset.Args()
+		if len(args) == 0 {
+			return rest, nil
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+}
+
+// resolveModelsDir picks the Ollama models folder the way Ollama does:
+// $OLLAMA_MODELS, else ~/.ollama/models.
+func resolveModelsDir(flagValue string) (string, error) {
+	if flagValue != "" {
+		return filepath.Abs(flagValue)
+	}
+	if env := os.Getenv("OLLAMA_MODELS"); env != "" {
+		return filepath.Abs(env)
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the Ollama models folder: %w (use -models-dir)", err)
+	}
+	return filepath.Join(home, ".ollama", "models"), nil
+}
+
+// installZip places the models of a zip (or a folder in Ollama's layout)
+// into modelsDir. Nothing is written unless every blob matches its digest,
+// every referenced blob is present and no different file would be
+// replaced. Blobs are written through a temp file and a rename; manifests
+// last, because Ollama lists a model as soon as its manifest exists.
+func installZip(ctx context.Context, zipPath, modelsDir string, out io.Writer) error {
+	l, err := openModelLayout(zipPath)
+	if err != nil {
+		return err
+	}
+	blobs := l.referencedBlobs()
+	var total int64
+	for _, b := range blobs {
+		total += b.Size
+	}
+	fmt.Fprintf(out, "Verifying %s: %d manifest(s), %d blob(s), %s\n", zipPath, len(l.Manifests), len(blobs), modelSizeText(total))
+	if problems := l.Verify(ctx, nil); len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(out, "  problem:", p)
+		}
+		return fmt.Errorf("%s has %d problem(s); nothing was installed", zipPath, len(problems))
+	}
+	if runtime.GOOS == "windows" {
+		for _, m := range l.Manifests {
+			if strings.Contains(m.Host, ":") {
+				return fmt.Errorf("%s: a folder named %q cannot exist on Windows (the registry host has a port); nothing was installed", m.Ref(), m.Host)
+			}
+		}
+	}
+
+	// Decide everything before writing anything.
+	blobDir := filepath.Join(modelsDir, "blobs")
+	var write []layoutBlob
+	var conflicts []string
+	for _, b := range blobs {
+		dest := filepath.Join(blobDir, filepath.Base(b.Name))
+		same, err := existingBlobMatches(ctx, dest, b)
+		switch {
+		case err != nil:
+			conflicts = append(conflicts, err.Error())
+		case same:
+			fmt.Fprintf(out, "  blob %s: already present\n", digestShort(b.Digest))
+		default:
+			write = append(write, b)
+		}
+	}
+	var manifests []layoutManifest
+	for _, m := range l.Manifests {
+		dest := filepath.Join(modelsDir, filepath.FromSlash(m.Name))
+		old, err := os.ReadFile(dest)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			manifests = append(manifests, m)
+		case err != nil:
+			conflicts = append(conflicts, fmt.Sprintf("%s: %v", dest, err))
+		case bytes.Equal(old, m.Data):
+			fmt.Fprintf(out, "  %s: already installed\n", m.ShortRef())
+		default:
+			conflicts = append(conflicts, fmt.Sprintf("%s exists with different content (another version of %s is installed; remove it first with: ollama rm %s)", dest, m.ShortRef(), m.ShortRef()))
+		}
+	}
+	if len(conflicts) > 0 {
+		for _, c := range conflicts {
+			fmt.Fprintln(out, "  conflict:", c)
+		}
+		return fmt.Errorf("installing %s: %w: %d existing file(s) differ; nothing was installed", zipPath, errConflict, len(conflicts))
+	}
+
+	var written []string
+	cleanup := func() {
+		for _, p := range written {
+			os.Remove(p)
+		}
+	}
+	if len(write) > 0 {
+		if err := os.MkdirAll(blobDir, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", blobDir, err)
+		}
+	}
+	for _, b := range write {
+		dest := filepath.Join(blobDir, filepath.Base(b.Name))
+		if err := installBlob(ctx, l, b, dest); err != nil {
+			cleanup()
+			return fmt.Errorf("installing %s: %w", b.Name, err)
+		}
+		written = append(written, dest)
+		fmt.Fprintf(out, "  blob %s: written (%s)\n", digestShort(b.Digest), modelSizeText(b.Size))
+	}
+	if len(write) > 0 {
+		if err := syncFolder(blobDir); err != nil {
+			cleanup()
+			return fmt.Errorf("installing blobs: %w", err)
+		}
+	}
+	for _, m := range manifests {
+		dest := filepath.Join(modelsDir, filepath.FromSlash(m.Name))
+		if err := installWriteFile(dest, m.Data); err != nil {
+			return fmt.Errorf("installing manifest of %s: %w", m.Ref(), err)
+		}
+		fmt.Fprintf(out, "  %s: installed\n", m.ShortRef())
+	}
+
+	fmt.Fprintf(out, "Done: %d model(s) in %s\n", len(l.Manifests), modelsDir)
+	for _, note := range installNotes(modelsDir, runtime.GOOS, l.Manifests) {
+		fmt.Fprintln(out, note)
+	}
+	return nil
+}
+
+// existingBlobMatches reports whether dest already holds blob b. A file
+// that is there but different is an error: it is never replaced.
+func existingBlobMatches(ctx context.Context, dest string, b layoutBlob) (bool, error) {
+	fi, err := os.Stat(dest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", dest, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != b.Size {
+		return false, fmt.Errorf("%s exists and is not this blob (size %d, want %d); move it away first", dest, fi.Size(), b.Size)
+	}
+	f, err := os.Open(dest)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", dest, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, &cancelableReader{ctx: ctx, r: f}); err != nil {
+		return false, fmt.Errorf("%s: %w", dest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != b.Digest {
+		return false, fmt.Errorf("%s exists but is damaged (its content has %s); move it away first", dest, got)
+	}
+	return true, nil
+}
+
+// installBlob copies one blob to dest through a temp file in the same
+// folder, checking its digest again while copying (the zip is read a
+// second time and could have changed).
+func installBlob(ctx context.Context, l *modelLayout, b layoutBlob, dest string) (err error) {
+	rc, err := l.Open(b.Name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".install-"+filepath.Base(dest)+"-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), &cancelableReader{ctx: ctx, r: rc})
+	if err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != b.Digest || n != b.Size {
+		return fmt.Errorf("%w: read %d bytes with %s, want %d bytes with %s", errChecksumMismatch, n, got, b.Size, b.Digest)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dest)
+}
+
+// installWriteFile writes a small file through a temp file, fsync and
+// rename, creating its folders.
+func installWriteFile(dest string, data []byte) (err error) {
+	dir := filepath.Dir(dest)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".install-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dest); err != nil {
+		return err
+	}
+	return syncFolder(dir)
+}
+
+// installNotes tells the person what happens next.
+func installNotes(modelsDir, goos string, manifests []layoutManifest) []string {
+	var notes []string
+	if len(manifests) > 0 {
+		notes = append(notes, fmt.Sprintf("A running Ollama sees it at once (it reads the models folder on every request): ollama run %s", manifests[0].ShortRef()))
+	}
+	if goos == "linux" {
+		clean := filepath.Clean(modelsDir)
+		if clean == linuxServiceModelsDir {
+			notes = append(notes, "Ollama runs as the \"ollama\" user here; if it cannot read the new files, run: sudo chown -R ollama:ollama "+linuxServiceModelsDir)
+		} else if fi, err := os.Stat(linuxServiceModelsDir); err == nil && fi.IsDir() && os.Getenv("OLLAMA_MODELS") == "" {
+			notes = append(notes, "Note: Ollama installed as a Linux service reads "+linuxServiceModelsDir+"; to install there: sudo ollama-model-downloader install -models-dir "+linuxServiceModelsDir+" <file.zip>")
+		}
+	}
+	return notes
+}
+
+func digestShort(d string) string {
+	h := strings.TrimPrefix(d, "sha256:")
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return h
+}
+
+// modelSizeText is a size for people: 1.5 GB, 12 kB (SI units, as Ollama shows).
+func modelSizeText(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTP"[exp])
+}

@@ -1,0 +1,556 @@
+package main
+
+import (
+	"archive/zip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// What a model file tree may hold (SPEC §4).
+const (
+	maxLayoutManifestSize  = 4 << 20 // Ollama manifests are about 1 kB
+	layoutDefaultMediaType = "application/vnd.docker.distribution.manifest.v2+json"
+)
+
+// modelLayout is a set of models in Ollama's on-disk layout (SPEC §4):
+// blobs/sha256-<hex> and manifests/<host>/<namespace>/<model>/<tag>, read
+// from one of our zips or from a folder (an Ollama models folder, a staging
+// folder, an extracted zip). Only the manifests are held in memory; blobs
+// are opened when needed, so nothing stays open between calls.
+type modelLayout struct {
+	Source    string                // the zip or folder as given
+	Blobs     map[string]layoutBlob // by digest, "sha256:<hex>"
+	Manifests []layoutManifest      // sorted by Name
+	Problems  []string              // what makes it unusable: unsafe or stray entries, bad manifests
+	Notes     []string              // what is odd but harmless
+
+	zip bool
+}
+
+// layoutBlob is one blob file of a layout.
+type layoutBlob struct {
+	Digest string // "sha256:<hex>"
+	Name   string // "blobs/sha256-<hex>"
+	Size   int64
+	Stored bool // a plain file or an uncompressed zip entry: Open gives an io.Seeker
+}
+
+// layoutManifest is one manifest file of a layout, kept byte for byte:
+// Ollama's model ID is the sha256 of those bytes.
+type layoutManifest struct {
+	Name      string // "manifests/<host>/<namespace>/<model>/<tag>"
+	Host      string
+	Namespace string
+	Model     string
+	Tag       string
+	Data      []byte
+	Digest    string // sha256 of Data, "sha256:<hex>"
+	MediaType string // as the manifest says, else Docker v2
+	Refs      []manifestRef
+}
+
+// manifestRef is the config or a layer named by a manifest.
+type manifestRef struct {
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType"`
+}
+
+// Ref is the name a person types: host/namespace/model:tag.
+func (m layoutManifest) Ref() string {
+	return m.Host + "/" + m.Namespace + "/" + m.Model + ":" + m.Tag
+}
+
+// ShortRef is the name Ollama shows: the default host and the "library"
+// namespace left out.
+func (m layoutManifest) ShortRef() string {
+	name := m.Model + ":" + m.Tag
+	if m.Namespace != "library" || m.Host != "registry.ollama.ai" {
+		name = m.Namespace + "/" + name
+	}
+	if m.Host != "registry.ollama.ai" {
+		name = m.Host + "/" + name
+	}
+	return name
+}
+
+// openModelLayout reads the list of entries and every manifest of a zip or
+// a folder. It fails only when the source cannot be read at all; anything
+// wrong inside is listed in Problems.
+func openModelLayout(src string) (*modelLayout, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", src, err)
+	}
+	l := &modelLayout{Source: src, Blobs: map[string]layoutBlob{}, zip: !fi.IsDir()}
+	if l.zip {
+		err = l.readZip()
+	} else {
+		err = l.readFolder()
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(l.Manifests, func(i, j int) bool { return l.Manifests[i].Name < l.Manifests[j].Name })
+	if len(l.Manifests) == 0 {
+		l.Problems = append(l.Problems, "no manifest: expected manifests/<host>/<namespace>/<model>/<tag>")
+	}
+	return l, nil
+}
+
+func (l *modelLayout) readZip() error {
+	f, err := os.Open(l.Source)
+	if err != nil {
+		return fmt.Errorf("opening zip %s: %w", l.Source, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("opening zip %s: %w", l.Source, err)
+	}
+	zr, err := zip.NewReader(f, fi.Size())
+	if err != nil {
+		return fmt.Errorf("reading zip %s: %w", l.Source, err)
+	}
+	seen := map[string]bool{}
+	for _, zf := range zr.File {
+		name := zf.Name
+		if seen[name] {
+			l.Problems = append(l.Problems, fmt.Sprintf("%q: appears twice", name))
+			continue
+		}
+		seen[name] = true
+		mode := zf.Mode()
+		if mode.IsDir() || strings.HasSuffix(name, "/") {
+			if problem := checkLayoutDir(strings.TrimSuffix(name, "/")); problem != "" {
+				l.Problems = append(l.Problems, fmt.Sprintf("%q: %s", name, problem))
+			}
+			continue
+		}
+		if !mode.IsRegular() {
+			l.Problems = append(l.Problems, fmt.Sprintf("%q: not a regular file (%v)", name, mode.Type()))
+			continue
+		}
+		stored := zf.Method == zip.Store && zf.CompressedSize64 == zf.UncompressedSize64
+		l.addFile(name, int64(zf.UncompressedSize64), stored, func() ([]byte, error) {
+			rc, err := zf.Open()
+			if err != nil {
+				return nil, err
+			}
+			defer rc.Close()
+			return readManifestBytes(rc)
+		})
+	}
+	return nil
+}
+
+func (l *modelLayout) readFolder() error {
+	root := l.Source
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("reading folder %s: %w", root, err)
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		if d.IsDir() {
+			if problem := checkLayoutDir(name); problem != "" {
+				// An Ollama models folder may hold other things; they are
+				// not served or installed.
+				l.Notes = append(l.Notes, fmt.Sprintf("%s: ignored (%s)", name, problem))
+				return fs.SkipDir
+			}
+			return nil
+		}
+		fi, err := os.Stat(p) // follows a symbolic link to a blob kept elsewhere
+		if err != nil {
+			return fmt.Errorf("reading folder %s: %w", root, err)
+		}
+		if !fi.Mode().IsRegular() {
+			l.Notes = append(l.Notes, fmt.Sprintf("%s: ignored (not a regular file)", name))
+			return nil
+		}
+		if strings.HasPrefix(name, "blobs/") && strings.Contains(name, "-partial") {
+			return nil // Ollama's own unfinished downloads
+		}
+		before := len(l.Problems)
+		l.addFile(name, fi.Size(), true, func() ([]byte, error) {
+			f, err := os.Open(p)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			return readManifestBytes(f)
+		})
+		if len(l.Problems) > before && !strings.HasPrefix(name, "manifests/") {
+			// A stray file in a folder is harmless: it is left out.
+			l.Notes = append(l.Notes, strings.Replace(l.Problems[before], ": ", ": ignored: ", 1))
+			l.Problems = l.Problems[:before]
+		}
+		return nil
+	})
+}
+
+// addFile classifies one file of the layout by its name.
+func (l *modelLayout) addFile(name string, size int64, stored bool, read func() ([]byte, error)) {
+	parts, problem := splitLayoutName(name)
+	if problem != "" {
+		l.Problems = append(l.Problems, fmt.Sprintf("%q: %s", name, problem))
+		return
+	}
+	if parts[0] == "blobs" {
+		digest := "sha256:" + strings.TrimPrefix(parts[1], "sha256-")
+		l.Blobs[digest] = layoutBlob{Digest: digest, Name: name, Size: size, Stored: stored}
+		return
+	}
+	data, err := read()
+	if err != nil {
+		l.Problems = append(l.Problems, fmt.Sprintf("%s: %v", name, err))
+		return
+	}
+	m := layoutManifest{Name: name, Host: parts[1], Namespace: parts[2], Model: parts[3], Tag: parts[4], Data: data}
+	sum := sha256.Sum256(data)
+	m.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	if problem := m.parse(); problem != "" {
+		l.Problems = append(l.Problems, fmt.Sprintf("%s: %s", name, problem))
+		return
+	}
+	if hexPart, ok := strings.CutPrefix(m.Tag, "sha256-"); ok && "sha256:"+hexPart != m.Digest {
+		// A digest pull is stored under the digest it was asked for.
+		l.Problems = append(l.Problems, fmt.Sprintf("%s: content has %s, not the digest in its name", name, m.Digest))
+		return
+	}
+	l.Manifests = append(l.Manifests, m)
+}
+
+func readManifestBytes(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxLayoutManifestSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxLayoutManifestSize {
+		return nil, fmt.Errorf("larger than %d bytes: not a manifest", maxLayoutManifestSize)
+	}
+	return data, nil
+}
+
+// parse reads the references of a Docker v2 / OCI image manifest.
+func (m *layoutManifest) parse() string {
+	var doc struct {
+		SchemaVersion int           `json:"schemaVersion"`
+		MediaType     string        `json:"mediaType"`
+		Config        *manifestRef  `json:"config"`
+		Layers        []manifestRef `json:"layers"`
+		Manifests     []manifestRef `json:"manifests"`
+	}
+	if err := json.Unmarshal(m.Data, &doc); err != nil {
+		return fmt.Sprintf("not a JSON manifest: %v", err)
+	}
+	if len(doc.Manifests) > 0 {
+		return "an image index, not an image manifest (only resolved manifests are stored)"
+	}
+	if doc.SchemaVersion != 2 || doc.Config == nil {
+		return "not a Docker v2 / OCI image manifest (schemaVersion 2 with a config)"
+	}
+	m.MediaType = doc.MediaType
+	if m.MediaType == "" {
+		m.MediaType = layoutDefaultMediaType
+	}
+	m.Refs = append([]manifestRef{*doc.Config}, doc.Layers...)
+	for _, ref := range m.Refs {
+		if !layoutDigestOK(ref.Digest) {
+			return fmt.Sprintf("invalid digest %q", ref.Digest)
+		}
+		if ref.Size < 0 {
+			return fmt.Sprintf("negative size for %s", ref.Digest)
+		}
+	}
+	return ""
+}
+
+// layoutDigestOK accepts "sha256:" and 64 lower-case hex digits, the only form
+// that may become a file name.
+func layoutDigestOK(d string) bool {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	return ok && layoutHex64(h)
+}
+
+func layoutHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// splitLayoutName checks a file name from a zip or folder and splits it.
+// It refuses everything that could land outside the target folder
+// (zip-slip: "..", absolute paths, backslashes, drive letters) and
+// everything that is not a blob or a manifest.
+func splitLayoutName(name string) ([]string, string) {
+	if problem := checkLayoutPath(name); problem != "" {
+		return nil, problem
+	}
+	parts := strings.Split(name, "/")
+	switch parts[0] {
+	case "blobs":
+		if len(parts) != 2 || !strings.HasPrefix(parts[1], "sha256-") || !layoutHex64(strings.TrimPrefix(parts[1], "sha256-")) {
+			return nil, "not a blob name: expected blobs/sha256-<64 lower-case hex>"
+		}
+	case "manifests":
+		if len(parts) != 5 {
+			return nil, "not a manifest name: expected manifests/<host>/<namespace>/<model>/<tag>"
+		}
+		if problem := checkLayoutParts(parts[1:]); problem != "" {
+			return nil, problem
+		}
+	default:
+		return nil, "stray entry: only blobs/ and manifests/ belong in a model zip"
+	}
+	return parts, ""
+}
+
+// checkLayoutDir accepts the folders on the way to blobs and manifests.
+func checkLayoutDir(name string) string {
+	if problem := checkLayoutPath(name); problem != "" {
+		return problem
+	}
+	parts := strings.Split(name, "/")
+	switch {
+	case parts[0] == "blobs" && len(parts) == 1:
+	case parts[0] == "manifests" && len(parts) <= 4:
+		return checkLayoutParts(parts[1:])
+	default:
+		return "stray folder: only blobs/ and manifests/ belong in a model zip"
+	}
+	return ""
+}
+
+func checkLayoutPath(name string) string {
+	switch {
+	case name == "":
+		return "empty name"
+	case strings.Contains(name, `\`):
+		return "backslash in the name (refused: it can escape the folder on Windows)"
+	case strings.HasPrefix(name, "/") || filepath.IsAbs(name) || filepath.VolumeName(name) != "":
+		return "absolute path (refused)"
+	case strings.ContainsRune(name, 0):
+		return "NUL in the name (refused)"
+	}
+	for _, p := range strings.Split(name, "/") {
+		if p == ".." {
+			return "\"..\" in the name (refused: zip-slip)"
+		}
+		if p == "" || p == "." {
+			return "empty or \".\" path element (refused)"
+		}
+	}
+	if path.Clean(name) != name {
+		return "not a clean path (refused)"
+	}
+	return ""
+}
+
+// checkLayoutParts checks host, namespace, model and tag folder names
+// (SPEC §4 name rules; the host may carry a port).
+func checkLayoutParts(parts []string) string {
+	labels := []string{"host", "namespace", "model", "tag"}
+	for i, p := range parts {
+		limit := 80
+		if i == 0 {
+			limit = 350
+		}
+		if len(p) > limit {
+			return fmt.Sprintf("%s %q is longer than %d characters", labels[i], p, limit)
+		}
+		for j, c := range []byte(p) {
+			ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' ||
+				j > 0 && (c == '-' || c == '.' || i == 0 && c == ':')
+			if !ok {
+				return fmt.Sprintf("%s %q has a character Ollama does not allow", labels[i], p)
+			}
+		}
+	}
+	return ""
+}
+
+// Open opens one file of the layout by its slash-separated name. For a
+// folder, and for a zip entry stored without compression (as our zips
+// are), the result is also an io.Seeker, so it can answer Range requests.
+func (l *modelLayout) Open(name string) (io.ReadCloser, error) {
+	if !l.zip {
+		return os.Open(filepath.Join(l.Source, filepath.FromSlash(name)))
+	}
+	f, err := os.Open(l.Source)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	zr, err := zip.NewReader(f, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading zip %s: %w", l.Source, err)
+	}
+	for _, zf := range zr.File {
+		if zf.Name != name {
+			continue
+		}
+		if zf.Method == zip.Store && zf.CompressedSize64 == zf.UncompressedSize64 {
+			off, err := zf.DataOffset()
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			return layoutSection{io.NewSectionReader(f, off, int64(zf.UncompressedSize64)), f}, nil
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{rc, layoutCloser{rc, f}}, nil
+	}
+	f.Close()
+	return nil, fmt.Errorf("%s in %s: %w", name, l.Source, fs.ErrNotExist)
+}
+
+type layoutSection struct {
+	*io.SectionReader
+	io.Closer
+}
+
+type layoutCloser struct{ a, b io.Closer }
+
+func (c layoutCloser) Close() error { return errors.Join(c.a.Close(), c.b.Close()) }
+
+// Verify checks what the layout promises: every blob's content has the
+// digest in its name, every blob a manifest names is there with the size
+// the manifest says. It returns every problem found (Problems included);
+// none means the layout is sound. progress, if not nil, is called with the
+// bytes hashed so far.
+func (l *modelLayout) Verify(ctx context.Context, progress func(done int64)) []string {
+	problems := append([]string(nil), l.Problems...)
+	var done int64
+	for _, b := range l.sortedBlobs() {
+		if err := ctx.Err(); err != nil {
+			return append(problems, err.Error())
+		}
+		got, n, err := l.hashBlob(ctx, b.Name, func(n int64) {
+			if progress != nil {
+				progress(done + n)
+			}
+		})
+		done += n
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s: %v", b.Name, err))
+		case got != b.Digest:
+			problems = append(problems, fmt.Sprintf("%s: content has digest %s (damaged or altered)", b.Name, got))
+		}
+	}
+	referenced := map[string]bool{}
+	for _, m := range l.Manifests {
+		for _, ref := range m.Refs {
+			referenced[ref.Digest] = true
+			b, ok := l.Blobs[ref.Digest]
+			switch {
+			case !ok:
+				problems = append(problems, fmt.Sprintf("%s: names blob %s, which is missing", m.Name, ref.Digest))
+			case b.Size != ref.Size:
+				problems = append(problems, fmt.Sprintf("%s: says %s has %d bytes, the blob has %d", m.Name, ref.Digest, ref.Size, b.Size))
+			}
+		}
+	}
+	for _, b := range l.sortedBlobs() {
+		if !referenced[b.Digest] && !l.zip {
+			continue // a models folder holds many models' blobs
+		}
+		if !referenced[b.Digest] {
+			l.Notes = append(l.Notes, fmt.Sprintf("%s: no manifest uses it", b.Name))
+		}
+	}
+	return problems
+}
+
+func (l *modelLayout) sortedBlobs() []layoutBlob {
+	blobs := make([]layoutBlob, 0, len(l.Blobs))
+	for _, b := range l.Blobs {
+		blobs = append(blobs, b)
+	}
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Name < blobs[j].Name })
+	return blobs
+}
+
+// hashBlob returns the digest of a layout file and its length.
+func (l *modelLayout) hashBlob(ctx context.Context, name string, progress func(int64)) (string, int64, error) {
+	rc, err := l.Open(name)
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, &cancelableReader{ctx: ctx, r: rc, progress: progress})
+	if err != nil {
+		return "", n, err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// cancelableReader stops a long copy when its context ends and reports progress.
+type cancelableReader struct {
+	ctx      context.Context
+	r        io.Reader
+	n        int64
+	progress func(int64)
+}
+
+func (c *cancelableReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.progress != nil && n > 0 {
+		c.progress(c.n)
+	}
+	return n, err
+}
+
+// referencedBlobs lists, once each, the blobs the manifests use.
+func (l *modelLayout) referencedBlobs() []layoutBlob {
+	seen := map[string]bool{}
+	var out []layoutBlob
+	for _, m := range l.Manifests {
+		for _, ref := range m.Refs {
+			if b, ok := l.Blobs[ref.Digest]; ok && !seen[ref.Digest] {
+				seen[ref.Digest] = true
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}

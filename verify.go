@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+)
+
+const verifyUsage = `Usage: ollama-model-downloader verify <file.zip | folder>...
+
+Checks a model zip made by this tool (or a folder in Ollama's layout) before
+you carry it to another machine: only blobs/ and manifests/ entries with safe
+names, every blob's SHA-256 equal to its name, every blob a manifest names
+present with the right size. Prints what is wrong; exit code 0 when all is
+well, 1 when something is wrong.
+
+Examples:
+  ollama-model-downloader verify downloaded-models/llama3.2-latest.zip
+  ollama-model-downloader verify /media/usb/*.zip
+  ollama-model-downloader verify ~/.ollama/models
+`
+
+// runVerifyCommand is "ollama-model-downloader verify". It returns the exit
+// code: 0 sound, 1 problems found, 2 bad usage.
+func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() { fmt.Fprint(stderr, verifyUsage) }
+	paths, err := parseSubcommandFlags(fset, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	if len(paths) == 0 {
+		fmt.Fprintln(stderr, "verify: name a zip or a folder to check (-h for help)")
+		return 2
+	}
+	code := 0
+	for _, p := range paths {
+		if !verifyOne(ctx, p, stdout) {
+			code = 1
+		}
+	}
+	return code
+}
+
+// verifyOne checks one zip or folder and prints the outcome.
+func verifyOne(ctx context.Context, src string, out io.Writer) bool {
+	l, err := openModelLayout(src)
+	if err != nil {
+		fmt.Fprintf(out, "%s: FAILED: %v\n", src, err)
+		return false
+	}
+	problems := l.Verify(ctx, nil)
+	for _, n := range l.Notes {
+		fmt.Fprintf(out, "%s: note: %s\n", src, n)
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintf(out, "%s: problem: %s\n", src, p)
+		}
+		fmt.Fprintf(out, "%s: FAILED: %d problem(s)\n", src, len(problems))
+		return false
+	}
+	var total int64
+	blobs := l.referencedBlobs()
+	for _, b := range blobs {
+		total += b.Size
+	}
+	for _, m := range l.Manifests {
+		fmt.Fprintf(out, "%s: model %s (%s)\n", src, m.Ref(), m.Digest)
+	}
+	fmt.Fprintf(out, "%s: OK: %d model(s), %d blob(s), %s verified\n", src, len(l.Manifests), len(blobs), modelSizeText(total))
+	return true
+}
