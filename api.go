@@ -1,9 +1,34 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // The web UI: HTML, CSS, JS and the font, all inside the binary.
@@ -11,25 +36,1248 @@ import (
 //go:embed templates
 var templatesFS embed.FS
 
-// server is the REST API and the embedded web UI. Skeleton (issue 6).
+const (
+	// defaultPort is the web UI's port when -port is not given. Only this
+	// port falls back to a random free one when taken (SPEC §3): a port the
+	// user chose on purpose fails loudly instead.
+	defaultPort = 8080
+
+	maxBodyBytes    = 64 << 10 // request bodies: forms, JSON, nothing bigger
+	maxLibraryFiles = 10000    // keeps GET /api/library bounded on a huge folder
+	maxRetries      = 100
+)
+
+// server is the REST API and the embedded web UI, with the security checks
+// of SPEC §10 in front of both.
 type server struct {
-	cfg serverConfig
+	cfg    serverConfig
+	log    *slog.Logger
+	mux    *http.ServeMux
+	assets map[string]*asset // URL path → embedded file
+	csp    string            // Content-Security-Policy of the UI
+	csrf   *http.CrossOriginProtection
+
+	// own is the address this server answers as, for the Host check. It is
+	// set from cfg.Addr and again by ListenAndServe once the port is known.
+	own atomic.Pointer[ownAddress]
+
+	// stopping is closed when the HTTP server shuts down, so that event
+	// streams end: Shutdown waits for them otherwise.
+	stopping chan struct{}
+	stopOnce sync.Once
+
+	// Knobs that tests turn.
+	now             func() time.Time
+	eventInterval   time.Duration // at most one SSE push per interval
+	keepAlive       time.Duration // SSE comment when nothing changed
+	pollCacheTTL    time.Duration // how long one encoded /api/downloads body may be reused
+	shutdownTimeout time.Duration
+
+	cacheMu      sync.Mutex
+	cacheBody    []byte
+	cacheActive  bool
+	cacheAt      time.Time
+	cacheChanged <-chan struct{}
 }
 
+// serverConfig is what main hands the server.
 type serverConfig struct {
 	Manager   *manager
 	History   *historyStore
+	Files     *rangeDownloader // for the global speed limit; nil = not adjustable
 	OutputDir string
-	Addr      string // host:port the server is reachable at, for the Host check
-	Token     string // required when listening beyond loopback
+	Addr      string // host:port the server is reachable at, for the Host check; ListenAndServe sets it itself
+	Token     string // when set, every request needs it; required when listening beyond loopback
 	Version   string
 	Log       *slog.Logger
 }
 
-func newServer(cfg serverConfig) *server { return &server{cfg: cfg} }
+// asset is one embedded UI file, hashed once at startup.
+type asset struct {
+	name  string
+	data  []byte
+	etag  string
+	ctype string
+}
 
-func (s *server) Handler() http.Handler {
+// ownAddress is what a Host header may say. Checking it defeats DNS
+// rebinding: a page on evil.example that re-resolves to 127.0.0.1 still
+// sends Host: evil.example.
+type ownAddress struct {
+	port  string          // "" = any port (no address known yet)
+	hosts map[string]bool // lower-case names and IP literals without brackets
+	anyIP bool            // bound to 0.0.0.0 or [::]: any IP literal is us (IPs cannot be rebound)
+}
+
+func newServer(cfg serverConfig) *server {
+	s := &server{
+		cfg:             cfg,
+		log:             cfg.Log,
+		stopping:        make(chan struct{}),
+		now:             time.Now,
+		eventInterval:   time.Second,
+		keepAlive:       15 * time.Second,
+		pollCacheTTL:    250 * time.Millisecond,
+		shutdownTimeout: 5 * time.Second,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.own.Store(newOwnAddress(cfg.Addr))
+	s.assets, s.csp = loadAssets(templatesFS, "templates")
+	// Go's own check: Sec-Fetch-Site first, else Origin against Host
+	// (which the Host check has already pinned to this server).
+	s.csrf = http.NewCrossOriginProtection()
+	s.mux = s.routes()
+	return s
+}
+
+// routes is the one route table (docs/API.md documents each line).
+func (s *server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("GET /", http.FileServerFS(templatesFS))
+	mux.HandleFunc("GET /api/downloads", s.handleDownloads)
+	mux.HandleFunc("POST /api/download/add", s.handleAdd)
+	mux.HandleFunc("GET /api/download/{id}", s.handleGet)
+	mux.HandleFunc("POST /api/download/{id}/pause", s.handleAction)
+	mux.HandleFunc("POST /api/download/{id}/resume", s.handleAction)
+	mux.HandleFunc("POST /api/download/{id}/cancel", s.handleAction)
+	mux.HandleFunc("POST /api/download/{id}/retry", s.handleAction)
+	mux.HandleFunc("POST /api/download/{id}/remove", s.handleRemove)
+	mux.HandleFunc("POST /api/download/{id}/move", s.handleMove)
+	mux.HandleFunc("POST /api/downloads/pause-all", s.handleBulk)
+	mux.HandleFunc("POST /api/downloads/resume-all", s.handleBulk)
+	mux.HandleFunc("POST /api/downloads/cancel-all", s.handleBulk)
+	mux.HandleFunc("POST /api/downloads/clear-finished", s.handleBulk)
+	mux.HandleFunc("GET /api/settings", s.handleSettings)
+	mux.HandleFunc("POST /api/settings", s.handleSetSettings)
+	mux.HandleFunc("GET /api/library", s.handleLibrary)
+	mux.HandleFunc("GET /api/library/file/{path...}", s.handleLibraryFile)
+	mux.HandleFunc("DELETE /api/library/file/{path...}", s.handleLibraryDelete)
+	mux.HandleFunc("GET /api/history", s.handleHistory)
+	mux.HandleFunc("DELETE /api/history/{id}", s.handleHistoryDelete)
+	mux.HandleFunc("DELETE /api/history", s.handleHistoryClear)
+	mux.HandleFunc("GET /api/statistics", s.handleStatistics)
+	mux.HandleFunc("GET /api/events", s.handleEvents)
+	// The UI: each embedded file under its own exact path, so that a wrong
+	// method on an API path still answers 405 rather than falling into "GET /".
+	for p := range s.assets {
+		if p == "/index.html" {
+			mux.HandleFunc("GET /{$}", s.handleAsset)
+		}
+		mux.HandleFunc("GET "+p, s.handleAsset)
+	}
 	return mux
+}
+
+// Handler is the whole server: checks first, then the routes.
+func (s *server) Handler() http.Handler {
+	return http.HandlerFunc(s.serveHTTP)
+}
+
+func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+
+	if !s.own.Load().allows(r.Host) {
+		s.writeError(w, r, errForbidden("host %q is not this server's address (DNS rebinding protection): use http://127.0.0.1:<port>/", r.Host))
+		return
+	}
+	if !s.authorized(w, r) {
+		return
+	}
+	if err := s.csrf.Check(r); err != nil {
+		s.writeError(w, r, errForbidden("cross-origin request refused: use the page this server serves"))
+		return
+	}
+	// The mux would answer a "." or ".." segment with a redirect to the
+	// cleaned path; an API client deserves a plain refusal.
+	for seg := range strings.SplitSeq(r.URL.Path, "/") {
+		if seg == "." || seg == ".." {
+			s.writeError(w, r, badInputf("path %q has a . or .. segment", r.URL.Path))
+			return
+		}
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	}
+	// ServeMux answers 404 and 405 in plain text; every answer here is JSON.
+	if handler, pattern := s.mux.Handler(r); pattern == "" {
+		rec := &headerRecorder{header: http.Header{}}
+		handler.ServeHTTP(rec, r)
+		switch rec.code {
+		case http.StatusMethodNotAllowed:
+			h.Set("Allow", rec.header.Get("Allow"))
+			s.writeError(w, r, errMethod("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow")))
+			return
+		case http.StatusNotFound:
+			s.writeError(w, r, fmt.Errorf("%s: %w", r.URL.Path, errNotFound))
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// headerRecorder captures what ServeMux's own 404/405 handlers would write.
+type headerRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (r *headerRecorder) Header() http.Header { return r.header }
+func (r *headerRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return len(b), nil
+}
+func (r *headerRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+// authorized enforces the optional token. It is accepted as
+// "Authorization: Bearer <token>", as the "token" cookie, or as ?token=
+// (which sets the cookie, so the printed URL logs the browser in once and
+// EventSource and file links work without headers).
+func (s *server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.Token == "" {
+		return true
+	}
+	want := []byte(s.cfg.Token)
+	same := func(got string) bool { return got != "" && subtle.ConstantTimeCompare([]byte(got), want) == 1 }
+
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		scheme, tok, _ := strings.Cut(auth, " ")
+		if strings.EqualFold(scheme, "Bearer") && same(strings.TrimSpace(tok)) {
+			return true
+		}
+	}
+	if c, err := r.Cookie("token"); err == nil && same(c.Value) {
+		return true
+	}
+	if q := r.URL.Query(); same(q.Get("token")) {
+		http.SetCookie(w, &http.Cookie{
+			Name: "token", Value: s.cfg.Token, Path: "/",
+			HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		})
+		// Take the token out of the address bar and the browser history.
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/api/") {
+			q.Del("token")
+			u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+			http.Redirect(w, r, u.String(), http.StatusSeeOther)
+			return false
+		}
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ollama-model-downloader"`)
+	s.writeError(w, r, errUnauthorized("this server needs its access token: open the URL it printed at start (…/?token=…) or send \"Authorization: Bearer <token>\""))
+	return false
+}
+
+// httpError is an answer with a status that none of the sentinels names.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errForbidden(format string, args ...any) error {
+	return &httpError{http.StatusForbidden, fmt.Sprintf(format, args...)}
+}
+func errUnauthorized(msg string) error { return &httpError{http.StatusUnauthorized, msg} }
+func errMethod(format string, args ...any) error {
+	return &httpError{http.StatusMethodNotAllowed, fmt.Sprintf(format, args...)}
+}
+
+// statusFor maps an error to its HTTP status, in one place.
+func statusFor(err error) int {
+	var he *httpError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		return he.code
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errBadInput):
+		return http.StatusBadRequest
+	case errors.Is(err, errNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errConflict):
+		return http.StatusConflict
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// writeError is the one error writer: {"error": "..."}. A 500 is logged
+// and answered with a generic message (its text may hold paths or URLs).
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := statusFor(err)
+	msg := err.Error()
+	var mbe *http.MaxBytesError
+	switch {
+	case code == http.StatusInternalServerError:
+		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error; the server log has the details"
+	case errors.As(err, &mbe):
+		msg = fmt.Sprintf("request body is larger than %d KiB", mbe.Limit>>10)
+	}
+	s.writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// writeJSON is the one JSON writer. The body is encoded before the status
+// is sent, so an encoding failure can still become a 500.
+func (s *server) writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encoding api response", "err", err)
+		code = http.StatusInternalServerError
+		body = []byte(`{"error":"internal error; the server log has the details"}`)
+	}
+	s.writeBody(w, code, append(body, '\n'))
+}
+
+func (s *server) writeBody(w http.ResponseWriter, code int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+// params reads a request's parameters from a form (urlencoded or
+// multipart), a JSON object, or the query string, into one url.Values so
+// that every handler reads them the same way.
+func params(r *http.Request) (url.Values, error) {
+	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ctype != "application/json" {
+		var err error
+		if ctype == "multipart/form-data" {
+			err = r.ParseMultipartForm(maxBodyBytes)
+		} else {
+			err = r.ParseForm()
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		if err != nil {
+			return nil, badInputf("reading form: %v", err)
+		}
+		return r.Form, nil
+	}
+	var obj map[string]any
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, badInputf("reading JSON body: %v (send an object such as {\"url\": \"…\"})", err)
+	}
+	vals := r.URL.Query()
+	for k, v := range obj {
+		switch v := v.(type) {
+		case string:
+			vals.Add(k, v)
+		case json.Number:
+			vals.Add(k, v.String())
+		case bool:
+			vals.Add(k, strconv.FormatBool(v))
+		case nil:
+		case []any:
+			for _, e := range v {
+				str, ok := e.(string)
+				if !ok {
+					return nil, badInputf("JSON field %q: a list may hold only strings", k)
+				}
+				vals.Add(k, str)
+			}
+		default:
+			return nil, badInputf("JSON field %q: want a string, number, boolean or list of strings", k)
+		}
+	}
+	return vals, nil
+}
+
+// intParam parses an optional whole number within [lo, hi].
+func intParam(vals url.Values, name string, def, lo, hi int) (int, error) {
+	s := strings.TrimSpace(vals.Get(name))
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, badInputf("%s must be a whole number from %d to %d, not %q", name, lo, hi, s)
+	}
+	return n, nil
+}
+
+// downloadsResponse is the body of GET /api/downloads and of each SSE event.
+type downloadsResponse struct {
+	Downloads   []jobView `json:"downloads"`
+	Concurrency int       `json:"concurrency"`
+	TotalSpeed  float64   `json:"total_speed"` // bytes per second, all downloads together
+}
+
+// downloadsBody encodes the download list, and reports whether any
+// download is moving (its bytes change without a Changed signal). Pollers
+// share one encoding for pollCacheTTL unless the manager changed in
+// between: hundreds of downloads under dozens of pollers cost one List
+// and one Marshal per TTL.
+func (s *server) downloadsBody() (body []byte, active bool, err error) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if s.cacheBody != nil && s.now().Sub(s.cacheAt) < s.pollCacheTTL && !isClosed(s.cacheChanged) {
+		return s.cacheBody, s.cacheActive, nil
+	}
+	// Take the change signal before listing, so a change during List
+	// invalidates what we are about to cache.
+	changed := s.cfg.Manager.Changed()
+	resp := downloadsResponse{Downloads: s.cfg.Manager.List(), Concurrency: s.cfg.Manager.Concurrency()}
+	if resp.Downloads == nil {
+		resp.Downloads = []jobView{}
+	}
+	for _, v := range resp.Downloads {
+		resp.TotalSpeed += v.Speed
+		active = active || stateRunning(v.State)
+	}
+	body, err = json.Marshal(resp)
+	if err != nil {
+		return nil, false, fmt.Errorf("encoding downloads: %w", err) // e.g. a NaN speed
+	}
+	s.cacheBody, s.cacheActive, s.cacheAt, s.cacheChanged = append(body, '\n'), active, s.now(), changed
+	return s.cacheBody, active, nil
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *server) handleDownloads(w http.ResponseWriter, r *http.Request) {
+	body, _, err := s.downloadsBody()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeBody(w, http.StatusOK, body)
+}
+
+// addError is one line of an add request that the manager refused.
+type addError struct {
+	Source string `json:"source"`
+	Error  string `json:"error"`
+}
+
+func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
+	vals, err := params(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var sources []string
+	for _, v := range vals["url"] {
+		for line := range strings.Lines(v) {
+			if line = strings.TrimSpace(line); line != "" {
+				sources = append(sources, line)
+			}
+		}
+	}
+	if len(sources) == 0 {
+		s.writeError(w, r, badInputf("url is empty: give a URL (https://…) or a model name (llama3:latest), one per line"))
+		return
+	}
+	retries, err := intParam(vals, "retries", -1, 0, maxRetries)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sum := strings.ToLower(strings.TrimSpace(vals.Get("sha256")))
+	if sum != "" {
+		if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+			s.writeError(w, r, badInputf("sha256 must be 64 hexadecimal characters"))
+			return
+		}
+		if len(sources) > 1 {
+			s.writeError(w, r, badInputf("sha256 applies to one download, but %d were given", len(sources)))
+			return
+		}
+	}
+
+	// Several lines are several downloads; the ones the manager accepts are
+	// kept even when another line is refused, and the refusals are listed.
+	added := []jobView{}
+	var failed []addError
+	var firstErr error
+	for _, src := range sources {
+		v, err := s.cfg.Manager.Add(addRequest{Source: src, Retries: retries, SHA256: sum})
+		if err != nil {
+			if statusFor(err) == http.StatusInternalServerError {
+				s.writeError(w, r, fmt.Errorf("adding %s: %w", src, err))
+				return
+			}
+			firstErr = cmp.Or(firstErr, err)
+			failed = append(failed, addError{Source: src, Error: err.Error()})
+			continue
+		}
+		added = append(added, v)
+	}
+	if len(added) == 0 {
+		if len(sources) > 1 {
+			firstErr = fmt.Errorf("%s: %w", sources[0], firstErr)
+		}
+		s.writeError(w, r, firstErr)
+		return
+	}
+	s.writeJSON(w, http.StatusCreated, struct {
+		Downloads []jobView  `json:"downloads"`
+		Errors    []addError `json:"errors,omitempty"`
+	}{added, failed})
+}
+
+func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
+	v, err := s.cfg.Manager.Get(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, v)
+}
+
+// handleAction is pause, resume, cancel and retry: each answers with the
+// download as it is afterwards.
+func (s *server) handleAction(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	m := s.cfg.Manager
+	var err error
+	switch action := path.Base(r.URL.Path); action {
+	case "pause":
+		err = m.Pause(id)
+	case "resume":
+		err = m.Resume(id)
+	case "cancel":
+		err = m.Cancel(id)
+	case "retry":
+		err = m.Retry(id)
+	default:
+		err = fmt.Errorf("unknown action %q", action)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.handleGet(w, r)
+}
+
+func (s *server) handleRemove(w http.ResponseWriter, r *http.Request) {
+	vals, err := params(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	deleteFile := false
+	if v := strings.TrimSpace(vals.Get("delete_file")); v != "" {
+		if deleteFile, err = strconv.ParseBool(v); err != nil {
+			s.writeError(w, r, badInputf("delete_file must be true or false, not %q", v))
+			return
+		}
+	}
+	if err := s.cfg.Manager.Remove(r.PathValue("id"), deleteFile); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *server) handleMove(w http.ResponseWriter, r *http.Request) {
+	vals, err := params(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	to := strings.TrimSpace(vals.Get("to"))
+	if !slices.Contains([]string{"top", "up", "down", "bottom"}, to) {
+		s.writeError(w, r, badInputf("to must be top, up, down or bottom, not %q", to))
+		return
+	}
+	if err := s.cfg.Manager.Move(r.PathValue("id"), to); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.handleGet(w, r)
+}
+
+func (s *server) handleBulk(w http.ResponseWriter, r *http.Request) {
+	m := s.cfg.Manager
+	var n int
+	switch path.Base(r.URL.Path) {
+	case "pause-all":
+		n = m.PauseAll()
+	case "resume-all":
+		n = m.ResumeAll()
+	case "cancel-all":
+		n = m.CancelAll()
+	case "clear-finished":
+		n = m.ClearFinished()
+	}
+	s.writeJSON(w, http.StatusOK, map[string]int{"count": n})
+}
+
+// settingsResponse is GET and POST /api/settings.
+type settingsResponse struct {
+	Concurrency int    `json:"concurrency"`
+	LimitRate   int64  `json:"limit_rate"` // bytes per second over all downloads, 0 = none
+	OutputDir   string `json:"output_dir"`
+	Version     string `json:"version"`
+}
+
+func (s *server) settings() settingsResponse {
+	dir := s.cfg.OutputDir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	var rate int64
+	if s.cfg.Files != nil {
+		rate = s.cfg.Files.RateLimit()
+	}
+	return settingsResponse{Concurrency: s.cfg.Manager.Concurrency(), LimitRate: rate, OutputDir: dir, Version: s.cfg.Version}
+}
+
+func (s *server) handleSettings(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, s.settings())
+}
+
+func (s *server) handleSetSettings(w http.ResponseWriter, r *http.Request) {
+	vals, err := params(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !vals.Has("concurrency") && !vals.Has("limit_rate") {
+		s.writeError(w, r, badInputf("nothing to change: send concurrency=<1–32> and/or limit_rate=<bytes per second, e.g. 2M; 0 = none>"))
+		return
+	}
+	// Validate everything before changing anything.
+	var rate int64 = -1
+	if vals.Has("limit_rate") {
+		if s.cfg.Files == nil {
+			s.writeError(w, r, badInputf("the speed limit cannot be changed here"))
+			return
+		}
+		v, err := parseRate(vals.Get("limit_rate"))
+		if err != nil {
+			s.writeError(w, r, badInputf("limit_rate: %v", err))
+			return
+		}
+		rate = v
+	}
+	if vals.Has("concurrency") {
+		n, err := intParam(vals, "concurrency", 0, 1, 32)
+		if err == nil {
+			err = s.cfg.Manager.SetConcurrency(n)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if rate >= 0 {
+		s.cfg.Files.SetRateLimit(rate)
+	}
+	s.writeJSON(w, http.StatusOK, s.settings())
+}
+
+// libraryFile is one finished file in the output folder.
+type libraryFile struct {
+	Name     string    `json:"name"`
+	Path     string    `json:"path"` // relative to the output folder, forward slashes
+	Size     int64     `json:"size"`
+	Modified time.Time `json:"modified"`
+	Kind     string    `json:"kind"` // "model" for a model zip, else the lower-case extension, or "file"
+}
+
+// hiddenName reports whether a file or folder is ours rather than the
+// user's: dot-folders (.state, .history, .staging), partial downloads and
+// their sidecars, temporary files.
+func hiddenName(name string) bool {
+	return strings.HasPrefix(name, ".") ||
+		strings.HasSuffix(name, ".part") ||
+		strings.HasSuffix(name, ".part.json") ||
+		strings.HasSuffix(name, ".tmp")
+}
+
+func (s *server) handleLibrary(w http.ResponseWriter, r *http.Request) {
+	files, truncated, err := s.library()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, struct {
+		Files     []libraryFile `json:"files"`
+		Truncated bool          `json:"truncated,omitempty"`
+	}{files, truncated})
+}
+
+// library lists the output folder, newest first, through os.Root so that
+// a symlink cannot lead the walk outside it.
+func (s *server) library() (files []libraryFile, truncated bool, err error) {
+	files = []libraryFile{}
+	root, err := os.OpenRoot(s.cfg.OutputDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return files, false, nil // nothing downloaded yet
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("opening output folder: %w", err)
+	}
+	defer root.Close()
+	fsys := root.FS()
+	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			s.log.Warn("listing library", "path", p, "err", err)
+			return nil
+		}
+		if p == "." {
+			return nil
+		}
+		if hiddenName(d.Name()) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if len(files) >= maxLibraryFiles {
+			truncated = true
+			return fs.SkipAll
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // removed while we walked
+		}
+		files = append(files, libraryFile{
+			Name:     d.Name(),
+			Path:     p,
+			Size:     info.Size(),
+			Modified: info.ModTime().UTC().Truncate(time.Second),
+			Kind:     fileKind(fsys, p),
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("listing output folder: %w", err)
+	}
+	slices.SortFunc(files, func(a, b libraryFile) int {
+		if c := b.Modified.Compare(a.Modified); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	return files, truncated, nil
+}
+
+// fileKind is "model" for a zip laid out as Ollama's models folder (its
+// central directory names manifests/), else the extension.
+func fileKind(fsys fs.FS, p string) string {
+	ext := strings.ToLower(strings.TrimPrefix(path.Ext(p), "."))
+	if ext == "zip" && isModelZip(fsys, p) {
+		return "model"
+	}
+	if ext == "" {
+		return "file"
+	}
+	return ext
+}
+
+// libraryPath checks a path from a URL before it reaches the file system:
+// relative, forward slashes, no . or .. segments, no NUL or backslash, and
+// not one of the files the library hides.
+func libraryPath(p string) (string, error) {
+	switch {
+	case p == "":
+		return "", badInputf("file path is empty")
+	case strings.ContainsAny(p, "\x00\\"):
+		return "", badInputf("file path %q has a NUL or a backslash", p)
+	case strings.HasPrefix(p, "/") || filepath.VolumeName(filepath.FromSlash(p)) != "" || len(p) >= 2 && p[1] == ':':
+		// "C:x" is relative to a drive's current folder on Windows: refused everywhere.
+		return "", badInputf("file path %q must be relative to the output folder", p)
+	case !fs.ValidPath(p):
+		return "", badInputf("file path %q must not have empty, . or .. segments", p)
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if hiddenName(seg) {
+			return "", fmt.Errorf("library file %s: %w", p, errNotFound)
+		}
+	}
+	return filepath.FromSlash(p), nil
+}
+
+// openLibraryFile opens a regular file of the library inside an os.Root:
+// nothing outside the output folder can be reached, symlinks included.
+func (s *server) openLibraryFile(p string) (*os.Root, *os.File, fs.FileInfo, error) {
+	name, err := libraryPath(p)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	root, err := os.OpenRoot(s.cfg.OutputDir)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("library file %s: %w", p, errNotFound)
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		root.Close()
+		if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "escapes") {
+			return nil, nil, nil, fmt.Errorf("library file %s: %w", p, errNotFound)
+		}
+		return nil, nil, nil, fmt.Errorf("opening library file %s: %w", p, err)
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fmt.Errorf("library file %s: %w", p, errNotFound)
+	}
+	if err != nil {
+		f.Close()
+		root.Close()
+		return nil, nil, nil, err
+	}
+	return root, f, info, nil
+}
+
+func (s *server) handleLibraryFile(w http.ResponseWriter, r *http.Request) {
+	root, f, info, err := s.openLibraryFile(r.PathValue("path"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer root.Close()
+	defer f.Close()
+	h := w.Header()
+	ctype := mime.TypeByExtension(path.Ext(info.Name()))
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	h.Set("Content-Type", ctype)
+	// A downloaded HTML file must never run as a page of this origin (it
+	// could drive the API): always an attachment, and sandboxed if opened.
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": info.Name()}))
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, info.Name(), info.ModTime(), f)
+}
+
+func (s *server) handleLibraryDelete(w http.ResponseWriter, r *http.Request) {
+	p := r.PathValue("path")
+	root, f, _, err := s.openLibraryFile(p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f.Close()
+	defer root.Close()
+	if err := root.Remove(filepath.FromSlash(p)); err != nil {
+		s.writeError(w, r, fmt.Errorf("deleting library file %s: %w", p, err))
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := intParam(q, "limit", historyDefaultLimit, 1, historyMaxLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	offset, err := intParam(q, "offset", 0, 0, 1<<30)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, err := s.cfg.History.List(historyQuery{Limit: limit, Offset: offset, Status: q.Get("status"), Search: q.Get("q")})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if page.Records == nil {
+		page.Records = []historyRecord{}
+	}
+	s.writeJSON(w, http.StatusOK, page)
+}
+
+func (s *server) handleHistoryDelete(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.History.Delete(r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *server) handleHistoryClear(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.History.Clear(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *server) handleStatistics(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, s.cfg.History.Stats(s.now()))
+}
+
+// handleEvents streams the /api/downloads body as server-sent events: at
+// once, then on each change, and every eventInterval while a download is
+// moving (progress is not a manager change), but never more than once per
+// eventInterval; a comment every keepAlive keeps proxies from closing it.
+func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	ctx := r.Context()
+	keepAlive := time.NewTicker(s.keepAlive)
+	defer keepAlive.Stop()
+	for {
+		changed := s.cfg.Manager.Changed()
+		body, active, err := s.downloadsBody()
+		if err != nil {
+			s.log.Error("event stream", "err", err)
+			return
+		}
+		if _, err := fmt.Fprintf(w, "event: downloads\ndata: %s\n", body); err != nil {
+			return
+		}
+		if rc.Flush() != nil {
+			return
+		}
+		// Never sooner than eventInterval: a burst of changes is one event.
+		if !s.sleep(ctx, s.eventInterval) {
+			return
+		}
+		if active {
+			continue // progress moves without a change signal: push it each interval
+		}
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.stopping:
+				return
+			case <-keepAlive.C:
+				if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+					return
+				}
+			case <-changed:
+				break wait
+			}
+		}
+	}
+}
+
+// sleep waits d unless the request or the server ends first.
+func (s *server) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.stopping:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// uiContentType is the Content-Type of what the UI may embed; the
+// platform's MIME tables differ (several lack woff2), the answer must not.
+func uiContentType(ext string) string {
+	switch ext {
+	case ".html":
+		return "text/html; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".js", ".mjs":
+		return "text/javascript; charset=utf-8"
+	case ".json":
+		return "application/json"
+	case ".svg":
+		return "image/svg+xml"
+	case ".png":
+		return "image/png"
+	case ".ico":
+		return "image/x-icon"
+	case ".woff2":
+		return "font/woff2"
+	case ".woff":
+		return "font/woff"
+	case ".ttf":
+		return "font/ttf"
+	case ".txt":
+		return "text/plain; charset=utf-8"
+	}
+	return mime.TypeByExtension(ext)
+}
+
+// loadAssets reads the embedded UI once: content, a content-hash ETag and
+// a Content-Type per file, and the page's Content-Security-Policy with
+// the hashes of any inline <script> or <style> blocks in index.html, so
+// the policy can forbid inline code while the page keeps working.
+func loadAssets(fsys fs.FS, dir string) (map[string]*asset, string) {
+	assets := map[string]*asset{}
+	var inline struct{ script, style []string }
+	fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return nil
+		}
+		sum := sha256.Sum256(data)
+		ext := strings.ToLower(path.Ext(p))
+		ctype := uiContentType(ext)
+		if ctype == "" {
+			ctype = http.DetectContentType(data)
+		}
+		urlPath := strings.TrimPrefix(p, dir)
+		assets[urlPath] = &asset{
+			name:  path.Base(p),
+			data:  data,
+			etag:  `"` + hex.EncodeToString(sum[:16]) + `"`,
+			ctype: ctype,
+		}
+		if urlPath == "/index.html" {
+			inline.script = inlineHashes(data, "script")
+			inline.style = inlineHashes(data, "style")
+		}
+		return nil
+	})
+	csp := strings.Join([]string{
+		"default-src 'self'",
+		strings.Join(append([]string{"script-src 'self'"}, inline.script...), " "),
+		strings.Join(append([]string{"style-src 'self'"}, inline.style...), " "),
+		"img-src 'self' data:",
+		"font-src 'self' data:",
+		"connect-src 'self'",
+		"object-src 'none'",
+		"base-uri 'none'",
+		"form-action 'self'",
+		"frame-ancestors 'none'",
+	}, "; ")
+	return assets, csp
+}
+
+// inlineHashes returns the CSP source expressions ('sha256-…') of the
+// inline <tag> blocks of an HTML page; blocks with a src are skipped.
+func inlineHashes(page []byte, tag string) []string {
+	lower := asciiLower(page)
+	open, end := []byte("<"+tag), []byte("</"+tag)
+	var hashes []string
+	for i := 0; ; {
+		start := bytes.Index(lower[i:], open)
+		if start < 0 {
+			return hashes
+		}
+		start += i
+		gt := bytes.IndexByte(lower[start:], '>')
+		if gt < 0 {
+			return hashes
+		}
+		attrs := lower[start+len(open) : start+gt]
+		body := start + gt + 1
+		stop := bytes.Index(lower[body:], end)
+		if stop < 0 {
+			return hashes
+		}
+		if len(attrs) == 0 || attrs[0] == ' ' || attrs[0] == '\t' || attrs[0] == '\n' {
+			if !bytes.Contains(attrs, []byte("src=")) {
+				// Browsers hash the text after the HTML parser has turned
+				// CR LF and lone CR into LF.
+				text := bytes.ReplaceAll(page[body:body+stop], []byte("\r\n"), []byte("\n"))
+				sum := sha256.Sum256(bytes.ReplaceAll(text, []byte("\r"), []byte("\n")))
+				hashes = append(hashes, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+			}
+		}
+		i = body + stop
+	}
+}
+
+// asciiLower lower-cases ASCII only, keeping byte offsets equal to the
+// original's (strings.ToLower may change the length of non-ASCII text).
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+func (s *server) handleAsset(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if p == "/" {
+		p = "/index.html"
+	}
+	a := s.assets[p]
+	if a == nil {
+		s.writeError(w, r, fmt.Errorf("%s: %w", r.URL.Path, errNotFound))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", a.ctype)
+	h.Set("ETag", a.etag)
+	h.Set("Cache-Control", "no-cache") // revalidate each time: the ETag makes it a 304
+	h.Set("Content-Security-Policy", s.csp)
+	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.data))
+}
+
+// isModelZip reports whether a zip is laid out as Ollama's models folder.
+// Only the central directory at the end is read, so a 40 GB zip is cheap.
+func isModelZip(fsys fs.FS, p string) bool {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	ra, ok := f.(io.ReaderAt)
+	info, err := f.Stat()
+	if !ok || err != nil {
+		return false
+	}
+	zr, err := zip.NewReader(ra, info.Size())
+	if err != nil {
+		return false
+	}
+	for _, zf := range zr.File {
+		if strings.HasPrefix(zf.Name, "manifests/") {
+			return true
+		}
+	}
+	return false
+}
+
+func newOwnAddress(addr string) *ownAddress {
+	o := &ownAddress{hosts: map[string]bool{"127.0.0.1": true, "localhost": true, "::1": true}}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return o
+	}
+	o.port = port
+	host = strings.ToLower(host)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		o.anyIP = true
+	} else if host != "" {
+		o.hosts[host] = true
+	}
+	return o
+}
+
+// allows reports whether a Host header names this server.
+func (o *ownAddress) allows(hostport string) bool {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = strings.Trim(hostport, "[]"), "80" // no port: the scheme's default
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "" || o.port != "" && port != o.port {
+		return false
+	}
+	return o.hosts[host] || o.anyIP && net.ParseIP(host) != nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ListenAndServe binds addr (host:port; an empty host is 127.0.0.1), calls
+// ready with the URL to open, and serves until ctx is done, then shuts
+// down gracefully. The default port falls back to a free one when taken;
+// port 0 is always a free one. Listening beyond loopback needs a token.
+func (s *server) ListenAndServe(ctx context.Context, addr string, ready func(url string)) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return badInputf("listen address %q: want host:port, e.g. 127.0.0.1:8080", addr)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if !isLoopbackHost(host) && s.cfg.Token == "" {
+		return badInputf("listening on %s lets other machines in: set an access token (-token) too", host)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, port))
+	if err != nil && port == strconv.Itoa(defaultPort) {
+		s.log.Info("default port is taken, using a free one", "port", port, "err", err)
+		ln, err = lc.Listen(ctx, "tcp", net.JoinHostPort(host, "0"))
+	}
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	s.own.Store(newOwnAddress(net.JoinHostPort(host, port)))
+
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute, // bodies are at most maxBodyBytes
+		// No WriteTimeout: it would cut off a large library file or an
+		// event stream. Idle keep-alive connections are closed instead.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	srv.RegisterOnShutdown(func() { s.stopOnce.Do(func() { close(s.stopping) }) })
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	if ready != nil {
+		ready(s.openURL(host, port))
+	}
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("http server did not stop in time; closing connections", "err", err)
+		srv.Close()
+	}
+	<-served // http.ErrServerClosed
+	return nil
+}
+
+// openURL is the address a person opens: a wildcard bind is reached on
+// loopback from this machine; the token rides along once (see authorized).
+func (s *server) openURL(host, port string) string {
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	u := "http://" + net.JoinHostPort(host, port) + "/"
+	if s.cfg.Token != "" {
+		u += "?token=" + url.QueryEscape(s.cfg.Token)
+	}
+	return u
 }

@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -45,9 +46,46 @@ func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, err
 	return &app{opts: opts, stdout: stdout, stderr: stderr, log: log, files: files, registry: registry}, nil
 }
 
-// serveUI runs the web UI until ctx is done.
+// serveUI runs the download manager and the web UI until ctx is done
+// (Ctrl-C or SIGTERM), then stops both: running downloads keep their .part
+// files and continue at the next start.
 func (a *app) serveUI(ctx context.Context) error {
-	return errors.New("the web UI is not available yet: give a URL or a model name")
+	m, history, err := a.newManager("")
+	if err != nil {
+		return err
+	}
+	if aside := history.Recovered(); aside != "" {
+		fmt.Fprintf(a.stderr, "warning: the history was unreadable and was moved to %s\n", aside)
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	runDone := make(chan error, 1)
+	go func() { runDone <- m.Run(runCtx) }()
+
+	srv := newServer(serverConfig{
+		Manager:   m,
+		History:   history,
+		Files:     a.files,
+		OutputDir: a.opts.outputDir,
+		Token:     a.opts.token,
+		Version:   version,
+		Log:       a.log,
+	})
+	addr := net.JoinHostPort(a.opts.listen, strconv.Itoa(a.opts.port))
+	serveErr := srv.ListenAndServe(ctx, addr, func(url string) {
+		fmt.Fprintf(a.stdout, "Web UI: %s\n", url)
+		fmt.Fprintf(a.stdout, "Downloads go to %s. Press Ctrl-C to stop; unfinished downloads continue at the next start.\n", a.opts.outputDir)
+		if !a.opts.noBrowser {
+			if err := newBrowserOpener().Open(url); err != nil {
+				a.log.Warn("could not open the browser; open the address above yourself", "error", err)
+			}
+		}
+	})
+	stopRun()
+	if err := <-runDone; err != nil && serveErr == nil {
+		serveErr = err
+	}
+	return serveErr
 }
 
 // newManager builds the download manager over the output folder, with

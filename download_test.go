@@ -1309,3 +1309,52 @@ func TestNewRegistryClient(t *testing.T) {
 		t.Errorf("credentials from the environment: %q %q", c.cfg.Username, c.cfg.Password)
 	}
 }
+
+// FuzzParseChallenge: any WWW-Authenticate value parses without hanging or
+// panicking, and a Bearer challenge wins over Basic.
+func FuzzParseChallenge(f *testing.F) {
+	for _, s := range []string{
+		`Bearer realm="https://auth.example/token",service="registry.example",scope="repository:library/x:pull"`,
+		`Basic realm="registry"`, `Bearer realm="a\"b", scope=x,`, `bearer`, `Bearer ="`, `Negotiate, Bearer realm=x`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		ch, ok := parseChallenge([]string{header, `Basic realm="r"`})
+		if !ok {
+			t.Fatal("a Basic challenge was present but none was found")
+		}
+		if ch.scheme != "bearer" && ch.scheme != "basic" {
+			t.Fatalf("scheme %q", ch.scheme)
+		}
+	})
+}
+
+// FuzzManifestBlobs: whatever a registry sends as a manifest, every blob
+// that comes out names a file "sha256-<64 hex>" inside the staging folder.
+func FuzzManifestBlobs(f *testing.F) {
+	seed, err := os.ReadFile("testdata/registry/qwen2-0.5b.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte(`{"schemaVersion":2,"config":{"digest":"sha256:../../etc/passwd","size":1},"layers":[]}`))
+	f.Add([]byte(`{"schemaVersion":2,"config":{"digest":"sha512:00","size":-1}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := decodeManifest(raw)
+		if err != nil {
+			return
+		}
+		blobs, err := manifestBlobs(m)
+		if err != nil {
+			return
+		}
+		for _, b := range blobs {
+			name := b.file()
+			hexPart, ok := strings.CutPrefix(name, "sha256-")
+			if !ok || len(hexPart) != 64 || strings.Trim(hexPart, "0123456789abcdef") != "" || b.Size < 0 {
+				t.Fatalf("blob %+v becomes file %q", b, name)
+			}
+		}
+	})
+}

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -321,5 +325,94 @@ func TestCLICarryModelToAnotherMachine(t *testing.T) {
 	run(0, "install", "-registry", f.URL, "-models-dir", other, "-output-dir", filepath.Join(dir, "o2"), ref)
 	if got := readFile(t, filepath.Join(other, "manifests", f.Host, "library", "tiny", "1")); !bytes.Equal(got, m.Manifest) {
 		t.Error("install <model> did not install the manifest")
+	}
+}
+
+// TestWebUIModeOpensBrowserAndStopsCleanly runs the binary with no
+// download argument, as "go run ." does: it prints the URL, opens the
+// browser (a fake xdg-open on PATH records the call), serves the page and
+// the API, and on SIGTERM stops within a few seconds leaving a queue file.
+func TestWebUIModeOpensBrowserAndStopsCleanly(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the fake opener is xdg-open")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	opened := filepath.Join(dir, "opened.txt")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\necho \"$@\" > " + opened + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := command(t, t.Context(), dir, "-port", "0", "-output-dir", "out")
+	cmd.Env = append(cmd.Env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	urlCh := make(chan string, 1)
+	go func() {
+		scanner := bufio.NewScanner(stdout)
+		for scanner.Scan() {
+			if u, ok := strings.CutPrefix(scanner.Text(), "Web UI: "); ok {
+				urlCh <- u
+			}
+		}
+	}()
+	var base string
+	select {
+	case base = <-urlCh:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no URL printed within 15 s")
+	}
+	resp, err := http.Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(page, []byte(`dir="rtl"`)) {
+		t.Errorf("GET / = %d, page without dir=\"rtl\"", resp.StatusCode)
+	}
+	resp, err = http.Get(base + "api/downloads")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("GET /api/downloads = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got, err := os.ReadFile(opened); err == nil && strings.TrimSpace(string(got)) == base {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the browser was not opened on the printed URL")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after SIGTERM")
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	if _, err := os.Stat(filepath.Join(dir, "out", ".state", "queue.json")); err != nil {
+		t.Errorf("no queue file after a clean stop: %v", err)
 	}
 }

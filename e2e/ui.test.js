@@ -1,0 +1,464 @@
+// Browser tests of the embedded web UI: the real binary, a local origin and
+// Debian's headless Chromium. Run with ./run.sh (or `node --test` here).
+// The steps share one server and one page and run in order.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { startOrigin, contentSHA256 } from './lib/origin.js';
+import { buildBinary, startOmd } from './lib/omd.js';
+import { launchBrowser } from './lib/browser.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const shotDir = path.join(here, 'screenshots');
+const desktop = { width: 1366, height: 850 };
+const phone = { width: 390, height: 844 };
+
+// Files the tests download from the local origin.
+const quick = { name: 'sample-one.bin', size: 3 << 20, rate: 1 << 20 }; // ~3 s
+const slow = { name: 'slow.bin', size: 24 << 20, rate: 256 << 10 }; // ~96 s: stays in progress
+
+const persianDigits = /[\u06F0-\u06F9]/;
+
+let tmp;
+let origin;
+let omd;
+let browser;
+let page;
+const requests = [];
+const consoleErrors = [];
+
+// api calls the server from Node (not from the page).
+async function api(method, p, body) {
+  const res = await fetch(new URL(p, omd.url), {
+    method,
+    body: body ? new URLSearchParams(body) : undefined,
+    headers: method === 'GET' ? {} : { Origin: new URL(omd.url).origin },
+  });
+  const text = await res.text();
+  assert.ok(res.ok, `${method} ${p}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+async function findJob(name) {
+  const { downloads } = await api('GET', '/api/downloads');
+  return downloads.find((d) => d.name === name);
+}
+
+// waitFor polls fn until it returns a truthy value, within a deadline.
+async function waitFor(what, fn, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (let i = 0; Date.now() < deadline && i < 10_000; i++) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+const row = (name) => page.locator('li.job', { has: page.locator('.job-name', { hasText: name }) });
+
+async function rowState(name) {
+  const r = row(name);
+  return (await r.count()) ? r.first().getAttribute('data-state') : null;
+}
+
+async function progressOf(name) {
+  const v = await row(name).first().locator('[role="progressbar"]').getAttribute('aria-valuenow');
+  return v === null ? -1 : Number(v);
+}
+
+async function shoot(file) {
+  await page.screenshot({ path: path.join(shotDir, file), fullPage: true });
+}
+
+describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
+  before(async () => {
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'omd-e2e-'));
+    await fs.mkdir(shotDir, { recursive: true });
+    origin = await startOrigin();
+    const bin = await buildBinary(tmp);
+    omd = await startOmd(bin, path.join(tmp, 'out'));
+    browser = await launchBrowser();
+    const context = await browser.newContext({ viewport: desktop, locale: 'fa-IR', acceptDownloads: true });
+    page = await context.newPage();
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  });
+
+  after(async () => {
+    await browser?.close();
+    await omd?.stop();
+    await origin?.close();
+    if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('loads in Persian, right to left, with the embedded font', async () => {
+    const res = await page.goto(omd.url);
+    assert.equal(res.status(), 200);
+    await page.locator('#tab-active[aria-selected="true"]').waitFor();
+    await page.evaluate(() => document.fonts.ready);
+    const info = await page.evaluate(() => ({
+      dir: document.documentElement.dir,
+      lang: document.documentElement.lang,
+      direction: getComputedStyle(document.body).direction,
+      panelDirection: getComputedStyle(document.querySelector('#panel-active')).direction,
+      font: [...document.fonts].some((f) => f.family.replace(/"/g, '') === 'Vazirmatn' && f.status === 'loaded'),
+      bodyFont: getComputedStyle(document.body).fontFamily,
+    }));
+    assert.deepEqual(
+      { dir: info.dir, lang: info.lang, direction: info.direction, panelDirection: info.panelDirection },
+      { dir: 'rtl', lang: 'fa', direction: 'rtl', panelDirection: 'rtl' });
+    assert.ok(info.font, 'the Vazirmatn font face is loaded');
+    assert.match(info.bodyFont, /^"?Vazirmatn/);
+
+    // Every visible text is Persian: no Latin letters or Latin digits outside
+    // isolated names (<bdi>), form fields and the licence link.
+    const latin = await page.evaluate(() => {
+      const out = [];
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const el = n.parentElement;
+        if (!el || el.closest('bdi, kbd, textarea, script, style, a[href="/fonts/OFL.txt"], svg')) continue;
+        if (!el.getClientRects().length) continue; // not rendered
+        if (/[A-Za-z0-9]/.test(n.textContent)) out.push(n.textContent.trim());
+      }
+      return out;
+    });
+    assert.deepEqual(latin, [], 'visible text outside <bdi> must be Persian');
+    await shoot('desktop-light-empty.png');
+  });
+
+  it('adds a download and shows its progress until it completes', async () => {
+    await page.fill('#add-url', origin.url(quick.name, quick.size, quick.rate));
+    await page.click('#add-submit');
+    await row(quick.name).first().waitFor({ timeout: 5000 });
+    await page.locator('.toast', { hasText: 'افزوده شد' }).first().waitFor({ timeout: 5000 });
+
+    // Progress is shown while it runs: a value strictly between 0 and 100.
+    const seen = await waitFor('a partial progress value', async () => {
+      const v = await progressOf(quick.name);
+      return v > 0 && v < 100 ? v : 0;
+    });
+    assert.ok(seen > 0 && seen < 100);
+    const pct = await row(quick.name).first().locator('.job-pct').textContent();
+    assert.match(pct, persianDigits);
+    assert.match(pct, /٪/);
+    const size = await row(quick.name).first().locator('.job-size').textContent();
+    assert.match(size, /(کیلوبایت|مگابایت)/);
+
+    await waitFor('completed state', async () => (await rowState(quick.name)) === 'completed', 30_000);
+    assert.equal(await progressOf(quick.name), 100);
+    assert.equal(await row(quick.name).first().locator('.badge').textContent(), 'تکمیل شد');
+    await page.locator('.toast', { hasText: 'دانلود کامل شد' }).first().waitFor({ timeout: 5000 });
+
+    const job = await findJob(quick.name);
+    const bytes = await fs.readFile(path.join(tmp, 'out', job.path));
+    assert.equal(bytes.length, quick.size);
+    assert.equal(crypto.createHash('sha256').update(bytes).digest('hex'), contentSHA256(quick.size));
+  });
+
+  it('pauses, resumes and cancels a throttled download', async () => {
+    await page.fill('#add-url', origin.url(slow.name, slow.size, slow.rate));
+    await page.click('#add-submit');
+    const r = row(slow.name).first();
+    await r.waitFor({ timeout: 5000 });
+    await waitFor('progress of the slow download', async () => (await progressOf(slow.name)) >= 1);
+
+    // The bar fills in the reading direction: anchored to the right edge.
+    const [track, fill] = await Promise.all([
+      r.locator('.progress').boundingBox(),
+      r.locator('.progress-fill').boundingBox(),
+    ]);
+    assert.ok(Math.abs(track.x + track.width - (fill.x + fill.width)) <= 1.5, `fill ends at the track's right edge: ${JSON.stringify({ track, fill })}`);
+    assert.ok(fill.x > track.x + 1, 'fill starts right of the left edge');
+
+    await r.locator('button[data-action="pause"]').click();
+    await waitFor('paused row', async () => (await rowState(slow.name)) === 'paused');
+    assert.equal(await r.locator('.badge').textContent(), 'متوقف');
+    assert.equal((await findJob(slow.name)).state, 'paused');
+    assert.equal(await r.locator('button[data-action="pause"]').count(), 0, 'no pause button on a paused row');
+    const pausedAt = (await findJob(slow.name)).bytes_done;
+    assert.ok(pausedAt > 0);
+    const entries = await fs.readdir(path.join(tmp, 'out'));
+    assert.ok(entries.some((e) => e.startsWith(slow.name) && e.includes('.part')), `a .part file is kept: ${entries}`);
+
+    await r.locator('button[data-action="resume"]').click();
+    await waitFor('resumed and progressing', async () => {
+      const j = await findJob(slow.name);
+      return j.state === 'downloading' && j.bytes_done > pausedAt;
+    });
+    await waitFor('downloading row', async () => (await rowState(slow.name)) === 'downloading');
+
+    await r.locator('button[data-action="cancel"]').click();
+    await waitFor('canceled row', async () => (await rowState(slow.name)) === 'canceled');
+    assert.equal(await r.locator('.badge').textContent(), 'لغو شد');
+    await waitFor('partial data removed', async () => {
+      const names = await fs.readdir(path.join(tmp, 'out'));
+      return !names.some((e) => e.startsWith(slow.name));
+    }, 5000);
+    // A canceled download can be retried or removed from the list.
+    assert.equal(await r.locator('button[data-action="retry"]').count(), 1);
+    await r.locator('button[data-action="remove"]').click();
+    await waitFor('row removed', async () => (await row(slow.name).count()) === 0);
+  });
+
+  it('explains bad input instead of adding it', async () => {
+    const errorsBefore = consoleErrors.length;
+    await page.fill('#add-url', origin.url('never.bin', 1024));
+    await page.fill('#add-sha', 'not-a-digest');
+    await page.click('#add-submit');
+    await page.locator('#add-error').waitFor({ state: 'visible', timeout: 3000 });
+    assert.match(await page.locator('#add-error').textContent(), /SHA-256/);
+    await page.fill('#add-sha', '');
+    // The server's own 400 message reaches the user.
+    await page.fill('#add-url', 'ftp://example.invalid/file.iso');
+    await page.click('#add-submit');
+    await waitFor('the server\'s error', async () => {
+      const t = await page.locator('#add-error').textContent();
+      return (await page.locator('#add-error').isVisible()) && !/SHA-256/.test(t) && t.trim().length > 0;
+    }, 5000);
+    assert.equal(await row('never.bin').count(), 0);
+    await page.fill('#add-url', '');
+    // Chromium logs the deliberate 400 response itself; nothing else may be logged.
+    const logged = consoleErrors.splice(errorsBefore);
+    assert.ok(logged.every((e) => /status of 400/.test(e)), JSON.stringify(logged));
+  });
+
+  it('sets a global speed limit from the header', async () => {
+    const choice = String(512 << 10);
+    await page.selectOption('#limit-rate', choice);
+    await waitFor('limit applied', async () => (await api('GET', '/api/settings')).limit_rate === 512 << 10, 5000);
+    assert.match(await page.locator('#limit-rate option:checked').textContent(), /۵۱۲ کیلوبایت\/ثانیه/);
+    await page.selectOption('#limit-rate', '0');
+    await waitFor('limit removed', async () => (await api('GET', '/api/settings')).limit_rate === 0, 5000);
+  });
+
+  it('reorders the queue and acts on a selection', async () => {
+    const conc = page.locator('#concurrency');
+    await conc.fill('۱');
+    await conc.press('Enter');
+    await waitFor('concurrency 1', async () => (await api('GET', '/api/settings')).concurrency === 1, 5000);
+    const names = ['queue-a.bin', 'queue-b.bin', 'queue-c.bin'];
+    // Several lines are several downloads.
+    await page.fill('#add-url', names.map((n) => origin.url(n, 8 << 20, 128 << 10)).join('\n'));
+    await page.click('#add-submit');
+    await waitFor('one running, two queued', async () => {
+      const states = await Promise.all(names.map(async (n) => (await findJob(n))?.state));
+      return states.join() === 'downloading,queued,queued';
+    });
+    await page.click('#tab-queue');
+    const order = () => page.locator('#list-queue .job-name').allTextContents();
+    await waitFor('queue rows', async () => (await order()).join() === 'queue-b.bin,queue-c.bin');
+    await row('queue-c.bin').locator('button[data-action="top"]').click();
+    await waitFor('queue-c moved first', async () => (await order()).join() === 'queue-c.bin,queue-b.bin');
+    const [b, c] = await Promise.all([findJob('queue-b.bin'), findJob('queue-c.bin')]);
+    assert.ok(c.position < b.position, `positions: c ${c.position}, b ${b.position}`);
+
+    await page.check('#select-all-queue');
+    assert.match(await page.locator('#bulk-count-queue').textContent(), /۲ مورد/);
+    await page.click('#bulk-queue [data-bulk="cancel"]');
+    await page.locator('#confirm[open]').waitFor();
+    await page.click('#confirm-ok');
+    await waitFor('queued ones canceled', async () => (await findJob('queue-b.bin')).state === 'canceled' && (await findJob('queue-c.bin')).state === 'canceled');
+
+    await page.click('#tab-active');
+    await row('queue-a.bin').locator('.row-check').check();
+    await page.click('#bulk-active [data-bulk="pause"]');
+    await waitFor('queue-a paused', async () => (await findJob('queue-a.bin')).state === 'paused');
+    await row('queue-a.bin').locator('.row-check').uncheck();
+    await api('POST', `/api/download/${encodeURIComponent((await findJob('queue-a.bin')).id)}/cancel`);
+    await page.click('#clear-finished');
+    await waitFor('finished rows cleared', async () => (await row('queue-b.bin').count()) === 0 && (await row(quick.name).count()) === 0);
+    await api('POST', '/api/settings', { concurrency: '4' });
+  });
+
+  it('lists the finished file in the Library, downloadable from the page', async () => {
+    await page.click('#tab-library');
+    const tr = page.locator('#library-body tr', { hasText: quick.name });
+    await tr.first().waitFor({ timeout: 5000 });
+    assert.match(await tr.first().textContent(), persianDigits);
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: 10_000 }),
+      tr.first().locator('a[href^="/api/library/file/"]').click(),
+    ]);
+    const saved = await fs.readFile(await download.path());
+    assert.equal(crypto.createHash('sha256').update(saved).digest('hex'), contentSHA256(quick.size));
+    await shoot('desktop-light-library.png');
+  });
+
+  it('records the download in History, with search and status filter', async () => {
+    await page.click('#tab-history');
+    const done = page.locator('#history-body tr', { hasText: quick.name });
+    await done.first().waitFor({ timeout: 5000 });
+    assert.equal(await done.first().locator('.badge').textContent(), 'تکمیل‌شده');
+    const canceled = page.locator('#history-body tr', { hasText: slow.name });
+    await canceled.first().waitFor({ timeout: 5000 });
+    assert.equal(await canceled.first().locator('.badge').textContent(), 'لغوشده');
+
+    await page.fill('#history-search', 'sample-one');
+    await waitFor('search applied', async () => (await page.locator('#history-body tr', { hasText: slow.name }).count()) === 0);
+    assert.equal(await done.count(), 1);
+    await page.fill('#history-search', '');
+    await page.selectOption('#history-status', 'canceled');
+    await waitFor('filter applied', async () => (await done.count()) === 0 && (await canceled.count()) === 1);
+    await page.selectOption('#history-status', '');
+    await done.first().waitFor({ timeout: 5000 });
+    assert.match(await page.locator('#history-page').textContent(), persianDigits);
+    await shoot('desktop-light-history.png');
+  });
+
+  it('shows the download in the statistics', async () => {
+    await page.click('#tab-stats');
+    await page.locator('#daily-chart svg').waitFor({ timeout: 5000 });
+    const stats = await api('GET', '/api/statistics');
+    assert.ok(stats.total_files >= 2 && stats.completed >= 1, JSON.stringify(stats));
+    const cards = await page.locator('#stat-cards .value').allTextContents();
+    const fa = (n) => new Intl.NumberFormat('fa-IR').format(n);
+    assert.equal(cards[0], fa(stats.total_files));
+    assert.equal(cards[2], fa(stats.completed));
+    assert.match(await page.locator('#stat-domains').textContent(), /127\.0\.0\.1/);
+    const bars = await page.locator('#daily-chart rect').evaluateAll((rs) => rs.map((r) => ({ bytes: Number(r.dataset.bytes), cls: r.getAttribute('class') })));
+    assert.equal(bars.length, 30);
+    assert.ok(bars.some((b) => b.cls === 'bar' && b.bytes >= quick.size), JSON.stringify(bars.slice(-3)));
+    await shoot('desktop-light-stats.png');
+  });
+
+  it('moves between tabs with the keyboard', async () => {
+    await page.click('#tab-active');
+    await page.focus('#tab-active');
+    const selectedTab = () => page.evaluate(() => [document.querySelector('[role="tab"][aria-selected="true"]').id, document.activeElement.id]);
+    await page.keyboard.press('ArrowLeft'); // RTL: the next tab is to the left
+    assert.deepEqual(await selectedTab(), ['tab-queue', 'tab-queue']);
+    await page.keyboard.press('End');
+    assert.deepEqual(await selectedTab(), ['tab-stats', 'tab-stats']);
+    await page.keyboard.press('ArrowRight');
+    assert.deepEqual(await selectedTab(), ['tab-history', 'tab-history']);
+    await page.keyboard.press('Home');
+    assert.deepEqual(await selectedTab(), ['tab-active', 'tab-active']);
+    assert.equal(await page.locator('#panel-active').isVisible(), true);
+    assert.equal(await page.locator('#panel-stats').isVisible(), false);
+    // Icon-only buttons all have a name.
+    const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, a')]
+      .filter((b) => b.getClientRects().length && !(b.getAttribute('aria-label') || b.textContent.trim()))
+      .map((b) => b.outerHTML.slice(0, 80)));
+    assert.deepEqual(unnamed, []);
+  });
+
+  it('looks right at desktop and phone width, light and dark', async () => {
+    // Something in each state: running, paused, failed, completed, queued.
+    await api('POST', '/api/settings', { concurrency: '2' });
+    await api('POST', '/api/download/add', {
+      url: [
+        origin.url('ubuntu-24.04-desktop-amd64.iso', 64 << 20, 512 << 10),
+        origin.url('گزارش سالانه ۱۴۰۳.pdf', 64 << 20, 256 << 10),
+        origin.url('queued-dataset.tar.gz', 8 << 20, 0),
+      ].join('\n'),
+    });
+    await api('POST', '/api/download/add', { url: `${origin.base}/missing/broken-link.zip`, retries: '0' });
+    const paused = await waitFor('the second download running', async () => {
+      const j = await findJob('گزارش سالانه ۱۴۰۳.pdf');
+      return j && j.state === 'downloading' && j.bytes_done > 0 ? j : null;
+    });
+    await api('POST', `/api/download/${encodeURIComponent(paused.id)}/pause`);
+    await waitFor('the broken link to fail', async () => (await findJob('broken-link.zip'))?.state === 'failed', 20_000);
+    // Then more than the free slot takes, so that the Queue tab has rows.
+    await api('POST', '/api/download/add', {
+      url: ['weights-q4_K_M.gguf', 'dataset-part2.zip', 'backup-1403.tar'].map((n) => origin.url(n, 64 << 20, 128 << 10)).join('\n'),
+    });
+    await waitFor('two queued', async () => (await api('GET', '/api/downloads')).downloads.filter((d) => d.state === 'queued').length === 2);
+    await page.click('#tab-active');
+    await waitFor('rows rendered', async () => (await rowState('broken-link.zip')) === 'failed');
+
+    for (const [size, vp] of [['desktop', desktop], ['phone', phone]]) {
+      for (const scheme of ['light', 'dark']) {
+        await page.setViewportSize(vp);
+        await page.emulateMedia({ colorScheme: scheme });
+        for (const tab of ['active', 'queue', 'library', 'history', 'stats']) {
+          await page.click(`#tab-${tab}`);
+          if (tab !== 'active') await page.evaluate(() => document.getElementById('toasts').replaceChildren());
+          await page.waitForTimeout(250);
+          await shoot(`${size}-${scheme}-${tab}.png`);
+        }
+        if (size === 'phone') {
+          const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          assert.ok(overflow <= 0, `no horizontal scrolling at ${vp.width}px (${overflow}px too wide)`);
+        }
+      }
+    }
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.click('#tab-active');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no horizontal scrolling at 360px (${overflow}px too wide)`);
+    const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.notEqual(dark, 'rgb(243, 245, 248)', 'dark mode changes the background');
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize(desktop);
+
+    await page.click('#cancel-all');
+    await page.click('#confirm-ok');
+    await waitFor('everything canceled', async () => {
+      const { downloads } = await api('GET', '/api/downloads');
+      return downloads.every((d) => ['completed', 'failed', 'canceled'].includes(d.state));
+    });
+  });
+
+  it('deletes from History and from the Library', async () => {
+    await page.click('#tab-history');
+    const canceled = page.locator('#history-body tr', { hasText: slow.name });
+    await canceled.first().waitFor({ timeout: 5000 });
+    await canceled.first().locator('button[data-delete]').click();
+    await waitFor('history record deleted', async () => (await canceled.count()) === 0, 5000);
+    const { records } = await api('GET', '/api/history?limit=100');
+    assert.ok(!records.some((r) => r.file_name === slow.name), 'gone from the API too');
+
+    await page.click('#tab-library');
+    const tr = page.locator('#library-body tr', { hasText: 'queued-dataset.tar.gz' });
+    await tr.first().waitFor({ timeout: 5000 });
+    const file = path.join(tmp, 'out', (await tr.first().getAttribute('data-path')));
+    await fs.access(file);
+    await tr.first().locator('button[data-delete]').click();
+    await page.locator('#confirm[open]').waitFor();
+    await page.click('#confirm-ok');
+    await waitFor('library row gone', async () => (await tr.count()) === 0, 5000);
+    await assert.rejects(fs.access(file), 'the file is deleted from disk');
+  });
+
+  it('polls only while the page is visible', async () => {
+    const polls = () => requests.filter((u) => u.endsWith('/api/downloads')).length;
+    const setVisibility = (state) => page.evaluate((st) => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => st });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, state);
+    const before = polls();
+    await waitFor('polling while visible', async () => polls() >= before + 2, 5000);
+    await setVisibility('hidden');
+    await page.waitForTimeout(300); // a request already in flight may finish
+    const hidden = polls();
+    await page.waitForTimeout(2500);
+    assert.equal(polls(), hidden, 'no polling while hidden');
+    await setVisibility('visible');
+    await waitFor('polling again once visible', async () => polls() > hidden, 3000);
+  });
+
+  it('made no request to any other host and logged no console error', () => {
+    const own = new URL(omd.url).origin;
+    const foreign = requests.filter((u) => !u.startsWith(`${own}/`) && !u.startsWith('data:') && !u.startsWith('blob:'));
+    assert.deepEqual(foreign, []);
+    assert.ok(requests.some((u) => u.startsWith(`${own}/api/downloads`)), 'the page polls the API');
+    assert.ok(requests.some((u) => u.includes('/fonts/Vazirmatn')), 'the font comes from the server');
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  it('shows a banner when the server is unreachable', async () => {
+    assert.equal(await page.locator('#offline').isVisible(), false);
+    await omd.stop();
+    await page.locator('#offline').waitFor({ state: 'visible', timeout: 5000 });
+    assert.match(await page.locator('#offline').textContent(), /ارتباط با سرور برقرار نیست/);
+  });
+});
