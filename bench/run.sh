@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# Benchmark ollama-model-downloader (omd) against curl, aria2c and axel on
+# 127.0.0.1, in one run, on the same machine: see bench/README.md.
+#
+#   bash bench/run.sh                 # as root on a clean clone (installs tools)
+#   REPS=3 bash bench/run.sh          # fewer repetitions
+#   SCENARIOS="big sha" bash bench/run.sh
+#   OMD_BIN=/tmp/omd-experiment bash bench/run.sh   # A/B another build
+#
+# Everything it creates lives in bench/work/ (files, nginx configs, logs) and
+# bench/results/ (raw.tsv, latest.md); both are git-ignored.
+set -euo pipefail
+
+REPS=${REPS:-5}
+SCENARIOS=${SCENARIOS:-"big throttled small sha state rss16 gobench"}
+BIG_MIB=${BIG_MIB:-1024}           # scenario big and sha
+THROTTLED_MIB=${THROTTLED_MIB:-256} # scenario throttled
+SMALL_COUNT=${SMALL_COUNT:-200}     # scenario small: files of 1 MiB
+RATE=${RATE:-4m}                    # nginx limit_rate per connection on the throttled server
+FAST_PORT=${FAST_PORT:-18481}
+SLOW_PORT=${SLOW_PORT:-18482}
+CURL_THROTTLED_REPS=${CURL_THROTTLED_REPS:-1} # one connection at $RATE: 64 s per run for 256 MiB
+PARALLEL=${PARALLEL:-16}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+WORK=$BENCH/work
+RESULTS=$BENCH/results
+WWW=$WORK/www
+LOGS=$WORK/logs
+OMD=${OMD_BIN:-$WORK/omd}
+RAW=$RESULTS/raw.tsv
+STATE=$RESULTS/state.tsv
+FAILURES=$RESULTS/failures.txt
+NGINX_PIDS=()
+
+say() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+cleanup() {
+	local pid
+	for pid in "${NGINX_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# install_tools installs the Debian packages of whatever is missing.
+install_tools() {
+	local missing=() pair
+	for pair in nginx:nginx curl:curl aria2c:aria2 axel:axel openssl:openssl sha256sum:coreutils /usr/bin/time:time; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+	done
+	command -v go >/dev/null 2>&1 || die "go is not installed (https://go.dev/dl/)"
+	((${#missing[@]} == 0)) && return
+	[[ $(id -u) == 0 ]] || die "missing ${missing[*]}: run as root, or: sudo apt-get install -y ${missing[*]}"
+	say "installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# make_file writes size MiB of random bytes once; reruns reuse it.
+make_file() {
+	local path=$1 mib=$2
+	if [[ -f $path && $(stat -c %s "$path") == $((mib << 20)) ]]; then
+		return
+	fi
+	say "creating $path ($mib MiB)"
+	head -c $((mib << 20)) /dev/urandom >"$path.tmp"
+	mv "$path.tmp" "$path"
+}
+
+# start_nginx name port rate: one nginx in the foreground of a background
+# job, with its config, pid, logs and temp folders under bench/work/.
+start_nginx() {
+	local name=$1 port=$2 rate=$3 prefix=$WORK/nginx-$1 i
+	if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+		die "port $port is already in use: set FAST_PORT / SLOW_PORT"
+	fi
+	mkdir -p "$prefix"
+	sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" -e "s|@ROOT@|$WWW|g" -e "s|@RATE@|$rate|g" \
+		"$BENCH/nginx.conf.in" >"$prefix/nginx.conf"
+	nginx -e "$prefix/error.log" -c "$prefix/nginx.conf" -p "$prefix" &
+	NGINX_PIDS+=($!)
+	for ((i = 0; i < 100; i++)); do
+		curl -s -o /dev/null "http://127.0.0.1:$port/" && return
+		sleep 0.1
+	done
+	die "nginx $name did not start on port $port: $(cat "$prefix/error.log")"
+}
+
+# run_one scenario tool rep outdir command...: times one command (wall
+# clock, and peak RSS from GNU time) into raw.tsv. The output folder is
+# emptied and dirty pages flushed first, so no run pays for another's
+# writeback; nothing is dropped from the page cache.
+run_one() {
+	local scen=$1 tool=$2 rep=$3 out=$4 t0 t1 rc=0 log
+	shift 4
+	rm -rf "$out"
+	mkdir -p "$out"
+	sync
+	log=$LOGS/$scen-$tool-$rep
+	t0=$(date +%s%N)
+	/usr/bin/time -f %M -o "$log.rss" "$@" >"$log.out" 2>"$log.err" || rc=$?
+	t1=$(date +%s%N)
+	if ((rc != 0)); then
+		# A crash of a peer (axel 2.17 segfaults now and then) must not
+		# lose the whole run: the run is left out of the medians and listed.
+		say "FAILED ($rc): $scen $tool rep $rep: $*"
+		tail -n 5 "$log.err" >&2
+		printf '%s %s rep %s: exit status %s (%s.err)\n' "$scen" "$tool" "$rep" "$rc" "$log" >>"$FAILURES"
+		return 1
+	fi
+	local gets=-
+	if [[ $tool == omd ]] && grep -q 'msg=request' "$log.err"; then
+		gets=$(grep -c 'msg=request method=GET' "$log.err" || true)
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$tool" "$rep" $(((t1 - t0) / 1000)) "$(tail -n 1 "$log.rss")" "$gets" >>"$RAW"
+	say "$scen $tool rep $rep: $(((t1 - t0) / 1000000)) ms, $(tail -n 1 "$log.rss") KiB, GET requests: $gets"
+}
+
+# check_same a b: the download must be byte-identical (full compare on the
+# first repetition, size on the others, to keep the page cache for the runs).
+check_same() {
+	local got=$1 want=$2 rep=$3
+	[[ -f $got ]] || die "$got is missing"
+	[[ $(stat -c %s "$got") == $(stat -c %s "$want") ]] || die "$got has the wrong size"
+	if ((rep == 1)); then
+		cmp -s "$got" "$want" || die "$got differs from $want"
+	fi
+}
+
+# rotate n rep: the tools' order for this repetition, so that no tool is
+# always first (cold) or last.
+rotate() {
+	local n=$1 rep=$2 i
+	for ((i = 0; i < n; i++)); do echo $(((i + rep) % n)); done
+}
+
+scenario_big() {
+	local url=http://127.0.0.1:$FAST_PORT/big.bin out=$WORK/out rep i cmd tools=(omd curl aria2c axel)
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for i in $(rotate ${#tools[@]} "$rep"); do
+			case ${tools[i]} in
+			omd) cmd=("$OMD" -v -output-dir "$out" "$url") ;;
+			curl) cmd=(curl -sS -f -o "$out/big.bin" "$url") ;;
+			aria2c) cmd=(aria2c -x16 -s16 -k1M -q -d "$out" -o big.bin "$url") ;;
+			axel) cmd=(axel -n16 -q -o "$out/big.bin" "$url") ;;
+			esac
+			if run_one big "${tools[i]}" "$rep" "$out" "${cmd[@]}"; then
+				check_same "$out/big.bin" "$WWW/big.bin" "$rep"
+			fi
+			rm -rf "$out"
+		done
+	done
+}
+
+scenario_throttled() {
+	local url=http://127.0.0.1:$SLOW_PORT/mid.bin out=$WORK/out rep i cmd tools=(omd axel aria2c curl)
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for i in $(rotate ${#tools[@]} "$rep"); do
+			case ${tools[i]} in
+			omd) cmd=("$OMD" -v -output-dir "$out" "$url") ;;
+			axel) cmd=(axel -n16 -q -o "$out/mid.bin" "$url") ;;
+			aria2c) cmd=(aria2c -x16 -s16 -k1M -q -d "$out" -o mid.bin "$url") ;;
+			curl)
+				((rep <= CURL_THROTTLED_REPS)) || continue
+				cmd=(curl -sS -f -o "$out/mid.bin" "$url")
+				;;
+			esac
+			if run_one throttled "${tools[i]}" "$rep" "$out" "${cmd[@]}"; then
+				check_same "$out/mid.bin" "$WWW/mid.bin" "$rep"
+			fi
+			rm -rf "$out"
+		done
+	done
+}
+
+scenario_small() {
+	local out=$WORK/out list=$WORK/small.list rep i f n cmd tools=(omd curl aria2c) urls=()
+	for ((n = 1; n <= SMALL_COUNT; n++)); do
+		urls+=("http://127.0.0.1:$FAST_PORT/small/$(printf 'f%03d.bin' "$n")")
+	done
+	printf '%s\n' "${urls[@]}" >"$list"
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for i in $(rotate ${#tools[@]} "$rep"); do
+			case ${tools[i]} in
+			omd) cmd=("$OMD" -concurrency "$PARALLEL" -output-dir "$out" "${urls[@]}") ;;
+			curl) cmd=(curl -sS -f -Z --parallel-max "$PARALLEL" --output-dir "$out" --remote-name-all "${urls[@]}") ;;
+			aria2c) cmd=(aria2c -j"$PARALLEL" -q -d "$out" -i "$list") ;;
+			esac
+			if run_one small "${tools[i]}" "$rep" "$out" "${cmd[@]}"; then
+				for ((n = 1; n <= SMALL_COUNT; n++)); do
+					f=$(printf 'f%03d.bin' "$n")
+					check_same "$out/$f" "$WWW/small/$f" "$rep"
+				done
+			fi
+			rm -rf "$out"
+		done
+	done
+}
+
+# scenario_sha: omd's verification path is hashFile, the one sequential
+# read it makes of an existing file before accepting it. Pointing -o at a
+# complete file with -sha256 runs exactly that (plus one HEAD request):
+# the same file, the same page cache, a whole process like the peers.
+scenario_sha() {
+	local url=http://127.0.0.1:$FAST_PORT/big.bin out=$WORK/out file=$WWW/big.bin want rep i cmd tools=(omd openssl sha256sum)
+	want=$(sha256sum "$file" | cut -d' ' -f1) # also warms the page cache
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for i in $(rotate ${#tools[@]} "$rep"); do
+			case ${tools[i]} in
+			omd) cmd=("$OMD" -output-dir "$out" -sha256 "$want" -o "$file" "$url") ;;
+			openssl) cmd=(openssl dgst -sha256 "$file") ;;
+			sha256sum) cmd=(sha256sum "$file") ;;
+			esac
+			if run_one sha "${tools[i]}" "$rep" "$out" "${cmd[@]}"; then
+				grep -q "$want\|done:" "$LOGS/sha-${tools[i]}-$rep.out" || die "sha ${tools[i]}: wrong digest"
+			fi
+			rm -rf "$out"
+		done
+	done
+}
+
+# scenario_state watches <file>.part.json while omd fetches the throttled
+# file: every replacement of the sidecar is a resume point (the .part was
+# synced first), so the gaps between mtimes are what a crash can lose.
+scenario_state() {
+	local url=http://127.0.0.1:$SLOW_PORT/mid.bin out=$WORK/out-state side pid t0 i last="" m saved
+	rm -rf "$out"
+	mkdir -p "$out"
+	side=$out/mid.bin.part.json
+	: >"$STATE"
+	t0=$(date +%s%N)
+	"$OMD" -output-dir "$out" "$url" >"$LOGS/state.out" 2>"$LOGS/state.err" &
+	pid=$!
+	for ((i = 0; i < 3000; i++)); do # 20 ms polls, at most 60 s
+		kill -0 "$pid" 2>/dev/null || break
+		if m=$(stat -c %.9Y "$side" 2>/dev/null) && [[ $m != "$last" ]]; then
+			last=$m
+			# saved bytes = size - the missing ranges the sidecar lists
+			saved=$({ tr -d ' \n' <"$side"; } 2>/dev/null | awk '{
+				size = 0; if (match($0, /"size":[0-9]+/)) size = substr($0, RSTART + 7, RLENGTH - 7)
+				missing = 0; s = $0
+				while (match(s, /\[[0-9]+,[0-9]+\]/)) {
+					split(substr(s, RSTART + 1, RLENGTH - 2), r, ","); missing += r[2] - r[1]
+					s = substr(s, RSTART + RLENGTH)
+				}
+				print size - missing }')
+			printf '%s\t%s\t%s\n' "$(((${m/./} / 1000 - t0 / 1000)))" "$m" "$saved" >>"$STATE"
+		fi
+		sleep 0.02
+	done
+	wait "$pid" || die "omd failed in the state scenario: $(tail -n 3 "$LOGS/state.err")"
+	check_same "$out/mid.bin" "$WWW/mid.bin" 1
+	rm -rf "$out"
+	say "state: $(wc -l <"$STATE") sidecar saves seen"
+}
+
+# scenario_rss16: peak memory with every connection busy: the 1 GiB file
+# from the throttled server, where omd's slow start reaches 16 connections.
+scenario_rss16() {
+	local url=http://127.0.0.1:$SLOW_PORT/big.bin out=$WORK/out
+	if run_one rss16 omd 1 "$out" "$OMD" -v -output-dir "$out" "$url"; then
+		check_same "$out/big.bin" "$WWW/big.bin" 2
+	fi
+	if run_one rss16 aria2c 1 "$out" aria2c -x16 -s16 -k1M -q -d "$out" -o big.bin "$url"; then
+		check_same "$out/big.bin" "$WWW/big.bin" 2
+	fi
+	rm -rf "$out"
+}
+
+scenario_gobench() {
+	say "go test -bench (hashing, loopback engine)"
+	(cd "$ROOT" && go test -run '^$' -bench . -benchtime 5x -count 1 .) >"$RESULTS/gobench.txt" 2>&1 ||
+		die "go test -bench failed: $(tail -n 5 "$RESULTS/gobench.txt")"
+}
+
+# summarize prints the medians, the ratios and the targets as markdown.
+summarize() {
+	awk -F'\t' -v big="$BIG_MIB" -v thr="$THROTTLED_MIB" -v small="$SMALL_COUNT" -v reps="$REPS" -v rate="$RATE" \
+		-v state="$STATE" -v gobench="$RESULTS/gobench.txt" '
+	function median(key,   n, i, j, t, v) {
+		n = split(walls[key], v, " ")
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+		return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+	}
+	function mib(scen) { return scen == "big" || scen == "sha" || scen == "rss16" ? big : scen == "throttled" ? thr : small }
+	{
+		key = $1 SUBSEP $2
+		if (!(key in walls)) { order[++count] = key }
+		walls[key] = walls[key] " " $4
+		runs[key]++
+		if ($5 + 0 > peak[key]) peak[key] = $5 + 0
+		if ($6 != "-" && $6 != "") gets[key] = gets[key] (gets[key] == "" ? "" : ",") $6
+	}
+	END {
+		print "# omd benchmark: medians of " reps " repetitions"
+		print ""
+		print "Same machine, same run, files served by nginx on 127.0.0.1 (throttled: limit_rate " rate " per connection)."
+		print "omd ÷ peer < 1 means omd is faster. Peak RSS is the largest of the runs (GNU time %M)."
+		print "omd GET requests (from -v) = connections opened plus re-splits, per run."
+		print ""
+		print "| scenario | tool | runs | median wall (s) | MB/s | peak RSS (MiB) | omd ÷ tool (wall) | omd GET requests |"
+		print "|---|---|---|---|---|---|---|---|"
+		for (c = 1; c <= count; c++) {
+			split(order[c], k, SUBSEP)
+			m[order[c]] = median(order[c]) / 1e6
+		}
+		for (c = 1; c <= count; c++) {
+			split(order[c], k, SUBSEP)
+			o = k[1] SUBSEP "omd"
+			ratio = (o in m) && k[2] != "omd" ? sprintf("%.2f", m[o] / m[order[c]]) : "—"
+			printf "| %s | %s | %d | %.3f | %.0f | %.1f | %s | %s |\n", k[1], k[2], runs[order[c]], m[order[c]],
+				mib(k[1]) * 1048576 / 1e6 / m[order[c]], peak[order[c]] / 1024, ratio, (order[c] in gets ? gets[order[c]] : "")
+		}
+		print ""
+		print "## Targets (issue 8)"
+		print ""
+		print "| target | measured | met |"
+		print "|---|---|---|"
+		target("big", "curl", 1.0, "unthrottled " big " MiB: omd ≤ 1.0× curl -o")
+		target("throttled", "axel", 1.0, "throttled " thr " MiB: omd ≤ 1.0× axel -n16")
+		target("throttled", "aria2c", 0.9, "throttled " thr " MiB: omd ≤ 0.9× aria2c -x16 -s16 -k1M")
+		target("small", "curl", 1.0, small " × 1 MiB: omd ≤ 1.0× curl -Z --parallel-max 16")
+		target("small", "aria2c", 1.0, small " × 1 MiB: omd ≤ 1.0× aria2c -j16 -i list")
+		target("sha", "openssl", 1 / 0.9, "SHA-256 of " big " MiB: omd speed ≥ 0.9× openssl dgst (wall ≤ 1.11×)")
+		o = "rss16" SUBSEP "omd"
+		if (o in peak) printf "| peak RSS < 32 MiB, %d MiB throttled (needs 16 connections; omd made %s GET requests) | %.1f MiB | %s |\n", big, gets[o], peak[o] / 1024, (peak[o] < 32768 ? "yes" : "**no**")
+		o = "big" SUBSEP "omd"
+		if (o in peak) printf "| peak RSS, %d MiB unthrottled (default flags) < 32 MiB | %.1f MiB | %s |\n", big, peak[o] / 1024, (peak[o] < 32768 ? "yes" : "**no**")
+		stateSummary()
+		if ((getline line < gobench) > 0) {
+			print ""
+			print "## go test -bench"
+			print ""
+			print "```"
+			do { if (line ~ /^Benchmark|^cpu:/) print line } while ((getline line < gobench) > 0)
+			print "```"
+		}
+	}
+	function target(scen, peer, limit, text,   o, p, r) {
+		o = scen SUBSEP "omd"; p = scen SUBSEP peer
+		if (!(o in m) || !(p in m)) return
+		r = m[o] / m[p]
+		printf "| %s | %.2f× | %s |\n", text, r, (r <= limit ? "yes" : "**no**")
+	}
+	function stateSummary(   n, i, t, gaps, prev, maxgap, first, v, sum) {
+		n = 0
+		while ((getline line < state) > 0) { split(line, v, "\t"); t[++n] = v[1] / 1000 }
+		if (n == 0) return
+		print ""
+		print "## Resume state (" thr " MiB throttled, omd default flags)"
+		print ""
+		maxgap = 0
+		for (i = 2; i <= n; i++) { g = t[i] - t[i-1]; sum += g; if (g > maxgap) maxgap = g }
+		printf "%d saves of the .part.json; first after %.0f ms; mean gap %.0f ms; longest gap %.0f ms.\n",
+			n, t[1], (n > 1 ? sum / (n - 1) : 0), maxgap
+	}
+	' "$RAW"
+}
+
+main() {
+	install_tools
+	mkdir -p "$WORK" "$RESULTS" "$WWW/small" "$LOGS"
+	if [[ -z ${OMD_BIN:-} ]]; then
+		say "building omd"
+		(cd "$ROOT" && go build -o "$OMD" .)
+	fi
+	make_file "$WWW/big.bin" "$BIG_MIB"
+	make_file "$WWW/mid.bin" "$THROTTLED_MIB"
+	local n
+	for ((n = 1; n <= SMALL_COUNT; n++)); do
+		make_file "$WWW/small/$(printf 'f%03d.bin' "$n")" 1 2>/dev/null
+	done
+	start_nginx fast "$FAST_PORT" 0
+	start_nginx slow "$SLOW_PORT" "$RATE"
+	: >"$RAW"
+	rm -f "$STATE" "$RESULTS/gobench.txt" "$FAILURES"
+	local s
+	for s in $SCENARIOS; do
+		say "scenario $s"
+		"scenario_$s"
+	done
+	{
+		summarize
+		if [[ -s $FAILURES ]]; then
+			printf '\n## Failed runs (left out of the medians)\n\n'
+			sed 's/^/- /' "$FAILURES"
+		fi
+	} | tee "$RESULTS/latest.md"
+	say "written: $RESULTS/latest.md (raw runs: $RAW)"
+}
+
+main "$@"
