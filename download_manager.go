@@ -162,8 +162,8 @@ type queueFile struct {
 
 // stateSnapshot is queue.json's content at one moment.
 type stateSnapshot struct {
-	seq  uint64
-	data []byte
+	seq   uint64
+	queue *queueFile // copies of the jobs, encoded outside the lock by save
 }
 
 // newManager loads <output-dir>/.state/queue.json. What was running or queued
@@ -1287,23 +1287,20 @@ func (m *manager) changedLocked() {
 }
 
 // commitLocked announces a change and takes a snapshot of the queue to save.
+// Only shallow copies are made under the lock; encoding happens in save.
 func (m *manager) commitLocked() stateSnapshot {
 	m.changedLocked()
 	m.dirty = false
 	m.snapSeq++
-	qf := queueFile{Version: queueFileVersion, Jobs: make([]*managerJob, len(m.jobs))}
+	qf := &queueFile{Version: queueFileVersion, Jobs: make([]*managerJob, len(m.jobs))}
 	for i, j := range m.jobs {
 		c := *j
 		c.Path = m.storedPath(j.Path)
 		c.Output = m.storedPath(j.Output)
+		c.run = nil
 		qf.Jobs[i] = &c
 	}
-	data, err := json.MarshalIndent(qf, "", "  ")
-	if err != nil {
-		m.log.Error("encoding download queue", "err", err)
-		return stateSnapshot{}
-	}
-	return stateSnapshot{seq: m.snapSeq, data: data}
+	return stateSnapshot{seq: m.snapSeq, queue: qf}
 }
 
 // storedPath is p relative to the output folder when inside it, so that the
@@ -1316,17 +1313,26 @@ func (m *manager) storedPath(p string) string {
 }
 
 // save writes a snapshot to queue.json atomically (temp file in the same
-// folder, fsync, rename), unless a newer one was written already.
+// folder, fsync, rename), unless a newer one exists: its taker saves it.
+// Many changes at once (200 files finishing) so cost one write, not 200.
 func (m *manager) save(snap stateSnapshot) {
-	if snap.data == nil {
+	if snap.queue == nil {
 		return
 	}
 	m.saveMu.Lock()
 	defer m.saveMu.Unlock()
-	if snap.seq <= m.savedSeq {
+	m.mu.Lock()
+	latest := m.snapSeq
+	m.mu.Unlock()
+	if snap.seq <= m.savedSeq || snap.seq < latest {
 		return
 	}
-	if err := m.writeState(snap.data); err != nil {
+	data, err := json.MarshalIndent(snap.queue, "", "  ")
+	if err != nil {
+		m.log.Error("encoding download queue", "err", err)
+		return
+	}
+	if err := m.writeState(data); err != nil {
 		m.log.Error("saving download queue", "path", m.statePath, "err", err)
 		return
 	}
