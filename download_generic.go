@@ -45,7 +45,8 @@ type rangeDownloader struct {
 
 	connections int           // most connections per download, when the request does not say
 	minSegment  int64         // no connection gets less than this many bytes to fetch
-	growEvery   time.Duration // how often the connection count is reconsidered
+	growEvery   time.Duration // how long the first connection is watched before more are opened
+	fastLink    float64       // bytes/s above which one connection is kept (the disk is the limit)
 	hosts       *hostSlots    // per-host connection cap shared by all downloads
 	limiter     *rateLimiter  // global speed limit over every download
 	buffers     *sync.Pool    // *[]byte of bufferSize, so memory does not grow with connections
@@ -110,6 +111,7 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		connections:     16,
 		minSegment:      1 << 20,
 		growEvery:       250 * time.Millisecond,
+		fastLink:        200 << 20,
 		hosts:           newHostSlots(16),
 		limiter:         newRateLimiter(0),
 		buffers:         &sync.Pool{},

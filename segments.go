@@ -179,8 +179,8 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 	var fatal error
 	ticker := time.NewTicker(min(100*time.Millisecond, d.growEvery))
 	defer ticker.Stop()
-	lastCheckpoint, lastGrow := time.Now(), time.Now()
-	growPhase, lastDone, baseRate := 0, s.doneBytes(), 0.0
+	started, startDone := time.Now(), s.doneBytes()
+	lastCheckpoint, decided := started, false
 	for s.running() > 0 {
 		select {
 		case err := <-errc:
@@ -202,26 +202,18 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 				}
 				lastCheckpoint = now
 			}
-			if growPhase < 0 || now.Sub(lastGrow) < d.growEvery || ctx.Err() != nil {
+			if decided || now.Sub(started) < d.growEvery || ctx.Err() != nil {
 				continue
 			}
-			// Slow start for connections: double them while the last
-			// doubling paid off. Throttled servers reward every one; on a
-			// fast link extra connections only add overhead.
-			rate := float64(done-lastDone) / now.Sub(lastGrow).Seconds()
-			lastDone, lastGrow = done, now
-			switch {
-			case growPhase == 1: // let the new connections start
-				growPhase = 2
-			case growPhase == 0 || rate > baseRate*1.25:
-				baseRate = rate
-				if s.grow(ctx, errc) {
-					growPhase = 1
-				} else {
-					growPhase = -1
-				}
-			default:
-				growPhase = -1
+			// One look at the first connection decides. Slower than a local
+			// disk can write means a capped connection (a throttled server,
+			// a CDN, a long path): open every connection now, as aria2, axel
+			// and Ollama do. Faster means the disk and the hash are the limit
+			// and more connections only add overhead.
+			decided = true
+			rate := float64(done-startDone) / now.Sub(started).Seconds()
+			if rate < d.fastLink {
+				s.grow(ctx, errc, s.maxConns)
 			}
 		}
 	}
@@ -300,11 +292,12 @@ func (s *segmentedTransfer) checkpoint() error {
 	return writePartState(s.t.path, st)
 }
 
-// grow adds as many connections as are running (up to the cap), each
-// taking half of the largest range left. It reports whether any started.
-func (s *segmentedTransfer) grow(ctx context.Context, errc chan error) bool {
+// grow adds connections until total connections are running (within the
+// per-host cap), each taking half of the largest range left. It reports
+// whether any started.
+func (s *segmentedTransfer) grow(ctx context.Context, errc chan error, total int) bool {
 	s.mu.Lock()
-	want := min(s.workers, s.maxConns-s.workers)
+	want := min(total, s.maxConns) - s.workers
 	s.mu.Unlock()
 	started := false
 	for range want {
