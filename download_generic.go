@@ -664,7 +664,9 @@ func (d *rangeDownloader) checkSize(t *transfer, size int64) error {
 func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCauseFunc, t *transfer, body io.Reader) error {
 	watchdog := d.watchStall(cancel)
 	defer watchdog.stop()
-	buf := make([]byte, d.bufferSize)
+	hasher := d.newAsyncHasher(t.hash)
+	buf := hasher.next()
+	defer func() { hasher.close(buf) }()
 	lastCheckpoint := time.Now()
 	limit := int64(-1)
 	if t.state.Size >= 0 {
@@ -683,7 +685,8 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 			if _, err := t.file.Write(buf[:n]); err != nil {
 				return &diskError{fmt.Errorf("writing %s: %w", partPath(t.path), err)}
 			}
-			t.hash.Write(buf[:n])
+			hasher.add(buf[:n])
+			buf = hasher.next()
 			t.offset += int64(n)
 			if t.req.Progress != nil {
 				t.req.Progress(t.offset, t.state.Size)
@@ -705,6 +708,62 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 			}
 			return fmt.Errorf("reading at byte %d: %w", t.offset, rerr)
 		}
+	}
+}
+
+// asyncHasher hashes what was written on another goroutine, so receiving
+// and hashing overlap on two cores instead of taking turns. Buffers
+// circulate between the reader and the hasher: no copies, bounded memory.
+type asyncHasher struct {
+	h    hash.Hash
+	d    *rangeDownloader
+	work chan []byte
+	free chan []byte
+	done chan struct{}
+}
+
+func (d *rangeDownloader) newAsyncHasher(h hash.Hash) *asyncHasher {
+	const depth = 3
+	a := &asyncHasher{h: h, d: d, work: make(chan []byte, depth), free: make(chan []byte, depth+1), done: make(chan struct{})}
+	for range depth {
+		a.free <- d.getBuffer()
+	}
+	go func() {
+		defer close(a.done)
+		for b := range a.work {
+			a.h.Write(b)
+			a.free <- b[:cap(b)]
+		}
+	}()
+	return a
+}
+
+// next is an empty buffer to read into.
+func (a *asyncHasher) next() []byte { return <-a.free }
+
+// add hands a filled buffer over; it comes back through next.
+func (a *asyncHasher) add(b []byte) { a.work <- b }
+
+// close waits until everything added is hashed, and returns the buffers.
+func (a *asyncHasher) close(held []byte) {
+	close(a.work)
+	<-a.done
+	a.free <- held[:cap(held)]
+	for len(a.free) > 0 {
+		a.d.putBuffer(<-a.free)
+	}
+}
+
+func (d *rangeDownloader) getBuffer() []byte {
+	if p, ok := d.buffers.Get().(*[]byte); ok && len(*p) == d.bufferSize {
+		return *p
+	}
+	return make([]byte, d.bufferSize)
+}
+
+func (d *rangeDownloader) putBuffer(b []byte) {
+	if len(b) == d.bufferSize {
+		d.buffers.Put(&b)
 	}
 }
 

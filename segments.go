@@ -378,12 +378,8 @@ func (s *segmentedTransfer) launch(ctx context.Context, errc chan error, seg *se
 // none is left. A dropped connection is retried with backoff; a range that
 // cannot be fetched is given back for the others.
 func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.Response) error {
-	bufp, _ := s.d.buffers.Get().(*[]byte)
-	if bufp == nil || len(*bufp) != s.d.bufferSize {
-		b := make([]byte, s.d.bufferSize)
-		bufp = &b
-	}
-	defer s.d.buffers.Put(bufp)
+	buf := s.d.getBuffer()
+	defer s.d.putBuffer(buf)
 	failures := 0
 	for seg != nil {
 		reqCtx, cancelReq := context.WithCancelCause(ctx)
@@ -399,7 +395,7 @@ func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.R
 		}
 		before := s.posOf(seg)
 		if err == nil {
-			err = s.copy(reqCtx, cancelReq, seg, resp.Body, *bufp)
+			err = s.copy(reqCtx, cancelReq, seg, resp.Body, buf)
 			resp.Body.Close()
 		}
 		resp = nil
