@@ -73,6 +73,11 @@ type server struct {
 	pollCacheTTL    time.Duration // how long one encoded /api/downloads body may be reused
 	shutdownTimeout time.Duration
 
+	// mirrorMu guards mirror: the read-only registry the Library tab
+	// starts and stops (serve-models inside the web UI).
+	mirrorMu sync.Mutex
+	mirror   *uiMirror
+
 	cacheMu      sync.Mutex
 	cacheBody    []byte
 	cacheActive  bool
@@ -153,6 +158,10 @@ func (s *server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/library", s.handleLibrary)
 	mux.HandleFunc("GET /api/library/file/{path...}", s.handleLibraryFile)
 	mux.HandleFunc("DELETE /api/library/file/{path...}", s.handleLibraryDelete)
+	mux.HandleFunc("POST /api/library/install", s.handleLibraryInstall)
+	mux.HandleFunc("GET /api/mirror", s.handleMirror)
+	mux.HandleFunc("POST /api/mirror/start", s.handleMirrorStart)
+	mux.HandleFunc("POST /api/mirror/stop", s.handleMirrorStop)
 	mux.HandleFunc("GET /api/history", s.handleHistory)
 	mux.HandleFunc("DELETE /api/history/{id}", s.handleHistoryDelete)
 	mux.HandleFunc("DELETE /api/history", s.handleHistoryClear)
@@ -1266,6 +1275,7 @@ func (s *server) ListenAndServe(ctx context.Context, addr string, ready func(url
 		srv.Close()
 	}
 	<-served // http.ErrServerClosed
+	s.stopMirror()
 	return nil
 }
 
@@ -1280,4 +1290,171 @@ func (s *server) openURL(host, port string) string {
 		u += "?token=" + url.QueryEscape(s.cfg.Token)
 	}
 	return u
+}
+
+// installResponse is the body of POST /api/library/install. Output is what
+// installZip printed (verification, blobs written, notes), shown to a person
+// on failure too.
+type installResponse struct {
+	OK        bool   `json:"ok"`
+	Error     string `json:"error,omitempty"`
+	ModelsDir string `json:"models_dir"`
+	Output    string `json:"output"`
+}
+
+// handleLibraryInstall installs a model zip of the library into an Ollama
+// models folder, exactly as "ollama-model-downloader install" does: the
+// path is confined to the output folder like the file endpoints; a
+// conflict with an installed model is 409, a zip that fails verification
+// is 422, a models folder this process cannot write is 403.
+func (s *server) handleLibraryInstall(w http.ResponseWriter, r *http.Request) {
+	vals, err := params(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := strings.TrimSpace(vals.Get("path"))
+	root, f, _, err := s.openLibraryFile(p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f.Close()
+	root.Close()
+	modelsDir, err := resolveModelsDir(strings.TrimSpace(vals.Get("models_dir")))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var out bytes.Buffer
+	err = installZip(r.Context(), filepath.Join(s.cfg.OutputDir, filepath.FromSlash(p)), modelsDir, &out)
+	resp := installResponse{OK: err == nil, ModelsDir: modelsDir, Output: out.String()}
+	code := http.StatusOK
+	switch {
+	case err == nil:
+		s.log.Info("installed model zip", "path", p, "models_dir", modelsDir)
+	case errors.Is(err, errConflict):
+		code = http.StatusConflict
+	case errors.Is(err, fs.ErrPermission):
+		code = http.StatusForbidden
+		err = fmt.Errorf("the models folder %s is not writable by this program (%w); choose another or fix its permissions", modelsDir, err)
+	case r.Context().Err() != nil:
+		return // the client went away
+	default:
+		// Everything else installZip refuses is the zip's fault: it is
+		// read and verified before anything is written.
+		code = http.StatusUnprocessableEntity
+	}
+	if err != nil {
+		resp.Error = err.Error()
+	}
+	s.writeJSON(w, code, resp)
+}
+
+// uiMirror is the model mirror the web UI started: a modelMirror over the
+// output folder on its own listener, owned by the server.
+type uiMirror struct {
+	srv    *http.Server
+	addr   string // host:port it listens on
+	served chan struct{}
+}
+
+// mirrorResponse is the body of GET /api/mirror and of start and stop.
+type mirrorResponse struct {
+	Running     bool   `json:"running"`
+	Address     string `json:"address,omitempty"`
+	PullExample string `json:"pull_example,omitempty"`
+}
+
+func (s *server) mirrorStatus() mirrorResponse {
+	s.mirrorMu.Lock()
+	defer s.mirrorMu.Unlock()
+	return s.mirror.status()
+}
+
+// status describes the mirror; a nil mirror is not running.
+func (m *uiMirror) status() mirrorResponse {
+	if m == nil {
+		return mirrorResponse{}
+	}
+	return mirrorResponse{
+		Running:     true,
+		Address:     "http://" + m.addr,
+		PullExample: "ollama pull --insecure " + m.addr + "/library/<model>:<tag>",
+	}
+}
+
+func (s *server) handleMirror(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, s.mirrorStatus())
+}
+
+// handleMirrorStart starts serving the output folder's model zips as a
+// registry (see serve-models). Loopback only unless this server has a
+// token: a LAN mirror is then a deliberate choice of someone who has it.
+func (s *server) handleMirrorStart(w http.ResponseWriter, r *http.Request) {
+	vals, err := params(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	listen := cmp.Or(strings.TrimSpace(vals.Get("listen")), defaultMirrorListen)
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		s.writeError(w, r, badInputf("listen address %q: want host:port, e.g. %s", listen, defaultMirrorListen))
+		return
+	}
+	if !isLoopbackHost(host) && s.cfg.Token == "" {
+		s.writeError(w, r, errForbidden("the mirror may listen beyond loopback (%q) only when this server has an access token (-token)", listen))
+		return
+	}
+	s.mirrorMu.Lock()
+	defer s.mirrorMu.Unlock()
+	if s.mirror != nil {
+		s.writeError(w, r, fmt.Errorf("mirror already runs at %s: %w", s.mirror.addr, errConflict))
+		return
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(r.Context(), "tcp", listen)
+	if err != nil {
+		s.writeError(w, r, &httpError{http.StatusConflict, fmt.Sprintf("listening on %s: %v", listen, err)})
+		return
+	}
+	m := newModelMirror([]string{s.cfg.OutputDir}, s.log)
+	m.AnyHost = !isLoopbackHost(host)
+	mir := &uiMirror{
+		srv:    &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)},
+		addr:   ln.Addr().String(),
+		served: make(chan struct{}),
+	}
+	go func() {
+		defer close(mir.served)
+		mir.srv.Serve(ln)
+	}()
+	s.mirror = mir
+	s.log.Info("model mirror started", "address", mir.addr)
+	s.writeJSON(w, http.StatusOK, mir.status())
+}
+
+func (s *server) handleMirrorStop(w http.ResponseWriter, r *http.Request) {
+	s.stopMirror()
+	s.writeJSON(w, http.StatusOK, s.mirrorStatus())
+}
+
+// stopMirror stops the mirror if it runs, letting pulls in flight finish
+// for up to shutdownTimeout.
+func (s *server) stopMirror() {
+	s.mirrorMu.Lock()
+	mir := s.mirror
+	s.mirror = nil
+	s.mirrorMu.Unlock()
+	if mir == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+	defer cancel()
+	if err := mir.srv.Shutdown(ctx); err != nil {
+		mir.srv.Close()
+	}
+	<-mir.served
+	s.log.Info("model mirror stopped", "address", mir.addr)
 }

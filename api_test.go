@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"slices"
@@ -1449,4 +1451,191 @@ func TestParams(t *testing.T) {
 			}
 		})
 	}
+}
+
+// apiPullModelZip pulls a tiny model from a fake registry into the
+// server's output folder, as the Models tab would, and returns its
+// library path.
+func apiPullModelZip(t *testing.T, a *apiServer) string {
+	t.Helper()
+	f := newFakeRegistry(t)
+	tinyModel(f, "tiny", "latest")
+	c := newTestRegistryClient(t, f.URL)
+	res, err := c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: a.dir, Retries: -1})
+	if err != nil {
+		t.Fatalf("Pull: %v", err)
+	}
+	rel, err := filepath.Rel(a.dir, res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.ToSlash(rel)
+}
+
+func TestLibraryInstall(t *testing.T) {
+	a := newAPIServer(t)
+	p := apiPullModelZip(t, a)
+	models := filepath.Join(t.TempDir(), "models")
+
+	body, k, v := apiForm("path", p, "models_dir", models)
+	code, _, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+	if code != http.StatusOK {
+		t.Fatalf("install: %d %s", code, resp)
+	}
+	var got installResponse
+	if err := json.Unmarshal(resp, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.OK || got.ModelsDir != models || !strings.Contains(got.Output, "tiny:latest: installed") {
+		t.Errorf("answer = %+v", got)
+	}
+	// The models folder holds exactly the zip's files.
+	want := map[string][]byte{}
+	for name, zc := range readZipTree(t, filepath.Join(a.dir, filepath.FromSlash(p))) {
+		if !strings.HasSuffix(name, "/") {
+			want[name] = []byte(zc.Data)
+		}
+	}
+	if tree := readTree(t, models); !reflect.DeepEqual(tree, want) {
+		t.Errorf("models folder has %d files, want the zip's %d", len(tree), len(want))
+	}
+
+	// A different manifest already installed under the same name: 409, untouched.
+	manifest := ""
+	for name := range want {
+		if strings.HasPrefix(name, "manifests/") {
+			manifest = filepath.Join(models, filepath.FromSlash(name))
+		}
+	}
+	apiWriteFile(t, manifest, `{"schemaVersion":2}`)
+	body, k, v = apiForm("path", p, "models_dir", models)
+	code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+	apiWantError(t, code, hdr, resp, http.StatusConflict)
+	if data, _ := os.ReadFile(manifest); string(data) != `{"schemaVersion":2}` {
+		t.Errorf("conflicting manifest was replaced: %s", data)
+	}
+
+	// JSON works as well, and the default is $OLLAMA_MODELS.
+	env := filepath.Join(t.TempDir(), "env-models")
+	t.Setenv("OLLAMA_MODELS", env)
+	code, _, resp = a.do(t, "POST", "/api/library/install", strings.NewReader(`{"path":"`+p+`"}`), "Content-Type", "application/json")
+	if code != http.StatusOK || !strings.Contains(string(resp), env) {
+		t.Errorf("install into $OLLAMA_MODELS: %d %s", code, resp)
+	}
+	if tree := readTree(t, env); len(tree) != len(want) {
+		t.Errorf("$OLLAMA_MODELS has %d files, want %d", len(tree), len(want))
+	}
+}
+
+func TestLibraryInstallRefuses(t *testing.T) {
+	a := newAPIServer(t)
+	good := apiPullModelZip(t, a)
+	data, err := os.ReadFile(filepath.Join(a.dir, filepath.FromSlash(good)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A flipped byte inside the big layer: the zip still opens, the digest fails.
+	tampered := bytes.Clone(data)
+	tampered[len(tampered)/3] ^= 0xff
+	apiWriteFile(t, filepath.Join(a.dir, "tampered.zip"), string(tampered))
+	apiWriteFile(t, filepath.Join(a.dir, "notes.txt"), "hello")
+	outside := filepath.Join(t.TempDir(), "outside.zip")
+	apiWriteFile(t, outside, string(data))
+
+	tests := []struct {
+		name, path string
+		code       int
+	}{
+		{"parent", "../outside.zip", http.StatusBadRequest},
+		{"absolute", outside, http.StatusBadRequest},
+		{"empty", "", http.StatusBadRequest},
+		{"backslash", `a\..\b.zip`, http.StatusBadRequest},
+		{"unknown", "nope.zip", http.StatusNotFound},
+		{"hidden", ".state/queue.json", http.StatusNotFound},
+		{"not a model", "notes.txt", http.StatusUnprocessableEntity},
+		{"tampered", "tampered.zip", http.StatusUnprocessableEntity},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			models := filepath.Join(t.TempDir(), "models")
+			body, k, v := apiForm("path", tc.path, "models_dir", models)
+			code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+			apiWantError(t, code, hdr, resp, tc.code)
+			if _, err := os.Stat(models); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("models folder was created or written: %v", err)
+			}
+		})
+	}
+}
+
+func TestMirrorStartStop(t *testing.T) {
+	a := newAPIServer(t)
+	t.Cleanup(a.stopMirror)
+	apiPullModelZip(t, a)
+	mirrorState := func() mirrorResponse {
+		t.Helper()
+		code, _, resp := a.do(t, "GET", "/api/mirror", nil)
+		var m mirrorResponse
+		if err := json.Unmarshal(resp, &m); code != http.StatusOK || err != nil {
+			t.Fatalf("GET /api/mirror: %d %s %v", code, resp, err)
+		}
+		return m
+	}
+	if m := mirrorState(); m.Running || m.Address != "" {
+		t.Fatalf("mirror runs before start: %+v", m)
+	}
+
+	body, k, v := apiForm("listen", "127.0.0.1:0")
+	code, _, resp := a.do(t, "POST", "/api/mirror/start", body, k, v)
+	if code != http.StatusOK {
+		t.Fatalf("start: %d %s", code, resp)
+	}
+	m := mirrorState()
+	if !m.Running || !strings.HasPrefix(m.Address, "http://127.0.0.1:") || strings.HasSuffix(m.Address, ":0") {
+		t.Fatalf("after start: %+v", m)
+	}
+	host := strings.TrimPrefix(m.Address, "http://")
+	if m.PullExample != "ollama pull --insecure "+host+"/library/<model>:<tag>" {
+		t.Errorf("pull_example = %q", m.PullExample)
+	}
+	for _, p := range []string{"/v2/", "/v2/library/tiny/manifests/latest"} {
+		resp, err := http.Get(m.Address + p)
+		if err != nil {
+			t.Fatalf("GET %s: %v", p, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("mirror GET %s = %d", p, resp.StatusCode)
+		}
+	}
+
+	// A second start is a conflict; beyond loopback needs a token.
+	body, k, v = apiForm("listen", "127.0.0.1:0")
+	code, hdr, resp := a.do(t, "POST", "/api/mirror/start", body, k, v)
+	apiWantError(t, code, hdr, resp, http.StatusConflict)
+
+	code, _, resp = a.do(t, "POST", "/api/mirror/stop", nil, "Content-Type", "application/x-www-form-urlencoded")
+	if code != http.StatusOK || strings.Contains(string(resp), "true") {
+		t.Fatalf("stop: %d %s", code, resp)
+	}
+	if m := mirrorState(); m.Running || m.Address != "" {
+		t.Errorf("after stop: %+v", m)
+	}
+	if resp, err := http.Get("http://" + host + "/v2/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("mirror still answers after stop: %d", resp.StatusCode)
+	}
+}
+
+func TestMirrorStartLANNeedsToken(t *testing.T) {
+	a := newAPIServer(t)
+	t.Cleanup(a.stopMirror)
+	for _, listen := range []string{"0.0.0.0:0", ":0", "192.0.2.1:11435"} {
+		body, k, v := apiForm("listen", listen)
+		code, hdr, resp := a.do(t, "POST", "/api/mirror/start", body, k, v)
+		apiWantError(t, code, hdr, resp, http.StatusForbidden)
+	}
+	body, k, v := apiForm("listen", "no-port")
+	code, hdr, resp := a.do(t, "POST", "/api/mirror/start", body, k, v)
+	apiWantError(t, code, hdr, resp, http.StatusBadRequest)
 }
