@@ -1415,6 +1415,12 @@ func (s *server) handleMirrorStart(w http.ResponseWriter, r *http.Request) {
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(r.Context(), "tcp", listen)
+	if err != nil && vals.Get("listen") == "" {
+		// Like the web UI's default port: only the default falls back to a
+		// free port; an address the user chose fails loudly.
+		s.log.Info("default mirror port is taken, using a free one", "listen", listen, "err", err)
+		ln, err = lc.Listen(r.Context(), "tcp", net.JoinHostPort(host, "0"))
+	}
 	if err != nil {
 		s.writeError(w, r, &httpError{http.StatusConflict, fmt.Sprintf("listening on %s: %v", listen, err)})
 		return

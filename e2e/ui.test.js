@@ -9,6 +9,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { startOrigin, contentSHA256 } from './lib/origin.js';
+import { startRegistry } from './lib/registry.js';
 import { buildBinary, startOmd } from './lib/omd.js';
 import { launchBrowser } from './lib/browser.js';
 
@@ -461,4 +462,124 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     await page.locator('#offline').waitFor({ state: 'visible', timeout: 5000 });
     assert.match(await page.locator('#offline').textContent(), /ارتباط با سرور برقرار نیست/);
   });
+});
+
+// The Library's model actions against a second server whose registry is a
+// tiny local one and whose Ollama models folder (OLLAMA_MODELS) is a temp
+// folder: nothing here touches ~/.ollama.
+describe('Library: install into Ollama and share models', { timeout: 120_000 }, () => {
+  let tmp2;
+  let registry;
+  let server;
+  let modelsDir;
+  let browser2;
+  let page2;
+  const errors2 = [];
+
+  async function api2(method, p) {
+    const res = await fetch(new URL(p, server.url));
+    assert.ok(res.ok, `${method} ${p}: ${res.status}`);
+    return res.json();
+  }
+
+  async function latinOutsideBdi(selector) {
+    return page2.evaluate((sel) => {
+      const out = [];
+      const walker = document.createTreeWalker(document.querySelector(sel), NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const el = n.parentElement;
+        if (!el || el.closest('bdi, svg')) continue;
+        if (!el.getClientRects().length) continue;
+        if (/[A-Za-z0-9]/.test(n.textContent)) out.push(n.textContent.trim());
+      }
+      return out;
+    }, selector);
+  }
+
+  before(async () => {
+    tmp2 = await fs.mkdtemp(path.join(os.tmpdir(), 'omd-e2e-lib-'));
+    await fs.mkdir(shotDir, { recursive: true });
+    registry = await startRegistry();
+    modelsDir = path.join(tmp2, 'ollama-models');
+    const bin = await buildBinary(tmp2);
+    server = await startOmd(bin, path.join(tmp2, 'out'), { args: ['-registry', registry.base], env: { OLLAMA_MODELS: modelsDir } });
+    browser2 = await launchBrowser();
+    const context = await browser2.newContext({ viewport: desktop, locale: 'fa-IR' });
+    page2 = await context.newPage();
+    page2.on('console', (m) => { if (m.type() === 'error') errors2.push(m.text()); });
+    page2.on('pageerror', (e) => errors2.push(String(e)));
+  });
+
+  after(async () => {
+    await browser2?.close();
+    await server?.stop();
+    await registry?.close();
+    if (tmp2) await fs.rm(tmp2, { recursive: true, force: true });
+  });
+
+  it('pulls a model from the add box and installs it from the Library into OLLAMA_MODELS', async () => {
+    await page2.goto(server.url);
+    await page2.fill('#add-url', 'tiny:1');
+    await page2.click('#add-submit');
+    await waitFor('the model zip in the library', async () => {
+      const { files } = await api2('GET', '/api/library');
+      return files.find((f) => f.kind === 'model');
+    }, 30_000);
+    await page2.click('#tab-library');
+    const install = page2.locator('#library-body tr button[data-install]');
+    await install.first().waitFor({ timeout: 5000 });
+    assert.equal(await install.count(), 1);
+    assert.match(await install.first().textContent(), /نصب در Ollama/);
+    assert.deepEqual(await latinOutsideBdi('#panel-library'), [], 'Library text outside <bdi> must be Persian');
+
+    await install.first().click();
+    const ok = page2.locator('.toast.ok', { hasText: 'مدل نصب شد' });
+    await ok.first().waitFor({ timeout: 10_000 });
+    assert.ok((await ok.first().textContent()).includes(modelsDir), 'the toast says where the model went');
+    const host = new URL(registry.base).host;
+    const manifest = await fs.readFile(path.join(modelsDir, 'manifests', host, 'library', 'tiny', '1'));
+    assert.ok(manifest.equals(registry.manifest), 'the installed manifest is the registry\'s');
+    const blobs = await fs.readdir(path.join(modelsDir, 'blobs'));
+    assert.equal(blobs.length, 3, `config and two layers, got ${blobs}`);
+
+    // Installing again is a no-op; the button answers with success again.
+    await page2.locator('.toast .icon-btn').first().click();
+    await install.first().click();
+    await waitFor('second install answered', async () => (await page2.locator('.toast.ok', { hasText: 'مدل نصب شد' }).count()) >= 1, 10_000);
+    await shoot2('desktop-library-models.png');
+    await page2.setViewportSize(phone);
+    await shoot2('phone-library-models.png');
+    await page2.setViewportSize(desktop);
+  });
+
+  it('starts the model mirror from the Library and shows its address and pull command', async () => {
+    assert.equal(await page2.locator('#mirror-info').isVisible(), false);
+    await page2.click('#mirror-toggle');
+    await page2.locator('#mirror-info').waitFor({ state: 'visible', timeout: 5000 });
+    const address = await page2.locator('#mirror-address').textContent();
+    assert.match(address, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const command = await page2.locator('#mirror-command').textContent();
+    assert.equal(command, `ollama pull --insecure ${address.slice('http://'.length)}/library/<model>:<tag>`);
+    assert.equal(await page2.locator('#mirror-command').getAttribute('dir'), 'ltr');
+    const v2 = await fetch(`${address}/v2/library/tiny/manifests/1`);
+    assert.equal(v2.status, 200);
+    assert.ok(Buffer.from(await v2.arrayBuffer()).equals(registry.manifest), 'the mirror serves the pulled manifest');
+    assert.equal(await page2.locator('#mirror-toggle').getAttribute('aria-pressed'), 'true');
+    assert.deepEqual(await latinOutsideBdi('#panel-library'), [], 'Library text outside <bdi> must be Persian');
+    await shoot2('desktop-library-mirror.png');
+    await page2.setViewportSize(phone);
+    await shoot2('phone-library-mirror.png');
+    await page2.setViewportSize(desktop);
+
+    await page2.click('#mirror-toggle');
+    await page2.locator('#mirror-info').waitFor({ state: 'hidden', timeout: 5000 });
+    assert.deepEqual(await api2('GET', '/api/mirror'), { running: false });
+    await assert.rejects(fetch(`${address}/v2/`), 'the mirror stopped listening');
+    assert.deepEqual(errors2, []);
+  });
+
+  async function shoot2(file) {
+    await page2.evaluate(() => document.getElementById('toasts').replaceChildren()); // they would hide the panel
+    await page2.screenshot({ path: path.join(shotDir, file), fullPage: true });
+  }
 });

@@ -239,7 +239,7 @@
   }
 
   function refreshTab() {
-    if (currentTab === 'library') loadLibrary();
+    if (currentTab === 'library') { loadLibrary(); loadMirror(); }
     else if (currentTab === 'history') loadHistory();
     else if (currentTab === 'stats') loadStats();
   }
@@ -735,6 +735,8 @@
         h('td', { class: 'num', 'data-label': 'اندازه', text: formatBytes(f.size) }),
         h('td', { class: 'num', 'data-label': 'تاریخ', text: formatDate(f.modified) }),
         h('td', { class: 'actions' },
+          f.kind === 'model' ? h('button', { type: 'button', class: 'btn sm', 'data-install': f.path, title: `نصب ${f.name} در پوشهٔ مدل‌های Ollama` },
+            icon('install'), h('span', null, 'نصب در ', h('bdi', { text: 'Ollama' }))) : null,
           h('a', { class: 'icon-btn', href: fileURL(f.path), download: '', 'aria-label': label, title: label }, icon('download')),
           iconButton('trash', `پاک کردن فایل: ${f.name}`, { class: 'icon-btn danger', 'data-delete': f.path })));
     }));
@@ -751,7 +753,27 @@
     return h('bdi', { dir: 'ltr', text: kind.toUpperCase() });
   }
 
+  // installModel puts a model zip into the Ollama models folder
+  // (POST /api/library/install; the server picks $OLLAMA_MODELS or ~/.ollama/models).
+  async function installModel(btn) {
+    const path = btn.dataset.install;
+    btn.disabled = true;
+    try {
+      const r = await api('POST', '/api/library/install', { path });
+      toast('ok', 'مدل نصب شد', `${path} → ${r.models_dir}`);
+    } catch (err) {
+      reportError(err, 'مدل نصب نشد');
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
   async function onLibraryClick(e) {
+    const install = e.target.closest('button[data-install]');
+    if (install) {
+      installModel(install);
+      return;
+    }
     const btn = e.target.closest('button[data-delete]');
     if (!btn) return;
     const path = btn.dataset.delete;
@@ -763,6 +785,63 @@
       reportError(err, 'فایل پاک نشد');
     }
     loadLibrary();
+  }
+
+  // ---------- model mirror ----------
+
+  let mirrorRunning = false;
+
+  function showMirror(m) {
+    mirrorRunning = !!(m && m.running);
+    $('mirror-info').hidden = !mirrorRunning;
+    $('mirror-state').replaceChildren(...(mirrorRunning
+      ? ['روشن است. روی رایانهٔ دیگر این فرمان را بزنید و نام مدل و برچسب آن را جایگزین کنید:']
+      : ['رایانه‌های دیگر مدل‌های این پوشه را با ', h('bdi', { text: 'Ollama' }), ' مستقیم از این‌جا می‌گیرند.']));
+    const toggle = $('mirror-toggle');
+    toggle.setAttribute('aria-pressed', String(mirrorRunning));
+    toggle.replaceChildren(icon(mirrorRunning ? 'pause' : 'play'), h('span', { text: mirrorRunning ? 'خاموش کردن' : 'روشن کردن' }));
+    if (mirrorRunning) {
+      $('mirror-address').textContent = m.address;
+      $('mirror-command').textContent = m.pull_example;
+    }
+  }
+
+  async function loadMirror() {
+    try {
+      showMirror(await api('GET', '/api/mirror'));
+    } catch (e) {
+      reportError(e, 'وضعیت اشتراک مدل‌ها خوانده نشد');
+    }
+  }
+
+  async function toggleMirror() {
+    const btn = $('mirror-toggle');
+    btn.disabled = true;
+    try {
+      const m = await api('POST', mirrorRunning ? '/api/mirror/stop' : '/api/mirror/start', {});
+      showMirror(m);
+      toast(m.running ? 'ok' : 'info', m.running ? 'اشتراک مدل‌ها روشن شد' : 'اشتراک مدل‌ها خاموش شد', m.running ? m.address : '');
+    } catch (e) {
+      reportError(e, 'اشتراک مدل‌ها تغییر نکرد');
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function copyMirrorCommand() {
+    const text = $('mirror-command').textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+      toast('ok', 'فرمان رونوشت شد');
+    } catch {
+      // No clipboard (plain http on another host): select it for Ctrl+C.
+      const range = document.createRange();
+      range.selectNodeContents($('mirror-command'));
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      toast('info', 'فرمان را با Ctrl+C رونوشت کنید');
+    }
   }
 
   // ---------- history ----------
@@ -983,7 +1062,9 @@
     showLimit(0);
 
     $('library-body').addEventListener('click', onLibraryClick);
-    $('library-refresh').addEventListener('click', loadLibrary);
+    $('library-refresh').addEventListener('click', () => { loadLibrary(); loadMirror(); });
+    $('mirror-toggle').addEventListener('click', toggleMirror);
+    $('mirror-copy').addEventListener('click', copyMirrorCommand);
 
     $('history-body').addEventListener('click', onHistoryClick);
     $('history-clear').addEventListener('click', clearHistory);
