@@ -1639,3 +1639,72 @@ func TestMirrorStartLANNeedsToken(t *testing.T) {
 	code, hdr, resp := a.do(t, "POST", "/api/mirror/start", body, k, v)
 	apiWantError(t, code, hdr, resp, http.StatusBadRequest)
 }
+
+// The mirror belongs to the server: shutting the server down closes the
+// mirror's listener too.
+func TestMirrorStopsWithServer(t *testing.T) {
+	a := newAPIServer(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	urls := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- a.ListenAndServe(ctx, "127.0.0.1:0", func(u string) { urls <- u }) }()
+	var u string
+	select {
+	case u = <-urls:
+	case err := <-done:
+		t.Fatalf("ListenAndServe returned early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("ready was not called")
+	}
+	resp, err := http.PostForm(u+"api/mirror/start", url.Values{"listen": {"127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m mirrorResponse
+	err = json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if err != nil || !m.Running {
+		t.Fatalf("start: %d %+v %v", resp.StatusCode, m, err)
+	}
+	if resp, err := http.Get(m.Address + "/v2/"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("mirror before shutdown: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("ListenAndServe = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ListenAndServe did not return")
+	}
+	if resp, err := http.Get(m.Address + "/v2/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("mirror still answers after the server stopped: %d", resp.StatusCode)
+	}
+}
+
+// Only the default mirror address falls back to a free port when taken.
+func TestMirrorDefaultPortTaken(t *testing.T) {
+	a := newAPIServer(t)
+	t.Cleanup(a.stopMirror)
+	// Hold the default port (or find it held by someone else: taken either way).
+	if ln, err := net.Listen("tcp", defaultMirrorListen); err == nil {
+		defer ln.Close()
+	}
+	body, k, v := apiForm("listen", defaultMirrorListen)
+	code, hdr, resp := a.do(t, "POST", "/api/mirror/start", body, k, v)
+	apiWantError(t, code, hdr, resp, http.StatusConflict)
+
+	code, _, resp = a.do(t, "POST", "/api/mirror/start", nil, "Content-Type", "application/x-www-form-urlencoded")
+	var m mirrorResponse
+	if err := json.Unmarshal(resp, &m); code != http.StatusOK || err != nil {
+		t.Fatalf("start with the default taken: %d %s", code, resp)
+	}
+	if !m.Running || strings.HasSuffix(m.Address, ":11435") || !strings.HasPrefix(m.Address, "http://127.0.0.1:") {
+		t.Errorf("fallback address = %+v", m)
+	}
+}
