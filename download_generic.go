@@ -914,7 +914,7 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 	if err := os.Rename(partPath(t.path), t.path); err != nil {
 		return fileResult{}, fmt.Errorf("publishing %s: %w", t.path, err)
 	}
-	syncDir(filepath.Dir(t.path))
+	_ = syncFolder(filepath.Dir(t.path))
 	_ = os.Remove(sidecarPath(t.path))
 	if t.req.Progress != nil {
 		t.req.Progress(t.offset, t.offset)
@@ -1213,18 +1213,9 @@ func writeFileAtomic(name string, data []byte, durable bool) error {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	if durable {
-		syncDir(filepath.Dir(name))
+		_ = syncFolder(filepath.Dir(name))
 	}
 	return nil
-}
-
-// syncDir makes a rename in dir durable. Best effort: not every OS or file
-// system can sync a folder.
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		_ = f.Sync()
-		f.Close()
-	}
 }
 
 func sameHost(a, b string) bool {

@@ -316,37 +316,11 @@ func installBlob(ctx context.Context, l *modelLayout, b layoutBlob, dest string)
 
 // installWriteFile writes a small file through a temp file, fsync and
 // rename, creating its folders.
-func installWriteFile(dest string, data []byte) (err error) {
-	dir := filepath.Dir(dest)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func installWriteFile(dest string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".install-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return err
-	}
-	return syncFolder(dir)
+	return writeFileAtomic(dest, data, true)
 }
 
 // installNotes tells the person what happens next.
