@@ -149,6 +149,7 @@ func (s *server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/download/{id}/retry", s.handleAction)
 	mux.HandleFunc("POST /api/download/{id}/remove", s.handleRemove)
 	mux.HandleFunc("POST /api/download/{id}/move", s.handleMove)
+	mux.HandleFunc("POST /api/download/{id}/limit", s.handleLimit)
 	mux.HandleFunc("POST /api/downloads/pause-all", s.handleBulk)
 	mux.HandleFunc("POST /api/downloads/resume-all", s.handleBulk)
 	mux.HandleFunc("POST /api/downloads/cancel-all", s.handleBulk)
@@ -524,13 +525,21 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	var limit int64
+	if vals.Has("limit_rate") {
+		if limit, err = parseRate(vals.Get("limit_rate")); err != nil {
+			s.writeError(w, r, badInputf("limit_rate: %v", err))
+			return
+		}
+	}
+
 	// Several lines are several downloads; the ones the manager accepts are
 	// kept even when another line is refused, and the refusals are listed.
 	added := []jobView{}
 	var failed []addError
 	var firstErr error
 	for _, src := range sources {
-		v, err := s.cfg.Manager.Add(addRequest{Source: src, Retries: retries, SHA256: sum})
+		v, err := s.cfg.Manager.Add(addRequest{Source: src, Retries: retries, SHA256: sum, LimitRate: limit})
 		if err != nil {
 			if statusFor(err) == http.StatusInternalServerError {
 				s.writeError(w, r, fmt.Errorf("adding %s: %w", src, err))
@@ -621,6 +630,30 @@ func (s *server) handleMove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.cfg.Manager.Move(r.PathValue("id"), to); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.handleGet(w, r)
+}
+
+// handleLimit sets one download's own speed limit (limit_rate=2M, 0 = none),
+// also while it runs; the global limit in settings applies on top.
+func (s *server) handleLimit(w http.ResponseWriter, r *http.Request) {
+	vals, err := params(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !vals.Has("limit_rate") {
+		s.writeError(w, r, badInputf("send limit_rate=<bytes per second, e.g. 500K or 2M; 0 = none>"))
+		return
+	}
+	rate, err := parseRate(vals.Get("limit_rate"))
+	if err != nil {
+		s.writeError(w, r, badInputf("limit_rate: %v", err))
+		return
+	}
+	if err := s.cfg.Manager.SetLimit(r.PathValue("id"), rate); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

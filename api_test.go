@@ -281,6 +281,8 @@ func TestErrorsAreJSON(t *testing.T) {
 		{"concurrency not a number", "POST", "/api/settings?concurrency=four", 400, ""},
 		{"settings with nothing", "POST", "/api/settings", 400, ""},
 		{"limit_rate not a rate", "POST", "/api/settings?limit_rate=fast", 400, ""},
+		{"download limit not a rate", "POST", "/api/download/d-nope/limit?limit_rate=fast", 400, ""},
+		{"download limit unknown id", "POST", "/api/download/d-nope/limit?limit_rate=1M", 404, ""},
 		{"history limit zero", "GET", "/api/history?limit=0", 400, ""},
 		{"history limit word", "GET", "/api/history?limit=ten", 400, ""},
 		{"history negative offset", "GET", "/api/history?offset=-1", 400, ""},
@@ -928,6 +930,7 @@ type apiJob struct {
 	BytesDone  int64  `json:"bytes_done"`
 	BytesTotal int64  `json:"bytes_total"`
 	Position   int    `json:"position"`
+	LimitRate  int64  `json:"limit_rate"`
 }
 
 // addDownloads posts a form to /api/download/add and returns what was added.
@@ -1352,6 +1355,7 @@ func TestGoldenDownloads(t *testing.T) {
 	golden("downloads", "GET", "/api/downloads")
 	golden("download-pause-completed", "POST", "/api/download/"+added[0].ID+"/pause")
 	golden("download-resume-completed", "POST", "/api/download/"+added[0].ID+"/resume")
+	golden("download-limit", "POST", "/api/download/"+added[0].ID+"/limit", "limit_rate", "1M")
 
 	// One at a time from here, so that the second slow download waits queued.
 	golden("settings-set-1", "POST", "/api/settings", "concurrency", "1")
@@ -1706,5 +1710,22 @@ func TestMirrorDefaultPortTaken(t *testing.T) {
 	}
 	if !m.Running || strings.HasSuffix(m.Address, ":11435") || !strings.HasPrefix(m.Address, "http://127.0.0.1:") {
 		t.Errorf("fallback address = %+v", m)
+	}
+}
+
+func TestAPIPerDownloadSpeedLimit(t *testing.T) {
+	a := newAPIServer(t)
+	o := newOrigin(t, withSize(96<<10))
+	start := time.Now()
+	added := a.addDownloads(t, "url", o.FileURL(), "limit_rate", "128K")
+	if added[0].LimitRate != 128<<10 {
+		t.Errorf("limit_rate = %d, want %d", added[0].LimitRate, 128<<10)
+	}
+	a.waitState(t, added[0].ID, "completed")
+	if elapsed := time.Since(start); elapsed < 500*time.Millisecond {
+		t.Errorf("96 KiB under a 128 KiB/s limit took %v, want ≥ 0.5 s", elapsed)
+	}
+	if got := readFile(t, filepath.Join(a.dir, "data.bin")); !bytes.Equal(got, o.content()) {
+		t.Error("bytes differ")
 	}
 }

@@ -87,10 +87,11 @@ type managerConfig struct {
 }
 
 type addRequest struct {
-	Source  string // URL or model reference
-	Retries int    // < 0 = default
-	SHA256  string // optional, files only
-	Output  string // optional explicit path (CLI -o)
+	Source    string // URL or model reference
+	Retries   int    // < 0 = default
+	SHA256    string // optional, files only
+	Output    string // optional explicit path (CLI -o)
+	LimitRate int64  // optional speed limit for this download, bytes/s; 0 = none
 }
 
 // jobView is one download as the API and the UI see it (the "Download
@@ -109,6 +110,7 @@ type jobView struct {
 	ETASeconds int64     `json:"eta_seconds"`
 	Error      string    `json:"error"`
 	Retries    int       `json:"retries"`
+	LimitRate  int64     `json:"limit_rate"`
 	Position   int       `json:"position"`
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
@@ -124,6 +126,7 @@ type managerJob struct {
 	Retries     int       `json:"retries"`
 	SHA256      string    `json:"sha256,omitempty"`
 	Output      string    `json:"output,omitempty"`
+	LimitRate   int64     `json:"limit_rate,omitempty"` // bytes/s for this download, 0 = none
 	State       string    `json:"state"`
 	Phase       string    `json:"phase,omitempty"`
 	Path        string    `json:"path,omitempty"` // in memory absolute; on disk relative to the output dir when inside it
@@ -137,8 +140,9 @@ type managerJob struct {
 	StartedAt   time.Time `json:"started_at,omitzero"`
 	FinishedAt  time.Time `json:"finished_at,omitzero"`
 
-	name modelName   // parsed reference (models only)
-	run  *managerRun // non-nil while a goroutine transfers or cleans up this job
+	name    modelName    // parsed reference (models only)
+	run     *managerRun  // non-nil while a goroutine transfers or cleans up this job
+	limiter *rateLimiter // this download's own speed limit, changeable while it runs
 }
 
 // managerRun is one goroutine working on a job: a transfer, or the removal
@@ -423,7 +427,10 @@ func (m *manager) newJob(req addRequest) (*managerJob, error) {
 	if sum != "" && (len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "") {
 		return nil, badInputf("sha256 must be 64 hexadecimal characters, got %q", req.SHA256)
 	}
-	j := &managerJob{Source: src, Retries: retries, SHA256: sum, State: jobQueued, Total: -1, Attempt: 1}
+	if req.LimitRate < 0 {
+		return nil, badInputf("limit_rate must be 0 (none) or a positive number of bytes per second")
+	}
+	j := &managerJob{Source: src, Retries: retries, SHA256: sum, LimitRate: req.LimitRate, State: jobQueued, Total: -1, Attempt: 1}
 	if req.Output != "" {
 		out, err := filepath.Abs(req.Output)
 		if err != nil {
@@ -520,6 +527,7 @@ func (m *manager) viewLocked(j *managerJob, pos int) jobView {
 		ETASeconds: -1,
 		Error:      j.Error,
 		Retries:    j.Retries,
+		LimitRate:  j.LimitRate,
 		Position:   pos,
 		CreatedAt:  j.CreatedAt.Truncate(time.Second),
 		StartedAt:  j.StartedAt.Truncate(time.Second),
@@ -638,6 +646,35 @@ func (m *manager) pauseLocked(j *managerJob) chan struct{} {
 		j.run.cancel(errors.New("download paused"))
 	}
 	return j.run.done
+}
+
+// limiterLocked is the job's own speed limiter, made on first use so that
+// a running transfer sees later changes.
+func (m *manager) limiterLocked(j *managerJob) *rateLimiter {
+	if j.limiter == nil {
+		j.limiter = newRateLimiter(j.LimitRate)
+	}
+	return j.limiter
+}
+
+// SetLimit changes one download's speed limit (bytes/s, 0 = none), also
+// while it runs.
+func (m *manager) SetLimit(id string, bytesPerSecond int64) error {
+	if bytesPerSecond < 0 {
+		return badInputf("limit_rate must be 0 (none) or a positive number of bytes per second")
+	}
+	m.mu.Lock()
+	j, err := m.lookupLocked(id)
+	if err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	j.LimitRate = bytesPerSecond
+	m.limiterLocked(j).SetRate(bytesPerSecond)
+	snap := m.commitLocked()
+	m.mu.Unlock()
+	m.save(snap)
+	return nil
 }
 
 // Resume queues a paused download again; the transfer continues from its
@@ -1060,6 +1097,7 @@ func (m *manager) startLocked(j *managerJob) {
 			Path:     j.Path,
 			SHA256:   j.SHA256,
 			Retries:  j.Retries,
+			Limiter:  m.limiterLocked(j),
 			Progress: func(done, total int64) { m.progress(j, run, "", done, total) },
 			OnPath:   func(p string) { m.onPath(j, run, p) },
 		}
@@ -1076,6 +1114,7 @@ func (m *manager) startLocked(j *managerJob) {
 		Output:      j.Output,
 		KeepStaging: m.cfg.KeepStaging,
 		Retries:     j.Retries,
+		Limiter:     m.limiterLocked(j),
 		Progress:    func(p pullProgress) { m.progress(j, run, p.Phase, p.Done, p.Total) },
 	}
 	go func() {

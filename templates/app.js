@@ -396,7 +396,11 @@
         h('div', { class: 'job-progress-line' }, bar, h('span', { class: 'job-pct' })),
         h('p', { class: 'job-error', hidden: true })),
       h('div', { class: 'job-size' }),
-      h('div', { class: 'job-speed' }, h('span', { class: 'speed' }), h('span', { class: 'job-eta' })),
+      h('div', { class: 'job-speed' }, h('span', { class: 'speed' }), h('span', { class: 'job-eta' }),
+        h('select', {
+          class: 'job-limit', 'data-id': j.id, hidden: true,
+          'aria-label': `محدودیت سرعت این دانلود: ${name}`, title: 'محدودیت سرعت همین دانلود',
+        })),
       h('div', { class: 'job-actions' }));
     check.addEventListener('change', () => {
       if (check.checked) selected[tab].add(j.id); else selected[tab].delete(j.id);
@@ -450,6 +454,17 @@
     else if (j.state === 'completed' && j.finished_at) eta = formatDate(j.finished_at);
     else if (j.state === 'queued') eta = `نوبت ${num(index + 1)} در صف`;
     setText(q('.job-eta'), eta);
+
+    // A download's own speed limit, for what has not finished yet.
+    const limitSel = q('.job-limit');
+    const rate = typeof j.limit_rate === 'number' ? j.limit_rate : 0;
+    limitSel.hidden = typeof j.limit_rate !== 'number' || finished(j.state);
+    if (!limitSel.hidden && limitSel.dataset.rate !== String(rate) && document.activeElement !== limitSel) {
+      limitSel.dataset.rate = String(rate);
+      const values = limitChoices.includes(rate) ? limitChoices : [...limitChoices, rate].sort((a, b) => a - b);
+      limitSel.replaceChildren(...values.map((v) => h('option', { value: String(v), text: v ? `حداکثر ${formatSpeed(v)}` : 'بی‌محدودیت' })));
+      limitSel.value = String(rate);
+    }
 
     const key = `${j.state}|${tab}|${index === 0}|${index === count - 1}|${j.path ? 1 : 0}`;
     if (row.dataset.actions !== key) {
@@ -537,6 +552,22 @@
       throw e;
     } finally {
       if (!quiet) poll();
+    }
+  }
+
+  async function onListChange(e) {
+    const sel = e.target.closest('select.job-limit');
+    if (!sel) return;
+    const j = jobs.find((x) => x.id === sel.dataset.id);
+    const name = j ? jobName(j) : sel.dataset.id;
+    try {
+      await api('POST', `/api/download/${encodeURIComponent(sel.dataset.id)}/limit`, { limit_rate: sel.value });
+      const v = Number(sel.value);
+      toast('info', `«${name}»`, v > 0 ? `سرعت حداکثر ${formatSpeed(v)}` : 'بدون محدودیت سرعت');
+    } catch (err) {
+      reportError(err, `«${name}»: محدودیت سرعت ذخیره نشد`);
+    } finally {
+      poll();
     }
   }
 
@@ -1027,6 +1058,7 @@
 
     for (const tab of ['active', 'queue']) {
       $(`list-${tab}`).addEventListener('click', onListClick);
+      $(`list-${tab}`).addEventListener('change', onListChange);
       $(`select-all-${tab}`).addEventListener('change', (e) => {
         const items = tab === 'queue' ? jobs.filter((j) => j.state === 'queued') : jobs.filter((j) => j.state !== 'queued');
         selected[tab] = new Set(e.target.checked ? items.map((j) => j.id) : []);
