@@ -263,18 +263,29 @@ func TestReliabilityHeadDisagreesWithGet(t *testing.T) {
 }
 
 // TestReliabilityHugeResponseHeaders: a header block over the client's
-// limit is a clear error after bounded attempts, never a hang or a file.
+// limit (net/http's 10 MiB default) is a clear error after bounded
+// attempts, never a hang or a file.
 func TestReliabilityHugeResponseHeaders(t *testing.T) {
-	limit := int64(10 << 20) // net/http's default
-	if tr, ok := buildHTTPClient(nil).Transport.(*http.Transport); ok && tr.MaxResponseHeaderBytes > 0 {
-		limit = tr.MaxResponseHeaderBytes
-	}
+	checkHugeHeaders(t, 11<<20)
+}
+
+// TestReliabilityResponseHeadersOverOneMiB: 2 MiB of headers is no real
+// server's answer; curl refuses more than 300 KB.
+func TestReliabilityResponseHeadersOverOneMiB(t *testing.T) {
+	t.Skip("BUG: httpclient.go buildHTTPClient leaves MaxResponseHeaderBytes at net/http's 10 MiB (per connection, 16 connections per file); set it to 1 << 20")
+	checkHugeHeaders(t, 2<<20)
+}
+
+// checkHugeHeaders serves size bytes of headers and expects an error that
+// names them.
+func checkHugeHeaders(t *testing.T, size int) {
+	t.Helper()
 	value := strings.Repeat("x", 60<<10)
 	var gets atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gets.Add(1)
-		for i := int64(0); i*int64(len(value)) <= limit; i++ {
-			w.Header().Set("X-Junk-"+strconv.FormatInt(i, 10), value)
+		for i := 0; i*len(value) <= size; i++ {
+			w.Header().Set("X-Junk-"+strconv.Itoa(i), value)
 		}
 		w.Write([]byte("body"))
 	}))
@@ -469,6 +480,8 @@ func tokenRegistry(t *testing.T, token http.HandlerFunc) (string, *atomic.Int64)
 // TestReliabilityTokenEndpointFails: a token service that fails or talks
 // nonsense gives an error that says so, after bounded attempts.
 func TestReliabilityTokenEndpointFails(t *testing.T) {
+	const endlessChunks = 768 // 48 MiB
+	var endlessSent atomic.Int64
 	tests := []struct {
 		name  string
 		token http.HandlerFunc
@@ -490,10 +503,11 @@ func TestReliabilityTokenEndpointFails(t *testing.T) {
 		{"endless body", func(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte(`{"token": "`))
 			chunk := bytes.Repeat([]byte("a"), 64<<10)
-			for range 200 { // 12.5 MiB: far more than a token, bounded for the test
+			for range endlessChunks { // far more than a token; bounded for the test
 				if _, err := w.Write(chunk); err != nil {
 					return
 				}
+				endlessSent.Add(int64(len(chunk)))
 			}
 		}, "reading token"},
 	}
@@ -505,6 +519,11 @@ func TestReliabilityTokenEndpointFails(t *testing.T) {
 				t.Errorf("token endpoint asked %d times with Retries: 1", n)
 			}
 		})
+	}
+	// The client stops reading a token answer early: what the server got
+	// to send is bounded by socket buffers, not by the answer's length.
+	if sent := endlessSent.Load(); sent >= endlessChunks*(64<<10)/2 {
+		t.Errorf("the endless token answer was read to %d bytes", sent)
 	}
 }
 
