@@ -557,7 +557,7 @@ func TestReliabilityAPIIgnoresPathFields(t *testing.T) {
 	a := newAPIServer(t)
 	o := newOrigin(t, withSize(4<<10))
 	outside := filepath.Join(t.TempDir(), "evil.bin")
-	body := fmt.Sprintf(`{"url": %q, "output": %q, "path": %q, "dir": %q, "file_name": "../../evil.bin", "unknown": {"deep": [1, 2]}}`,
+	body := fmt.Sprintf(`{"url": %q, "output": %q, "path": %q, "dir": %q, "file_name": "../../evil.bin", "unknown": true}`,
 		o.FileURL(), outside, outside, filepath.Dir(outside))
 	code, _, resp := a.do(t, "POST", "/api/download/add", strings.NewReader(body), "Content-Type", "application/json")
 	if code != http.StatusCreated && code != http.StatusBadRequest {
