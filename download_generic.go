@@ -110,7 +110,7 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		bufferSize:      256 << 10,
 		connections:     16,
 		minSegment:      1 << 20,
-		growEvery:       250 * time.Millisecond,
+		growEvery:       100 * time.Millisecond,
 		fastLink:        200 << 20,
 		hosts:           newHostSlots(16),
 		limiter:         newRateLimiter(0),
@@ -162,6 +162,8 @@ type transfer struct {
 	offset  int64 // bytes in the .part that belong to the current state
 	noRange bool  // the server gave a bad 206: fetch from 0 without Range
 	noSplit bool  // ranges proved unreliable: one connection only
+
+	ckptDone chan struct{} // closed when the background checkpoint ends
 
 	mu       sync.Mutex // guards resolved and state while several connections run
 	resolved string     // final URL after redirects, reused for Range requests
@@ -667,6 +669,7 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 	hasher := d.newAsyncHasher(t.hash)
 	buf := hasher.next()
 	defer func() { hasher.close(buf) }()
+	defer t.waitCheckpoint()
 	lastCheckpoint := time.Now()
 	limit := int64(-1)
 	if t.state.Size >= 0 {
@@ -692,7 +695,7 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 				t.req.Progress(t.offset, t.state.Size)
 			}
 			if time.Since(lastCheckpoint) >= d.checkpointEvery {
-				d.checkpoint(t)
+				d.checkpointAsync(t)
 				lastCheckpoint = time.Now()
 			}
 		}
@@ -845,6 +848,40 @@ func (d *rangeDownloader) checkpoint(t *transfer) {
 	t.state.Committed = t.offset
 	if err := writePartState(t.path, t.state); err != nil {
 		d.log.Warn("saving resume state", "file", t.path, "error", err)
+	}
+}
+
+// checkpointAsync is checkpoint on another goroutine, so a slow disk sync
+// does not stop the transfer: the sidecar records the offset taken before
+// the sync began. At most one runs; callers wait for it (waitCheckpoint)
+// before they touch the sidecar themselves.
+func (d *rangeDownloader) checkpointAsync(t *transfer) {
+	if t.ckptDone != nil {
+		select {
+		case <-t.ckptDone:
+		default:
+			return // the previous one is still syncing
+		}
+	}
+	offset, st, done := t.offset, t.state, make(chan struct{})
+	t.ckptDone = done
+	go func() {
+		defer close(done)
+		if err := t.file.Sync(); err != nil {
+			d.log.Warn("syncing partial file", "file", partPath(t.path), "error", err)
+			return
+		}
+		st.Committed = offset
+		if err := writePartState(t.path, st); err != nil {
+			d.log.Warn("saving resume state", "file", t.path, "error", err)
+		}
+	}()
+}
+
+func (t *transfer) waitCheckpoint() {
+	if t.ckptDone != nil {
+		<-t.ckptDone
+		t.ckptDone = nil
 	}
 }
 

@@ -41,8 +41,19 @@ type segmentedTransfer struct {
 	segs    []*segment
 	workers int
 
-	hashMu sync.Mutex
-	hashed int64 // t.hash covers [0, hashed): the connection at the front hashes as it writes
+	hashed   int64      // t.hash covers [0, hashed); only the hasher goroutine touches both
+	hashDone chan error // the hasher's result once it has hashed the whole file
+	hashErr  error
+	hashOver bool // hashDone was read
+}
+
+// waitHash waits for the hasher goroutine to end, once.
+func (s *segmentedTransfer) waitHash() error {
+	if !s.hashOver {
+		s.hashErr = <-s.hashDone
+		s.hashOver = true
+	}
+	return s.hashErr
 }
 
 // hostSlots caps the connections to one host across all downloads. Every
@@ -172,6 +183,15 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 			s.launch(ctx, errc, seg, nil, false)
 		}
 	}
+	hashCtx, stopHash := context.WithCancel(ctx)
+	s.hashDone = make(chan error, 1)
+	go func() { s.hashDone <- s.followHash(hashCtx) }()
+	// Whatever happens next, the hasher has let go of the file and the hash
+	// before the caller (which may restart the transfer) sees them again.
+	defer func() {
+		stopHash()
+		s.waitHash()
+	}()
 	if s.workers == 0 && len(s.segs) == 0 {
 		return s.finish(ctx)
 	}
@@ -220,6 +240,10 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 	if err := s.checkpoint(); err != nil {
 		d.log.Warn("saving resume state", "file", t.path, "error", err)
 	}
+	if fatal != nil || ctx.Err() != nil {
+		stopHash()
+		s.waitHash() // the hash and the file are ours alone again
+	}
 	if fatal != nil {
 		if errors.Is(fatal, errRangesBroken) {
 			d.log.Info("falling back to one connection", "url", redactURL(t.req.URL), "reason", fatal)
@@ -237,20 +261,65 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 	return s.finish(ctx)
 }
 
-// finish completes the hash with one sequential read of what the front
-// connection did not hash, and leaves the transfer ready to publish.
+// finish waits for the hasher, which has followed the written prefix all
+// along, and leaves the transfer ready to publish.
 func (s *segmentedTransfer) finish(ctx context.Context) error {
 	if left := s.remaining(); left > 0 {
 		return fmt.Errorf("%d bytes still missing after all connections ended", left)
 	}
-	buf := make([]byte, 1<<20)
-	section := io.NewSectionReader(s.t.file, s.hashed, s.size-s.hashed)
-	if _, err := io.CopyBuffer(s.t.hash, ctxReader{ctx, section}, buf); err != nil {
+	if err := s.waitHash(); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		return fmt.Errorf("hashing %s: %w", partPath(s.t.path), err)
 	}
 	s.t.offset = s.size
 	s.t.state.Segments = nil
 	return nil
+}
+
+// followHash hashes the file front to back while the connections fill it:
+// everything below the lowest missing byte is on disk, so it is read back
+// (from the page cache) and hashed on another core while the rest arrives.
+// Verifying then costs no extra pass at the end.
+func (s *segmentedTransfer) followHash(ctx context.Context) error {
+	buf := make([]byte, 1<<20)
+	for s.hashed < s.size {
+		end := s.prefixEnd()
+		if end <= s.hashed {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		for s.hashed < end {
+			n := min(int64(len(buf)), end-s.hashed)
+			if _, err := s.t.file.ReadAt(buf[:n], s.hashed); err != nil {
+				return err
+			}
+			s.t.hash.Write(buf[:n])
+			s.hashed += n
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+// prefixEnd is the first byte not yet on disk (the size when all are).
+func (s *segmentedTransfer) prefixEnd() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	end := s.size
+	for _, seg := range s.segs {
+		if seg.pos < seg.end {
+			end = min(end, seg.pos)
+		}
+	}
+	return end
 }
 
 func (s *segmentedTransfer) running() int {
@@ -493,7 +562,6 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 				if _, err := s.t.file.WriteAt(buf[:n], pos); err != nil {
 					return &diskError{fmt.Errorf("writing %s: %w", partPath(s.t.path), err)}
 				}
-				s.hashFront(pos, buf[:n])
 			}
 			s.mu.Lock()
 			seg.pos += int64(n)
@@ -515,16 +583,5 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			}
 			return fmt.Errorf("reading at byte %d: %w", s.posOf(seg), rerr)
 		}
-	}
-}
-
-// hashFront feeds the hash while the bytes written are contiguous with
-// what it has seen, so most files need no second read.
-func (s *segmentedTransfer) hashFront(pos int64, b []byte) {
-	s.hashMu.Lock()
-	defer s.hashMu.Unlock()
-	if pos == s.hashed {
-		s.t.hash.Write(b)
-		s.hashed += int64(len(b))
 	}
 }
