@@ -508,6 +508,14 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badInputf("url is empty: give a URL (https://…) or a model name (llama3:latest), one per line"))
 		return
 	}
+	// url may repeat (several downloads); a field that takes one value must
+	// not, or one of two checksums would be silently ignored.
+	for _, k := range []string{"retries", "sha256", "limit_rate"} {
+		if len(vals[k]) > 1 {
+			s.writeError(w, r, badInputf("%s was given %d times: send it once", k, len(vals[k])))
+			return
+		}
+	}
 	retries, err := intParam(vals, "retries", -1, 0, maxRetries)
 	if err != nil {
 		s.writeError(w, r, err)

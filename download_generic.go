@@ -551,6 +551,21 @@ func (d *rangeDownloader) rangeRequest(ctx context.Context, t *transfer, start, 
 	return resp, target, nil
 }
 
+// changed reports a 206 from another version of the file than the one
+// the .part holds: a server that ignores If-Range still sends the new
+// validators, and splicing two versions is what must never happen.
+func (t *transfer) changed(resp *http.Response) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if etag := resp.Header.Get("ETag"); t.state.ETag != "" && etag != "" {
+		return etag != t.state.ETag
+	}
+	if lm := resp.Header.Get("Last-Modified"); t.state.LastModified != "" && lm != "" {
+		return lm != t.state.LastModified
+	}
+	return false
+}
+
 // unwanted turns an unexpected status into an error; a presigned CDN URL
 // that expired (403/404/410 on the redirect target) is forgotten so the
 // next attempt resolves the original URL again.
@@ -601,7 +616,7 @@ func (d *rangeDownloader) fetch(ctx context.Context, t *transfer) error {
 		}
 	case http.StatusPartialContent:
 		cr, err := parseContentRange(resp.Header.Get("Content-Range"))
-		if err != nil || cr.start != t.offset || (t.state.Size >= 0 && cr.total >= 0 && cr.total != t.state.Size) {
+		if err != nil || cr.start != t.offset || (t.state.Size >= 0 && cr.total >= 0 && cr.total != t.state.Size) || t.changed(resp) {
 			// Never splice bytes we did not ask for: start over without Range.
 			t.noRange = true
 			if rerr := d.restart(t); rerr != nil {

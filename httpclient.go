@@ -35,6 +35,9 @@ func buildHTTPClient(proxyFunc func(*http.Request) (*url.URL, error)) *http.Clie
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConns:          128,
 		MaxIdleConnsPerHost:   32,
+		// A few KiB is normal; far more is a broken or hostile server
+		// (curl refuses beyond 300 KB). Per connection, up to 16 per file.
+		MaxResponseHeaderBytes: 1 << 20,
 		// We ask for identity encoding ourselves: a transparently gunzipped
 		// body would not match Content-Length or a Range offset.
 		DisableCompression: true,

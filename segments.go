@@ -526,7 +526,7 @@ func (s *segmentedTransfer) open(ctx context.Context, seg *segment) (*http.Respo
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		cr, err := parseContentRange(resp.Header.Get("Content-Range"))
-		if err == nil && cr.start == start && cr.total == s.size {
+		if err == nil && cr.start == start && cr.total == s.size && !s.t.changed(resp) {
 			return resp, nil
 		}
 		resp.Body.Close()

@@ -273,6 +273,10 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     await page.click('#bulk-active [data-bulk="pause"]');
     await waitFor('queue-a paused', async () => (await findJob('queue-a.bin')).state === 'paused');
     await row('queue-a.bin').locator('.row-check').uncheck();
+    // Its own speed limit, from the selector under the speed.
+    await row('queue-a.bin').locator('select.job-limit').selectOption(String(256 << 10));
+    await waitFor('per-download limit applied', async () => (await findJob('queue-a.bin')).limit_rate === 256 << 10, 5000);
+    assert.match(await row('queue-a.bin').locator('select.job-limit option:checked').textContent(), /۲۵۶ کیلوبایت\/ثانیه/);
     await api('POST', `/api/download/${encodeURIComponent((await findJob('queue-a.bin')).id)}/cancel`);
     await page.click('#clear-finished');
     await waitFor('finished rows cleared', async () => (await row('queue-b.bin').count()) === 0 && (await row(quick.name).count()) === 0);
