@@ -616,23 +616,12 @@ func jobConflict(format string, args ...any) error {
 // Pause stops a queued or running download and keeps its partial data. It
 // returns once the transfer has let go of its files (or after a few seconds).
 func (m *manager) Pause(id string) error {
-	m.mu.Lock()
-	j, err := m.lookupLocked(id)
-	if err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	if j.State != jobQueued && !stateRunning(j.State) {
-		err := jobConflict("cannot pause a %s download", j.State)
-		m.mu.Unlock()
-		return err
-	}
-	done := m.pauseLocked(j)
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	m.waitStopped(done)
-	return nil
+	return m.change(id, func(j *managerJob) (chan struct{}, error) {
+		if j.State != jobQueued && !stateRunning(j.State) {
+			return nil, jobConflict("cannot pause a %s download", j.State)
+		}
+		return m.pauseLocked(j), nil
+	})
 }
 
 func (m *manager) pauseLocked(j *managerJob) chan struct{} {
@@ -646,6 +635,26 @@ func (m *manager) pauseLocked(j *managerJob) chan struct{} {
 		j.run.cancel(errors.New("download paused"))
 	}
 	return j.run.done
+}
+
+// change runs fn on one job under the lock; when it succeeds the queue is
+// saved, and a transfer fn stopped (its done channel) is waited for.
+func (m *manager) change(id string, fn func(j *managerJob) (stopped chan struct{}, err error)) error {
+	m.mu.Lock()
+	j, err := m.lookupLocked(id)
+	var stopped chan struct{}
+	if err == nil {
+		stopped, err = fn(j)
+	}
+	if err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	snap := m.commitLocked()
+	m.mu.Unlock()
+	m.save(snap)
+	m.waitStopped(stopped)
+	return nil
 }
 
 // limiterLocked is the job's own speed limiter, made on first use so that
@@ -663,62 +672,35 @@ func (m *manager) SetLimit(id string, bytesPerSecond int64) error {
 	if bytesPerSecond < 0 {
 		return badInputf("limit_rate must be 0 (none) or a positive number of bytes per second")
 	}
-	m.mu.Lock()
-	j, err := m.lookupLocked(id)
-	if err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	j.LimitRate = bytesPerSecond
-	m.limiterLocked(j).SetRate(bytesPerSecond)
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	return nil
+	return m.change(id, func(j *managerJob) (chan struct{}, error) {
+		j.LimitRate = bytesPerSecond
+		m.limiterLocked(j).SetRate(bytesPerSecond)
+		return nil, nil
+	})
 }
 
 // Resume queues a paused download again; the transfer continues from its
 // partial data.
 func (m *manager) Resume(id string) error {
-	m.mu.Lock()
-	j, err := m.lookupLocked(id)
-	if err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	if j.State != jobPaused {
-		err := jobConflict("cannot resume a %s download", j.State)
-		m.mu.Unlock()
-		return err
-	}
-	j.State = jobQueued
-	m.scheduleLocked()
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	return nil
+	return m.change(id, func(j *managerJob) (chan struct{}, error) {
+		if j.State != jobPaused {
+			return nil, jobConflict("cannot resume a %s download", j.State)
+		}
+		j.State = jobQueued
+		m.scheduleLocked()
+		return nil, nil
+	})
 }
 
 // Cancel stops a download that is not finished and removes its partial data.
 // It returns once the data is gone (or after a few seconds).
 func (m *manager) Cancel(id string) error {
-	m.mu.Lock()
-	j, err := m.lookupLocked(id)
-	if err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	if stateFinished(j.State) {
-		err := jobConflict("cannot cancel a %s download", j.State)
-		m.mu.Unlock()
-		return err
-	}
-	done := m.cancelLocked(j)
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	m.waitStopped(done)
-	return nil
+	return m.change(id, func(j *managerJob) (chan struct{}, error) {
+		if stateFinished(j.State) {
+			return nil, jobConflict("cannot cancel a %s download", j.State)
+		}
+		return m.cancelLocked(j), nil
+	})
 }
 
 // cancelLocked marks j canceled and makes sure a goroutine removes its
@@ -746,33 +728,24 @@ func (m *manager) cancelLocked(j *managerJob) chan struct{} {
 // Retry queues a failed or canceled download again. A failed one continues
 // from its partial data; a canceled one starts over.
 func (m *manager) Retry(id string) error {
-	m.mu.Lock()
-	j, err := m.lookupLocked(id)
-	if err != nil {
-		m.mu.Unlock()
-		return err
-	}
-	if j.State != jobFailed && j.State != jobCanceled {
-		err := jobConflict("cannot retry a %s download: only failed or canceled ones", j.State)
-		m.mu.Unlock()
-		return err
-	}
-	if j.State == jobCanceled {
-		j.Done, j.Total = 0, -1
-		if j.Kind == jobKindFile && j.Output == "" {
-			j.Path = "" // the server may name it differently now
+	return m.change(id, func(j *managerJob) (chan struct{}, error) {
+		if j.State != jobFailed && j.State != jobCanceled {
+			return nil, jobConflict("cannot retry a %s download: only failed or canceled ones", j.State)
 		}
-	}
-	j.State = jobQueued
-	j.Error = ""
-	j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
-	j.Attempt++
-	j.Transferred, j.Active = 0, 0
-	m.scheduleLocked()
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	return nil
+		if j.State == jobCanceled {
+			j.Done, j.Total = 0, -1
+			if j.Kind == jobKindFile && j.Output == "" {
+				j.Path = "" // the server may name it differently now
+			}
+		}
+		j.State = jobQueued
+		j.Error = ""
+		j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
+		j.Attempt++
+		j.Transferred, j.Active = 0, 0
+		m.scheduleLocked()
+		return nil, nil
+	})
 }
 
 // Remove forgets a finished download. With deleteFile it also deletes the
