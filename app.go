@@ -128,13 +128,17 @@ func (a *app) downloadAll(ctx context.Context) error {
 		return err
 	}
 	m.PauseAll() // leftovers of another command wait; ours are resumed by Add
-	ids := make([]string, 0, len(a.opts.args))
-	for _, arg := range a.opts.args {
-		job, err := m.Add(addRequest{Source: arg, Retries: -1, SHA256: a.opts.sha256, Output: a.opts.output})
-		if err != nil {
-			return err
-		}
-		ids = append(ids, job.ID)
+	reqs := make([]addRequest, len(a.opts.args))
+	for i, arg := range a.opts.args {
+		reqs[i] = addRequest{Source: arg, Retries: -1, SHA256: a.opts.sha256, Output: a.opts.output}
+	}
+	jobs, err := m.AddAll(reqs)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(jobs))
+	for i, job := range jobs {
+		ids[i] = job.ID
 	}
 
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))

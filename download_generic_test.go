@@ -52,7 +52,8 @@ func TestDownloadFresh(t *testing.T) {
 	if !bytes.Equal(readFile(t, res.Path), o.content()) {
 		t.Error("downloaded bytes differ from the origin's")
 	}
-	if res.SHA256 != sha256Of(o.content()) || res.Size != int64(len(o.content())) {
+	// No checksum was asked for, so none was computed (it costs a core).
+	if res.SHA256 != "" || res.Size != int64(len(o.content())) {
 		t.Errorf("result = %+v", res)
 	}
 	if lastDone != res.Size || lastTotal != res.Size {

@@ -62,9 +62,10 @@ type manager struct {
 	concurrency int
 	runCtx      context.Context // non-nil while Run runs
 	changed     chan struct{}
-	dirty       bool   // progress not yet saved
-	seq         uint64 // for job IDs
-	snapSeq     uint64 // snapshots taken, so an older one never overwrites a newer one
+	dirty       bool          // progress not yet saved
+	seq         uint64        // for job IDs
+	snapSeq     uint64        // snapshots taken, so an older one never overwrites a newer one
+	latest      stateSnapshot // the newest snapshot, which any save writes
 	recovered   string
 
 	saveMu   sync.Mutex
@@ -373,33 +374,55 @@ func (m *manager) shutdown() error {
 // returns that job instead, resuming it if it was paused: running the same
 // CLI command twice continues the first download.
 func (m *manager) Add(req addRequest) (jobView, error) {
-	j, err := m.newJob(req)
+	views, err := m.AddAll([]addRequest{req})
 	if err != nil {
 		return jobView{}, err
 	}
+	return views[0], nil
+}
+
+// AddAll is Add for many downloads at once: all are validated before any is
+// queued, and the queue is saved once, not once per download (a CLI run
+// with 200 URLs would otherwise rewrite the queue file 200 times).
+func (m *manager) AddAll(reqs []addRequest) ([]jobView, error) {
+	jobs := make([]*managerJob, len(reqs))
+	for i, req := range reqs {
+		j, err := m.newJob(req)
+		if err != nil {
+			return nil, err
+		}
+		jobs[i] = j
+	}
 	m.mu.Lock()
-	for i, o := range m.jobs {
+	queued := make([]*managerJob, len(jobs))
+	for i, j := range jobs {
+		queued[i] = m.addLocked(j)
+	}
+	m.scheduleLocked()
+	views := make([]jobView, len(queued))
+	for i, j := range queued {
+		views[i] = m.viewLocked(j, slices.Index(m.jobs, j))
+	}
+	snap := m.commitLocked()
+	m.mu.Unlock()
+	m.save(snap)
+	return views, nil
+}
+
+// addLocked queues j, or returns the unfinished job for the same source.
+func (m *manager) addLocked(j *managerJob) *managerJob {
+	for _, o := range m.jobs {
 		if !stateFinished(o.State) && o.Kind == j.Kind && o.Output == j.Output && o.sameSource(j) {
 			if o.State == jobPaused {
 				o.State = jobQueued
-				m.scheduleLocked()
 			}
-			v := m.viewLocked(o, i)
-			snap := m.commitLocked()
-			m.mu.Unlock()
-			m.save(snap)
-			return v, nil
+			return o
 		}
 	}
 	j.ID = m.newIDLocked()
 	j.CreatedAt = m.now().UTC()
 	m.jobs = append(m.jobs, j)
-	m.scheduleLocked()
-	v := m.viewLocked(j, len(m.jobs)-1)
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	return v, nil
+	return j
 }
 
 func (j *managerJob) sameSource(o *managerJob) bool {
@@ -1135,22 +1158,22 @@ func (m *manager) progress(j *managerJob, run *managerRun, phase string, done, t
 	m.dirty = true
 }
 
-// onPath learns where a file transfer writes, and saves it at once so that
-// a restart resumes the same .part.
+// onPath learns where a file transfer writes. It is saved with the next
+// progress save, not at once: until then a restart finds the same .part
+// anyway, by the URL its sidecar was claimed with (see choosePath).
 func (m *manager) onPath(j *managerJob, run *managerRun, p string) {
 	if abs, err := filepath.Abs(p); err == nil {
 		p = abs
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if j.run != run {
-		m.mu.Unlock()
 		return
 	}
 	run.path = p
 	j.Path = p
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
+	m.changedLocked()
+	m.dirty = true
 }
 
 // finish settles a job once its goroutine's transfer returned: completed,
@@ -1312,7 +1335,8 @@ func (m *manager) commitLocked() stateSnapshot {
 		c.run = nil
 		qf.Jobs[i] = &c
 	}
-	return stateSnapshot{seq: m.snapSeq, queue: qf}
+	m.latest = stateSnapshot{seq: m.snapSeq, queue: qf}
+	return m.latest
 }
 
 // storedPath is p relative to the output folder when inside it, so that the
@@ -1324,22 +1348,23 @@ func (m *manager) storedPath(p string) string {
 	return p
 }
 
-// save writes a snapshot to queue.json atomically (temp file in the same
-// folder, fsync, rename), unless a newer one exists: its taker saves it.
-// Many changes at once (200 files finishing) so cost one write, not 200.
+// save returns once queue.json holds snap or a newer snapshot. It writes
+// atomically (temp file in the same folder, fsync, rename) and always the
+// newest snapshot, so callers that queued up behind one write share the
+// next: a group commit. 200 files finishing cost a few writes, not 200.
 func (m *manager) save(snap stateSnapshot) {
 	if snap.queue == nil {
 		return
 	}
 	m.saveMu.Lock()
 	defer m.saveMu.Unlock()
-	m.mu.Lock()
-	latest := m.snapSeq
-	m.mu.Unlock()
-	if snap.seq <= m.savedSeq || snap.seq < latest {
-		return
+	if snap.seq <= m.savedSeq {
+		return // a write that began after snap was taken covered it
 	}
-	data, err := json.MarshalIndent(snap.queue, "", "  ")
+	m.mu.Lock()
+	latest := m.latest
+	m.mu.Unlock()
+	data, err := json.Marshal(latest.queue)
 	if err != nil {
 		m.log.Error("encoding download queue", "err", err)
 		return
@@ -1348,7 +1373,7 @@ func (m *manager) save(snap stateSnapshot) {
 		m.log.Error("saving download queue", "path", m.statePath, "err", err)
 		return
 	}
-	m.savedSeq = snap.seq
+	m.savedSeq = latest.seq
 }
 
 func (m *manager) writeState(data []byte) error {

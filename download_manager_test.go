@@ -636,7 +636,7 @@ func TestManagerRestart(t *testing.T) {
 	// What a kill -9 at this moment would leave: the queue as last saved.
 	// a, b, c run and f failed with 10 bytes each: the ticker saves them.
 	waitQueueFile(t, dir, "a, b, c downloading with their bytes", func(data string) bool {
-		return strings.Count(data, `"state": "downloading"`) == 3 && strings.Count(data, `"bytes_done": 10,`) == 4
+		return strings.Count(data, `"state":"downloading"`) == 3 && strings.Count(data, `"bytes_done":10,`) == 4
 	})
 	killed, err := os.ReadFile(filepath.Join(dir, ".state", "queue.json"))
 	if err != nil {
