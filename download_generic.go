@@ -110,7 +110,7 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		bufferSize:      256 << 10,
 		connections:     16,
 		minSegment:      1 << 20,
-		growEvery:       100 * time.Millisecond,
+		growEvery:       50 * time.Millisecond,
 		fastLink:        200 << 20,
 		hosts:           newHostSlots(16),
 		limiter:         newRateLimiter(0),

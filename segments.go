@@ -200,7 +200,8 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 	ticker := time.NewTicker(min(100*time.Millisecond, d.growEvery))
 	defer ticker.Stop()
 	started, startDone := time.Now(), s.doneBytes()
-	lastCheckpoint, decided := started, false
+	lastCheckpoint, grown := started, false
+	lastLook, lookDone := started, startDone
 	for s.running() > 0 {
 		select {
 		case err := <-errc:
@@ -222,17 +223,20 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 				}
 				lastCheckpoint = now
 			}
-			if decided || now.Sub(started) < d.growEvery || ctx.Err() != nil {
+			if grown || now.Sub(lastLook) < d.growEvery || ctx.Err() != nil {
 				continue
 			}
-			// One look at the first connection decides. Slower than a local
-			// disk can write means a capped connection (a throttled server,
-			// a CDN, a long path): open every connection now, as aria2, axel
-			// and Ollama do. Faster means the disk and the hash are the limit
-			// and more connections only add overhead.
-			decided = true
-			rate := float64(done-startDone) / now.Sub(started).Seconds()
+			// Each look at the first connection decides anew. Slower than a
+			// local disk can write means a capped connection (a throttled
+			// server, a CDN, a long path): open every connection now, as
+			// aria2, axel and Ollama do. Faster means the disk is the limit
+			// and more connections only add overhead, until a later look
+			// finds the link slower (a server that caps after a fast start).
+			rate := float64(done-lookDone) / now.Sub(lastLook).Seconds()
+			lastLook, lookDone = now, done
 			if rate < d.fastLink {
+				grown = true
+				s.shareOut(s.maxConns, startDone, done)
 				s.grow(ctx, errc, s.maxConns)
 			}
 		}
@@ -425,6 +429,34 @@ func (s *segmentedTransfer) take(finished *segment) *segment {
 	largest.end = mid
 	s.segs = append(s.segs, half)
 	return half
+}
+
+// shareOut cuts the first connection's range into conns ranges before the
+// other connections open, so that each connection has an equal share of
+// what was left when the first one started (from startDone; done is now).
+// The first has already fetched part of its share, so it keeps that much
+// less: split by bytes alone it would finish last, alone, at the end. The
+// cut stays a split size ahead of its position, past any pending write.
+func (s *segmentedTransfer) shareOut(conns int, startDone, done int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.segs) != 1 || conns < 2 || s.t.noSplit {
+		return
+	}
+	first := s.segs[0]
+	share := (s.size - startDone) / int64(conns)
+	keep := max(share-(done-startDone), s.minSplit)
+	cut := first.pos + keep
+	rest := first.end - cut
+	n := min(int64(conns-1), rest/s.minSplit)
+	if n < 1 {
+		return // too little left: take halves ranges as connections ask
+	}
+	first.end = cut
+	for i := range n {
+		start, end := cut+rest*i/n, cut+rest*(i+1)/n
+		s.segs = append(s.segs, &segment{pos: start, end: end})
+	}
 }
 
 // release gives a range back unowned, for another connection to take.

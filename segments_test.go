@@ -41,6 +41,9 @@ func TestSegmentsThrottledUsesSeveralConnections(t *testing.T) {
 	o := newOrigin(t, withSize(1<<20), withThrottle(5*time.Millisecond))
 	d := splittingDownloader(t)
 	d.growEvery = 50 * time.Millisecond
+	// Counted on the client: the server notices a closed connection late.
+	counter := &countingTransport{base: buildHTTPClient(nil).Transport}
+	d.client = &http.Client{Transport: counter, CheckRedirect: checkRedirect}
 	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), SHA256: sha256Of(o.content())})
 	if err != nil {
 		t.Fatal(err)
@@ -48,10 +51,10 @@ func TestSegmentsThrottledUsesSeveralConnections(t *testing.T) {
 	if !bytes.Equal(readFile(t, res.Path), o.content()) {
 		t.Fatal("bytes differ")
 	}
-	if peak := o.maxInflight.Load(); peak < 4 {
+	if peak := counter.peak.Load(); peak < 4 {
 		t.Errorf("at most %d connections at once on a throttled server, want connections added", peak)
 	}
-	if peak := o.maxInflight.Load(); peak > 8 {
+	if peak := counter.peak.Load(); peak > 8 {
 		t.Errorf("%d connections at once, above the cap of 8", peak)
 	}
 	assertNoPartial(t, res.Path)
@@ -282,5 +285,113 @@ func TestSegmentTakeSplitsLargest(t *testing.T) {
 	s.segs = []*segment{small}
 	if got := s.take(nil); got != nil {
 		t.Errorf("split a range below 2×minSplit: %+v", got)
+	}
+}
+
+// TestSegmentsGrowWhenAFastStartSlowsDown: a server that sends the first
+// bytes at full speed and then caps the connection (nginx limit_rate_after,
+// a shaper's burst) must not be judged by its start alone.
+func TestSegmentsGrowWhenAFastStartSlowsDown(t *testing.T) {
+	content := testBytes(2<<20, 7)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start, end := int64(0), int64(len(content))
+		if rg := r.Header.Get("Range"); rg != "" {
+			var last int64 = -1
+			if n, _ := fmt.Sscanf(rg, "bytes=%d-%d", &start, &last); n < 1 || start >= end {
+				http.Error(w, "bad range "+rg, http.StatusRequestedRangeNotSatisfiable)
+				return
+			}
+			if last >= 0 {
+				end = min(end, last+1)
+			}
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end-1, len(content)))
+		}
+		w.Header().Set("Accept-Ranges", "bytes")
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Content-Length", strconv.FormatInt(end-start, 10))
+		if r.Header.Get("Range") != "" {
+			w.WriteHeader(http.StatusPartialContent)
+		}
+		if r.Method == http.MethodHead {
+			return
+		}
+		burst := int64(0)
+		if r.Header.Get("Range") == "" {
+			burst = 256 << 10 // only the first request starts fast
+		}
+		for pos := start; pos < end; {
+			n := min(end-pos, 8<<10)
+			if pos-start >= burst {
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(4 * time.Millisecond):
+				}
+			}
+			if _, err := w.Write(content[pos : pos+n]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			pos += n
+		}
+	}))
+	t.Cleanup(srv.Close)
+	d := splittingDownloader(t)
+	d.fastLink = 4 << 20 // the burst is faster, the capped rate (2 MB/s) slower
+	d.growEvery = 30 * time.Millisecond
+	counter := &countingTransport{base: buildHTTPClient(nil).Transport}
+	d.client = &http.Client{Transport: counter, CheckRedirect: checkRedirect}
+	res, err := d.Download(t.Context(), fileRequest{URL: srv.URL + "/f.bin", Dir: t.TempDir(), SHA256: sha256Of(content)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), content) {
+		t.Fatal("bytes differ")
+	}
+	if p := counter.peak.Load(); p < 4 {
+		t.Errorf("at most %d connections at once after the server slowed down, want more opened", p)
+	}
+}
+
+// TestSegmentShareOut: when more connections open, the first keeps only
+// what is left of its equal share, and the rest is cut into equal ranges.
+func TestSegmentShareOut(t *testing.T) {
+	s := &segmentedTransfer{t: &transfer{}, size: 1600, minSplit: 10}
+	first := &segment{pos: 40, end: 1600, owned: true}
+	s.segs = []*segment{first}
+	s.shareOut(16, 0, 40) // 16 shares of 100; the first has 40 of its 100
+	if first.end != 100 {
+		t.Fatalf("first range ends at %d, want 100 (its share less what it has)", first.end)
+	}
+	if len(s.segs) != 16 {
+		t.Fatalf("%d ranges, want 16", len(s.segs))
+	}
+	next := int64(100)
+	for _, seg := range s.segs[1:] {
+		if seg.pos != next || seg.end-seg.pos != 100 || seg.owned {
+			t.Fatalf("range %+v, want unowned [%d,%d)", seg, next, next+100)
+		}
+		next = seg.end
+	}
+	if next != 1600 {
+		t.Fatalf("ranges end at %d, want 1600", next)
+	}
+
+	// Ahead of its share, the first still keeps one split size: its
+	// connection may have a read in flight right at its position.
+	s.segs = []*segment{{pos: 900, end: 1600, owned: true}}
+	s.shareOut(16, 0, 900)
+	if got := s.segs[0]; got.end != 910 {
+		t.Errorf("first range ends at %d, want 910", got.end)
+	}
+	if len(s.segs) != 16 || s.segs[len(s.segs)-1].end != 1600 {
+		t.Errorf("got %d ranges ending at %d", len(s.segs), s.segs[len(s.segs)-1].end)
+	}
+
+	// Too little left to cut: nothing changes.
+	s.segs = []*segment{{pos: 1590, end: 1600, owned: true}}
+	s.shareOut(16, 0, 1590)
+	if len(s.segs) != 1 || s.segs[0].end != 1600 {
+		t.Errorf("cut a range below the split size: %+v", s.segs)
 	}
 }
