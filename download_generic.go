@@ -774,10 +774,17 @@ type asyncHasher struct {
 }
 
 func (d *rangeDownloader) newAsyncHasher(h hash.Hash) *asyncHasher {
-	const depth = 3
+	depth := 3
+	if _, skip := h.(noHash); skip {
+		depth = 0 // nothing to hash: one buffer, no goroutine to hand it to
+	}
 	a := &asyncHasher{h: h, d: d, work: make(chan []byte, depth), free: make(chan []byte, depth+1), done: make(chan struct{})}
-	for range depth {
+	for range max(depth, 1) {
 		a.free <- d.getBuffer()
+	}
+	if depth == 0 {
+		close(a.done)
+		return a
 	}
 	go func() {
 		defer close(a.done)
@@ -793,7 +800,13 @@ func (d *rangeDownloader) newAsyncHasher(h hash.Hash) *asyncHasher {
 func (a *asyncHasher) next() []byte { return <-a.free }
 
 // add hands a filled buffer over; it comes back through next.
-func (a *asyncHasher) add(b []byte) { a.work <- b }
+func (a *asyncHasher) add(b []byte) {
+	if cap(a.work) == 0 {
+		a.free <- b[:cap(b)] // nothing to hash: the buffer is free again
+		return
+	}
+	a.work <- b
+}
 
 // close waits until everything added is hashed, and returns the buffers.
 func (a *asyncHasher) close(held []byte) {

@@ -998,9 +998,15 @@ func (m *manager) Wait(ctx context.Context, ids ...string) error {
 		m.mu.Lock()
 		var errs []error
 		pending := false
+		// One pass over the queue, not one per id: a CLI run waits for
+		// hundreds of downloads and wakes on every change.
+		byID := make(map[string]*managerJob, len(m.jobs))
+		for _, j := range m.jobs {
+			byID[j.ID] = j
+		}
 		for _, id := range ids {
-			i := m.findLocked(id)
-			if i < 0 {
+			j := byID[id]
+			if j == nil {
 				if !seen[id] {
 					m.mu.Unlock()
 					return fmt.Errorf("download %s: %w", id, errNotFound)
@@ -1008,7 +1014,6 @@ func (m *manager) Wait(ctx context.Context, ids ...string) error {
 				continue // removed, so it was finished
 			}
 			seen[id] = true
-			j := m.jobs[i]
 			if !stateFinished(j.State) || j.run != nil {
 				pending = true
 			} else if j.State == jobFailed {
@@ -1213,6 +1218,11 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p 
 		m.log.Warn("download failed", "id", j.ID, "source", j.safeSource(), "err", err)
 	}
 	j.Phase = ""
+	// The transfer is over: its slot goes to the next download now, not
+	// after the history write below (j.run stays set until then, so no
+	// job for the same file starts early).
+	run.cancel = nil
+	m.scheduleLocked()
 	cleaned, recorded := false, false
 	for {
 		clean := err != nil && run.stop == jobCanceled && !cleaned

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,11 @@ type segmentedTransfer struct {
 	mu      sync.Mutex
 	segs    []*segment
 	workers int
+
+	// localWait is the time connections spent waiting on the disk and the
+	// speed limit. A slow link is a reason to open more connections; a
+	// slow disk or a speed limit is not, so that time is not the link's.
+	localWait waitClock
 
 	hashed   int64      // t.hash covers [0, hashed); only the hasher goroutine touches both
 	hashDone chan error // the hasher's result once it has hashed the whole file
@@ -201,7 +207,7 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 	defer ticker.Stop()
 	started, startDone := time.Now(), s.doneBytes()
 	lastCheckpoint, grown := started, false
-	lastLook, lookDone := started, startDone
+	lastLook, lookDone, lookWait := started, startDone, int64(0)
 	for s.running() > 0 {
 		select {
 		case err := <-errc:
@@ -232,9 +238,13 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 			// aria2, axel and Ollama do. Faster means the disk is the limit
 			// and more connections only add overhead, until a later look
 			// finds the link slower (a server that caps after a fast start).
-			rate := float64(done-lookDone) / now.Sub(lastLook).Seconds()
-			lastLook, lookDone = now, done
-			if rate < d.fastLink {
+			// A connection held up by the disk (a writeback stall) or by
+			// the speed limit for half the time says nothing about the link.
+			wait := s.localWait.total(now)
+			span, waited := now.Sub(lastLook), time.Duration(wait-lookWait)
+			rate := float64(done-lookDone) / span.Seconds()
+			lastLook, lookDone, lookWait = now, done, wait
+			if rate < d.fastLink && waited < span/2 {
 				grown = true
 				s.shareOut(s.maxConns, startDone, done)
 				s.grow(ctx, errc, s.maxConns)
@@ -586,7 +596,9 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 	for {
 		n, rerr := body.Read(buf[:s.d.readSize(s.t)])
 		if n > 0 {
+			s.localWait.start()
 			if err := s.d.throttle(ctx, watchdog, s.t, n); err != nil {
+				s.localWait.stop()
 				return err
 			}
 			watchdog.got(n)
@@ -596,9 +608,11 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			n = int(min(int64(n), end-pos))
 			if n > 0 {
 				if _, err := s.t.file.WriteAt(buf[:n], pos); err != nil {
+					s.localWait.stop()
 					return &diskError{fmt.Errorf("writing %s: %w", partPath(s.t.path), err)}
 				}
 			}
+			s.localWait.stop()
 			s.mu.Lock()
 			seg.pos += int64(n)
 			full := seg.pos >= seg.end
@@ -620,4 +634,35 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			return fmt.Errorf("reading at byte %d: %w", s.posOf(seg), rerr)
 		}
 	}
+}
+
+// waitClock adds up the time during which at least one connection waited,
+// including a wait still going on: a look at the link must not miss a
+// long wait on the speed limit.
+type waitClock struct {
+	sum     atomic.Int64 // nanoseconds of finished waits
+	since   atomic.Int64 // unix nanoseconds when the current wait began; 0 when none
+	waiters atomic.Int64
+}
+
+func (w *waitClock) start() {
+	if w.waiters.Add(1) == 1 {
+		w.since.Store(time.Now().UnixNano())
+	}
+}
+
+func (w *waitClock) stop() {
+	if w.waiters.Add(-1) == 0 {
+		if began := w.since.Swap(0); began != 0 {
+			w.sum.Add(time.Now().UnixNano() - began)
+		}
+	}
+}
+
+func (w *waitClock) total(now time.Time) int64 {
+	t := w.sum.Load()
+	if began := w.since.Load(); began != 0 {
+		t += now.UnixNano() - began
+	}
+	return t
 }

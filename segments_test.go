@@ -395,3 +395,23 @@ func TestSegmentShareOut(t *testing.T) {
 		t.Errorf("cut a range below the split size: %+v", s.segs)
 	}
 }
+
+// TestSegmentsSpeedLimitIsNotASlowLink: under a speed limit the connection
+// is slow because we hold it back; more connections would not help.
+func TestSegmentsSpeedLimitIsNotASlowLink(t *testing.T) {
+	o := newOrigin(t, withSize(384<<10))
+	d := splittingDownloader(t)
+	d.SetRateLimit(512 << 10)
+	counter := &countingTransport{base: buildHTTPClient(nil).Transport}
+	d.client = &http.Client{Transport: counter, CheckRedirect: checkRedirect}
+	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), o.content()) {
+		t.Fatal("bytes differ")
+	}
+	if p := counter.peak.Load(); p != 1 {
+		t.Errorf("%d connections at once under a speed limit, want 1", p)
+	}
+}
