@@ -1242,7 +1242,7 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p 
 			cleaned = true
 		}
 		if rec != nil && m.cfg.History != nil {
-			if herr := m.cfg.History.Add(*rec); herr != nil {
+			if herr := m.cfg.History.AddOnce(*rec); herr != nil {
 				m.log.Warn("writing history", "id", rec.ID, "err", herr)
 			}
 		}

@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -54,6 +57,7 @@ type fakeRegistry struct {
 	drop          int               // next n blob bodies stop half-way (connection closed)
 	hold          map[string]int64  // digest → pause its body after this many bytes until the client leaves
 	trickle       map[string]int64  // digest → after this many bytes, send one byte per 50 ms
+	pace          time.Duration     // when set, blob bodies go out 32 KiB at a time with this pause between
 	held          chan string       // receives a digest when its body is paused
 	manifestFail  int               // next n manifest GETs answer 503
 	manifestCode  int               // when set, every manifest GET answers this code…
@@ -452,8 +456,31 @@ func (f *fakeRegistry) serveBlob(w http.ResponseWriter, r *http.Request, digest 
 		return
 	}
 	cw := &fakeCountingWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, "", time.Time{}, bytes.NewReader(data))
+	f.mu.Lock()
+	pace := f.pace
+	f.mu.Unlock()
+	var body io.ReadSeeker = bytes.NewReader(data)
+	if pace > 0 {
+		body = &pacedReader{ReadSeeker: body, pace: pace, ctx: r.Context()}
+	}
+	http.ServeContent(cw, r, "", time.Time{}, body)
 	f.addServed(digest, cw.n)
+}
+
+// pacedReader hands out 32 KiB per Read after a pause: a slow registry.
+type pacedReader struct {
+	io.ReadSeeker
+	pace time.Duration
+	ctx  context.Context
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	select {
+	case <-p.ctx.Done():
+		return 0, p.ctx.Err()
+	case <-time.After(p.pace):
+	}
+	return p.ReadSeeker.Read(b[:min(len(b), 32<<10)])
 }
 
 func (f *fakeRegistry) addServed(digest string, n int64) {
@@ -1141,6 +1168,78 @@ func TestPullResumesAfterSIGKILL(t *testing.T) {
 	}
 	if len(f.Ranges) != 1 || parseRangeStart(f.Ranges[0]) < trickleAt {
 		t.Errorf("second run's requests had Range %q, want one from byte >= %d", f.Ranges, trickleAt)
+	}
+}
+
+// TestPullSurvivesRepeatedKills is the model side of the crash loop: a pull
+// killed with SIGKILL at random moments, up to 15 times, then run to the
+// end. After every kill there is no zip or a byte-exact one, the queue file
+// is whole JSON and every resume sidecar is readable; the final zip is
+// exactly the model, and the history holds one completed pull.
+func TestPullSurvivesRepeatedKills(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := f.addModel("library/crash", "latest", testBytes(3<<20, 21), []byte("template"), []byte(`{"p":2}`))
+	f.set(func(f *fakeRegistry) { f.pace = 40 * time.Millisecond }) // about 1 s for the big blob, more than one checkpoint
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	zipPath := filepath.Join(out, "crash-latest.zip")
+	want := expectedTree(f.Host, "library", "crash", "latest", m)
+	args := []string{"-output-dir", out, "-registry", f.URL, "-connections", "4", "-retries", "10", "crash"}
+
+	deadline := time.Now().Add(60 * time.Second)
+	kills := 0
+	for i := 0; i < 15 && time.Now().Before(deadline); i++ {
+		if _, err := os.Stat(zipPath); err == nil {
+			break // finished between kills
+		}
+		cmd := command(t, t.Context(), dir, args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Ten early kills (before the first checkpoint of the big blob),
+		// then later ones, after which the pull gets further each time.
+		delay := 50 + rand.IntN(650)
+		if i >= 10 {
+			delay = 700 + rand.IntN(800)
+		}
+		time.Sleep(time.Duration(delay) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		kills++
+		if data, err := os.ReadFile(filepath.Join(out, ".state", "cli-queue.json")); err == nil && !json.Valid(data) {
+			t.Fatalf("kill %d: the queue file is not valid JSON", i)
+		}
+		if _, err := os.Stat(zipPath); err == nil {
+			compareZipTree(t, readZipTree(t, zipPath), want)
+		}
+		filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".part.json") {
+				if _, err := readPartState(strings.TrimSuffix(p, ".part.json")); err != nil {
+					t.Fatalf("kill %d: resume state %s unreadable: %v", i, p, err)
+				}
+			}
+			return nil
+		})
+	}
+	if kills < 10 {
+		t.Fatalf("only %d kills before the pull finished: the registry is too fast for this test", kills)
+	}
+	t.Logf("%d kills", kills)
+	f.set(func(f *fakeRegistry) { f.pace = 0 })
+	if _, err := os.Stat(zipPath); err != nil { // else a killed run finished it
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		if msg, err := command(t, ctx, dir, args...).CombinedOutput(); err != nil {
+			t.Fatalf("final run after %d kills: %v\n%s", kills, err, msg)
+		}
+	}
+	compareZipTree(t, readZipTree(t, zipPath), want)
+	h, err := openHistory(out, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, err := h.List(historyQuery{Status: "completed"}); err != nil || page.Total != 1 {
+		t.Errorf("history has %d completed pulls (%v), want 1", page.Total, err)
 	}
 }
 

@@ -336,7 +336,15 @@ func (h *historyStore) remove(id string) bool {
 // URL source), FileType, Duration and AverageSpeed, and stores times in UTC.
 // An ID already present gets a "-2", "-3"… suffix: a download retried after
 // a failure has two outcomes, and both are history.
-func (h *historyStore) Add(rec historyRecord) error {
+func (h *historyStore) Add(rec historyRecord) error { return h.add(rec, false) }
+
+// AddOnce is Add for a record whose ID says what it records (one attempt
+// of one download): when that ID is already in the history it writes
+// nothing. A download that completed just before a kill, and completes
+// again from its finished file on restart, is recorded once.
+func (h *historyStore) AddOnce(rec historyRecord) error { return h.add(rec, true) }
+
+func (h *historyStore) add(rec historyRecord, once bool) error {
 	switch rec.Status {
 	case "completed", "failed", "canceled":
 	default:
@@ -361,6 +369,9 @@ func (h *historyStore) Add(rec historyRecord) error {
 	defer h.mu.Unlock()
 	if rec.ID == "" {
 		rec.ID = "h-" + strconv.FormatInt(h.seq+1, 10)
+	}
+	if _, dup := h.ids[rec.ID]; dup && once {
+		return nil // already recorded: a crash came between this and the queue save
 	}
 	if _, dup := h.ids[rec.ID]; dup {
 		base := rec.ID

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -663,5 +664,32 @@ func BenchmarkHistorySnapshot(b *testing.B) {
 		if err := h.compact(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestHistoryAddOnce: a record the manager writes again for the same
+// attempt (a kill between the history write and the queue save, then a
+// restart that finds the finished file) is kept once, across a reopen;
+// Add still keeps both outcomes of a retried download.
+func TestHistoryAddOnce(t *testing.T) {
+	dir := t.TempDir()
+	h := mustOpenHistory(t, dir)
+	rec := testRecords(1)[0]
+	rec.ID = "d-1-1"
+	if err := h.AddOnce(rec); err != nil {
+		t.Fatal(err)
+	}
+	h = mustOpenHistory(t, dir) // the restart
+	if err := h.AddOnce(rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordIDs(listAll(t, h)); !slices.Equal(got, []string{"d-1-1"}) {
+		t.Fatalf("after AddOnce twice: %q, want one record", got)
+	}
+	if err := h.Add(rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordIDs(listAll(t, h)); len(got) != 2 {
+		t.Fatalf("after Add of the same ID: %q, want two records", got)
 	}
 }
