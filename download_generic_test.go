@@ -714,3 +714,40 @@ func TestDownloadSameNameFromTwoURLsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteBehind: a background sync starts once syncEvery bytes were
+// written since the last one began, never two at once, never for less.
+func TestWriteBehind(t *testing.T) {
+	var w writeBehind
+	started := make(chan struct{}, 10)
+	release := make(chan struct{})
+	syncFile := func() error { started <- struct{}{}; <-release; return nil }
+	w.wrote(syncFile, 10, 100)
+	if len(started) != 0 {
+		t.Fatal("synced after 10 of 100 bytes")
+	}
+	w.wrote(syncFile, 100, 100)
+	<-started // the first sync runs
+	w.wrote(syncFile, 250, 100)
+	select {
+	case <-started:
+		t.Fatal("a second sync started while the first ran")
+	case <-time.After(20 * time.Millisecond):
+	}
+	release <- struct{}{}
+	deadline := time.Now().Add(5 * time.Second)
+	for w.running.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	w.wrote(syncFile, 260, 100) // 160 bytes since the first began
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no sync after 160 more bytes")
+	}
+	release <- struct{}{}
+	w.wrote(syncFile, 300, 0) // 0 turns it off
+	if len(started) != 0 {
+		t.Fatal("synced with syncEvery 0")
+	}
+}
