@@ -41,23 +41,15 @@ func TestSegmentsThrottledUsesSeveralConnections(t *testing.T) {
 	o := newOrigin(t, withSize(1<<20), withThrottle(5*time.Millisecond))
 	d := splittingDownloader(t)
 	d.growEvery = 50 * time.Millisecond
-	// Counted on the client: the server notices a closed connection late.
-	counter := &countingTransport{base: buildHTTPClient(nil).Transport}
-	d.client = &http.Client{Transport: counter, CheckRedirect: checkRedirect}
-	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), SHA256: sha256Of(o.content())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(readFile(t, res.Path), o.content()) {
-		t.Fatal("bytes differ")
-	}
-	if peak := counter.peak.Load(); peak < 4 {
+	dir := t.TempDir()
+	peak := peakConnections(t, d, fileRequest{URL: o.FileURL(), Dir: dir, SHA256: sha256Of(o.content())}, o.content())
+	if peak < 4 {
 		t.Errorf("at most %d connections at once on a throttled server, want connections added", peak)
 	}
-	if peak := counter.peak.Load(); peak > 8 {
+	if peak > 8 {
 		t.Errorf("%d connections at once, above the cap of 8", peak)
 	}
-	assertNoPartial(t, res.Path)
+	assertNoPartial(t, filepath.Join(dir, "data.bin"))
 }
 
 func TestSegmentsSingleConnectionWhenAsked(t *testing.T) {
@@ -102,23 +94,32 @@ func (b *countedBody) Close() error {
 	return b.ReadCloser.Close()
 }
 
+// peakConnections downloads req with d, checks the bytes against want, and
+// returns the most requests d had open at once (counted on the client: the
+// server notices a closed connection late).
+func peakConnections(t *testing.T, d *rangeDownloader, req fileRequest, want []byte) int64 {
+	t.Helper()
+	counter := &countingTransport{base: buildHTTPClient(nil).Transport}
+	d.client = &http.Client{Transport: counter, CheckRedirect: checkRedirect}
+	res, err := d.Download(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, res.Path), want) {
+		t.Fatal("bytes differ")
+	}
+	return counter.peak.Load()
+}
+
 func TestSegmentsHostCap(t *testing.T) {
 	o := newOrigin(t, withSize(1<<20), withThrottle(2*time.Millisecond))
 	d := splittingDownloader(t)
 	d.hosts.SetLimit(2)
-	counter := &countingTransport{base: buildHTTPClient(nil).Transport}
-	d.client = &http.Client{Transport: counter, CheckRedirect: checkRedirect}
-	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(readFile(t, res.Path), o.content()) {
-		t.Fatal("bytes differ")
-	}
-	if peak := counter.peak.Load(); peak > 2 {
+	peak := peakConnections(t, d, fileRequest{URL: o.FileURL(), Dir: t.TempDir()}, o.content())
+	if peak > 2 {
 		t.Errorf("%d connections open at once to one host, cap is 2", peak)
 	}
-	if peak := counter.peak.Load(); peak < 2 {
+	if peak < 2 {
 		t.Errorf("only %d connection on a throttled server with a cap of 2", peak)
 	}
 }
@@ -339,16 +340,8 @@ func TestSegmentsGrowWhenAFastStartSlowsDown(t *testing.T) {
 	d := splittingDownloader(t)
 	d.fastLink = 4 << 20 // the burst is faster, the capped rate (2 MB/s) slower
 	d.growEvery = 30 * time.Millisecond
-	counter := &countingTransport{base: buildHTTPClient(nil).Transport}
-	d.client = &http.Client{Transport: counter, CheckRedirect: checkRedirect}
-	res, err := d.Download(t.Context(), fileRequest{URL: srv.URL + "/f.bin", Dir: t.TempDir(), SHA256: sha256Of(content)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(readFile(t, res.Path), content) {
-		t.Fatal("bytes differ")
-	}
-	if p := counter.peak.Load(); p < 4 {
+	req := fileRequest{URL: srv.URL + "/f.bin", Dir: t.TempDir(), SHA256: sha256Of(content)}
+	if p := peakConnections(t, d, req, content); p < 4 {
 		t.Errorf("at most %d connections at once after the server slowed down, want more opened", p)
 	}
 }
@@ -402,16 +395,7 @@ func TestSegmentsSpeedLimitIsNotASlowLink(t *testing.T) {
 	o := newOrigin(t, withSize(384<<10))
 	d := splittingDownloader(t)
 	d.SetRateLimit(512 << 10)
-	counter := &countingTransport{base: buildHTTPClient(nil).Transport}
-	d.client = &http.Client{Transport: counter, CheckRedirect: checkRedirect}
-	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(readFile(t, res.Path), o.content()) {
-		t.Fatal("bytes differ")
-	}
-	if p := counter.peak.Load(); p != 1 {
+	if p := peakConnections(t, d, fileRequest{URL: o.FileURL(), Dir: t.TempDir()}, o.content()); p != 1 {
 		t.Errorf("%d connections at once under a speed limit, want 1", p)
 	}
 }
