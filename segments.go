@@ -24,7 +24,19 @@ var errRangesBroken = errors.New("server does not serve byte ranges reliably")
 type segment struct {
 	pos, end int64
 	owned    bool // a connection is fetching it
+
+	// For the endgame (takeTailLocked): the running request's cancel, and
+	// whether this range was itself taken over (it is not taken again).
+	cancel    context.CancelCauseFunc
+	takenOver bool
 }
+
+// errRangeTaken stops a request whose range another connection took over.
+var errRangeTaken = errors.New("range taken over by an idle connection")
+
+// endgameMaxSplit bounds the endgame (takeTailLocked) to ranges of at most
+// this many split sizes.
+const endgameMaxSplit = 4
 
 // segmentedTransfer fetches one file over several connections into one
 // preallocated .part with offset writes, as aria2 and IDM do: connections
@@ -426,6 +438,9 @@ func (s *segmentedTransfer) take(finished *segment) *segment {
 	if s.t.noSplit {
 		return nil
 	}
+	if seg := s.takeTailLocked(); seg != nil {
+		return seg
+	}
 	var largest *segment
 	for _, seg := range s.segs {
 		if largest == nil || seg.end-seg.pos > largest.end-largest.pos {
@@ -470,6 +485,37 @@ func (s *segmentedTransfer) shareOut(conns int, startDone, done int64) {
 	}
 }
 
+// takeTailLocked is the endgame: a connection left with nothing to do
+// takes over the largest range of at most endgameMaxSplit split sizes that
+// another request is still fetching, and that request is dropped. Shares
+// never divide evenly into what a throttled server sends at once (nginx:
+// 2 MiB lumps, then a pause), so without it the last bytes of a range wait
+// out a pause while every other connection is done; a fresh request gets
+// them at once. A range is taken over once at most, so two idle
+// connections never pass one back and forth. Both requests carry the same
+// validators (If-Range), so a write still in flight from the old one puts
+// the same bytes where the new one will.
+func (s *segmentedTransfer) takeTailLocked() *segment {
+	var victim *segment
+	for _, seg := range s.segs {
+		left := seg.end - seg.pos
+		if !seg.owned || seg.cancel == nil || seg.takenOver || left <= 0 || left > endgameMaxSplit*s.minSplit {
+			continue
+		}
+		if victim == nil || left > victim.end-victim.pos {
+			victim = seg
+		}
+	}
+	if victim == nil {
+		return nil
+	}
+	taken := &segment{pos: victim.pos, end: victim.end, owned: true, takenOver: true}
+	victim.end = victim.pos
+	victim.cancel(errRangeTaken)
+	s.segs = append(s.segs, taken)
+	return taken
+}
+
 // release gives a range back unowned, for another connection to take.
 func (s *segmentedTransfer) release(seg *segment) {
 	s.mu.Lock()
@@ -499,6 +545,9 @@ func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.R
 	failures := 0
 	for seg != nil {
 		reqCtx, cancelReq := context.WithCancelCause(ctx)
+		s.mu.Lock()
+		seg.cancel = cancelReq
+		s.mu.Unlock()
 		var err error
 		if resp == nil {
 			resp, err = s.open(reqCtx, seg)
@@ -515,8 +564,12 @@ func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.R
 			resp.Body.Close()
 		}
 		resp = nil
+		s.mu.Lock()
+		seg.cancel = nil
+		s.mu.Unlock()
+		taken := errors.Is(context.Cause(reqCtx), errRangeTaken)
 		cancelReq(nil)
-		if err == nil {
+		if err == nil || taken && ctx.Err() == nil {
 			failures = 0
 			seg = s.take(seg)
 			continue
@@ -615,7 +668,9 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			}
 			s.localWait.stop()
 			s.mu.Lock()
-			seg.pos += int64(n)
+			// The range may have been taken over during the write: then
+			// end is below pos+n and the bytes are the new request's.
+			seg.pos = min(seg.pos+int64(n), max(seg.end, seg.pos))
 			full := seg.pos >= seg.end
 			s.mu.Unlock()
 			if full {
