@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -42,7 +41,6 @@ type rangeDownloader struct {
 	stallTimeout    time.Duration // fewer than lowSpeedBytes in this long drops the connection
 	lowSpeedBytes   int64
 	checkpointEvery time.Duration // how often a running transfer makes its progress durable
-	syncEvery       int64         // bytes written between background syncs (writeBehind); 0 = none
 	bufferSize      int
 
 	connections int           // most connections per download, when the request does not say
@@ -109,7 +107,6 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		stallTimeout:    30 * time.Second,
 		lowSpeedBytes:   1 << 10,
 		checkpointEvery: time.Second,
-		syncEvery:       16 << 20,
 		bufferSize:      256 << 10,
 		connections:     16,
 		minSegment:      1 << 20,
@@ -186,7 +183,6 @@ type transfer struct {
 	noSplit bool  // ranges proved unreliable: one connection only
 
 	ckptDone chan struct{} // closed when the background checkpoint ends
-	behind   writeBehind
 
 	mu       sync.Mutex // guards resolved and state while several connections run
 	resolved string     // final URL after redirects, reused for Range requests
@@ -743,7 +739,6 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 			hasher.add(buf[:n])
 			buf = hasher.next()
 			t.offset += int64(n)
-			t.behind.wrote(t.file.Sync, t.offset, d.syncEvery)
 			if t.req.Progress != nil {
 				t.req.Progress(t.offset, t.state.Size)
 			}
@@ -941,31 +936,6 @@ func (d *rangeDownloader) checkpointAsync(t *transfer) {
 		if err := writePartState(t.path, st); err != nil {
 			d.log.Warn("saving resume state", "file", t.path, "error", err)
 		}
-	}()
-}
-
-// writeBehind starts an fsync in the background each time syncEvery more
-// bytes have been written, so the data reaches the disk while the rest is
-// downloading and the fsync before publishing has little left to do (with
-// only the one-second checkpoints, up to a second of data waited for it).
-// Resume points are still recorded by checkpoints alone; these syncs only
-// take work off them and off the final one, which report any error.
-type writeBehind struct {
-	last    int64 // bytes written when the last sync started
-	running atomic.Bool
-}
-
-// wrote is called by the one goroutine that counts the bytes written;
-// syncFile is the file's Sync. A file smaller than syncEvery is never
-// synced here.
-func (w *writeBehind) wrote(syncFile func() error, written, syncEvery int64) {
-	if syncEvery <= 0 || written-w.last < syncEvery || !w.running.CompareAndSwap(false, true) {
-		return
-	}
-	w.last = written
-	go func() {
-		defer w.running.Store(false)
-		syncFile()
 	}()
 }
 

@@ -232,7 +232,6 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 			}
 		case now := <-ticker.C:
 			done := s.doneBytes()
-			t.behind.wrote(t.file.Sync, done, d.syncEvery)
 			if t.req.Progress != nil {
 				t.req.Progress(done, s.size)
 			}
