@@ -260,7 +260,39 @@ func (m *manager) load() error {
 		return nil
 	}
 	m.jobs = jobs
+	m.settleFromHistory()
 	return nil
+}
+
+// settleFromHistory finishes the jobs whose end the history recorded but
+// the queue file did not: the queue is saved after the history (at most
+// saveEvery later), so a kill in between leaves a job that looks
+// unfinished, maybe without its path. Running it again would fetch the
+// file a second time, as "name (1).ext".
+func (m *manager) settleFromHistory() {
+	if m.cfg.History == nil {
+		return
+	}
+	for _, j := range m.jobs {
+		if stateFinished(j.State) {
+			continue
+		}
+		rec, ok := m.cfg.History.Get(j.recordID())
+		if !ok || rec.Status != jobCompleted && rec.Status != jobFailed {
+			continue
+		}
+		j.State, j.Error = rec.Status, rec.Error
+		j.FinishedAt = rec.FinishedAt
+		if rec.Status == jobCompleted {
+			j.Done, j.Total = rec.Size, rec.Size
+		}
+		if rec.Path != "" && j.Path == "" {
+			j.Path = rec.Path
+			if !filepath.IsAbs(j.Path) {
+				j.Path = filepath.Join(m.outputDir, filepath.FromSlash(j.Path))
+			}
+		}
+	}
 }
 
 // parseQueue reads queue.json and turns interrupted transfers back into
@@ -1251,9 +1283,23 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p 
 	j.run = nil
 	close(run.done)
 	m.scheduleLocked()
-	snap := m.commitLocked()
+	// Saved with the next progress save (within saveEvery) or at shutdown,
+	// not at once: 200 small files finishing would otherwise cost a queue
+	// write each. A kill before that save only runs the job once more: it
+	// finds its file (or zip) complete, and the history keeps one record
+	// per attempt (AddOnce).
+	m.changedLocked()
+	m.dirty = true
 	m.mu.Unlock()
-	m.save(snap)
+}
+
+// recordID is the ID of the history record of the job's current attempt:
+// each attempt is its own record, and history IDs stay unique.
+func (j *managerJob) recordID() string {
+	if j.Attempt > 1 {
+		return fmt.Sprintf("%s-%d", j.ID, j.Attempt)
+	}
+	return j.ID
 }
 
 // recordLocked is the history record of a finished job.
@@ -1269,11 +1315,8 @@ func (m *manager) recordLocked(j *managerJob) historyRecord {
 		Status:     j.State,
 		Error:      j.Error,
 	}
+	rec.ID = j.recordID()
 	rec.Source = j.safeSource()
-	if j.Attempt > 1 {
-		// Each attempt is its own record; history IDs stay unique.
-		rec.ID = fmt.Sprintf("%s-%d", j.ID, j.Attempt)
-	}
 	if rec.StartedAt.IsZero() {
 		rec.StartedAt = rec.FinishedAt
 	}

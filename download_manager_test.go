@@ -1686,3 +1686,60 @@ func TestManagerFileHistory(t *testing.T) {
 		t.Errorf("completed record = %+v", completed)
 	}
 }
+
+// TestManagerKillAfterCompletionBeforeQueueSave: the queue is saved after
+// the history. A kill in between leaves queue.json saying the job is
+// queued, without its path; the restart must take the end from the
+// history, not fetch the file again as "data (1).bin".
+func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
+	dir := t.TempDir()
+	o := newOrigin(t, withSize(64<<10))
+	open := func() *manager {
+		h, err := openHistory(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 2, Retries: 1, Files: testDownloader(t), History: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.saveEvery = time.Hour // no progress saves: only Add's and shutdown's
+		return m
+	}
+	m := open()
+	stop := runManager(t, m)
+	id := mustAdd(t, m, o.FileURL()).ID
+	queueFile := filepath.Join(dir, ".state", "queue.json")
+	stale, err := os.ReadFile(queueFile) // what Add saved: queued, no path
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
+	if err := m.Wait(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := os.WriteFile(queueFile, stale, 0o644); err != nil { // the kill: the last save never happened
+		t.Fatal(err)
+	}
+	gets := o.gets.Load()
+
+	m = open()
+	v, err := m.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.State != "completed" || v.BytesDone != 64<<10 || filepath.Base(v.Path) != "data.bin" {
+		t.Fatalf("after the restart the job is %s with %d bytes at %q, want completed, 65536, data.bin", v.State, v.BytesDone, v.Path)
+	}
+	runManager(t, m)
+	time.Sleep(100 * time.Millisecond) // a wrongly queued job would start now
+	if n := o.gets.Load(); n != gets {
+		t.Errorf("the restart made %d more GET requests for a finished file", n-gets)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data (1).bin")); err == nil {
+		t.Error("the file was fetched a second time as data (1).bin")
+	}
+	checkFile(t, filepath.Join(dir, "data.bin"), o.content())
+}

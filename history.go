@@ -318,6 +318,21 @@ func (h *historyStore) insert(rec historyRecord) {
 	}
 }
 
+// Get returns the record with this ID, looking from the newest.
+func (h *historyStore) Get(id string) (historyRecord, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.ids[id]; !ok {
+		return historyRecord{}, false
+	}
+	for i := len(h.records) - 1; i >= 0; i-- {
+		if h.records[i].rec.ID == id {
+			return h.records[i].rec, true
+		}
+	}
+	return historyRecord{}, false
+}
+
 func (h *historyStore) remove(id string) bool {
 	if _, ok := h.ids[id]; !ok {
 		return false
