@@ -50,6 +50,7 @@ type rangeDownloader struct {
 	hosts       *hostSlots    // per-host connection cap shared by all downloads
 	limiter     *rateLimiter  // global speed limit over every download
 	buffers     *sync.Pool    // *[]byte of bufferSize, so memory does not grow with connections
+	folders     *folderSyncs  // renames in one folder share their fsync of it
 }
 
 // fileRequest describes one file transfer. See docs/ARCHITECTURE.md.
@@ -115,6 +116,7 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		hosts:           newHostSlots(16),
 		limiter:         newRateLimiter(0),
 		buffers:         &sync.Pool{},
+		folders:         &folderSyncs{},
 	}
 }
 
@@ -975,7 +977,7 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 	if err := os.Rename(partPath(t.path), t.path); err != nil {
 		return fileResult{}, fmt.Errorf("publishing %s: %w", t.path, err)
 	}
-	_ = syncFolder(filepath.Dir(t.path))
+	_ = d.folders.sync(filepath.Dir(t.path))
 	_ = os.Remove(sidecarPath(t.path))
 	if t.req.Progress != nil {
 		t.req.Progress(t.offset, t.offset)

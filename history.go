@@ -25,7 +25,8 @@ import (
 // history.json is a snapshot, always replaced whole: temp file in the same
 // folder, fsync, rename, fsync of the folder. Rewriting 100,000 records
 // (~40 MB) on every Add would cost a tenth of a second or more, so each Add
-// appends one fsynced line to history.journal instead, and the journal is
+// appends one line to history.journal instead and returns once it is
+// fsynced (adds made at the same moment share one fsync), and the journal is
 // folded into a new snapshot once it holds a quarter as many operations as
 // the snapshot has records (amortised: a few records re-encoded per Add).
 // Every operation carries a sequence number and the snapshot records the
@@ -50,6 +51,8 @@ type historyStore struct {
 	log          *slog.Logger
 	maxRecords   int // newest records kept
 	compactEvery int // journal operations that trigger a snapshot, at least
+
+	journalSync groupSync // Add's journal fsyncs, shared
 
 	mu         sync.Mutex
 	records    []historyEntry // oldest first
@@ -381,11 +384,11 @@ func (h *historyStore) add(rec historyRecord, once bool) error {
 	}
 
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if rec.ID == "" {
 		rec.ID = "h-" + strconv.FormatInt(h.seq+1, 10)
 	}
 	if _, dup := h.ids[rec.ID]; dup && once {
+		h.mu.Unlock()
 		return nil // already recorded: a crash came between this and the queue save
 	}
 	if _, dup := h.ids[rec.ID]; dup {
@@ -397,11 +400,34 @@ func (h *historyStore) add(rec historyRecord, once bool) error {
 			}
 		}
 	}
-	if err := h.appendOp(historyOp{Seq: h.seq + 1, Op: "add", Record: &rec}); err != nil {
+	if err := h.appendOp(historyOp{Seq: h.seq + 1, Op: "add", Record: &rec}, false); err != nil {
+		h.mu.Unlock()
 		return err
 	}
 	h.insert(rec)
 	h.afterOp()
+	h.mu.Unlock()
+	// The line is written; its fsync is shared with the adds made
+	// meanwhile (many downloads finishing at once). Add returns once the
+	// record is durable. Should that fsync fail, the record stays listed
+	// but may not survive a power cut, and Add says so.
+	return h.journalSync.do(h.syncJournal)
+}
+
+// syncJournal fsyncs history.journal. After a compaction emptied it, the
+// snapshot (written and synced first) holds what it held.
+func (h *historyStore) syncJournal() error {
+	f, err := os.OpenFile(h.path(historyJournalName), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("syncing history journal: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("syncing history journal: %w", err)
+	}
 	return nil
 }
 
@@ -412,7 +438,7 @@ func (h *historyStore) Delete(id string) error {
 	if _, ok := h.ids[id]; !ok {
 		return fmt.Errorf("history record %q: %w", id, errNotFound)
 	}
-	if err := h.appendOp(historyOp{Seq: h.seq + 1, Op: "delete", ID: id}); err != nil {
+	if err := h.appendOp(historyOp{Seq: h.seq + 1, Op: "delete", ID: id}, true); err != nil {
 		return err
 	}
 	h.remove(id)
@@ -447,10 +473,10 @@ func (h *historyStore) afterOp() {
 	}
 }
 
-// appendOp writes one journal line and fsyncs it. On failure the journal
-// is cut back to its previous length, so a half-written line cannot glue
-// itself to the next one.
-func (h *historyStore) appendOp(op historyOp) error {
+// appendOp writes one journal line and, with durable, fsyncs it. On failure
+// the journal is cut back to its previous length, so a half-written line
+// cannot glue itself to the next one.
+func (h *historyStore) appendOp(op historyOp, durable bool) error {
 	line, err := json.Marshal(op)
 	if err != nil {
 		return fmt.Errorf("encoding history record: %w", err)
@@ -463,7 +489,7 @@ func (h *historyStore) appendOp(op historyOp) error {
 	fi, err := f.Stat()
 	if err == nil {
 		_, err = f.Write(line)
-		if err == nil {
+		if err == nil && durable {
 			err = f.Sync()
 		}
 		if err != nil {

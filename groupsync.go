@@ -1,0 +1,64 @@
+package main
+
+import "sync"
+
+// groupSync lets many callers that each need "sync this file" share one
+// fsync, the way a database commits many transactions with one: a caller
+// that arrives while a sync runs waits for the next one, which covers
+// every request made before it began. Twenty files finishing at once in
+// one folder cost a couple of folder syncs, not twenty in a row.
+type groupSync struct {
+	syncing sync.Mutex // one sync at a time
+
+	mu        sync.Mutex
+	requested uint64 // requests so far
+	synced    uint64 // requests covered by the last finished sync
+	err       error  // its result
+}
+
+// do returns once a call of syncFile that began after this request has
+// finished, and returns that call's error.
+func (g *groupSync) do(syncFile func() error) error {
+	g.mu.Lock()
+	g.requested++
+	mine := g.requested
+	g.mu.Unlock()
+
+	g.syncing.Lock()
+	defer g.syncing.Unlock()
+	g.mu.Lock()
+	if g.synced >= mine {
+		err := g.err
+		g.mu.Unlock()
+		return err
+	}
+	covers := g.requested
+	g.mu.Unlock()
+
+	err := syncFile()
+	g.mu.Lock()
+	g.synced, g.err = covers, err
+	g.mu.Unlock()
+	return err
+}
+
+// folderSyncs is a groupSync per folder, for the fsync that makes a rename
+// in it durable.
+type folderSyncs struct {
+	mu      sync.Mutex
+	folders map[string]*groupSync
+}
+
+func (f *folderSyncs) sync(dir string) error {
+	f.mu.Lock()
+	if f.folders == nil {
+		f.folders = make(map[string]*groupSync)
+	}
+	g := f.folders[dir]
+	if g == nil {
+		g = &groupSync{}
+		f.folders[dir] = g
+	}
+	f.mu.Unlock()
+	return g.do(func() error { return syncFolder(dir) })
+}
