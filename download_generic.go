@@ -964,9 +964,11 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 		_ = removePartial(t.path)
 		return fileResult{}, fmt.Errorf("verifying %s: got sha256 %s, expected %s: %w", redactURL(t.req.URL), sum, t.req.SHA256, errChecksumMismatch)
 	}
+	syncStart := time.Now()
 	if err := t.file.Sync(); err != nil {
 		return fileResult{}, &diskError{fmt.Errorf("syncing %s: %w", partPath(t.path), err)}
 	}
+	d.log.Debug("synced before publishing", "file", partPath(t.path), "took", time.Since(syncStart).Round(time.Millisecond))
 	if err := t.file.Close(); err != nil {
 		return fileResult{}, &diskError{fmt.Errorf("closing %s: %w", partPath(t.path), err)}
 	}
