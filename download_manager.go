@@ -425,19 +425,17 @@ func (m *manager) AddAll(reqs []addRequest) ([]jobView, error) {
 		}
 		jobs[i] = j
 	}
-	m.mu.Lock()
-	queued := make([]*managerJob, len(jobs))
-	for i, j := range jobs {
-		queued[i] = m.addLocked(j)
-	}
-	m.scheduleLocked()
-	views := make([]jobView, len(queued))
-	for i, j := range queued {
-		views[i] = m.viewLocked(j, slices.Index(m.jobs, j))
-	}
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
+	views := make([]jobView, len(jobs))
+	m.update(func() ([]chan struct{}, error) {
+		for i, j := range jobs {
+			jobs[i] = m.addLocked(j)
+		}
+		m.scheduleLocked()
+		for i, j := range jobs {
+			views[i] = m.viewLocked(j, slices.Index(m.jobs, j))
+		}
+		return nil, nil
+	})
 	return views, nil
 }
 
@@ -692,15 +690,12 @@ func (m *manager) pauseLocked(j *managerJob) chan struct{} {
 	return j.run.done
 }
 
-// change runs fn on one job under the lock; when it succeeds the queue is
-// saved, and a transfer fn stopped (its done channel) is waited for.
-func (m *manager) change(id string, fn func(j *managerJob) (stopped chan struct{}, err error)) error {
+// update runs fn under the lock; when it succeeds the queue is saved and
+// the transfers fn stopped (their done channels) are waited for. It is how
+// every change a person makes is applied.
+func (m *manager) update(fn func() (stopped []chan struct{}, err error)) error {
 	m.mu.Lock()
-	j, err := m.lookupLocked(id)
-	var stopped chan struct{}
-	if err == nil {
-		stopped, err = fn(j)
-	}
+	stopped, err := fn()
 	if err != nil {
 		m.mu.Unlock()
 		return err
@@ -708,8 +703,20 @@ func (m *manager) change(id string, fn func(j *managerJob) (stopped chan struct{
 	snap := m.commitLocked()
 	m.mu.Unlock()
 	m.save(snap)
-	m.waitStopped(stopped)
+	m.waitStopped(stopped...)
 	return nil
+}
+
+// change is update for one job, found by id.
+func (m *manager) change(id string, fn func(j *managerJob) (stopped chan struct{}, err error)) error {
+	return m.update(func() ([]chan struct{}, error) {
+		j, err := m.lookupLocked(id)
+		if err != nil {
+			return nil, err
+		}
+		stopped, err := fn(j)
+		return []chan struct{}{stopped}, err
+	})
 }
 
 // limiterLocked is the job's own speed limiter, made on first use so that
@@ -807,37 +814,28 @@ func (m *manager) Retry(id string) error {
 // downloaded file (or a failed job's partial data), but only inside the
 // output folder.
 func (m *manager) Remove(id string, deleteFile bool) error {
-	m.mu.Lock()
-	i := m.findLocked(id)
-	if i < 0 {
-		m.mu.Unlock()
-		return fmt.Errorf("download %s: %w", id, errNotFound)
-	}
-	j := m.jobs[i]
-	if !stateFinished(j.State) {
-		err := jobConflict("cannot remove a %s download: cancel it first", j.State)
-		m.mu.Unlock()
-		return err
-	}
-	if j.run != nil {
-		err := jobConflict("download %s is still stopping: try again in a moment", id)
-		m.mu.Unlock()
-		return err
-	}
-	var rel string
-	if deleteFile && j.Path != "" {
-		var ok bool
-		if rel, ok = m.insideOutput(j.Path); !ok {
-			err := jobConflict("refusing to delete %s: it is outside the output folder %s", j.Path, m.outputDir)
-			m.mu.Unlock()
-			return err
+	var rel, state, kind, p string
+	var name modelName
+	err := m.change(id, func(j *managerJob) (chan struct{}, error) {
+		if !stateFinished(j.State) {
+			return nil, jobConflict("cannot remove a %s download: cancel it first", j.State)
 		}
+		if j.run != nil {
+			return nil, jobConflict("download %s is still stopping: try again in a moment", id)
+		}
+		if deleteFile && j.Path != "" {
+			var ok bool
+			if rel, ok = m.insideOutput(j.Path); !ok {
+				return nil, jobConflict("refusing to delete %s: it is outside the output folder %s", j.Path, m.outputDir)
+			}
+		}
+		kind, state, name, p = j.Kind, j.State, j.name, j.Path
+		m.jobs = slices.DeleteFunc(m.jobs, func(o *managerJob) bool { return o == j })
+		return nil, nil
+	})
+	if err != nil {
+		return err
 	}
-	kind, state, name, p := j.Kind, j.State, j.name, j.Path
-	m.jobs = slices.Delete(m.jobs, i, i+1)
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
 	if rel == "" {
 		return nil
 	}
@@ -882,111 +880,96 @@ func (m *manager) removeData(kind, p string, name modelName) {
 // down swap it with the nearest queued neighbour: only the order of queued
 // downloads decides what starts next, and it is what the Queue tab shows.
 func (m *manager) Move(id, where string) error {
-	m.mu.Lock()
-	i := m.findLocked(id)
-	if i < 0 {
-		m.mu.Unlock()
-		return fmt.Errorf("download %s: %w", id, errNotFound)
-	}
-	j := m.jobs[i]
-	if j.State != jobQueued {
-		err := jobConflict("cannot move a %s download: only queued ones", j.State)
-		m.mu.Unlock()
-		return err
-	}
-	to := i
-	switch where {
-	case "top":
-		to = 0
-	case "bottom":
-		to = len(m.jobs) - 1
-	case "up":
-		for k := i - 1; k >= 0; k-- {
-			if m.jobs[k].State == jobQueued {
-				to = k
-				break
-			}
+	return m.change(id, func(j *managerJob) (chan struct{}, error) {
+		if j.State != jobQueued {
+			return nil, jobConflict("cannot move a %s download: only queued ones", j.State)
 		}
-	case "down":
-		for k := i + 1; k < len(m.jobs); k++ {
-			if m.jobs[k].State == jobQueued {
-				to = k
-				break
+		i := slices.Index(m.jobs, j)
+		to := i
+		switch where {
+		case "top":
+			to = 0
+		case "bottom":
+			to = len(m.jobs) - 1
+		case "up":
+			for k := i - 1; k >= 0; k-- {
+				if m.jobs[k].State == jobQueued {
+					to = k
+					break
+				}
 			}
+		case "down":
+			for k := i + 1; k < len(m.jobs); k++ {
+				if m.jobs[k].State == jobQueued {
+					to = k
+					break
+				}
+			}
+		default:
+			return nil, badInputf("move where? %q: use top, up, down or bottom", where)
 		}
-	default:
-		m.mu.Unlock()
-		return badInputf("move where? %q: use top, up, down or bottom", where)
-	}
-	m.jobs = slices.Delete(m.jobs, i, i+1)
-	m.jobs = slices.Insert(m.jobs, to, j)
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	return nil
+		m.jobs = slices.Delete(m.jobs, i, i+1)
+		m.jobs = slices.Insert(m.jobs, to, j)
+		return nil, nil
+	})
 }
 
 // PauseAll pauses every queued or running download and returns how many.
 func (m *manager) PauseAll() int {
-	m.mu.Lock()
-	var dones []chan struct{}
 	n := 0
-	for _, j := range m.jobs {
-		if j.State == jobQueued || stateRunning(j.State) {
-			dones = append(dones, m.pauseLocked(j))
-			n++
+	m.update(func() (dones []chan struct{}, _ error) {
+		for _, j := range m.jobs {
+			if j.State == jobQueued || stateRunning(j.State) {
+				dones = append(dones, m.pauseLocked(j))
+				n++
+			}
 		}
-	}
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	m.waitStopped(dones...)
+		return dones, nil
+	})
 	return n
 }
 
 // ResumeAll queues every paused download again and returns how many.
 func (m *manager) ResumeAll() int {
-	m.mu.Lock()
 	n := 0
-	for _, j := range m.jobs {
-		if j.State == jobPaused {
-			j.State = jobQueued
-			n++
+	m.update(func() ([]chan struct{}, error) {
+		for _, j := range m.jobs {
+			if j.State == jobPaused {
+				j.State = jobQueued
+				n++
+			}
 		}
-	}
-	m.scheduleLocked()
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
+		m.scheduleLocked()
+		return nil, nil
+	})
 	return n
 }
 
 // CancelAll cancels every download that is not finished and returns how many.
 func (m *manager) CancelAll() int {
-	m.mu.Lock()
-	var dones []chan struct{}
-	for _, j := range m.jobs {
-		if !stateFinished(j.State) {
-			dones = append(dones, m.cancelLocked(j))
+	n := 0
+	m.update(func() (dones []chan struct{}, _ error) {
+		for _, j := range m.jobs {
+			if !stateFinished(j.State) {
+				dones = append(dones, m.cancelLocked(j))
+			}
 		}
-	}
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	m.waitStopped(dones...)
-	return len(dones)
+		n = len(dones)
+		return dones, nil
+	})
+	return n
 }
 
 // ClearFinished forgets every completed, failed or canceled download (their
 // files stay) and returns how many.
 func (m *manager) ClearFinished() int {
-	m.mu.Lock()
-	before := len(m.jobs)
-	m.jobs = slices.DeleteFunc(m.jobs, func(j *managerJob) bool { return stateFinished(j.State) && j.run == nil })
-	n := before - len(m.jobs)
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
+	n := 0
+	m.update(func() ([]chan struct{}, error) {
+		before := len(m.jobs)
+		m.jobs = slices.DeleteFunc(m.jobs, func(j *managerJob) bool { return stateFinished(j.State) && j.run == nil })
+		n = before - len(m.jobs)
+		return nil, nil
+	})
 	return n
 }
 
@@ -998,13 +981,11 @@ func (m *manager) SetConcurrency(n int) error {
 	if n < 1 || n > 32 {
 		return badInputf("concurrency must be between 1 and 32, got %d", n)
 	}
-	m.mu.Lock()
-	m.concurrency = n
-	m.scheduleLocked()
-	snap := m.commitLocked()
-	m.mu.Unlock()
-	m.save(snap)
-	return nil
+	return m.update(func() ([]chan struct{}, error) {
+		m.concurrency = n
+		m.scheduleLocked()
+		return nil, nil
+	})
 }
 
 // Concurrency is how many downloads may run at once.
