@@ -112,6 +112,16 @@ func apiWantError(t *testing.T, code int, hdr http.Header, body []byte, wantCode
 	return e.Error
 }
 
+// apiWantStatus checks for a 200, or for the error answer wantCode.
+func apiWantStatus(t *testing.T, code int, hdr http.Header, body []byte, wantCode int) {
+	t.Helper()
+	if wantCode != http.StatusOK {
+		apiWantError(t, code, hdr, body, wantCode)
+	} else if code != http.StatusOK {
+		t.Errorf("status = %d, want 200 (%s)", code, body)
+	}
+}
+
 func TestHostCheckRefusesRebinding(t *testing.T) {
 	a := newAPIServer(t)
 	_, port, _ := net.SplitHostPort(a.ts.Listener.Addr().String())
@@ -132,13 +142,7 @@ func TestHostCheckRefusesRebinding(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.host, func(t *testing.T) {
 			code, hdr, body := a.do(t, "GET", "/api/settings", nil, "Host", tc.host)
-			if tc.want == 200 {
-				if code != 200 {
-					t.Errorf("status = %d, want 200 (%s)", code, body)
-				}
-				return
-			}
-			apiWantError(t, code, hdr, body, tc.want)
+			apiWantStatus(t, code, hdr, body, tc.want)
 		})
 	}
 }
@@ -194,13 +198,7 @@ func TestCrossOriginRefused(t *testing.T) {
 				path = "/api/settings"
 			}
 			code, hdr, body := a.do(t, tc.method, path, nil, tc.hdr...)
-			if tc.want == 200 {
-				if code != 200 {
-					t.Errorf("status = %d, want 200 (%s)", code, body)
-				}
-				return
-			}
-			apiWantError(t, code, hdr, body, tc.want)
+			apiWantStatus(t, code, hdr, body, tc.want)
 		})
 	}
 }

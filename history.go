@@ -13,7 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -708,30 +708,22 @@ func (h *historyStore) Stats(now time.Time) historyStats {
 	for _, d := range domains {
 		st.Domains = append(st.Domains, *d)
 	}
-	sort.Slice(st.Domains, func(i, j int) bool {
-		a, b := st.Domains[i], st.Domains[j]
-		if a.Bytes != b.Bytes {
-			return a.Bytes > b.Bytes
-		}
-		if a.Count != b.Count {
-			return a.Count > b.Count
-		}
-		return a.Domain < b.Domain
-	})
+	sortLargestFirst(st.Domains, func(d historyDomain) (int64, int, string) { return d.Bytes, d.Count, d.Domain })
 	for _, t := range types {
 		st.FileTypes = append(st.FileTypes, *t)
 	}
-	sort.Slice(st.FileTypes, func(i, j int) bool {
-		a, b := st.FileTypes[i], st.FileTypes[j]
-		if a.Bytes != b.Bytes {
-			return a.Bytes > b.Bytes
-		}
-		if a.Count != b.Count {
-			return a.Count > b.Count
-		}
-		return a.Type < b.Type
-	})
+	sortLargestFirst(st.FileTypes, func(t historyFileType) (int64, int, string) { return t.Bytes, t.Count, t.Type })
 	return st
+}
+
+// sortLargestFirst orders statistics rows by bytes, then count, largest
+// first, then by name.
+func sortLargestFirst[T any](rows []T, key func(T) (bytes int64, count int, name string)) {
+	slices.SortFunc(rows, func(a, b T) int {
+		ab, ac, an := key(a)
+		bb, bc, bn := key(b)
+		return cmp.Or(cmp.Compare(bb, ab), cmp.Compare(bc, ac), strings.Compare(an, bn))
+	})
 }
 
 // Recovered is the path a corrupt history file was moved to when the
