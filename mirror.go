@@ -376,7 +376,7 @@ func (m *modelMirror) serveManifest(w http.ResponseWriter, r *http.Request, name
 // answered with 307 to this same server under another name, marked
 // "direct", where the ranged requests then land. HEAD is answered at once.
 func (m *modelMirror) serveBlob(w http.ResponseWriter, r *http.Request, name, digest string) {
-	if !layoutDigestOK(digest) {
+	if !validDigest(digest) {
 		registryError(w, http.StatusBadRequest, "DIGEST_INVALID", "a digest is sha256:<64 lower-case hex>")
 		return
 	}

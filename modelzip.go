@@ -17,12 +17,6 @@ import (
 	"strings"
 )
 
-// What a model file tree may hold (SPEC §4).
-const (
-	maxLayoutManifestSize  = 4 << 20 // Ollama manifests are about 1 kB
-	layoutDefaultMediaType = "application/vnd.docker.distribution.manifest.v2+json"
-)
-
 // modelLayout is a set of models in Ollama's on-disk layout (SPEC §4):
 // blobs/sha256-<hex> and manifests/<host>/<namespace>/<model>/<tag>, read
 // from one of our zips or from a folder (an Ollama models folder, a staging
@@ -212,7 +206,7 @@ func (l *modelLayout) addFile(name string, size int64, stored bool, read func() 
 		return
 	}
 	if parts[0] == "blobs" {
-		digest := "sha256:" + strings.TrimPrefix(parts[1], "sha256-")
+		digest := digestAlgoPrefix + strings.TrimPrefix(parts[1], digestFilePrefix)
 		l.Blobs[digest] = layoutBlob{Digest: digest, Name: name, Size: size, Stored: stored}
 		return
 	}
@@ -223,12 +217,12 @@ func (l *modelLayout) addFile(name string, size int64, stored bool, read func() 
 	}
 	m := layoutManifest{Name: name, Host: parts[1], Namespace: parts[2], Model: parts[3], Tag: parts[4], Data: data}
 	sum := sha256.Sum256(data)
-	m.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	m.Digest = digestAlgoPrefix + hex.EncodeToString(sum[:])
 	if problem := m.parse(); problem != "" {
 		l.Problems = append(l.Problems, fmt.Sprintf("%s: %s", name, problem))
 		return
 	}
-	if hexPart, ok := strings.CutPrefix(m.Tag, "sha256-"); ok && "sha256:"+hexPart != m.Digest {
+	if hexPart, ok := strings.CutPrefix(m.Tag, digestFilePrefix); ok && digestAlgoPrefix+hexPart != m.Digest {
 		// A digest pull is stored under the digest it was asked for.
 		l.Problems = append(l.Problems, fmt.Sprintf("%s: content has %s, not the digest in its name", name, m.Digest))
 		return
@@ -237,12 +231,12 @@ func (l *modelLayout) addFile(name string, size int64, stored bool, read func() 
 }
 
 func readManifestBytes(r io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxLayoutManifestSize+1))
+	data, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxLayoutManifestSize {
-		return nil, fmt.Errorf("larger than %d bytes: not a manifest", maxLayoutManifestSize)
+	if len(data) > maxManifestBytes {
+		return nil, fmt.Errorf("larger than %d bytes: not a manifest", maxManifestBytes)
 	}
 	return data, nil
 }
@@ -267,11 +261,11 @@ func (m *layoutManifest) parse() string {
 	}
 	m.MediaType = doc.MediaType
 	if m.MediaType == "" {
-		m.MediaType = layoutDefaultMediaType
+		m.MediaType = mediaDockerManifest
 	}
 	m.Refs = append([]manifestRef{*doc.Config}, doc.Layers...)
 	for _, ref := range m.Refs {
-		if !layoutDigestOK(ref.Digest) {
+		if !validDigest(ref.Digest) {
 			return fmt.Sprintf("invalid digest %q", ref.Digest)
 		}
 		if ref.Size < 0 {
@@ -279,25 +273,6 @@ func (m *layoutManifest) parse() string {
 		}
 	}
 	return ""
-}
-
-// layoutDigestOK accepts "sha256:" and 64 lower-case hex digits, the only form
-// that may become a file name.
-func layoutDigestOK(d string) bool {
-	h, ok := strings.CutPrefix(d, "sha256:")
-	return ok && layoutHex64(h)
-}
-
-func layoutHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // splitLayoutName checks a file name from a zip or folder and splits it.
@@ -311,7 +286,7 @@ func splitLayoutName(name string) ([]string, string) {
 	parts := strings.Split(name, "/")
 	switch parts[0] {
 	case "blobs":
-		if len(parts) != 2 || !strings.HasPrefix(parts[1], "sha256-") || !layoutHex64(strings.TrimPrefix(parts[1], "sha256-")) {
+		if len(parts) != 2 || !strings.HasPrefix(parts[1], digestFilePrefix) || !isLowerHex(strings.TrimPrefix(parts[1], digestFilePrefix), sha256HexLen) {
 			return nil, "not a blob name: expected blobs/sha256-<64 lower-case hex>"
 		}
 	case "manifests":
