@@ -63,7 +63,7 @@ type manifestRef struct {
 
 // Ref is the name a person types: host/namespace/model:tag.
 func (m layoutManifest) Ref() string {
-	return m.Host + "/" + m.Namespace + "/" + m.Model + ":" + m.Tag
+	return modelName{Host: m.Host, Namespace: m.Namespace, Model: m.Model, Tag: m.Tag}.String()
 }
 
 // ShortRef is the name Ollama shows: the default host and the "library"

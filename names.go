@@ -172,7 +172,12 @@ func isLowerHex(s string, n int) bool {
 
 // String is the full reference: host/namespace/model:tag[@digest].
 func (n modelName) String() string {
-	s := n.Host + "/" + n.Namespace + "/" + n.Model
+	return n.Host + "/" + n.Namespace + "/" + n.Model + n.suffix()
+}
+
+// suffix is ":tag", "@digest", both or neither.
+func (n modelName) suffix() string {
+	s := ""
 	if n.Tag != "" {
 		s += ":" + n.Tag
 	}
@@ -192,13 +197,7 @@ func (n modelName) DisplayName() string {
 	case !strings.EqualFold(n.Namespace, defaultNamespace):
 		s = n.Namespace + "/" + s
 	}
-	if n.Tag != "" {
-		s += ":" + n.Tag
-	}
-	if n.Digest != "" {
-		s += "@" + n.Digest
-	}
-	return s
+	return s + n.suffix()
 }
 
 // ZipName is "<model>-<tag>.zip", or "<model>-sha256-<12 hex>.zip" for a
@@ -217,9 +216,6 @@ func (n modelName) Reference() string {
 	}
 	return n.Tag
 }
-
-// Repository is the registry repository path, namespace/model.
-func (n modelName) Repository() string { return n.Namespace + "/" + n.Model }
 
 // ManifestFile is the manifest's file name in Ollama's layout: the tag, or
 // sha256-<hex> for a digest pull (':' is not allowed in Windows names).
