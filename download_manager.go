@@ -1415,7 +1415,10 @@ func (m *manager) writeState(data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "queue.json.tmp-*")
+	// Named after the queue file, so that load's cleanup of stale temp
+	// files finds this queue's and never another's (the CLI keeps its own
+	// queue file next to the web UI's).
+	f, err := os.CreateTemp(dir, filepath.Base(m.statePath)+".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -1436,9 +1439,6 @@ func (m *manager) writeState(data []byte) error {
 	}
 	// The rename itself must reach the disk too; not every system can
 	// sync a folder, so a failure here is not an error.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
+	_ = syncFolder(dir)
 	return nil
 }

@@ -1743,3 +1743,38 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 	}
 	checkFile(t, filepath.Join(dir, "data.bin"), o.content())
 }
+
+// TestManagerCleansOnlyItsOwnTempFiles: the CLI's queue file lives next to
+// the web UI's; each cleans up its own crash leftovers and never touches a
+// temp file the other may be about to rename.
+func TestManagerCleansOnlyItsOwnTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, ".state")
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(state, "cli-queue.json.tmp-123")
+	theirs := filepath.Join(state, "queue.json.tmp-456")
+	for _, p := range []string{mine, theirs} {
+		if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := newManager(managerConfig{OutputDir: dir, QueueFile: "cli-queue.json", Files: testDownloader(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mine); !errors.Is(err, os.ErrNotExist) {
+		t.Error("its own stale temp file was kept")
+	}
+	if _, err := os.Stat(theirs); err != nil {
+		t.Errorf("the other queue's temp file was removed: %v", err)
+	}
+	m.PauseAll() // a save: its temp file must be named after its own queue file
+	entries, _ := os.ReadDir(state)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "queue.json.tmp-") && e.Name() != filepath.Base(theirs) {
+			t.Errorf("a save left %s behind", e.Name())
+		}
+	}
+}
