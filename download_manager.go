@@ -236,7 +236,7 @@ func (m *manager) Recovered() string {
 func (m *manager) load() error {
 	// A crash between writing a temporary file and renaming it leaves
 	// the temporary file; the rename never happened, so it is garbage.
-	if stale, err := filepath.Glob(m.statePath + ".tmp-*"); err == nil {
+	if stale, err := filepath.Glob(filepath.Join(filepath.Dir(m.statePath), m.tempPattern())); err == nil {
 		for _, p := range stale {
 			os.Remove(p)
 		}
@@ -1410,15 +1410,18 @@ func (m *manager) save(snap stateSnapshot) {
 	m.savedSeq = latest.seq
 }
 
+// tempPattern names the temp files of this queue's saves after its own
+// file, so that load's cleanup of crash leftovers finds this queue's and
+// never another's: the CLI keeps its queue file next to the web UI's, and
+// must not lose a save in flight to the other's cleanup.
+func (m *manager) tempPattern() string { return filepath.Base(m.statePath) + ".tmp-*" }
+
 func (m *manager) writeState(data []byte) error {
 	dir := filepath.Dir(m.statePath)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	// Named after the queue file, so that load's cleanup of stale temp
-	// files finds this queue's and never another's (the CLI keeps its own
-	// queue file next to the web UI's).
-	f, err := os.CreateTemp(dir, filepath.Base(m.statePath)+".tmp-*")
+	f, err := os.CreateTemp(dir, m.tempPattern())
 	if err != nil {
 		return err
 	}

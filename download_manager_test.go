@@ -1749,32 +1749,28 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 // temp file the other may be about to rename.
 func TestManagerCleansOnlyItsOwnTempFiles(t *testing.T) {
 	dir := t.TempDir()
-	state := filepath.Join(dir, ".state")
-	if err := os.MkdirAll(state, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	mine := filepath.Join(state, "cli-queue.json.tmp-123")
-	theirs := filepath.Join(state, "queue.json.tmp-456")
-	for _, p := range []string{mine, theirs} {
-		if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
+	open := func(queueFile string) *manager {
+		m, err := newManager(managerConfig{OutputDir: dir, QueueFile: queueFile, Files: testDownloader(t)})
+		if err != nil {
 			t.Fatal(err)
 		}
+		return m
 	}
-	m, err := newManager(managerConfig{OutputDir: dir, QueueFile: "cli-queue.json", Files: testDownloader(t)})
+	cli := open("cli-queue.json")
+	if err := os.MkdirAll(filepath.Join(dir, ".state"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	leftover, err := os.CreateTemp(filepath.Join(dir, ".state"), cli.tempPattern()) // a CLI save cut short
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(mine); !errors.Is(err, os.ErrNotExist) {
-		t.Error("its own stale temp file was kept")
+	leftover.Close()
+	open("") // the web UI starts
+	if _, err := os.Stat(leftover.Name()); err != nil {
+		t.Fatalf("the web UI removed the CLI's temp file: %v", err)
 	}
-	if _, err := os.Stat(theirs); err != nil {
-		t.Errorf("the other queue's temp file was removed: %v", err)
-	}
-	m.PauseAll() // a save: its temp file must be named after its own queue file
-	entries, _ := os.ReadDir(state)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "queue.json.tmp-") && e.Name() != filepath.Base(theirs) {
-			t.Errorf("a save left %s behind", e.Name())
-		}
+	open("cli-queue.json")
+	if _, err := os.Stat(leftover.Name()); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the CLI kept its own stale temp file")
 	}
 }
