@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,6 +13,11 @@ import (
 // connection that draws on it, and changeable while they run (the -limit-rate
 // flag, the API and the UI). A nil *rateLimiter or a rate of 0 is unlimited.
 type rateLimiter struct {
+	// limit mirrors rate for the readers that only ask whether there is a
+	// limit: every read of every connection does, mostly to learn there is
+	// none, and should not queue on mu for it.
+	limit atomic.Int64
+
 	mu     sync.Mutex
 	rate   float64 // bytes per second; 0 = unlimited
 	tokens float64 // may go negative: a debt the next callers wait out
@@ -30,6 +35,7 @@ func (l *rateLimiter) SetRate(bytesPerSecond int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rate = float64(max(bytesPerSecond, 0))
+	l.limit.Store(int64(l.rate))
 	l.tokens = 0
 	l.last = time.Now()
 }
@@ -39,22 +45,18 @@ func (l *rateLimiter) Rate() int64 {
 	if l == nil {
 		return 0
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return int64(l.rate)
+	return l.limit.Load()
 }
 
 // chunk is how many bytes a reader should take at once under this limit,
 // so that one wait stays short (well below the stall timeout).
-func (l *rateLimiter) chunk(max int) int {
+func (l *rateLimiter) chunk(n int) int {
 	rate := l.Rate()
 	if rate <= 0 {
-		return max
+		return n
 	}
-	return int(min(int64(max), clamp(rate/10, 1<<10, int64(max))))
+	return int(min(max(rate/10, 1<<10), int64(n)))
 }
-
-func clamp(v, lo, hi int64) int64 { return min(max(v, lo), hi) }
 
 // WaitN takes n bytes from the bucket, sleeping as long as the limit needs.
 func (l *rateLimiter) WaitN(ctx context.Context, n int) error {
@@ -104,12 +106,4 @@ func parseRate(s string) (int64, error) {
 		return 0, badInputf("invalid rate %q: use bytes per second like 500K, 2M or 0 for no limit", s)
 	}
 	return int64(n * mult), nil
-}
-
-// formatRate is parseRate's inverse for messages.
-func formatRate(bytesPerSecond int64) string {
-	if bytesPerSecond <= 0 {
-		return "unlimited"
-	}
-	return fmt.Sprintf("%s/s", humanBytes(bytesPerSecond))
 }
