@@ -523,7 +523,7 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	sum := strings.ToLower(strings.TrimSpace(vals.Get("sha256")))
 	if sum != "" {
-		if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+		if !isHex64(sum) {
 			s.writeError(w, r, badInputf("sha256 must be 64 hexadecimal characters"))
 			return
 		}

@@ -206,6 +206,9 @@ func (d *rangeDownloader) Download(ctx context.Context, req fileRequest) (fileRe
 	if req.Retries < 0 {
 		req.Retries = d.retries
 	}
+	if req.Connections <= 0 {
+		req.Connections = d.connections
+	}
 	t := &transfer{req: req}
 	if err := d.choosePath(ctx, t); err != nil {
 		return fileResult{}, err

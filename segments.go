@@ -115,12 +115,8 @@ func (h *hostSlots) SetLimit(n int) {
 // several connections: the server must claim or prove Range support, the
 // size must be known, and there must be enough left to share.
 func (d *rangeDownloader) canSplit(t *transfer, resp *http.Response) bool {
-	conns := t.req.Connections
-	if conns <= 0 {
-		conns = d.connections
-	}
 	ranges := resp.StatusCode == http.StatusPartialContent || strings.EqualFold(resp.Header.Get("Accept-Ranges"), "bytes")
-	return conns > 1 && ranges && !t.noSplit && !t.noRange && t.state.Size > 0 &&
+	return t.req.Connections > 1 && ranges && !t.noSplit && !t.noRange && t.state.Size > 0 &&
 		t.state.Size-t.offset >= 2*d.splitSize()
 }
 
@@ -156,9 +152,6 @@ func (d *rangeDownloader) resumeSegments(t *transfer, st partState, fileSize int
 // t.offset (or from 0 for a 200); it becomes the first connection.
 func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first *http.Response) error {
 	conns := t.req.Connections
-	if conns <= 0 {
-		conns = d.connections
-	}
 	s := &segmentedTransfer{d: d, t: t, size: t.state.Size, maxConns: conns, minSplit: d.splitSize()}
 	if u, err := url.Parse(t.req.URL); err == nil {
 		s.host = u.Host
@@ -259,7 +252,7 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 			if rate < d.fastLink && waited < span/2 {
 				grown = true
 				s.shareOut(s.maxConns, startDone, done)
-				s.grow(ctx, errc, s.maxConns)
+				s.grow(ctx, errc)
 			}
 		}
 	}
@@ -394,11 +387,10 @@ func (s *segmentedTransfer) checkpoint() error {
 // grow adds connections until total connections are running (within the
 // per-host cap), each taking half of the largest range left. It reports
 // whether any started.
-func (s *segmentedTransfer) grow(ctx context.Context, errc chan error, total int) bool {
+func (s *segmentedTransfer) grow(ctx context.Context, errc chan error) {
 	s.mu.Lock()
-	want := min(total, s.maxConns) - s.workers
+	want := s.maxConns - s.workers
 	s.mu.Unlock()
-	started := false
 	for range want {
 		if !s.d.hosts.acquire(s.host, false) {
 			break
@@ -409,9 +401,7 @@ func (s *segmentedTransfer) grow(ctx context.Context, errc chan error, total int
 			break
 		}
 		s.launch(ctx, errc, seg, nil, false)
-		started = true
 	}
-	return started
 }
 
 // take marks finished as done (when given) and returns the next range for
