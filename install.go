@@ -260,16 +260,11 @@ func existingBlobMatches(ctx context.Context, dest string, b layoutBlob) (bool, 
 	if !fi.Mode().IsRegular() || fi.Size() != b.Size {
 		return false, fmt.Errorf("%s exists and is not this blob (size %d, want %d); move it away first", dest, fi.Size(), b.Size)
 	}
-	f, err := os.Open(dest)
+	sum, err := hashFile(ctx, dest, fi.Size())
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", dest, err)
+		return false, err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, &cancelableReader{ctx: ctx, r: f}); err != nil {
-		return false, fmt.Errorf("%s: %w", dest, err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != b.Digest {
+	if got := digestAlgoPrefix + sum; got != b.Digest {
 		return false, fmt.Errorf("%s exists but is damaged (its content has %s); move it away first", dest, got)
 	}
 	return true, nil
@@ -295,7 +290,7 @@ func installBlob(ctx context.Context, l *modelLayout, b layoutBlob, dest string)
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), &cancelableReader{ctx: ctx, r: rc})
+	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, rc})
 	if err != nil {
 		return err
 	}

@@ -488,29 +488,25 @@ func (l *modelLayout) hashBlob(ctx context.Context, name string, progress func(i
 	}
 	defer rc.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, &cancelableReader{ctx: ctx, r: rc, progress: progress})
+	n, err := io.Copy(h, &progressReader{r: ctxReader{ctx, rc}, progress: progress})
 	if err != nil {
 		return "", n, err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// cancelableReader stops a long copy when its context ends and reports progress.
-type cancelableReader struct {
-	ctx      context.Context
+// progressReader reports the running total of what was read.
+type progressReader struct {
 	r        io.Reader
 	n        int64
 	progress func(int64)
 }
 
-func (c *cancelableReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.progress != nil && n > 0 {
-		c.progress(c.n)
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.progress != nil && n > 0 {
+		p.progress(p.n)
 	}
 	return n, err
 }
