@@ -63,12 +63,9 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 		fmt.Fprint(stderr, installUsage)
 		fset.PrintDefaults()
 	}
-	paths, err := parseSubcommandFlags(fset, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
+	paths, code, ok := subcommandArgs(fset, args)
+	if !ok {
+		return code
 	}
 	if len(paths) == 0 {
 		fmt.Fprintln(stderr, "install: name a zip, a folder or a model to install (-h for help)")
@@ -104,10 +101,10 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 	return 0
 }
 
-// parseSubcommandFlags parses flags placed before, between or after the
-// arguments (SPEC §3: flags may follow the arguments) and returns the
-// arguments.
-func parseSubcommandFlags(fset *flag.FlagSet, args []string) ([]string, error) {
+// parseInterspersed parses flags placed before, between or after the
+// arguments, as people type them ("install x.zip -models-dir d"), and
+// returns the arguments. After "--" everything is an argument.
+func parseInterspersed(fset *flag.FlagSet, args []string) ([]string, error) {
 	var rest []string
 	for {
 		if err := fset.Parse(args); err != nil {
@@ -117,9 +114,26 @@ func parseSubcommandFlags(fset *flag.FlagSet, args []string) ([]string, error) {
 		if len(args) == 0 {
 			return rest, nil
 		}
+		if args[0] == "--" {
+			return append(rest, args[1:]...), nil
+		}
 		rest = append(rest, args[0])
 		args = args[1:]
 	}
+}
+
+// subcommandArgs is parseInterspersed for a subcommand. When ok is false
+// the command ends with code: 0 after -h, 2 after a bad flag (which the
+// flag package has already reported).
+func subcommandArgs(fset *flag.FlagSet, args []string) (rest []string, code int, ok bool) {
+	rest, err := parseInterspersed(fset, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return nil, 0, false
+	case err != nil:
+		return nil, 2, false
+	}
+	return rest, 0, true
 }
 
 // resolveModelsDir picks the Ollama models folder the way Ollama does:

@@ -180,27 +180,17 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keepStaging, "keep-staging", false, "keep the model's staging folder after zipping")
 	fs.BoolVar(&o.noBrowser, "no-browser", false, "do not open the browser when starting the web UI")
 	fs.Usage = func() {} // an unknown flag gets one line, not the whole usage
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stderr, usage)
-				fs.SetOutput(stderr)
-				fs.PrintDefaults()
-				return o, err
-			}
-			return o, badInputf("%v", err)
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if rest[0] == "--" {
-			o.args = append(o.args, rest[1:]...)
-			break
-		}
-		o.args = append(o.args, rest[0])
-		args = rest[1:]
+	rest, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stderr, usage)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		return o, err
 	}
+	if err != nil {
+		return o, badInputf("%v", err)
+	}
+	o.args = rest
 	return o, o.validate()
 }
 

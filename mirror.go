@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -97,12 +96,9 @@ func runServeModelsCommand(ctx context.Context, args []string, stdout, stderr io
 		fmt.Fprint(stderr, serveModelsUsage)
 		fset.PrintDefaults()
 	}
-	sources, err := parseSubcommandFlags(fset, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
+	sources, code, ok := subcommandArgs(fset, args)
+	if !ok {
+		return code
 	}
 	if len(sources) == 0 {
 		sources = []string{*outputDir}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,18 +27,15 @@ func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	fset := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	fset.Usage = func() { fmt.Fprint(stderr, verifyUsage) }
-	paths, err := parseSubcommandFlags(fset, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
+	paths, code, ok := subcommandArgs(fset, args)
+	if !ok {
+		return code
 	}
 	if len(paths) == 0 {
 		fmt.Fprintln(stderr, "verify: name a zip or a folder to check (-h for help)")
 		return 2
 	}
-	code := 0
+	code = 0
 	for _, p := range paths {
 		if !verifyOne(ctx, p, stdout) {
 			code = 1
