@@ -430,7 +430,8 @@ func (c layoutCloser) Close() error { return errors.Join(c.a.Close(), c.b.Close(
 func (l *modelLayout) Verify(ctx context.Context, progress func(done int64)) []string {
 	problems := append([]string(nil), l.Problems...)
 	var done int64
-	for _, b := range l.sortedBlobs() {
+	blobs := l.sortedBlobs()
+	for _, b := range blobs {
 		if err := ctx.Err(); err != nil {
 			return append(problems, err.Error())
 		}
@@ -460,12 +461,11 @@ func (l *modelLayout) Verify(ctx context.Context, progress func(done int64)) []s
 			}
 		}
 	}
-	for _, b := range l.sortedBlobs() {
-		if !referenced[b.Digest] && !l.zip {
-			continue // a models folder holds many models' blobs
-		}
-		if !referenced[b.Digest] {
-			l.Notes = append(l.Notes, fmt.Sprintf("%s: no manifest uses it", b.Name))
+	if l.zip { // a models folder holds many models' blobs
+		for _, b := range blobs {
+			if !referenced[b.Digest] {
+				l.Notes = append(l.Notes, fmt.Sprintf("%s: no manifest uses it", b.Name))
+			}
 		}
 	}
 	return problems
