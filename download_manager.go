@@ -286,11 +286,8 @@ func (m *manager) settleFromHistory() {
 		if rec.Status == jobCompleted {
 			j.Done, j.Total = rec.Size, rec.Size
 		}
-		if rec.Path != "" && j.Path == "" {
-			j.Path = rec.Path
-			if !filepath.IsAbs(j.Path) {
-				j.Path = filepath.Join(m.outputDir, filepath.FromSlash(j.Path))
-			}
+		if j.Path == "" {
+			j.Path = m.absPath(rec.Path)
 		}
 	}
 }
@@ -325,12 +322,7 @@ func (m *manager) parseQueue(data []byte) ([]*managerJob, error) {
 		}
 		j.Phase = ""
 		j.Attempt = max(j.Attempt, 1)
-		if j.Path != "" && !filepath.IsAbs(j.Path) {
-			j.Path = filepath.Join(m.outputDir, filepath.FromSlash(j.Path))
-		}
-		if j.Output != "" && !filepath.IsAbs(j.Output) {
-			j.Output = filepath.Join(m.outputDir, filepath.FromSlash(j.Output))
-		}
+		j.Path, j.Output = m.absPath(j.Path), m.absPath(j.Output)
 		if j.Kind == jobKindModel {
 			// A failure here (the registry flag changed, say) is reported
 			// when the pull runs; cleanup then has no staging to remove.
@@ -625,15 +617,22 @@ func (j *managerJob) displayName() string {
 }
 
 // viewPath is p relative to the output folder, with forward slashes, or p
-// itself when it lies elsewhere (an explicit -o).
+// itself when it lies elsewhere (an explicit -o). The API shows paths so,
+// and queue.json stores them so, that the folder can be moved or reached
+// through another working directory; absPath turns them back.
 func (m *manager) viewPath(p string) string {
-	if p == "" {
-		return ""
-	}
 	if rel, ok := m.insideOutput(p); ok {
 		return filepath.ToSlash(rel)
 	}
 	return p
+}
+
+// absPath is viewPath's inverse.
+func (m *manager) absPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(m.outputDir, filepath.FromSlash(p))
 }
 
 // insideOutput is p relative to the output folder, and whether p lies inside it.
@@ -1364,22 +1363,13 @@ func (m *manager) commitLocked() stateSnapshot {
 	qf := &queueFile{Version: queueFileVersion, Jobs: make([]*managerJob, len(m.jobs))}
 	for i, j := range m.jobs {
 		c := *j
-		c.Path = m.storedPath(j.Path)
-		c.Output = m.storedPath(j.Output)
+		c.Path = m.viewPath(j.Path)
+		c.Output = m.viewPath(j.Output)
 		c.run = nil
 		qf.Jobs[i] = &c
 	}
 	m.latest = stateSnapshot{seq: m.snapSeq, queue: qf}
 	return m.latest
-}
-
-// storedPath is p relative to the output folder when inside it, so that the
-// folder can be moved or reached through another working directory.
-func (m *manager) storedPath(p string) string {
-	if rel, ok := m.insideOutput(p); ok {
-		return filepath.ToSlash(rel)
-	}
-	return p
 }
 
 // save returns once queue.json holds snap or a newer snapshot. It writes
