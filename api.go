@@ -733,7 +733,7 @@ func (s *server) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		rate = v
 	}
 	if vals.Has("concurrency") {
-		n, err := intParam(vals, "concurrency", 0, 1, 32)
+		n, err := intParam(vals, "concurrency", 0, 1, maxConcurrency)
 		if err == nil {
 			err = s.cfg.Manager.SetConcurrency(n)
 		}

@@ -182,8 +182,8 @@ func newManager(cfg managerConfig) (*manager, error) {
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 4
 	}
-	if cfg.Concurrency < 1 || cfg.Concurrency > 32 {
-		return nil, badInputf("concurrency must be between 1 and 32, got %d", cfg.Concurrency)
+	if err := checkConcurrency(cfg.Concurrency); err != nil {
+		return nil, err
 	}
 	dir, err := filepath.Abs(cfg.OutputDir)
 	if err != nil {
@@ -972,13 +972,23 @@ func (m *manager) ClearFinished() int {
 	return n
 }
 
+// maxConcurrency is the most downloads that may run at once (SPEC: 1–32).
+const maxConcurrency = 32
+
+func checkConcurrency(n int) error {
+	if n < 1 || n > maxConcurrency {
+		return badInputf("concurrency must be between 1 and %d, got %d", maxConcurrency, n)
+	}
+	return nil
+}
+
 // SetConcurrency changes how many downloads run at once. Raising it starts
 // queued downloads at once. Lowering it stops nothing: running downloads
 // finish and no new one starts until fewer than n run — killing a transfer
 // would throw away its connection's progress for no gain.
 func (m *manager) SetConcurrency(n int) error {
-	if n < 1 || n > 32 {
-		return badInputf("concurrency must be between 1 and 32, got %d", n)
+	if err := checkConcurrency(n); err != nil {
+		return err
 	}
 	return m.update(func() ([]chan struct{}, error) {
 		m.concurrency = n

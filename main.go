@@ -197,8 +197,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 // validate checks everything that can be checked before any request, so
 // bad input writes nothing.
 func (o *options) validate() error {
-	if o.concurrency < 1 || o.concurrency > 32 {
-		return badInputf("-concurrency must be between 1 and 32, got %d", o.concurrency)
+	if o.concurrency < 1 || o.concurrency > maxConcurrency {
+		return badInputf("-concurrency must be between 1 and %d, got %d", maxConcurrency, o.concurrency)
 	}
 	if o.connections < 1 || o.connections > 32 {
 		return badInputf("-connections must be between 1 and 32, got %d", o.connections)
