@@ -169,6 +169,11 @@ func TestCLIResumesAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
+	// The server notices the killed process's connections late (it writes
+	// into closed sockets until one fails); count from when it has.
+	for i := 0; i < 250 && o.inflight.Load() > 0; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
 	sentBefore := o.bytesSent.Load()
 	if _, err := os.Stat(filepath.Join(dir, "downloaded-models", "data.bin")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("a finished file exists after the kill")

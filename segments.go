@@ -29,10 +29,16 @@ type segment struct {
 	// whether this range was itself taken over (it is not taken again).
 	cancel    context.CancelCauseFunc
 	takenOver bool
+	lastWrite time.Time // when its request last delivered (or began)
 }
 
 // errRangeTaken stops a request whose range another connection took over.
 var errRangeTaken = errors.New("range taken over by an idle connection")
+
+// endgameIdle is how long a request must have delivered nothing before an
+// idle connection takes its range over: a request that is streaming has
+// bytes in flight, and dropping it would fetch them twice.
+const endgameIdle = 200 * time.Millisecond
 
 // endgameMaxSplit bounds the endgame (takeTailLocked) to ranges of at most
 // this many split sizes.
@@ -53,6 +59,7 @@ type segmentedTransfer struct {
 	mu      sync.Mutex
 	segs    []*segment
 	workers int
+	waiting int // workers in takeOrWait, with no range of their own
 
 	// localWait is the time connections spent waiting on the disk and the
 	// speed limit. A slow link is a reason to open more connections; a
@@ -475,12 +482,10 @@ func (s *segmentedTransfer) shareOut(conns int, startDone, done int64) {
 }
 
 // takeTailLocked is the endgame: a connection left with nothing to do
-// takes over the largest range of at most endgameMaxSplit split sizes that
-// another request is still fetching, and that request is dropped. Shares
-// never divide evenly into what a throttled server sends at once (nginx:
-// 2 MiB lumps, then a pause), so without it the last bytes of a range wait
-// out a pause while every other connection is done; a fresh request gets
-// them at once. A range is taken over once at most, so two idle
+// takes over the largest range of at most endgameMaxSplit split sizes whose
+// request has delivered nothing for endgameIdle, and that request is
+// dropped. A stalled tail is then fetched at once instead of after the
+// stall timeout. A range is taken over once at most, so two idle
 // connections never pass one back and forth. Both requests carry the same
 // validators (If-Range), so a write still in flight from the old one puts
 // the same bytes where the new one will.
@@ -488,7 +493,8 @@ func (s *segmentedTransfer) takeTailLocked() *segment {
 	var victim *segment
 	for _, seg := range s.segs {
 		left := seg.end - seg.pos
-		if !seg.owned || seg.cancel == nil || seg.takenOver || left <= 0 || left > endgameMaxSplit*s.minSplit {
+		if !seg.owned || seg.cancel == nil || seg.takenOver || left <= 0 || left > endgameMaxSplit*s.minSplit ||
+			time.Since(seg.lastWrite) < endgameIdle {
 			continue
 		}
 		if victim == nil || left > victim.end-victim.pos {
@@ -503,6 +509,39 @@ func (s *segmentedTransfer) takeTailLocked() *segment {
 	victim.cancel(errRangeTaken)
 	s.segs = append(s.segs, taken)
 	return taken
+}
+
+// takeOrWait is take for a connection that finished its range. With
+// nothing left to take while other connections still run, it looks again
+// every quarter of endgameIdle: one of them may stall, and its range is
+// then this connection's to take over (see takeTailLocked).
+func (s *segmentedTransfer) takeOrWait(ctx context.Context, finished *segment) *segment {
+	seg := s.take(finished)
+	if seg != nil {
+		return seg
+	}
+	s.mu.Lock()
+	s.waiting++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.waiting--
+		s.mu.Unlock()
+	}()
+	for seg == nil && s.fetching() > 0 {
+		if sleepCtx(ctx, endgameIdle/4) != nil {
+			return nil
+		}
+		seg = s.take(nil)
+	}
+	return seg
+}
+
+// fetching is how many connections are fetching a range, not waiting.
+func (s *segmentedTransfer) fetching() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.workers - s.waiting
 }
 
 // release gives a range back unowned, for another connection to take.
@@ -535,7 +574,7 @@ func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.R
 	for seg != nil {
 		reqCtx, cancelReq := context.WithCancelCause(ctx)
 		s.mu.Lock()
-		seg.cancel = cancelReq
+		seg.cancel, seg.lastWrite = cancelReq, time.Now()
 		s.mu.Unlock()
 		var err error
 		if resp == nil {
@@ -560,7 +599,7 @@ func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.R
 		cancelReq(nil)
 		if err == nil || taken && ctx.Err() == nil {
 			failures = 0
-			seg = s.take(seg)
+			seg = s.takeOrWait(ctx, seg)
 			continue
 		}
 		if ctx.Err() != nil {
@@ -660,6 +699,7 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			// The range may have been taken over during the write: then
 			// end is below pos+n and the bytes are the new request's.
 			seg.pos = min(seg.pos+int64(n), max(seg.end, seg.pos))
+			seg.lastWrite = time.Now()
 			full := seg.pos >= seg.end
 			s.mu.Unlock()
 			if full {

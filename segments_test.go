@@ -426,14 +426,16 @@ func TestSegmentsEndgameReplacesAStalledTail(t *testing.T) {
 	}
 }
 
-// TestSegmentTakeTail: an idle connection takes a small range another
-// request still fetches, whole, and stops that request; a range taken over
-// once is not taken again, and a large one is split instead.
+// TestSegmentTakeTail: an idle connection takes a small range whose request
+// has delivered nothing for a while, whole, and stops that request (never a
+// streaming one); a range taken over once is not taken again, and a large
+// one is split instead.
 func TestSegmentTakeTail(t *testing.T) {
 	s := &segmentedTransfer{t: &transfer{}, minSplit: 10}
 	var canceled error
-	busy := &segment{pos: 100, end: 130, owned: true, cancel: func(err error) { canceled = err }}
-	s.segs = []*segment{busy}
+	busy := &segment{pos: 100, end: 130, owned: true, cancel: func(err error) { canceled = err }, lastWrite: time.Now().Add(-time.Second)}
+	streaming := &segment{pos: 200, end: 240, owned: true, cancel: func(error) { t.Error("a streaming request was dropped") }, lastWrite: time.Now()}
+	s.segs = []*segment{busy, streaming}
 	got := s.take(nil)
 	if got == nil || got.pos != 100 || got.end != 130 || !got.takenOver {
 		t.Fatalf("took %+v, want the whole of [100,130)", got)
