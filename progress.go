@@ -71,7 +71,7 @@ func (p *progressPrinter) draw(final bool) {
 			return // the summary follows
 		}
 		for _, s := range statuses {
-			if s.State == "downloading" || s.State == "verifying" || s.State == "packaging" {
+			if stateRunning(s.State) {
 				fmt.Fprintln(p.out, formatStatus(s, 0))
 			}
 		}
