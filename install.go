@@ -101,41 +101,6 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 	return 0
 }
 
-// parseInterspersed parses flags placed before, between or after the
-// arguments, as people type them ("install x.zip -models-dir d"), and
-// returns the arguments. After "--" everything is an argument.
-func parseInterspersed(fset *flag.FlagSet, args []string) ([]string, error) {
-	var rest []string
-	for {
-		if err := fset.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fset.Args()
-		if len(args) == 0 {
-			return rest, nil
-		}
-		if args[0] == "--" {
-			return append(rest, args[1:]...), nil
-		}
-		rest = append(rest, args[0])
-		args = args[1:]
-	}
-}
-
-// subcommandArgs is parseInterspersed for a subcommand. When ok is false
-// the command ends with code: 0 after -h, 2 after a bad flag (which the
-// flag package has already reported).
-func subcommandArgs(fset *flag.FlagSet, args []string) (rest []string, code int, ok bool) {
-	rest, err := parseInterspersed(fset, args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return nil, 0, false
-	case err != nil:
-		return nil, 2, false
-	}
-	return rest, 0, true
-}
-
 // resolveModelsDir picks the Ollama models folder the way Ollama does:
 // $OLLAMA_MODELS, else ~/.ollama/models.
 func resolveModelsDir(flagValue string) (string, error) {
