@@ -708,10 +708,7 @@ func apiCSPHash(inline string) string {
 // dir until the test ends, and returns it with its history.
 func newAPITestManager(t testing.TB, dir string) (*manager, *historyStore) {
 	t.Helper()
-	h, err := openHistory(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpenHistory(t, dir)
 	files := newRangeDownloader(&http.Client{}, slog.New(slog.DiscardHandler))
 	files.backoff = 10 * time.Millisecond
 	files.maxBackoff = 50 * time.Millisecond

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -514,15 +516,25 @@ func (m *manager) newJob(req addRequest) (*managerJob, error) {
 	return j, nil
 }
 
+// newIDLocked names a new job: its creation second for a person, then
+// random digits, so that IDs made by two processes in the same second
+// (ten CLI runs in a loop) never meet — the history keeps one record per
+// ID, and a second-derived counter lost records that way (issue 18).
 func (m *manager) newIDLocked() string {
 	now := m.now().Unix()
 	for {
-		m.seq++
-		id := fmt.Sprintf("d-%d-%d", now, m.seq)
+		id := fmt.Sprintf("d-%d-%s", now, newRandomID())
 		if m.findLocked(id) < 0 {
 			return id
 		}
 	}
+}
+
+// newRandomID is 12 hex digits from the system's random source.
+func newRandomID() string {
+	var b [6]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 func (m *manager) findLocked(id string) int {

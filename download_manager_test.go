@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -1488,10 +1487,7 @@ func BenchmarkManagerList(b *testing.B) {
 // and writing history, with the real engines.
 func newRegistryManager(t *testing.T, dir string, f *fakeRegistry) (*manager, *historyStore) {
 	t.Helper()
-	hist, err := openHistory(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := mustOpenHistory(t, dir)
 	files := testDownloader(t)
 	files.connections = 1
 	m, err := newManager(managerConfig{
@@ -1639,10 +1635,7 @@ func TestManagerModelCancelAndFailure(t *testing.T) {
 func TestManagerFileHistory(t *testing.T) {
 	o := newOrigin(t, withSize(128<<10), withPath("/pics/photo.JPG"), withThrottle(5*time.Millisecond))
 	dir := t.TempDir()
-	hist, err := openHistory(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := mustOpenHistory(t, dir)
 	files := testDownloader(t)
 	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 2, Retries: 1, Files: files, History: hist})
 	if err != nil {
@@ -1695,10 +1688,7 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 	dir := t.TempDir()
 	o := newOrigin(t, withSize(64<<10))
 	open := func() *manager {
-		h, err := openHistory(dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := mustOpenHistory(t, dir)
 		m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 2, Retries: 1, Files: testDownloader(t), History: h})
 		if err != nil {
 			t.Fatal(err)
