@@ -778,7 +778,7 @@ func apiWriteModelZip(t *testing.T, path string) {
 var apiVolatileKeys = map[string]bool{
 	"created_at": true, "started_at": true, "finished_at": true, "modified": true,
 	"speed": true, "total_speed": true, "eta_seconds": true, "duration_seconds": true,
-	"average_speed": true, "output_dir": true,
+	"average_speed": true, "output_dir": true, "rev": true,
 }
 
 // apiCheckGolden compares a status and JSON body with testdata/api/<name>.json

@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -44,8 +44,8 @@ const (
 	historyJournalName  = "history.journal"
 	historyArchiveDir   = "archive"
 	historyFileVersion  = 2
-	historySegment      = 1000         // newest records history.json keeps, at least
-	historyLoadMax      = 100_000      // records the web UI holds in memory (History tab, statistics)
+	historySegment      = 1000    // newest records history.json keeps, at least
+	historyLoadMax      = 100_000 // records the web UI holds in memory (History tab, statistics)
 	historyFlushDelay   = 500 * time.Millisecond
 	historyDefaultLimit = 50
 	historyMaxLimit     = 1000
@@ -248,7 +248,9 @@ func openHistoryStore(outputDir string, log *slog.Logger, all bool) (*historySto
 	return h, nil
 }
 
-func (h *historyStore) path(name string) string { return filepath.Join(h.dir, filepath.FromSlash(name)) }
+func (h *historyStore) path(name string) string {
+	return filepath.Join(h.dir, filepath.FromSlash(name))
+}
 
 // loadSnapshot reads history.json into the recent records.
 func (h *historyStore) loadSnapshot() (historySnapshot, error) {
