@@ -109,6 +109,7 @@ type managerConfig struct {
 	// it found it.
 	OwnJobsOnly bool
 	Window      timeWindow       // daily window in which downloads may start; zero = always
+	WindowFile  string           // where SetSchedule keeps the window for the next start; "" = not kept
 	Now         func() time.Time // the clock; nil = time.Now
 }
 
@@ -1902,6 +1903,11 @@ func (m *manager) SetSchedule(start, end string) error {
 	if err != nil {
 		return err
 	}
+	if m.cfg.WindowFile != "" {
+		if err := saveWindow(m.cfg.WindowFile, w); err != nil {
+			return fmt.Errorf("saving the time window: %w", err)
+		}
+	}
 	m.mu.Lock()
 	m.window = w
 	m.changedLocked()
@@ -1911,4 +1917,26 @@ func (m *manager) SetSchedule(start, end string) error {
 	default:
 	}
 	return nil
+}
+
+// RemoveFinished forgets the listed downloads that are finished (a CLI
+// run's own, once their outcome is in the history) and returns how many.
+func (m *manager) RemoveFinished(ids []string) int {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	n := 0
+	m.update(func() ([]chan struct{}, error) {
+		m.jobs = slices.DeleteFunc(m.jobs, func(j *managerJob) bool {
+			if want[j.ID] && stateFinished(j.State) && j.run == nil {
+				m.removedLocked(j)
+				n++
+				return true
+			}
+			return false
+		})
+		return nil, nil
+	})
+	return n
 }
