@@ -740,7 +740,7 @@ func writeStagedManifest(entries []zipEntry, raw []byte) error {
 	if err := os.MkdirAll(filepath.Dir(m), 0o755); err != nil {
 		return fmt.Errorf("creating manifest folder: %w", err)
 	}
-	if err := writeFileAtomic(m, raw, true); err != nil {
+	if err := writeFileAtomic(m, 0o644, writeBytes(raw)); err != nil {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	return nil
