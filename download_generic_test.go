@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -639,40 +640,203 @@ func FuzzParseContentRange(f *testing.F) {
 	})
 }
 
-// TestDownloadDiskFull fills a small tmpfs: the error says so, the .part
-// is kept, and the same download resumes once there is room.
-func TestDownloadDiskFull(t *testing.T) {
+// mountTmpfs mounts a tmpfs of the given size ("256k") on a new folder: a
+// small disk to fill. Skipped without root; under CI=true a failed mount
+// fails the test.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("mount tmpfs: %v: %s", err, out)
 		}
 		t.Skipf("cannot mount tmpfs here: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
-	o := newOrigin(t, withSize(600<<10))
-	path := filepath.Join(dir, "big.bin")
-	d := testDownloader(t)
-	_, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Connections: 1})
-	if err == nil || !strings.Contains(err.Error(), "no space left") {
-		t.Fatalf("err = %v, want one saying the disk is full", err)
-	}
-	st, err := readPartState(path)
-	if err != nil || st.saved() == 0 {
-		t.Fatalf("resume state after a full disk = %+v, %v; want progress kept", st, err)
-	}
-	if out, err := exec.Command("mount", "-o", "remount,size=2m", dir).CombinedOutput(); err != nil {
+	return dir
+}
+
+// remountTmpfs gives a mounted tmpfs a new size ("2m"), as freeing space would.
+func remountTmpfs(t *testing.T, dir, size string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,size="+size, dir).CombinedOutput(); err != nil {
 		t.Fatalf("remount: %v: %s", err, out)
 	}
-	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Connections: 1})
+}
+
+// fillDisk writes a file into dir until its file system is full, as
+// another program would.
+func fillDisk(dir string) error {
+	f, err := os.Create(filepath.Join(dir, "filler"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if res.Resumed == 0 || !bytes.Equal(readFile(t, path), o.content()) {
-		t.Errorf("resumed %d bytes; file equal: %v", res.Resumed, bytes.Equal(readFile(t, path), o.content()))
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for range 1 << 16 { // 256 MiB at most
+		if _, err := f.Write(buf); err != nil {
+			if isNoSpace(err) {
+				return nil
+			}
+			return err
+		}
+	}
+	return errors.New("the disk never filled")
+}
+
+// TestDownloadDiskFull: a disk that fills while writing ends the download
+// with one line and a .part that resumes once there is room; a file known
+// to be larger than the free space is refused before any body byte.
+func TestDownloadDiskFull(t *testing.T) {
+	for _, conns := range []int{1, 4} {
+		t.Run(fmt.Sprintf("fills while writing, %d connections", conns), func(t *testing.T) {
+			dir := mountTmpfs(t, "256k")
+			o := newOrigin(t, withSize(200<<10), withThrottle(20*time.Millisecond))
+			path := filepath.Join(dir, "big.bin")
+			d := testDownloader(t)
+			d.minSegment = 16 << 10
+			var logs lockedBuffer
+			d.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			// Someone else fills the disk once a checkpoint is on disk.
+			filled, fillErr := false, error(nil)
+			req := fileRequest{URL: o.FileURL(), Path: path, Connections: conns, Retries: 3,
+				Progress: func(done, total int64) {
+					if st, err := readPartState(path); !filled && err == nil && st.saved() > 0 {
+						filled, fillErr = true, fillDisk(dir)
+					}
+				}}
+			_, err := d.Download(t.Context(), req)
+			if fillErr != nil || !filled {
+				t.Fatalf("filling the disk: filled=%v, %v (download: %v)", filled, fillErr, err)
+			}
+			want := "the disk is full: no space left on " + dir + "; free some space and run the same command again to resume"
+			if err == nil || err.Error() != want {
+				t.Fatalf("err = %v\nwant %s", err, want)
+			}
+			if code := errorCode(err); code != "disk_full" {
+				t.Errorf("errorCode = %q, want disk_full", code)
+			}
+			if conns == 1 {
+				if n := o.gets.Load(); n != 1 {
+					t.Errorf("GETs = %d: a full disk was retried", n)
+				}
+			}
+			if l := logs.String(); l != "" {
+				t.Errorf("follow-on warnings after the one error:\n%s", l)
+			}
+			st, err := readPartState(path)
+			if err != nil || st.saved() <= 0 {
+				t.Fatalf("resume state after a full disk = %+v, %v; want progress kept", st, err)
+			}
+
+			remountTmpfs(t, dir, "2m")
+			req.Progress = nil
+			res, err := d.Download(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Resumed <= 0 || !bytes.Equal(readFile(t, path), o.content()) {
+				t.Errorf("resumed %d bytes; file equal: %v", res.Resumed, bytes.Equal(readFile(t, path), o.content()))
+			}
+			assertNoPartial(t, path)
+		})
+	}
+
+	t.Run("size given in advance is refused before the body", func(t *testing.T) {
+		dir := mountTmpfs(t, "256k")
+		o := newOrigin(t, withSize(600<<10))
+		path := filepath.Join(dir, "big.bin")
+		_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Size: 600 << 10})
+		assertRefusedForSpace(t, err, dir)
+		if n, b := o.requests.Load(), o.bytesSent.Load(); n != 0 || b != 0 {
+			t.Errorf("origin saw %d requests and sent %d body bytes, want none", n, b)
+		}
+		assertNoTempFiles(t, dir)
+	})
+
+	t.Run("size from the HEAD is refused before the body", func(t *testing.T) {
+		dir := mountTmpfs(t, "256k")
+		o := newOrigin(t, withSize(600<<10))
+		d := testDownloader(t)
+		_, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir})
+		assertRefusedForSpace(t, err, dir)
+		if n, b := o.gets.Load(), o.bytesSent.Load(); n != 0 || b != 0 {
+			t.Errorf("origin answered %d GETs and sent %d body bytes, want none", n, b)
+		}
+		assertNoTempFiles(t, dir) // not even the claim of the name
+		remountTmpfs(t, dir, "2m")
+		res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Path != filepath.Join(dir, "data.bin") || !bytes.Equal(readFile(t, res.Path), o.content()) {
+			t.Errorf("after freeing space got %s, want the whole data.bin", res.Path)
+		}
+	})
+
+	t.Run("size from the GET's headers is refused before the body", func(t *testing.T) {
+		dir := mountTmpfs(t, "256k")
+		o := newOrigin(t, withSize(600<<10), withThrottle(time.Millisecond))
+		path := filepath.Join(dir, "big.bin")
+		_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Connections: 4})
+		assertRefusedForSpace(t, err, dir)
+		if n := o.gets.Load(); n != 1 {
+			t.Errorf("GETs = %d: the refusal was retried", n)
+		}
+		if fi, err := os.Stat(partPath(path)); err == nil && fi.Size() != 0 {
+			t.Errorf(".part holds %d bytes, want none read", fi.Size())
+		}
+	})
+
+	t.Run("a resume needs only the rest", func(t *testing.T) {
+		dir := mountTmpfs(t, "640k")
+		o := newOrigin(t, withSize(600<<10))
+		path := filepath.Join(dir, "big.bin")
+		// An earlier run left 400 KiB for good: 600 KiB do not fit in what
+		// is free, the missing 200 KiB do.
+		have := int64(400 << 10)
+		if err := os.WriteFile(partPath(path), o.content()[:have], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := writePartState(path, partState{URL: o.FileURL(), ETag: `"v1"`, Size: 600 << 10, Committed: have}); err != nil {
+			t.Fatal(err)
+		}
+		if free, _ := freeSpace(dir); free >= 600<<10 || free < 200<<10 {
+			t.Fatalf("free space %d: the test needs between 200 and 600 KiB", free)
+		}
+		res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Size: 600 << 10, Connections: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Resumed != have || !bytes.Equal(readFile(t, path), o.content()) {
+			t.Errorf("resumed %d bytes, want %d; content equal: %v", res.Resumed, have, bytes.Equal(readFile(t, path), o.content()))
+		}
+	})
+
+	t.Run("an atomic write on a full disk", func(t *testing.T) {
+		dir := mountTmpfs(t, "64k")
+		if err := fillDisk(dir); err != nil {
+			t.Fatal(err)
+		}
+		err := writeFileAtomic(filepath.Join(dir, "state.json"), 0o644, writeBytes(make([]byte, 8<<10)))
+		if !errors.Is(err, errNoSpace) || !strings.HasPrefix(err.Error(), "the disk is full: no space left on "+dir) {
+			t.Fatalf("err = %v, want the disk-full error", err)
+		}
+		assertNoTempFiles(t, dir, "filler")
+	})
+}
+
+// assertRefusedForSpace checks the one-line "not enough free space" refusal.
+func assertRefusedForSpace(t *testing.T, err error, dir string) {
+	t.Helper()
+	if err == nil || !strings.HasPrefix(err.Error(), "not enough free space on "+dir+": need 614.4 kB, ") {
+		t.Fatalf("err = %v, want \"not enough free space on %s: need 614.4 kB, … free\"", err, dir)
+	}
+	if code := errorCode(err); code != "no_space" {
+		t.Errorf("errorCode = %q, want no_space", code)
 	}
 }
 
