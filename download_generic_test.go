@@ -878,3 +878,176 @@ func TestDownloadSameNameFromTwoURLsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDownloadHeadRetryAfter: a HEAD answered 503/429 with Retry-After
+// makes the next request wait that long (issue 14: it came 1 ms later).
+func TestDownloadHeadRetryAfter(t *testing.T) {
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			t.Parallel()
+			o := newOrigin(t, withSize(10<<10), failFirstHead(1, status, "2"))
+			res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readFile(t, res.Path), o.content()) {
+				t.Error("bytes differ")
+			}
+			log := o.requestLog()
+			if len(log) < 2 || log[0].Method != http.MethodHead || log[0].Status != status {
+				t.Fatalf("requests = %+v, want a refused HEAD first", log)
+			}
+			if gap := log[1].At.Sub(log[0].At); gap < 2*time.Second {
+				t.Errorf("next request (%s) %v after the HEAD's Retry-After: 2", log[1].Method, gap)
+			}
+		})
+	}
+}
+
+func TestCheckUnchanged(t *testing.T) {
+	const (
+		monday  = "Mon, 02 Nov 2026 10:00:00 GMT"
+		tuesday = "Tue, 03 Nov 2026 10:00:00 GMT"
+	)
+	// download fetches the origin's file and returns what a history record
+	// keeps of it.
+	download := func(t *testing.T, o *origin) fileValidators {
+		t.Helper()
+		// An explicit path: no HEAD, so the check's requests come first.
+		res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "data.bin")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fileValidators{Size: res.Size, ETag: res.ETag, LastModified: res.LastModified}
+	}
+	// check asks, and asserts that no byte of the body was fetched.
+	check := func(t *testing.T, o *origin, prev fileValidators) bool {
+		t.Helper()
+		sent := o.bytesSent.Load()
+		unchanged, err := testDownloader(t).CheckUnchanged(t.Context(), o.FileURL(), prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := o.bytesSent.Load() - sent; n > 1 {
+			t.Errorf("checking fetched %d body bytes", n)
+		}
+		return unchanged
+	}
+	for _, conditional := range []bool{true, false} {
+		opts := func(more ...originOption) []originOption {
+			if !conditional {
+				more = append(more, withoutConditional()) // the validators are compared here
+			}
+			return more
+		}
+		t.Run(fmt.Sprintf("ETag changes, server answers 304: %v", conditional), func(t *testing.T) {
+			o := newOrigin(t, opts(withSize(20<<10))...)
+			prev := download(t, o)
+			if prev.ETag != `"v1"` {
+				t.Fatalf("result ETag = %q, want the server's", prev.ETag)
+			}
+			if !check(t, o, prev) {
+				t.Error("same ETag: reported changed")
+			}
+			last := o.requestLog()[len(o.requestLog())-1]
+			if last.Method != http.MethodHead || last.IfNoneMatch != `"v1"` {
+				t.Errorf("check sent %+v, want a HEAD with If-None-Match", last)
+			}
+			if conditional && last.Status != http.StatusNotModified {
+				t.Errorf("status = %d, want 304", last.Status)
+			}
+			o.replace(testBytes(20<<10, 2), `"v2"`) // same size, new content
+			if check(t, o, prev) {
+				t.Error("new ETag: reported unchanged")
+			}
+			if !check(t, o, fileValidators{Size: prev.Size, ETag: `W/"v2"`}) {
+				t.Error("weak and strong forms of one ETag: reported changed")
+			}
+		})
+		t.Run(fmt.Sprintf("only Last-Modified, server answers 304: %v", conditional), func(t *testing.T) {
+			o := newOrigin(t, opts(withSize(20<<10), withoutETag(), withLastModified(monday))...)
+			prev := download(t, o)
+			if prev.ETag != "" || prev.LastModified != monday {
+				t.Fatalf("result validators = %+v, want only Last-Modified", prev)
+			}
+			if !check(t, o, prev) {
+				t.Error("same Last-Modified and size: reported changed")
+			}
+			if last := o.requestLog()[len(o.requestLog())-1]; last.IfMod != monday {
+				t.Errorf("check sent %+v, want If-Modified-Since", last)
+			}
+			o.replace(testBytes(30<<10, 2), "")
+			o.setLastModified(tuesday)
+			if check(t, o, prev) {
+				t.Error("new Last-Modified: reported unchanged")
+			}
+		})
+	}
+	t.Run("same Last-Modified, other size", func(t *testing.T) {
+		o := newOrigin(t, withSize(20<<10), withoutETag(), withLastModified(monday), withoutConditional())
+		prev := download(t, o)
+		o.replace(testBytes(21<<10, 2), "")
+		if check(t, o, prev) {
+			t.Error("size changed under the same Last-Modified: reported unchanged")
+		}
+	})
+	t.Run("no validators: the size decides", func(t *testing.T) {
+		o := newOrigin(t, withSize(20<<10), withoutValidators())
+		prev := download(t, o)
+		if prev.ETag != "" || prev.LastModified != "" {
+			t.Fatalf("validators = %+v, want none", prev)
+		}
+		if !check(t, o, prev) {
+			t.Error("same size, no validators: reported changed")
+		}
+		o.replace(testBytes(25<<10, 2), "")
+		if check(t, o, prev) {
+			t.Error("other size: reported unchanged")
+		}
+	})
+	t.Run("HEAD refused: a GET of byte 0", func(t *testing.T) {
+		o := newOrigin(t, withSize(20<<10), withoutHead())
+		prev := download(t, o)
+		if !check(t, o, prev) {
+			t.Error("unchanged file: reported changed")
+		}
+		last := o.requestLog()[len(o.requestLog())-1]
+		if last.Method != http.MethodGet || last.Range != "bytes=0-0" || last.IfNoneMatch != `"v1"` || last.Status != http.StatusNotModified {
+			t.Errorf("check sent %+v, want a conditional GET of byte 0 answered 304", last)
+		}
+		o.replace(testBytes(20<<10, 2), `"v2"`)
+		if check(t, o, prev) {
+			t.Error("changed file: reported unchanged")
+		}
+	})
+	t.Run("503 with Retry-After first", func(t *testing.T) {
+		o := newOrigin(t, withSize(20<<10), failFirstHead(1, http.StatusServiceUnavailable, "1"))
+		prev := download(t, o)
+		if !check(t, o, prev) {
+			t.Error("unchanged file: reported changed")
+		}
+		log := o.requestLog()
+		var refused, next time.Time
+		for _, r := range log {
+			if r.Status == http.StatusServiceUnavailable {
+				refused = r.At
+			} else if !refused.IsZero() && next.IsZero() {
+				next = r.At
+			}
+		}
+		if refused.IsZero() || next.Sub(refused) < time.Second {
+			t.Errorf("requests %+v: the answer after the 503 did not wait Retry-After: 1", log)
+		}
+	})
+	t.Run("errors are returned", func(t *testing.T) {
+		o := newOrigin(t, withSize(1<<10))
+		d := testDownloader(t)
+		if _, err := d.CheckUnchanged(t.Context(), o.URL+"/gone", fileValidators{Size: 1}); errorCode(err) != "not_found" {
+			t.Errorf("404: err = %v (%s)", err, errorCode(err))
+		}
+		d.retries = 0
+		if _, err := d.CheckUnchanged(t.Context(), "http://"+closedPort(t)+"/x", fileValidators{Size: 1}); errorCode(err) != "refused" {
+			t.Errorf("closed port: err = %v (%s)", err, errorCode(err))
+		}
+	})
+}

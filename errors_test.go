@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 )
 
@@ -32,4 +33,16 @@ func TestStatusErrorMessage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// closedPort is a loopback address where nothing listens: connecting is refused.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
