@@ -529,6 +529,9 @@ func (d *rangeDownloader) alreadyDone(ctx context.Context, t *transfer) (bool, f
 	if errors.Is(err, os.ErrNotExist) {
 		return false, fileResult{}, nil
 	}
+	if errors.Is(err, syscall.ENOTDIR) {
+		return true, fileResult{}, fmt.Errorf("cannot write %s: a file stands where a folder is needed: %w", t.path, err)
+	}
 	if err != nil {
 		return true, fileResult{}, fmt.Errorf("checking %s: %w", t.path, err)
 	}
@@ -686,7 +689,7 @@ func (d *rangeDownloader) run(ctx context.Context, t *transfer) (fileResult, err
 		lastErr = err
 		if failures > t.req.Retries {
 			d.checkpoint(t)
-			return fileResult{}, fmt.Errorf("giving up after %d attempts: %w", failures, lastErr)
+			return fileResult{}, fmt.Errorf("giving up after %s: %w", attemptsText(failures), lastErr)
 		}
 		delay := d.retryDelay(max(failures, 1), err)
 		d.log.Warn("retrying", "url", redactURL(t.req.URL), "after", delay.Round(time.Millisecond), "error", err)
@@ -1228,7 +1231,7 @@ func describeNetError(target string, err error) error {
 	case errors.As(err, &proxy):
 		return withKind(errTransport, err) // it says it all
 	case isProxyFailure(err):
-		what = fmt.Sprintf("connecting to %s: the proxy failed", host)
+		what = fmt.Sprintf("connecting to %s through the proxy: the proxy cannot be reached or failed", host)
 	case errors.As(err, &dnsErr):
 		what = fmt.Sprintf("cannot resolve host %q (check the network, DNS or proxy)", dnsErr.Name)
 	case isErrno(err, syscall.ECONNREFUSED, 10061):
@@ -1237,6 +1240,8 @@ func describeNetError(target string, err error) error {
 		what = fmt.Sprintf("connecting to %s: secure connection (TLS) failed", host)
 	case isTimeout(err):
 		what = fmt.Sprintf("connecting to %s: no answer in time", host)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		what = fmt.Sprintf("connecting to %s: the server closed the connection without an answer", host)
 	default:
 		what = fmt.Sprintf("connecting to %s", host)
 	}
@@ -1283,6 +1288,14 @@ func writeFailure(err error, path, doing string) error {
 		return diskFullError(err, path)
 	}
 	return &diskError{fmt.Errorf("%s %s: %w", doing, partPath(path), err)}
+}
+
+// attemptsText is "1 attempt", "3 attempts".
+func attemptsText(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return strconv.Itoa(n) + " attempts"
 }
 
 // madeProgress says whether an attempt that fetched n bytes before failing

@@ -630,7 +630,7 @@ func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.R
 		}
 		if failures > s.t.req.Retries {
 			s.release(seg)
-			return fmt.Errorf("giving up after %d attempts: %w", failures, err)
+			return fmt.Errorf("giving up after %s: %w", attemptsText(failures), err)
 		}
 		delay := s.d.retryDelay(max(failures, 1), err)
 		s.d.log.Debug("retrying range", "url", redactURL(s.t.req.URL), "at", s.posOf(seg), "after", delay, "error", err)
