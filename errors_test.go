@@ -239,10 +239,14 @@ func TestErrorCodes(t *testing.T) {
 		}},
 		{"unknown model", "model_not_found", func(t *testing.T) error { return pull(t, "nosuch", nil) }},
 		{"registry blocks (403)", "registry_refused", func(t *testing.T) error {
-			return pull(t, "tiny", func(f *fakeRegistry) { f.set(func(f *fakeRegistry) { f.manifestCode, f.manifestBody = 403, "Forbidden" }) })
+			return pull(t, "tiny", func(f *fakeRegistry) {
+				f.set(func(f *fakeRegistry) { f.manifestCode, f.manifestBody = 403, "Forbidden" })
+			})
 		}},
 		{"registry wants a newer client (412)", "registry_refused", func(t *testing.T) error {
-			return pull(t, "tiny", func(f *fakeRegistry) { f.set(func(f *fakeRegistry) { f.manifestCode, f.manifestBody = 412, "upgrade" }) })
+			return pull(t, "tiny", func(f *fakeRegistry) {
+				f.set(func(f *fakeRegistry) { f.manifestCode, f.manifestBody = 412, "upgrade" })
+			})
 		}},
 		{"registry needs credentials", "registry_auth", func(t *testing.T) error {
 			return pull(t, "tiny", func(f *fakeRegistry) { f.set(func(f *fakeRegistry) { f.auth = "nochallenge" }) })
