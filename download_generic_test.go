@@ -694,7 +694,7 @@ func TestDownloadDiskFull(t *testing.T) {
 	for _, conns := range []int{1, 4} {
 		t.Run(fmt.Sprintf("fills while writing, %d connections", conns), func(t *testing.T) {
 			dir := mountTmpfs(t, "256k")
-			o := newOrigin(t, withSize(200<<10), withThrottle(20*time.Millisecond))
+			o := newOrigin(t, withSize(200<<10), withThrottle(40*time.Millisecond))
 			path := filepath.Join(dir, "big.bin")
 			d := testDownloader(t)
 			d.minSegment = 16 << 10
