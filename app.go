@@ -548,7 +548,7 @@ func (a *app) report(ctx context.Context, views []jobView) error {
 			fmt.Fprintf(a.stdout, "done: %s%s\n", a.outputPath(v.Path), reusedNote(v.ReusedBytes))
 		case v.State == jobFailed:
 			failed++
-			fmt.Fprintf(a.stderr, "failed: %s: %s\n", src, oneLine(v.Error))
+			fmt.Fprintf(a.stderr, "failed: %s: %s\n", src, singleLine(v.Error))
 		default:
 			failed++
 			fmt.Fprintf(a.stderr, "stopped: %s (run the same command again to resume)\n", src)

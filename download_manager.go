@@ -1420,7 +1420,7 @@ func (m *manager) fetchFile(ctx context.Context, req fileRequest, force bool) (t
 	}
 	fr, err := m.download(ctx, req)
 	res.Path, res.Size = fr.Path, fr.Size
-	res.Remember = resultValidators(fr)
+	res.Remember = fileValidators{Size: fr.Size, ETag: fr.ETag, LastModified: fr.LastModified}
 	return res, err
 }
 
@@ -1530,7 +1530,7 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 		}
 	default:
 		j.State = jobFailed
-		j.Error = oneLine(err.Error())
+		j.Error = singleLine(err.Error())
 		j.ErrorCode = errorCode(err)
 		j.FinishedAt = now.UTC()
 		m.log.Warn("download failed", "id", j.ID, "source", j.safeSource(), "err", err)
@@ -1585,9 +1585,9 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	m.save()
 }
 
-// oneLine keeps an error message on one line (errors.Join and some
-// servers' texts have several), as the CLI and the API show it.
-func oneLine(s string) string {
+// singleLine keeps a message on one line (some servers' texts have
+// several), as the CLI and the API show it.
+func singleLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 

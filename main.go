@@ -183,7 +183,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var se signalError
 	if err != nil && !errors.As(err, &se) && !errors.Is(err, errDownloadsFailed) {
-		fmt.Fprintf(stderr, "ollama-model-downloader: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "ollama-model-downloader: %s\n", singleLine(err.Error()))
 	}
 	return err
 }
