@@ -341,6 +341,10 @@ func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequ
 		})
 	}()
 
+	if now := a.now(); !a.opts.window.Open(now) {
+		fmt.Fprintf(a.stderr, "Waiting for the download window %s: the downloads start at %s (Ctrl-C stops; they stay queued).\n",
+			a.opts.window, a.opts.window.NextOpen(now).Format("15:04 on Mon 2 Jan"))
+	}
 	waitCtx, stopWait := context.WithCancel(ctx)
 	go func() {
 		select {

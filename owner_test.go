@@ -480,3 +480,99 @@ func TestTenCLIRunsKeepEveryRecord(t *testing.T) {
 		t.Errorf("%d records for %d runs", len(recs), len(sources))
 	}
 }
+
+// TestCLISameURLAgain: the same command again asks the server whether the
+// file changed. Unchanged: "already downloaded", no body fetched, exit 0.
+// Changed: the new version beside the old, which is kept. -force fetches
+// again regardless.
+func TestCLISameURLAgain(t *testing.T) {
+	o := newOrigin(t, withSize(256<<10))
+	dir := t.TempDir()
+	file := filepath.Join(dir, "downloaded-models", "data.bin")
+	if code, stdout, stderr := runCLI(t, dir, o.FileURL()); code != 0 || strings.TrimSpace(stdout) != "done: "+filepath.Join("downloaded-models", "data.bin") {
+		t.Fatalf("first run: exit %d, %q %q", code, stdout, stderr)
+	}
+	sent := o.bytesSent.Load()
+	code, stdout, stderr := runCLI(t, dir, o.FileURL())
+	if code != 0 || strings.TrimSpace(stdout) != "already downloaded: "+filepath.Join("downloaded-models", "data.bin") {
+		t.Fatalf("unchanged: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if n := o.bytesSent.Load() - sent; n != 0 {
+		t.Errorf("unchanged: %d body bytes fetched, want none", n)
+	}
+	old := o.content()
+	o.replace(testBytes(300<<10, 9), `"v2"`)
+	code, stdout, stderr = runCLI(t, dir, o.FileURL())
+	if code != 0 || !strings.Contains(stdout, "a newer version") || !strings.Contains(stdout, "data (1).bin") {
+		t.Fatalf("changed: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	checkFile(t, file, old)
+	checkFile(t, filepath.Join(dir, "downloaded-models", "data (1).bin"), o.content())
+	if code, stdout, _ = runCLI(t, dir, o.FileURL()); code != 0 || !strings.Contains(stdout, "already downloaded: "+filepath.Join("downloaded-models", "data (1).bin")) {
+		t.Errorf("the new version again: exit %d, %q", code, stdout)
+	}
+	sent = o.bytesSent.Load()
+	if code, stdout, _ = runCLI(t, dir, "-force", o.FileURL()); code != 0 || !strings.Contains(stdout, "done: ") {
+		t.Errorf("-force: exit %d, %q", code, stdout)
+	}
+	if n := o.bytesSent.Load() - sent; n != int64(len(o.content())) {
+		t.Errorf("-force fetched %d bytes, want the whole %d", n, len(o.content()))
+	}
+}
+
+// TestCLIRefusesWhatDoesNotFit: on a small tmpfs a download bigger than the
+// free space is refused before any body byte, in one line that says where,
+// how much is needed and how much is free.
+func TestCLIRefusesWhatDoesNotFit(t *testing.T) {
+	mnt := mountTmpfs(t, "1m")
+	o := newOrigin(t, withSize(4<<20))
+	code, stdout, stderr := runCLI(t, mnt, "-output-dir", "out", o.FileURL())
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "not enough free space on "+mnt+": need 4.2 MB") || !strings.Contains(lines[0], "free") {
+		t.Errorf("stderr = %q, want one line: not enough free space on %s: need 4.2 MB, … free", stderr, mnt)
+	}
+	if n := o.bytesSent.Load(); n != 0 {
+		t.Errorf("%d body bytes fetched before refusing", n)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "out", "data.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a file was published")
+	}
+}
+
+// TestCLIScheduleWaits: outside its -schedule window a command says what
+// it waits for and fetches nothing; Ctrl-C leaves the download queued.
+func TestCLIScheduleWaits(t *testing.T) {
+	o := newOrigin(t, withSize(64<<10))
+	dir := t.TempDir()
+	now := time.Now()
+	closed := now.Add(2*time.Hour).Format("15:04") + "-" + now.Add(3*time.Hour).Format("15:04")
+	cmd := command(t, t.Context(), dir, "-schedule", closed, o.FileURL())
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(stderr.String(), "Waiting for the download window") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no word of the window: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a wrongly started download would ask now
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	if n := o.requests.Load(); n != 0 {
+		t.Errorf("%d requests outside the window", n)
+	}
+	// Inside the window it runs.
+	open := now.Add(-time.Hour).Format("15:04") + "-" + now.Add(time.Hour).Format("15:04")
+	if code, _, stderr := runCLI(t, dir, "-schedule", open, o.FileURL()); code != 0 {
+		t.Fatalf("inside the window: exit %d: %s", code, stderr)
+	}
+	checkFile(t, filepath.Join(dir, "downloaded-models", "data.bin"), o.content())
+}
