@@ -212,6 +212,13 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	}
+	// "GET /api/download/{id}" would take GET /api/download/add for the
+	// download "add" and answer 404: the path exists, the method is wrong.
+	if r.URL.Path == "/api/download/add" && r.Method != http.MethodPost {
+		h.Set("Allow", http.MethodPost)
+		s.writeError(w, r, errMethod("method %s is not allowed on %s (allowed: POST)", r.Method, r.URL.Path))
+		return
+	}
 	// ServeMux answers 404 and 405 in plain text; every answer here is JSON.
 	if handler, pattern := s.mux.Handler(r); pattern == "" {
 		rec := &headerRecorder{header: http.Header{}}
