@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
@@ -78,6 +77,9 @@ type server struct {
 	mirrorMu sync.Mutex
 	mirror   *uiMirror
 
+	// throttle counts wrong access tokens per client address.
+	throttle authThrottle
+
 	cacheMu      sync.Mutex
 	cacheBody    []byte
 	cacheActive  bool
@@ -92,9 +94,15 @@ type serverConfig struct {
 	Files     *rangeDownloader // for the global speed limit; nil = not adjustable
 	OutputDir string
 	Addr      string // host:port the server is reachable at, for the Host check; ListenAndServe sets it itself
-	Token     string // when set, every request needs it; required when listening beyond loopback
+	Token     string // when set, every request needs it; required when listening beyond loopback; at least minTokenLength
 	Version   string
 	Log       *slog.Logger
+
+	// LocalKey, when set, is accepted like the token as "Authorization:
+	// Bearer <LocalKey>": a random key of this process that the folder's
+	// owner record keeps in a file only this user can read, so that a CLI
+	// run of the same user hands its downloads over without the token.
+	LocalKey string
 }
 
 // asset is one embedded UI file, hashed once at startup.
@@ -253,45 +261,6 @@ func (r *headerRecorder) WriteHeader(code int) {
 	if r.code == 0 {
 		r.code = code
 	}
-}
-
-// authorized enforces the optional token. It is accepted as
-// "Authorization: Bearer <token>", as the "token" cookie, or as ?token=
-// (which sets the cookie, so the printed URL logs the browser in once and
-// EventSource and file links work without headers).
-func (s *server) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
-	want := []byte(s.cfg.Token)
-	same := func(got string) bool { return got != "" && subtle.ConstantTimeCompare([]byte(got), want) == 1 }
-
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, tok, _ := strings.Cut(auth, " ")
-		if strings.EqualFold(scheme, "Bearer") && same(strings.TrimSpace(tok)) {
-			return true
-		}
-	}
-	if c, err := r.Cookie("token"); err == nil && same(c.Value) {
-		return true
-	}
-	if q := r.URL.Query(); same(q.Get("token")) {
-		http.SetCookie(w, &http.Cookie{
-			Name: "token", Value: s.cfg.Token, Path: "/",
-			HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		})
-		// Take the token out of the address bar and the browser history.
-		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/api/") {
-			q.Del("token")
-			u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
-			http.Redirect(w, r, u.String(), http.StatusSeeOther)
-			return false
-		}
-		return true
-	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="ollama-model-downloader"`)
-	s.writeError(w, r, errUnauthorized("this server needs its access token: open the URL it printed at start (…/?token=…) or send \"Authorization: Bearer <token>\""))
-	return false
 }
 
 // httpError is an answer with a status that none of the sentinels names.
@@ -1280,7 +1249,10 @@ func (s *server) ListenAndServe(ctx context.Context, addr string, ready func(url
 		host = "127.0.0.1"
 	}
 	if !isLoopbackHost(host) && s.cfg.Token == "" {
-		return badInputf("listening on %s lets other machines in: set an access token (-token) too", host)
+		return badInputf("listening on %s lets other machines in: set an access token (-token-file PATH or OMD_TOKEN) too", host)
+	}
+	if err := checkToken(s.cfg.Token); err != nil {
+		return err
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, port))

