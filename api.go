@@ -735,8 +735,10 @@ type libraryFile struct {
 
 // hiddenName reports whether a file or folder is ours rather than the
 // user's: dot-folders (.state, .history, .staging), partial downloads and
-// their sidecars, temporary files.
+// their sidecars, temporary files. Case does not matter: on macOS and
+// Windows ".STATE" and "x.PART" are the same files as ".state" and "x.part".
 func hiddenName(name string) bool {
+	name = strings.ToLower(name)
 	return strings.HasPrefix(name, ".") ||
 		strings.HasSuffix(name, ".part") ||
 		strings.HasSuffix(name, ".part.json") ||
@@ -827,68 +829,140 @@ func fileKind(fsys fs.FS, p string) string {
 	return ext
 }
 
+// maxLibraryPath bounds a library path from a URL: longer ones are refused
+// as bad input before the file system answers "name too long".
+const (
+	maxLibraryPath    = 1024
+	maxLibrarySegment = 255
+)
+
 // libraryPath checks a path from a URL before it reaches the file system:
-// relative, forward slashes, no . or .. segments, no NUL or backslash, and
-// not one of the files the library hides.
-func libraryPath(p string) (string, error) {
+// relative, forward slashes, no . or .. segments, no NUL or backslash, not
+// too long, and not one of the files the library hides.
+func libraryPath(p string) error {
 	switch {
 	case p == "":
-		return "", badInputf("file path is empty")
+		return badInputf("file path is empty")
+	case len(p) > maxLibraryPath:
+		return badInputf("file path is %d bytes long; the most is %d", len(p), maxLibraryPath)
 	case strings.ContainsAny(p, "\x00\\"):
-		return "", badInputf("file path %q has a NUL or a backslash", p)
+		return badInputf("file path %q has a NUL or a backslash", p)
 	case strings.HasPrefix(p, "/") || filepath.VolumeName(filepath.FromSlash(p)) != "" || len(p) >= 2 && p[1] == ':':
 		// "C:x" is relative to a drive's current folder on Windows: refused everywhere.
-		return "", badInputf("file path %q must be relative to the output folder", p)
+		return badInputf("file path %q must be relative to the output folder", p)
 	case !fs.ValidPath(p):
-		return "", badInputf("file path %q must not have empty, . or .. segments", p)
+		return badInputf("file path %q must not have empty, . or .. segments", p)
 	}
 	for seg := range strings.SplitSeq(p, "/") {
+		if len(seg) > maxLibrarySegment {
+			return badInputf("file path %q has a name longer than %d bytes", p, maxLibrarySegment)
+		}
 		if hiddenName(seg) {
-			return "", fmt.Errorf("library file %s: %w", p, errNotFound)
+			return fmt.Errorf("library file %s: %w", p, errNotFound)
 		}
 	}
-	return filepath.FromSlash(p), nil
+	return nil
 }
 
-// openLibraryFile opens a regular file of the library inside an os.Root:
-// nothing outside the output folder can be reached, symlinks included.
-func (s *server) openLibraryFile(p string) (*os.Root, *os.File, fs.FileInfo, error) {
-	name, err := libraryPath(p)
-	if err != nil {
-		return nil, nil, nil, err
+// libraryEntry is a regular file of the library, reached through a chain
+// of os.Roots, one per folder, in which no element is a symlink.
+type libraryEntry struct {
+	dir   *os.Root // the folder that holds the file
+	base  string   // the file's name in dir
+	file  *os.File
+	info  fs.FileInfo
+	roots []*os.Root
+}
+
+func (e *libraryEntry) Close() {
+	if e.file != nil {
+		e.file.Close()
 	}
+	for _, r := range slices.Backward(e.roots) {
+		r.Close()
+	}
+}
+
+// openLibraryFile opens a regular file of the library. Every element of
+// the path is checked with Lstat and must be a real folder or, last, a
+// regular file: a symlink is never followed, even one that stays inside
+// the output folder (out/link.json → .state/queue.json would otherwise
+// reach what hiddenName hides). Each folder is then opened as its own
+// os.Root and compared with what Lstat saw, and so is the file, so a swap
+// for a symlink between the check and the open is caught too.
+func (s *server) openLibraryFile(p string) (*libraryEntry, error) {
+	if err := libraryPath(p); err != nil {
+		return nil, err
+	}
+	notFound := fmt.Errorf("library file %s: %w", p, errNotFound)
 	root, err := os.OpenRoot(s.cfg.OutputDir)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("library file %s: %w", p, errNotFound)
+		return nil, notFound
 	}
-	f, err := root.Open(name)
-	if err != nil {
-		root.Close()
-		if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "escapes") {
-			return nil, nil, nil, fmt.Errorf("library file %s: %w", p, errNotFound)
+	e := &libraryEntry{dir: root, roots: []*os.Root{root}}
+	fail := func(err error) (*libraryEntry, error) {
+		for _, r := range slices.Backward(e.roots) {
+			r.Close()
 		}
-		return nil, nil, nil, fmt.Errorf("opening library file %s: %w", p, err)
+		if e.file != nil {
+			e.file.Close()
+		}
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotFound) || strings.Contains(err.Error(), "escapes") {
+			return nil, notFound
+		}
+		return nil, fmt.Errorf("opening library file %s: %w", p, err)
 	}
-	info, err := f.Stat()
-	if err == nil && !info.Mode().IsRegular() {
-		err = fmt.Errorf("library file %s: %w", p, errNotFound)
+	segs := strings.Split(p, "/")
+	for _, seg := range segs[:len(segs)-1] {
+		info, err := e.dir.Lstat(seg)
+		if err != nil {
+			return fail(err)
+		}
+		if !info.IsDir() { // a symlink to a folder is not one
+			return fail(errNotFound)
+		}
+		sub, err := e.dir.OpenRoot(seg)
+		if err != nil {
+			return fail(err)
+		}
+		e.roots = append(e.roots, sub)
+		got, err := sub.Stat(".")
+		if err != nil {
+			return fail(err)
+		}
+		if !os.SameFile(info, got) {
+			return fail(errNotFound)
+		}
+		e.dir = sub
 	}
+	e.base = segs[len(segs)-1]
+	info, err := e.dir.Lstat(e.base)
 	if err != nil {
-		f.Close()
-		root.Close()
-		return nil, nil, nil, err
+		return fail(err)
 	}
-	return root, f, info, nil
+	if !info.Mode().IsRegular() {
+		return fail(errNotFound)
+	}
+	if e.file, err = e.dir.Open(e.base); err != nil {
+		return fail(err)
+	}
+	if e.info, err = e.file.Stat(); err != nil {
+		return fail(err)
+	}
+	if !e.info.Mode().IsRegular() || !os.SameFile(info, e.info) {
+		return fail(errNotFound)
+	}
+	return e, nil
 }
 
 func (s *server) handleLibraryFile(w http.ResponseWriter, r *http.Request) {
-	root, f, info, err := s.openLibraryFile(r.PathValue("path"))
+	e, err := s.openLibraryFile(r.PathValue("path"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	defer root.Close()
-	defer f.Close()
+	defer e.Close()
+	info := e.info
 	h := w.Header()
 	ctype := mime.TypeByExtension(path.Ext(info.Name()))
 	if ctype == "" {
@@ -900,19 +974,24 @@ func (s *server) handleLibraryFile(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": info.Name()}))
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "no-cache")
-	http.ServeContent(w, r, info.Name(), info.ModTime(), f)
+	http.ServeContent(w, r, info.Name(), info.ModTime(), e.file)
 }
 
 func (s *server) handleLibraryDelete(w http.ResponseWriter, r *http.Request) {
 	p := r.PathValue("path")
-	root, f, _, err := s.openLibraryFile(p)
+	e, err := s.openLibraryFile(p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	f.Close()
-	defer root.Close()
-	if err := root.Remove(filepath.FromSlash(p)); err != nil {
+	defer e.Close()
+	// Windows cannot remove a file that is open.
+	e.file.Close()
+	e.file = nil
+	// Removed by its name in the folder that was checked: the folders on
+	// the way cannot be swapped any more, and a file swapped for a symlink
+	// meanwhile is the symlink that goes.
+	if err := e.dir.Remove(e.base); err != nil {
 		s.writeError(w, r, fmt.Errorf("deleting library file %s: %w", p, err))
 		return
 	}
@@ -1334,13 +1413,18 @@ func (s *server) handleLibraryInstall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := strings.TrimSpace(vals.Get("path"))
-	root, f, _, err := s.openLibraryFile(p)
+	e, err := s.openLibraryFile(p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	f.Close()
-	root.Close()
+	e.Close()
+	// A relative folder would be resolved against wherever the server was
+	// started, which the person calling the API cannot see.
+	if md := strings.TrimSpace(vals.Get("models_dir")); md != "" && !filepath.IsAbs(md) {
+		s.writeError(w, r, badInputf("models_dir %q must be an absolute path, e.g. /home/me/.ollama/models; leave it out for the default", md))
+		return
+	}
 	modelsDir, err := resolveModelsDir(strings.TrimSpace(vals.Get("models_dir")))
 	if err != nil {
 		s.writeError(w, r, err)

@@ -1536,6 +1536,18 @@ func TestLibraryInstallRefuses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("relative models_dir", func(t *testing.T) {
+		cwd := t.TempDir()
+		t.Chdir(cwd)
+		for _, rel := range []string{"models", "./models", "../models", "C:models"} {
+			body, k, v := apiForm("path", good, "models_dir", rel)
+			code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+			apiWantError(t, code, hdr, resp, http.StatusBadRequest)
+		}
+		if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
+			t.Errorf("a relative models_dir wrote into the working folder: %v", entries)
+		}
+	})
 }
 
 func TestMirrorStartStop(t *testing.T) {
@@ -1693,5 +1705,139 @@ func TestAPIPerDownloadSpeedLimit(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(a.dir, "data.bin")); !bytes.Equal(got, o.content()) {
 		t.Error("bytes differ")
+	}
+}
+
+// TestLibrarySymlinksInside: a symlink that stays inside the output folder
+// still never reaches what the library hides (issue 18: out/link-in.json →
+// .state/queue.json was served, DELETE statelink/queue.json deleted the
+// queue), and hidden names are matched whatever their case.
+func TestLibrarySymlinksInside(t *testing.T) {
+	a := newAPIServer(t)
+	// The manager owns .state/queue.json and rewrites it: a file of our own
+	// beside it stands for it.
+	queue := filepath.Join(a.dir, ".state", "probe.json")
+	apiWriteFile(t, queue, "QUEUE-SECRET")
+	apiWriteFile(t, filepath.Join(a.dir, "sub", "ok.txt"), "ok")
+	apiWriteFile(t, filepath.Join(a.dir, "big.iso.PART"), "partial")
+	apiWriteFile(t, filepath.Join(a.dir, "big.iso.Part.Json"), "{}")
+	for link, target := range map[string]string{
+		"link-in.json":    filepath.Join(".state", "probe.json"),
+		"statelink":       ".state",
+		"sub/uplink":      "..",
+		"sub/okalias.txt": "ok.txt",
+	} {
+		if err := os.Symlink(target, filepath.Join(a.dir, filepath.FromSlash(link))); err != nil {
+			t.Skipf("symlinks: %v", err)
+		}
+	}
+	for _, p := range []string{"link-in.json", "statelink/probe.json", "sub/uplink/.state/probe.json", "sub/uplink/sub/ok.txt", "sub/okalias.txt", "big.iso.PART", "big.iso.Part.Json", ".STATE/probe.json"} {
+		for _, method := range []string{"GET", "DELETE"} {
+			code, hdr, body := a.do(t, method, "/api/library/file/"+p, nil)
+			apiWantError(t, code, hdr, body, http.StatusNotFound)
+			if bytes.Contains(body, []byte("QUEUE-SECRET")) {
+				t.Errorf("%s %s leaks the queue: %s", method, p, body)
+			}
+		}
+	}
+	if data, err := os.ReadFile(queue); err != nil || string(data) != "QUEUE-SECRET" {
+		t.Fatalf("queue after the refused requests: %q, %v", data, err)
+	}
+	code, _, body := a.do(t, "GET", "/api/library", nil)
+	var lib struct{ Files []libraryFile }
+	if err := json.Unmarshal(body, &lib); code != 200 || err != nil {
+		t.Fatalf("GET /api/library = %d %s", code, body)
+	}
+	if len(lib.Files) != 1 || lib.Files[0].Path != "sub/ok.txt" {
+		t.Errorf("library lists %+v, want only sub/ok.txt", lib.Files)
+	}
+	if code, _, body := a.do(t, "GET", "/api/library/file/sub/ok.txt", nil); code != 200 || string(body) != "ok" {
+		t.Errorf("a real file in a real folder: %d %q", code, body)
+	}
+	if code, _, body := a.do(t, "DELETE", "/api/library/file/sub/ok.txt", nil); code != 200 {
+		t.Errorf("deleting a real file: %d %s", code, body)
+	}
+}
+
+// TestLibrarySymlinkSwap swaps a folder for a symlink to .state while
+// requests for a file inside it run: the check and the open or delete
+// must see one and the same folder (a bounded loop of tries).
+func TestLibrarySymlinkSwap(t *testing.T) {
+	a := newAPIServer(t)
+	// The manager owns .state/queue.json and rewrites it: a file of our own
+	// beside it stands for it.
+	queue := filepath.Join(a.dir, ".state", "probe.json")
+	apiWriteFile(t, queue, "QUEUE-SECRET")
+	real, link, sub := filepath.Join(a.dir, "real"), filepath.Join(a.dir, "link"), filepath.Join(a.dir, "sub")
+	apiWriteFile(t, filepath.Join(real, "probe.json"), "decoy")
+	if err := os.Symlink(".state", link); err != nil {
+		t.Skipf("symlinks: %v", err)
+	}
+	if err := os.Rename(real, sub); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	swapped := make(chan int)
+	atomicSwap := exchangePaths(sub, link) == nil // sub is the symlink now
+	go func() {
+		n := 0
+		defer func() { swapped <- n }()
+		for ; n < 1000000; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if atomicSwap {
+				// sub: symlink to .state ⇄ real folder, never absent.
+				exchangePaths(sub, link)
+				if n%2 == 0 { // sub is the real folder now
+					os.WriteFile(filepath.Join(sub, "probe.json"), []byte("decoy"), 0o644)
+				}
+				continue
+			}
+			// sub: real folder → symlink to .state → real folder.
+			os.Rename(sub, real)
+			os.WriteFile(filepath.Join(real, "probe.json"), []byte("decoy"), 0o644)
+			os.Rename(link, sub)
+			os.Rename(sub, link)
+			os.Rename(real, sub)
+		}
+	}()
+	// Straight to the handler, no network in between, so that many tries
+	// fit in a short time and one of them lands between a check and an open.
+	h := a.Handler()
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; i < 50000 && time.Now().Before(deadline); i++ {
+		method := "GET"
+		if i%2 == 1 {
+			method = "DELETE"
+		}
+		req := httptest.NewRequestWithContext(t.Context(), method, "/api/library/file/sub/probe.json", nil)
+		req.Host = a.ts.Listener.Addr().String()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if bytes.Contains(rec.Body.Bytes(), []byte("QUEUE-SECRET")) {
+			t.Fatalf("try %d: %s sub/probe.json reached .state: %s", i+1, method, rec.Body)
+		}
+		if _, err := os.Stat(queue); err != nil {
+			t.Fatalf("try %d: %s sub/probe.json removed the file in .state: %v", i+1, method, err)
+		}
+	}
+	close(stop)
+	if n := <-swapped; n == 0 {
+		t.Error("the folder was never swapped")
+	}
+}
+
+func TestLibraryLongPathIs400(t *testing.T) {
+	a := newAPIServer(t)
+	for _, p := range []string{strings.Repeat("a", 5000), strings.Repeat("abc/", 1250), strings.Repeat("b", 300) + "/x"} {
+		for _, method := range []string{"GET", "DELETE"} {
+			code, hdr, body := a.do(t, method, "/api/library/file/"+p, nil)
+			apiWantError(t, code, hdr, body, http.StatusBadRequest)
+		}
+		code, hdr, body := a.do(t, "POST", "/api/library/install", strings.NewReader(url.Values{"path": {p}}.Encode()), "Content-Type", "application/x-www-form-urlencoded")
+		apiWantError(t, code, hdr, body, http.StatusBadRequest)
 	}
 }
