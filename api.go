@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -80,11 +81,17 @@ type server struct {
 	// throttle counts wrong access tokens per client address.
 	throttle authThrottle
 
-	cacheMu      sync.Mutex
-	cacheBody    []byte
-	cacheActive  bool
-	cacheAt      time.Time
-	cacheChanged <-chan struct{}
+	// cache is the whole download list as last encoded (events.go).
+	cacheMu sync.Mutex
+	cache   *fullBody
+
+	// events hands each update of the list to every event stream.
+	events            eventHub
+	maxStreams        int           // concurrent event streams
+	eventWriteTimeout time.Duration // a stream whose client does not read ends after it
+
+	// gzipWriters are reused: a compressor's state is hundreds of KB.
+	gzipWriters sync.Pool
 }
 
 // serverConfig is what main hands the server.
@@ -132,6 +139,9 @@ func newServer(cfg serverConfig) *server {
 		keepAlive:       15 * time.Second,
 		pollCacheTTL:    250 * time.Millisecond,
 		shutdownTimeout: 5 * time.Second,
+
+		maxStreams:        maxEventStreams,
+		eventWriteTimeout: eventWriteTimeout,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -226,6 +236,11 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Allow", http.MethodPost)
 		s.writeError(w, r, errMethod("method %s is not allowed on %s (allowed: POST)", r.Method, r.URL.Path))
 		return
+	}
+	if acceptsGzip(r) && r.Method != http.MethodHead {
+		gw := &gzipResponseWriter{ResponseWriter: w, s: s}
+		defer gw.close()
+		w = gw
 	}
 	// ServeMux answers 404 and 405 in plain text; every answer here is JSON.
 	if handler, pattern := s.mux.Handler(r); pattern == "" {
@@ -336,6 +351,95 @@ func (s *server) writeBody(w http.ResponseWriter, code int, body []byte) {
 	w.Write(body)
 }
 
+// minGzipBytes: smaller JSON answers are sent as they are; compressing
+// them saves less than the gzip framing and the work cost.
+const minGzipBytes = 1024
+
+// acceptsGzip reports whether the client takes gzip (Accept-Encoding,
+// without q=0).
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") {
+				q := 1.0
+				if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+					q, _ = strconv.ParseFloat(v, 64) // unreadable: 0, not accepted
+				}
+				return q > 0
+			}
+		}
+	}
+	return false
+}
+
+func (s *server) gzipWriter(w io.Writer) *gzip.Writer {
+	if gz, ok := s.gzipWriters.Get().(*gzip.Writer); ok {
+		gz.Reset(w)
+		return gz
+	}
+	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
+	return gz
+}
+
+// gzipBytes compresses a whole answer once, for answers shared by many
+// clients (the download list).
+func (s *server) gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	gz := s.gzipWriter(&buf)
+	gz.Write(b)
+	gz.Close()
+	s.gzipWriters.Put(gz)
+	return buf.Bytes()
+}
+
+// gzipResponseWriter compresses JSON answers of at least minGzipBytes for a
+// client that accepts gzip. Anything else passes through untouched: the
+// UI's files and library files (Range requests count bytes of the file),
+// the event stream, and answers a handler has encoded itself.
+type gzipResponseWriter struct {
+	http.ResponseWriter
+	s       *server
+	gz      *gzip.Writer // set once compressing
+	decided bool
+}
+
+func (g *gzipResponseWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
+func (g *gzipResponseWriter) WriteHeader(code int) {
+	if !g.decided {
+		g.decided = true
+		h := g.Header()
+		if strings.HasPrefix(h.Get("Content-Type"), "application/json") && h.Get("Content-Encoding") == "" {
+			h.Add("Vary", "Accept-Encoding")
+			if n, err := strconv.Atoi(h.Get("Content-Length")); err != nil || n >= minGzipBytes {
+				h.Del("Content-Length")
+				h.Set("Content-Encoding", "gzip")
+				g.gz = g.s.gzipWriter(g.ResponseWriter)
+			}
+		}
+	}
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *gzipResponseWriter) Write(b []byte) (int, error) {
+	if !g.decided {
+		g.WriteHeader(http.StatusOK)
+	}
+	if g.gz != nil {
+		return g.gz.Write(b)
+	}
+	return g.ResponseWriter.Write(b)
+}
+
+func (g *gzipResponseWriter) close() {
+	if g.gz != nil {
+		g.gz.Close()
+		g.s.gzipWriters.Put(g.gz)
+		g.gz = nil
+	}
+}
+
 // params reads a request's parameters from a form (urlencoded or
 // multipart), a JSON object, or the query string, into one url.Values so
 // that every handler reads them the same way.
@@ -403,61 +507,6 @@ func intParam(vals url.Values, name string, def, lo, hi int) (int, error) {
 		return 0, badInputf("%s must be a whole number from %d to %d, not %q", name, lo, hi, s)
 	}
 	return n, nil
-}
-
-// downloadsResponse is the body of GET /api/downloads and of each SSE event.
-type downloadsResponse struct {
-	Downloads   []jobView `json:"downloads"`
-	Concurrency int       `json:"concurrency"`
-	TotalSpeed  float64   `json:"total_speed"` // bytes per second, all downloads together
-}
-
-// downloadsBody encodes the download list, and reports whether any
-// download is moving (its bytes change without a Changed signal). Pollers
-// share one encoding for pollCacheTTL unless the manager changed in
-// between: hundreds of downloads under dozens of pollers cost one List
-// and one Marshal per TTL.
-func (s *server) downloadsBody() (body []byte, active bool, err error) {
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
-	if s.cacheBody != nil && s.now().Sub(s.cacheAt) < s.pollCacheTTL && !isClosed(s.cacheChanged) {
-		return s.cacheBody, s.cacheActive, nil
-	}
-	// Take the change signal before listing, so a change during List
-	// invalidates what we are about to cache.
-	changed := s.cfg.Manager.Changed()
-	resp := downloadsResponse{Downloads: s.cfg.Manager.List(), Concurrency: s.cfg.Manager.Concurrency()}
-	if resp.Downloads == nil {
-		resp.Downloads = []jobView{}
-	}
-	for _, v := range resp.Downloads {
-		resp.TotalSpeed += v.Speed
-		active = active || stateRunning(v.State)
-	}
-	body, err = json.Marshal(resp)
-	if err != nil {
-		return nil, false, fmt.Errorf("encoding downloads: %w", err) // e.g. a NaN speed
-	}
-	s.cacheBody, s.cacheActive, s.cacheAt, s.cacheChanged = append(body, '\n'), active, s.now(), changed
-	return s.cacheBody, active, nil
-}
-
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-func (s *server) handleDownloads(w http.ResponseWriter, r *http.Request) {
-	body, _, err := s.downloadsBody()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeBody(w, http.StatusOK, body)
 }
 
 // addError is one line of an add request that the manager refused.
@@ -666,6 +715,12 @@ type settingsResponse struct {
 	LimitRate   int64  `json:"limit_rate"` // bytes per second over all downloads, 0 = none
 	OutputDir   string `json:"output_dir"`
 	Version     string `json:"version"`
+
+	// The daily time window, "HH:MM" local time; both "" = always.
+	ScheduleStart string     `json:"schedule_start"`
+	ScheduleEnd   string     `json:"schedule_end"`
+	ScheduleOpen  bool       `json:"schedule_open"` // downloads may start now
+	ScheduleNext  *time.Time `json:"schedule_next"` // while closed: when the window opens next; else null
 }
 
 func (s *server) settings() settingsResponse {
@@ -677,7 +732,15 @@ func (s *server) settings() settingsResponse {
 	if s.cfg.Files != nil {
 		rate = s.cfg.Files.RateLimit()
 	}
-	return settingsResponse{Concurrency: s.cfg.Manager.Concurrency(), LimitRate: rate, OutputDir: dir, Version: s.cfg.Version}
+	sched := s.cfg.Manager.Schedule()
+	resp := settingsResponse{
+		Concurrency: s.cfg.Manager.Concurrency(), LimitRate: rate, OutputDir: dir, Version: s.cfg.Version,
+		ScheduleStart: sched.Start, ScheduleEnd: sched.End, ScheduleOpen: sched.Open,
+	}
+	if !sched.NextStart.IsZero() {
+		resp.ScheduleNext = &sched.NextStart
+	}
+	return resp
 }
 
 func (s *server) handleSettings(w http.ResponseWriter, r *http.Request) {
@@ -690,11 +753,19 @@ func (s *server) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !vals.Has("concurrency") && !vals.Has("limit_rate") {
-		s.writeError(w, r, badInputf("nothing to change: send concurrency=<1–32> and/or limit_rate=<bytes per second, e.g. 2M; 0 = none>"))
+	schedule := vals.Has("schedule_start") || vals.Has("schedule_end")
+	if !vals.Has("concurrency") && !vals.Has("limit_rate") && !schedule {
+		s.writeError(w, r, badInputf("nothing to change: send concurrency=<1–32>, limit_rate=<bytes per second, e.g. 2M; 0 = none>, or schedule_start=HH:MM and schedule_end=HH:MM (both empty = any time)"))
 		return
 	}
 	// Validate everything before changing anything.
+	start, end := strings.TrimSpace(vals.Get("schedule_start")), strings.TrimSpace(vals.Get("schedule_end"))
+	if schedule {
+		if _, err := parseTimeWindow(start, end); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	var rate int64 = -1
 	if vals.Has("limit_rate") {
 		if s.cfg.Files == nil {
@@ -720,6 +791,12 @@ func (s *server) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	if rate >= 0 {
 		s.cfg.Files.SetRateLimit(rate)
+	}
+	if schedule {
+		if err := s.cfg.Manager.SetSchedule(start, end); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	s.writeJSON(w, http.StatusOK, s.settings())
 }
@@ -1039,59 +1116,6 @@ func (s *server) handleHistoryClear(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleStatistics(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, s.cfg.History.Stats(s.now()))
-}
-
-// handleEvents streams the /api/downloads body as server-sent events: at
-// once, then on each change, and every eventInterval while a download is
-// moving (progress is not a manager change), but never more than once per
-// eventInterval; a comment every keepAlive keeps proxies from closing it.
-func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-
-	ctx := r.Context()
-	keepAlive := time.NewTicker(s.keepAlive)
-	defer keepAlive.Stop()
-	for {
-		changed := s.cfg.Manager.Changed()
-		body, active, err := s.downloadsBody()
-		if err != nil {
-			s.log.Error("event stream", "err", err)
-			return
-		}
-		if _, err := fmt.Fprintf(w, "event: downloads\ndata: %s\n", body); err != nil {
-			return
-		}
-		if rc.Flush() != nil {
-			return
-		}
-		// Never sooner than eventInterval: a burst of changes is one event.
-		if !s.sleep(ctx, s.eventInterval) {
-			return
-		}
-		if active {
-			continue // progress moves without a change signal: push it each interval
-		}
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.stopping:
-				return
-			case <-keepAlive.C:
-				if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
-					return
-				}
-			case <-changed:
-				break wait
-			}
-		}
-	}
 }
 
 // sleep waits d unless the request or the server ends first.
