@@ -45,6 +45,7 @@ const (
 	maxBodyBytes    = 64 << 10 // request bodies: forms, JSON, nothing bigger
 	maxLibraryFiles = 10000    // keeps GET /api/library bounded on a huge folder
 	maxRetries      = 100
+	maxAddURLs      = 1000 // downloads per add request; the queue itself holds maxQueueJobs
 )
 
 // server is the REST API and the embedded web UI, with the security checks
@@ -327,7 +328,20 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &mbe):
 		msg = fmt.Sprintf("request body is larger than %d KiB", mbe.Limit>>10)
 	}
-	s.writeJSON(w, code, map[string]string{"error": msg})
+	body := map[string]string{"error": msg}
+	if c := knownErrorCode(err); c != "" {
+		body["error_code"] = c
+	}
+	s.writeJSON(w, code, body)
+}
+
+// knownErrorCode is errorCode(err) (docs/API.md, "Error codes"), or "" when
+// it has none to give.
+func knownErrorCode(err error) string {
+	if c := errorCode(err); c != "unknown" {
+		return c
+	}
+	return ""
 }
 
 // writeJSON is the one JSON writer. The body is encoded before the status
@@ -511,8 +525,9 @@ func intParam(vals url.Values, name string, def, lo, hi int) (int, error) {
 
 // addError is one line of an add request that the manager refused.
 type addError struct {
-	Source string `json:"source"`
-	Error  string `json:"error"`
+	Source    string `json:"source"`
+	Error     string `json:"error"`
+	ErrorCode string `json:"error_code,omitempty"`
 }
 
 func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
@@ -531,6 +546,10 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(sources) == 0 {
 		s.writeError(w, r, badInputf("url is empty: give a URL (https://…) or a model name (llama3:latest), one per line"))
+		return
+	}
+	if len(sources) > maxAddURLs {
+		s.writeError(w, r, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%d downloads in one request: send at most %d at a time", len(sources), maxAddURLs)})
 		return
 	}
 	// url may repeat (several downloads); a field that takes one value must
@@ -566,29 +585,37 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	// Several lines are several downloads; the ones the manager accepts are
-	// kept even when another line is refused, and the refusals are listed.
-	added := []jobView{}
+	// Several lines are several downloads. Each is checked first; the good
+	// ones are then queued together, with one save of the queue (issue 18:
+	// one Add per line rewrote the queue file per line), even when another
+	// line is refused; the refusals are listed.
+	m := s.cfg.Manager
+	var reqs []addRequest
 	var failed []addError
 	var firstErr error
 	for _, src := range sources {
-		v, err := s.cfg.Manager.Add(addRequest{Source: src, Retries: retries, SHA256: sum, LimitRate: limit})
-		if err != nil {
+		req := addRequest{Source: src, Retries: retries, SHA256: sum, LimitRate: limit}
+		if _, err := m.newJob(req); err != nil {
 			if statusFor(err) == http.StatusInternalServerError {
 				s.writeError(w, r, fmt.Errorf("adding %s: %w", src, err))
 				return
 			}
 			firstErr = cmp.Or(firstErr, err)
-			failed = append(failed, addError{Source: src, Error: err.Error()})
+			failed = append(failed, addError{Source: src, Error: err.Error(), ErrorCode: knownErrorCode(err)})
 			continue
 		}
-		added = append(added, v)
+		reqs = append(reqs, req)
 	}
-	if len(added) == 0 {
+	if len(reqs) == 0 {
 		if len(sources) > 1 {
 			firstErr = fmt.Errorf("%s: %w", sources[0], firstErr)
 		}
 		s.writeError(w, r, firstErr)
+		return
+	}
+	added, err := m.AddAll(reqs)
+	if err != nil {
+		s.writeError(w, r, err) // a full queue is 409
 		return
 	}
 	s.writeJSON(w, http.StatusCreated, struct {
