@@ -210,31 +210,8 @@ func (s *server) joinEvents(since uint64) (first []byte, at *sseFrame, err error
 	if h.streams >= s.maxStreams {
 		return nil, nil, s.errTooManyStreams()
 	}
-	if h.streams == 0 {
-		// No broadcaster yet: it starts from now.
-		resp := s.downloads(0)
-		body, err := encodeDownloads(resp)
-		if err != nil {
-			return nil, nil, err
-		}
-		h.rev, h.prev = resp.Rev, &resp
-		h.first = sseEvent(resp.Rev, body)
-		h.latest = &sseFrame{seq: h.seq, ready: make(chan struct{})}
-		ctx, cancel := context.WithCancel(context.Background())
-		h.gen++
-		h.stop = cancel
-		go s.broadcast(ctx, h.gen)
-	}
-	if since == 0 {
+	if since == 0 && h.first != nil {
 		// The whole list: encoded once per frame, however many join.
-		if h.first == nil {
-			resp := s.downloads(0)
-			body, err := encodeDownloads(resp)
-			if err != nil {
-				return nil, nil, err
-			}
-			h.first = sseEvent(resp.Rev, body)
-		}
 		first = h.first
 	} else {
 		resp := s.downloads(since)
@@ -243,6 +220,20 @@ func (s *server) joinEvents(since uint64) (first []byte, at *sseFrame, err error
 			return nil, nil, err
 		}
 		first = sseEvent(resp.Rev, body)
+		if resp.Full {
+			h.first = first
+		}
+		if h.streams == 0 {
+			// No broadcaster yet: it starts from this client's rev.
+			h.rev, h.prev = resp.Rev, &resp
+		}
+	}
+	if h.streams == 0 {
+		h.latest = &sseFrame{seq: h.seq, ready: make(chan struct{})}
+		ctx, cancel := context.WithCancel(context.Background())
+		h.gen++
+		h.stop = cancel
+		go s.broadcast(ctx, h.gen)
 	}
 	h.streams++
 	return first, h.latest, nil
