@@ -103,14 +103,10 @@ type serverConfig struct {
 	OutputDir string
 	Addr      string // host:port the server is reachable at, for the Host check; ListenAndServe sets it itself
 	Token     string // when set, every request needs it; required when listening beyond loopback; at least minTokenLength
+	LocalKey  string // accepted like Token: the key a command of the same user reads from .state/owner.json
+	Yield     func() // a command-line owner's: a web UI asks for the folder (POST /api/owner/yield)
 	Version   string
 	Log       *slog.Logger
-
-	// LocalKey, when set, is accepted like the token as "Authorization:
-	// Bearer <LocalKey>": a random key of this process that the folder's
-	// owner record keeps in a file only this user can read, so that a CLI
-	// run of the same user hands its downloads over without the token.
-	LocalKey string
 }
 
 // asset is one embedded UI file, hashed once at startup.
@@ -187,6 +183,7 @@ func (s *server) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /api/history", s.handleHistoryClear)
 	mux.HandleFunc("GET /api/statistics", s.handleStatistics)
 	mux.HandleFunc("GET /api/events", s.handleEvents)
+	mux.HandleFunc("POST /api/owner/yield", s.handleYield)
 	// The UI: each embedded file under its own exact path, so that a wrong
 	// method on an API path still answers 405 rather than falling into "GET /".
 	for p := range s.assets {

@@ -1943,9 +1943,9 @@ func TestAddQueueFull(t *testing.T) {
 	}
 }
 
-// TestErrorCodes: an error errorCode classifies carries error_code, in an
+// TestAPIErrorCodes: an error errorCode classifies carries error_code, in an
 // error answer and in an add's list of refusals.
-func TestErrorCodes(t *testing.T) {
+func TestAPIErrorCodes(t *testing.T) {
 	if errorCode(context.Canceled) == "unknown" {
 		t.Skip("errorCode classifies nothing yet (the engine's errors.go is not merged)")
 	}
