@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -67,19 +66,6 @@ func readTokenFile(path string) (string, error) {
 		return "", badInputf("-token-file %s is empty: write the token into it", path)
 	}
 	return token, nil
-}
-
-// newLocalKey is a random key for this process: written to a file only the
-// user can read, it lets another process of the same user (a CLI run on the
-// same folder) use the API without knowing the token.
-func newLocalKey() string {
-	return hex.EncodeToString(randomBytes(32))
-}
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	rand.Read(b) // never fails (crypto/rand panics instead)
-	return b
 }
 
 // sessionCookieName is per port: two servers on one host (cookies ignore
