@@ -52,7 +52,7 @@ func (s *server) downloads(since uint64) downloadsResponse {
 	}
 }
 
-// empty reports whether an update tells a client at the previous one
+// sameAs reports whether an update tells a client at the previous one
 // nothing new.
 func (r *downloadsResponse) sameAs(prev *downloadsResponse) bool {
 	return prev != nil && !r.Full && len(r.Downloads) == 0 && len(r.Removed) == 0 && r.Order == nil &&
