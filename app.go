@@ -485,6 +485,7 @@ func (a *app) follow(ctx context.Context, info ownerInfo, reqs []addRequest) ([]
 	defer stopPrinter()
 
 	var rev uint64
+	toldWindow := false
 	for {
 		d, err := c.List(ctx, rev)
 		if err != nil {
@@ -509,6 +510,11 @@ func (a *app) follow(ctx context.Context, info ownerInfo, reqs []addRequest) ([]
 		pending := slices.ContainsFunc(views, func(v jobView) bool { return !stateFinished(v.State) })
 		mu.Unlock()
 		rev = d.Rev
+		if sch := d.Schedule; pending && sch != nil && !sch.Open && !toldWindow {
+			fmt.Fprintf(a.stderr, "The owner's download window (%s–%s) is closed: the downloads start at %s.\n",
+				sch.Start, sch.End, sch.NextStart.Local().Format("15:04 on Mon 2 Jan"))
+			toldWindow = true
+		}
 		if !pending {
 			if info.Kind == ownerCLI {
 				for _, v := range views {
