@@ -43,6 +43,9 @@ Examples:
   # At most 2 MiB/s, e.g. on a metered or shared link
   ollama-model-downloader -limit-rate 2M https://host/x.iso
 
+  # A model for a FAT32 USB stick: llama3-latest.zip.001, .002… of at most 4 GiB
+  ollama-model-downloader -split 4G llama3
+
   # A private or local registry (the scheme decides http or https)
   ollama-model-downloader -registry http://127.0.0.1:5000 127.0.0.1:5000/library/tiny:1
 
@@ -52,7 +55,8 @@ Examples:
 Subcommands (each has -h):
   ollama-model-downloader verify llama3-latest.zip         check a zip before carrying it
   ollama-model-downloader install llama3-latest.zip        into $OLLAMA_MODELS or ~/.ollama/models
-  ollama-model-downloader install llama3.2:1b              pull, then install
+  ollama-model-downloader install llama3.2:1b              pull straight into the models folder
+  ollama-model-downloader show llama3.2:1b                 what a model is, before pulling it
   ollama-model-downloader serve-models -listen 0.0.0.0:11435
         serve downloaded models to 'ollama pull --insecure <host>:11435/library/<model>'
 
@@ -69,6 +73,8 @@ type options struct {
 	sha256      string
 	limitRate   string
 	rateLimit   int64 // parsed -limit-rate, bytes/s
+	splitSize   string
+	split       int64 // parsed -split, bytes per zip part; 0 = one zip
 	listen      string
 	token       string
 	concurrency int
@@ -122,6 +128,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			code = runInstallCommandWith(ctx, args[1:], stdout, stderr, pullForInstall(stderr))
 		case "verify":
 			code = runVerifyCommand(ctx, args[1:], stdout, stderr)
+		case "show":
+			code = runShowCommand(ctx, args[1:], stdout, stderr)
 		case "serve-models":
 			code = runServeModelsCommand(ctx, args[1:], stdout, stderr)
 		}
@@ -170,6 +178,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` (http://, https://, socks5://); default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY")
 	fs.StringVar(&o.sha256, "sha256", "", "expected SHA-256 (64 hex) of the single URL argument, checked before the file is published")
 	fs.StringVar(&o.limitRate, "limit-rate", "0", "overall speed limit in bytes/s, like curl: 500K, 2M, 0 = none (changeable later in the web UI)")
+	fs.StringVar(&o.splitSize, "split", "0", "write each model zip as NAME.zip.001, .002… of at most this `size` (4G for FAT32; K/M/G), 0 = one zip")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1", "`address` the web UI listens on; anything but loopback requires -token")
 	fs.StringVar(&o.token, "token", os.Getenv("OMD_TOKEN"), "access `token` for the web UI and API (env OMD_TOKEN)")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "concurrent downloads / blob downloads, 1–32")
@@ -211,6 +220,9 @@ func (o *options) validate() error {
 		return badInputf("-limit-rate: %v", err)
 	}
 	o.rateLimit = rate
+	if o.split, err = parseSplitSize(o.splitSize); err != nil {
+		return err
+	}
 	if o.port < 0 || o.port > 65535 {
 		return badInputf("-port must be between 0 and 65535, got %d", o.port)
 	}
@@ -291,24 +303,11 @@ func isURLArg(s string) bool {
 	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
 }
 
-// pullForInstall makes "install <model>" a pull followed by the install.
+// pullForInstall makes "install <model>" a pull straight into the models
+// folder (until the manager runs it).
 func pullForInstall(stderr io.Writer) installPuller {
-	return func(ctx context.Context, ref, outputDir, registry string) (string, error) {
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		client, err := newHTTPClient("")
-		if err != nil {
-			return "", err
-		}
-		files := newRangeDownloader(client, log)
-		c, err := newRegistryClient(registryConfig{Registry: registry, Concurrency: 4, Files: files, Client: client, Log: log})
-		if err != nil {
-			return "", err
-		}
-		if err := os.MkdirAll(outputDir, 0o755); err != nil {
-			return "", fmt.Errorf("creating output folder: %w", err)
-		}
-		res, err := c.Pull(ctx, pullRequest{Ref: ref, OutputDir: outputDir, Retries: -1})
-		return res.Path, err
+	return func(ctx context.Context, req installPullRequest) (pullResult, error) {
+		return pullIntoModelsDir(ctx, req, stderr)
 	}
 }
 

@@ -204,16 +204,31 @@ func publishZip(tmp, dest string) (string, error) {
 // sameZip reports whether two zips hold the same entries: names, modes,
 // sizes and CRC-32, in order (times may differ).
 func sameZip(a, b string) bool {
-	za, err := zip.OpenReader(a)
+	fa, err := os.Open(a)
 	if err != nil {
 		return false
 	}
-	defer za.Close()
-	zb, err := zip.OpenReader(b)
+	defer fa.Close()
+	fb, err := os.Open(b)
 	if err != nil {
 		return false
 	}
-	defer zb.Close()
+	defer fb.Close()
+	ia, err1 := fa.Stat()
+	ib, err2 := fb.Stat()
+	return err1 == nil && err2 == nil && sameZipAt(fa, ia.Size(), fb, ib.Size())
+}
+
+// sameZipAt is sameZip for zips read through io.ReaderAt (split sets).
+func sameZipAt(a io.ReaderAt, sizeA int64, b io.ReaderAt, sizeB int64) bool {
+	za, err := zip.NewReader(a, sizeA)
+	if err != nil {
+		return false
+	}
+	zb, err := zip.NewReader(b, sizeB)
+	if err != nil {
+		return false
+	}
 	if len(za.File) != len(zb.File) {
 		return false
 	}
@@ -230,11 +245,31 @@ func sameZip(a, b string) bool {
 // Ollama's modes, and each file's size and SHA-256 as listed. Reading it
 // back costs one pass over the zip, far less than fetching it again.
 func zipHolds(ctx context.Context, path string, entries []zipEntry) bool {
-	zr, err := zip.OpenReader(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return false
 	}
-	defer zr.Close()
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	return zipReaderHolds(ctx, f, fi.Size(), entries)
+}
+
+// zipSourceHolds is zipHolds for an open zip or split set.
+func zipSourceHolds(ctx context.Context, zs *zipSource, entries []zipEntry) bool {
+	return zipReaderHolds(ctx, zs, zs.Size(), entries)
+}
+
+func zipReaderHolds(ctx context.Context, r io.ReaderAt, size int64, entries []zipEntry) bool {
+	if n, dirBytes := zipDirectoryInfo(r, size); n > maxZipEntries || dirBytes > maxZipDirectoryBytes {
+		return false
+	}
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return false
+	}
 	if len(zr.File) != len(entries) {
 		return false
 	}
