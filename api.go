@@ -157,6 +157,7 @@ func (s *server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/settings", s.handleSettings)
 	mux.HandleFunc("POST /api/settings", s.handleSetSettings)
 	mux.HandleFunc("GET /api/library", s.handleLibrary)
+	mux.HandleFunc("GET /api/model/show", s.handleModelShow)
 	mux.HandleFunc("GET /api/library/file/{path...}", s.handleLibraryFile)
 	mux.HandleFunc("DELETE /api/library/file/{path...}", s.handleLibraryDelete)
 	mux.HandleFunc("POST /api/library/install", s.handleLibraryInstall)
@@ -774,9 +775,10 @@ func (s *server) handleLibrary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, http.StatusOK, struct {
-		Files     []libraryFile `json:"files"`
-		Truncated bool          `json:"truncated,omitempty"`
-	}{files, truncated})
+		Files     []libraryFile  `json:"files"`
+		Models    []libraryModel `json:"models"`
+		Truncated bool           `json:"truncated,omitempty"`
+	}{files, libraryModels(s.cfg.OutputDir), truncated})
 }
 
 // library lists the output folder, newest first, through os.Root so that
@@ -1361,14 +1363,14 @@ func (s *server) handleLibraryInstall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Close()
-	root.Close()
+	defer root.Close()
 	modelsDir, err := resolveModelsDir(strings.TrimSpace(vals.Get("models_dir")))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	var out bytes.Buffer
-	err = installZip(r.Context(), filepath.Join(s.cfg.OutputDir, filepath.FromSlash(p)), modelsDir, &out)
+	err = installFromRoot(r.Context(), root, filepath.FromSlash(p), modelsDir, &out)
 	resp := installResponse{OK: err == nil, ModelsDir: modelsDir, Output: out.String()}
 	code := http.StatusOK
 	switch {
