@@ -55,7 +55,8 @@ type registryClient struct {
 	base      *url.URL // scheme://host[:port] of the default registry, without credentials
 	userAgent string
 	platform  string
-	backoff   time.Duration // first pause between manifest attempts; doubles
+	backoff   time.Duration    // first pause between manifest attempts; doubles
+	now       func() time.Time // the clock a zip's entry times come from
 
 	mu    sync.Mutex
 	hosts map[string]*pullHost // by lower-case host
@@ -175,6 +176,7 @@ func newRegistryClient(cfg registryConfig) (*registryClient, error) {
 		userAgent: fmt.Sprintf("ollama/%s (%s %s) Go/%s", cfg.OllamaVersion, runtime.GOARCH, runtime.GOOS, runtime.Version()),
 		platform:  platform,
 		backoff:   500 * time.Millisecond,
+		now:       time.Now,
 		hosts:     map[string]*pullHost{},
 	}, nil
 }

@@ -71,7 +71,7 @@ func (j *pullJob) zip(ctx context.Context) (pullResult, error) {
 	split := partSize(req.Split)
 	staging := pullStagingDir(req.OutputDir, j.name)
 	entries := modelZipEntries(staging, j.name, j.raw, j.blobs)
-	probe, err := planZip(zipSlots(entries), time.Now())
+	probe, err := planZip(zipSlots(entries), j.c.now())
 	if err != nil {
 		return pullResult{}, fmt.Errorf("planning the zip of %s: %w", j.name.DisplayName(), err)
 	}
@@ -308,14 +308,14 @@ func (j *pullJob) loadZipState(staging, out string, split int64) (zipPullState, 
 	var st zipPullState
 	data, err := os.ReadFile(filepath.Join(staging, zipStateFile))
 	if err != nil || json.Unmarshal(data, &st) != nil || st.Done == nil {
-		return zipPullState{Modified: time.Now()}, true, nil
+		return zipPullState{Modified: j.c.now()}, true, nil
 	}
 	if st.Manifest != digestOfBytes(j.raw) || st.Output != out || st.Split != split || st.Modified.IsZero() {
-		return st, true, nil
+		return zipPullState{Modified: j.c.now(), Temp: st.Temp}, true, nil
 	}
 	for _, p := range st.Temp {
 		if _, err := os.Stat(p); err != nil {
-			return st, true, nil
+			return zipPullState{Modified: j.c.now(), Temp: st.Temp}, true, nil
 		}
 	}
 	return st, false, nil
