@@ -596,9 +596,21 @@ func pullStagingDir(outputDir string, name modelName) string {
 	return filepath.Join(outputDir, ".staging", name.Model+"-"+tag+"-"+hex.EncodeToString(sum[:6]))
 }
 
-// removePullStaging deletes a pull's staging folder (for cancel).
+// removePullStaging deletes a pull's staging folder and the unfinished
+// zip it was writing (for cancel).
 func removePullStaging(outputDir string, name modelName) error {
-	if err := os.RemoveAll(pullStagingDir(outputDir, name)); err != nil {
+	staging := pullStagingDir(outputDir, name)
+	if data, err := os.ReadFile(filepath.Join(staging, zipStateFile)); err == nil {
+		var st zipPullState
+		if json.Unmarshal(data, &st) == nil {
+			for _, p := range st.Temp {
+				if strings.HasPrefix(filepath.Base(p), ".") { // only our hidden temporary names
+					os.Remove(p)
+				}
+			}
+		}
+	}
+	if err := os.RemoveAll(staging); err != nil {
 		return fmt.Errorf("removing staging of %s: %w", name.DisplayName(), err)
 	}
 	_ = os.Remove(filepath.Join(outputDir, ".staging")) // only if empty

@@ -23,6 +23,21 @@ import (
 // it against the stock Ollama.
 const installStagingFolder = ".ollama-model-downloader"
 
+// installStagingDir is where a pull of name into modelsDir stages blobs.
+func installStagingDir(modelsDir string, name modelName) string {
+	return filepath.Join(modelsDir, installStagingFolder, filepath.Base(pullStagingDir("", name)))
+}
+
+// removeInstallStaging deletes what a pull into modelsDir staged (for
+// cancel). Nothing in blobs/ or manifests/ is touched.
+func removeInstallStaging(modelsDir string, name modelName) error {
+	if err := os.RemoveAll(installStagingDir(modelsDir, name)); err != nil {
+		return fmt.Errorf("removing staging of %s: %w", name.DisplayName(), err)
+	}
+	_ = os.Remove(filepath.Join(modelsDir, installStagingFolder)) // only if empty
+	return nil
+}
+
 // install pulls the model straight into an Ollama models folder: no zip,
 // no second copy. Blobs already in blobs/ with the right digest stay;
 // others are taken from disk (a hard link when the copy is on the same
@@ -40,7 +55,7 @@ func (j *pullJob) install(ctx context.Context) (pullResult, error) {
 	}
 	blobDir := filepath.Join(models, "blobs")
 	manifestPath := filepath.Join(models, "manifests", j.name.Host, j.name.Namespace, j.name.Model, j.name.ManifestFile())
-	stage := filepath.Join(models, installStagingFolder, filepath.Base(pullStagingDir("", j.name)))
+	stage := installStagingDir(models, j.name)
 	var total int64
 	for _, b := range j.blobs {
 		total += b.Size

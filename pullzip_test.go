@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -313,5 +314,53 @@ func checkInstalled(t *testing.T, models, host, model, tag string, m fakeModel) 
 		if _, ok := want[name]; !ok && !strings.HasPrefix(name, "blobs/") && !strings.HasPrefix(name, "manifests/") {
 			t.Errorf("stray file in the models folder: %s", name)
 		}
+	}
+}
+
+// TestRemoveStagingAfterCancel: what a cancelled pull leaves (the hidden
+// temporary zip, the resume state, an install's staging folder) goes with
+// removePullStaging / removeInstallStaging, and nothing else does.
+func TestRemoveStagingAfterCancel(t *testing.T) {
+	f := newFakeRegistry(t)
+	big := testBytes(2<<20, 17)
+	f.addModel("library/big", "latest", big, []byte("template"))
+	f.set(func(f *fakeRegistry) { f.hold[digestOf(big)] = 1 << 20 })
+	c := newTestRegistryClient(t, f.URL, noReuse)
+	name, err := parseModelName("big", c.DefaultHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, models := t.TempDir(), t.TempDir()
+	writeTestFile(t, filepath.Join(out, "mine.txt"), "keep me")
+	for _, req := range []pullRequest{{Ref: "big", OutputDir: out, Retries: -1}, {Ref: "big", ModelsDir: models, Retries: -1}} {
+		ctx, cancel := context.WithCancel(t.Context())
+		errc := make(chan error, 1)
+		go func() { _, err := c.Pull(ctx, req); errc <- err }()
+		select {
+		case <-f.held:
+		case err := <-errc:
+			t.Fatalf("pull ended before the blob was held: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the blob was not requested within 10s")
+		}
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled pull: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, ".big-latest.zip.tmp")); err != nil {
+		t.Fatalf("no temporary zip after a cancel: %v", err)
+	}
+	if err := removePullStaging(out, name); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 1 || entries[0].Name() != "mine.txt" {
+		t.Errorf("after removePullStaging the output folder holds %v", entries)
+	}
+	if err := removeInstallStaging(models, name); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(models); len(entries) != 0 {
+		t.Errorf("after removeInstallStaging the models folder holds %v", entries)
 	}
 }

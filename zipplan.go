@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -270,7 +271,12 @@ type zipSpace struct {
 	Paths    []string // temporary files, in order
 	partSize int64    // 0: one file
 	size     int64
+	unkicked atomic.Int64 // bytes written since writeback was last started
 }
+
+// writebackEvery is how many written bytes start the disk's writeback
+// (startWriteback): the fsync before publishing then has little left.
+const writebackEvery = 16 << 20
 
 // openZipSpace opens (creating them when missing) the temporary files
 // for a zip of size bytes; fresh truncates what an earlier, different
@@ -332,6 +338,10 @@ func (s *zipSpace) WriteAt(p []byte, off int64) (int, error) {
 		done += w
 		if err != nil {
 			return done, err
+		}
+		if s.unkicked.Add(int64(w)) >= writebackEvery {
+			s.unkicked.Store(0)
+			startWriteback(f)
 		}
 	}
 	return done, nil
