@@ -79,6 +79,9 @@ func (j *pullJob) zip(ctx context.Context) (pullResult, error) {
 		return pullResult{}, err
 	}
 	if res, ok := j.zipAlreadyThere(ctx, out, split, entries); ok {
+		if !req.KeepStaging { // a run killed after publishing left its state
+			_ = removePullStaging(req.OutputDir, j.name)
+		}
 		return res, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
