@@ -125,8 +125,7 @@ func (j *pullJob) install(ctx context.Context) (pullResult, error) {
 			j.c.cfg.Log.Warn("a copy on disk could not be used; fetching the blob", "digest", b.Digest, "from", src.String(), "err", err)
 			j.prog.unreuse(i)
 		}
-		_, err := j.fetchBlob(ctx, i, blobTarget{Path: dest})
-		return diskFullError(err, dest)
+		return diskFullError(j.fetchToFile(ctx, i, dest), dest)
 	})
 	if err != nil {
 		return pullResult{}, err
@@ -167,6 +166,27 @@ func (j *pullJob) install(ctx context.Context) (pullResult, error) {
 	_ = os.Remove(filepath.Dir(stage)) // only if no other pull uses it
 	result.Reused = j.prog.reusedBytes()
 	return result, nil
+}
+
+// fetchToFile downloads blob i to dest through a region of dest+".data"
+// (zipplan.go): the engine keeps its resume state beside dest as usual,
+// and the writeback the region starts as bytes arrive leaves little for
+// the fsync before the rename.
+func (j *pullJob) fetchToFile(ctx context.Context, i int, dest string) error {
+	b := j.blobs[i]
+	data := dest + ".data"
+	space, err := openZipSpace([]string{data}, 0, b.Size, false)
+	if err != nil {
+		return err
+	}
+	if _, err := j.fetchBlob(ctx, i, blobTarget{Path: dest, Region: space.Region(zipSlot{Name: b.file(), Size: b.Size})}); err != nil {
+		space.Close()
+		return err
+	}
+	if err := space.Finish(); err != nil {
+		return err
+	}
+	return os.Rename(data, dest)
 }
 
 // stageReusedBlob puts a copy of blob b found on disk at dest: a hard link
