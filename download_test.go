@@ -1028,10 +1028,11 @@ func TestPullResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The small blobs are staged as files before they are copied in.
 	var small []string
 	for d := range m.Blobs {
 		if d != bigDigest {
-			small = append(small, d)
+			small = append(small, filepath.Join(pullStagingDir(out, name), "small", "sha256-"+strings.TrimPrefix(d, "sha256:")))
 		}
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -1043,7 +1044,7 @@ func TestPullResume(t *testing.T) {
 		_, err := c.Pull(ctx, pullRequest{Ref: "big", OutputDir: out, Retries: -1, Progress: func(p pullProgress) {
 			// Progress counts bytes before the engine publishes a blob:
 			// wait until the small ones are recorded as verified too.
-			if p.Done >= smallBytes+holdAt && zipStateHas(pullStagingDir(out, name), small) {
+			if p.Done >= smallBytes+holdAt && allExist(small) {
 				once.Do(func() { close(reached) })
 			}
 		}})
@@ -1116,7 +1117,7 @@ func TestPullResumesAfterSIGKILL(t *testing.T) {
 	var small []string
 	for d := range m.Blobs {
 		if d != bigDigest {
-			small = append(small, d)
+			small = append(small, filepath.Join(pullStagingDir(out, name), "small", "sha256-"+strings.TrimPrefix(d, "sha256:")))
 		}
 	}
 
@@ -1132,7 +1133,7 @@ func TestPullResumesAfterSIGKILL(t *testing.T) {
 	// process will have made at least trickleAt bytes of the big one durable.
 	var committed int64
 	for i := 0; i < 200 && committed < trickleAt; i++ {
-		if st, err := readPartState(blobPath(bigDigest)); err == nil && zipStateHas(pullStagingDir(out, name), small) {
+		if st, err := readPartState(blobPath(bigDigest)); err == nil && allExist(small) {
 			committed = st.Committed
 		}
 		if committed < trickleAt {
@@ -1239,25 +1240,6 @@ func TestPullSurvivesRepeatedKills(t *testing.T) {
 	if page, err := h.List(historyQuery{Status: "completed"}); err != nil || page.Total != 1 {
 		t.Errorf("history has %d completed pulls (%v), want 1", page.Total, err)
 	}
-}
-
-// zipStateHas reports whether a zip pull's resume state records every
-// one of digests as verified inside the zip.
-func zipStateHas(staging string, digests []string) bool {
-	data, err := os.ReadFile(filepath.Join(staging, zipStateFile))
-	if err != nil {
-		return false
-	}
-	var st zipPullState
-	if json.Unmarshal(data, &st) != nil {
-		return false
-	}
-	for _, d := range digests {
-		if _, ok := st.Done[d]; !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func allExist(paths []string) bool {

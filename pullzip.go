@@ -27,6 +27,9 @@ const (
 	fat32MaxFile = 1<<32 - 1
 	// zipStateFile is a zip pull's resume state in its staging folder.
 	zipStateFile = "zip.json"
+	// smallBlobBytes is the size up to which a blob is staged as a file
+	// and copied into the zip rather than recorded in the resume state.
+	smallBlobBytes = 1 << 20
 )
 
 // zipPullState is what a zip pull keeps in its staging folder to resume
@@ -135,7 +138,8 @@ func (j *pullJob) zip(ctx context.Context) (pullResult, error) {
 		return pullResult{}, diskFullError(fmt.Errorf("writing %s: %w", temps[0], err), temps[0])
 	}
 
-	if err := j.fillZip(ctx, staging, out, temps, layout, space, &st); err != nil {
+	small := map[string]uint32{} // CRC-32 of the small blobs, not recorded in st
+	if err := j.fillZip(ctx, staging, out, temps, layout, space, &st, small); err != nil {
 		return pullResult{}, err
 	}
 
@@ -147,7 +151,12 @@ func (j *pullJob) zip(ctx context.Context) (pullResult, error) {
 		case i == len(layout.Entries)-1:
 			s.CRC = crc32.ChecksumIEEE(j.raw)
 		default:
-			s.CRC = st.Done[digestAlgoPrefix+strings.TrimPrefix(s.Name, "blobs/"+digestFilePrefix)]
+			digest := digestAlgoPrefix + strings.TrimPrefix(s.Name, "blobs/"+digestFilePrefix)
+			crc, ok := st.Done[digest]
+			if !ok {
+				crc = small[digest]
+			}
+			s.CRC = crc
 		}
 	}
 	j.prog.phase("packaging")
@@ -170,6 +179,7 @@ func (j *pullJob) zip(ctx context.Context) (pullResult, error) {
 		}
 	} else {
 		_ = os.RemoveAll(filepath.Join(staging, "zip"))
+		_ = os.RemoveAll(filepath.Join(staging, "small"))
 		_ = os.Remove(filepath.Join(staging, zipStateFile))
 	}
 	j.c.cfg.Log.Debug("model pulled", "model", j.name.String(), "zip", final, "bytes", layout.Size, "reused", j.prog.reusedBytes())
@@ -178,7 +188,7 @@ func (j *pullJob) zip(ctx context.Context) (pullResult, error) {
 
 // fillZip puts every blob not yet in the zip into its entry: from a copy
 // on disk when there is one whose bytes hash right, else from the network.
-func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []string, layout *zipLayout, space *zipSpace, st *zipPullState) error {
+func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []string, layout *zipLayout, space *zipSpace, st *zipPullState, small map[string]uint32) error {
 	var todo []int
 	var missing []blobRef
 	for i, b := range j.blobs {
@@ -193,7 +203,7 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 	places.SkipPath = append([]string{out, splitPartName(out, 1)}, temps...)
 	sources := findReusableBlobs(ctx, places, missing)
 
-	var mu sync.Mutex // st and its file
+	var mu sync.Mutex // st, its file and small
 	record := func(digest string, crc uint32) error {
 		mu.Lock()
 		st.Done[digest] = crc
@@ -202,6 +212,16 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 		j.prog.report() // the blob is durable in the zip now
 		return err
 	}
+	// Small blobs (config, template, params…) are not recorded: that would
+	// fsync the whole zip for a few KiB each. They are staged as files and
+	// copied in; the zip is synced once at the end, and a rerun copies them
+	// again from staging.
+	remember := func(digest string, crc uint32) {
+		mu.Lock()
+		small[digest] = crc
+		mu.Unlock()
+		j.prog.report()
+	}
 	j.prog.phase("downloading")
 	return j.eachBlob(ctx, todo, func(ctx context.Context, i int) error {
 		b := j.blobs[i]
@@ -209,12 +229,19 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 		if !ok {
 			return fmt.Errorf("zip layout has no entry for %s", b.Digest)
 		}
-		region := space.Region(*slot)
 		if src, ok := sources[b.Digest]; ok {
+			region := space.Region(*slot)
 			crc, err := copyReusedBlob(ctx, region, src, func(n int64) { j.prog.set(i, n) })
+			if err == nil && b.Size > smallBlobBytes {
+				err = region.Sync() // recorded as in the zip: it must be on disk
+			}
 			if err == nil {
 				j.prog.reuse(i)
 				j.c.cfg.Log.Debug("blob taken from disk", "digest", b.Digest, "from", src.String())
+				if b.Size <= smallBlobBytes {
+					remember(b.Digest, crc)
+					return nil
+				}
 				return record(b.Digest, crc)
 			}
 			if ctx.Err() != nil {
@@ -223,7 +250,19 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 			j.c.cfg.Log.Warn("a copy on disk could not be used; fetching the blob", "digest", b.Digest, "from", src.String(), "err", err)
 			j.prog.unreuse(i)
 		}
-		crc, err := j.fetchBlob(ctx, i, blobTarget{Path: filepath.Join(staging, "zip", b.file()), Region: region})
+		if b.Size <= smallBlobBytes {
+			file := filepath.Join(staging, "small", b.file())
+			if _, err := j.fetchBlob(ctx, i, blobTarget{Path: file}); err != nil {
+				return diskFullError(err, file)
+			}
+			crc, err := copyReusedBlob(ctx, space.Region(*slot), blobSource{Digest: b.Digest, Size: b.Size, Path: file}, nil)
+			if err != nil {
+				return diskFullError(err, temps[0])
+			}
+			remember(b.Digest, crc)
+			return nil
+		}
+		crc, err := j.fetchBlob(ctx, i, blobTarget{Path: filepath.Join(staging, "zip", b.file()), Region: space.Region(*slot)})
 		if err != nil {
 			return diskFullError(err, temps[0])
 		}
@@ -333,6 +372,7 @@ func (j *pullJob) dropZipState(staging string, old zipPullState) {
 		}
 	}
 	os.RemoveAll(filepath.Join(staging, "zip"))
+	os.RemoveAll(filepath.Join(staging, "small"))
 	os.Remove(filepath.Join(staging, zipStateFile))
 }
 
