@@ -14,8 +14,10 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // version is the tool's own version, shown by -h and the API.
@@ -73,10 +75,12 @@ type options struct {
 	sha256      string
 	limitRate   string
 	rateLimit   int64 // parsed -limit-rate, bytes/s
-	splitSize   string
-	split       int64 // parsed -split, bytes per zip part; 0 = one zip
 	listen      string
 	token       string
+	schedule    string
+	window      timeWindow // parsed -schedule
+	splitSize   string
+	split       int64 // parsed -split, bytes
 	concurrency int
 	connections int
 	retries     int
@@ -84,22 +88,45 @@ type options struct {
 	verbose     bool
 	keepStaging bool
 	noBrowser   bool
+	force       bool
 	args        []string
+
+	clock func() time.Time // time.Now, moved by OMD_TEST_CLOCK_OFFSET in browser tests
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancelCause(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-signals
+		stop(signalError{sig})
+		// A second Ctrl-C does not wait for the clean stop.
+		sig = <-signals
+		os.Exit(exitCode(signalError{sig}))
+	}()
 	err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
 	os.Exit(exitCode(err))
 }
 
-// exitCode maps an error to SPEC §3's exit codes: 0 done, 1 a download
-// failed, 2 bad usage.
+// signalError is how a run stopped by a signal ends: shells and scripts
+// expect 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+type signalError struct{ sig os.Signal }
+
+func (e signalError) Error() string { return "stopped by " + e.sig.String() }
+
+// exitCode maps an error to the exit codes: 0 done, 1 a download failed,
+// 2 bad usage, 128+n after signal n.
 func exitCode(err error) int {
+	var se signalError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &se):
+		if n, ok := se.sig.(syscall.Signal); ok {
+			return 128 + int(n)
+		}
+		return 130
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, new(exitStatus)):
@@ -132,6 +159,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			code = runShowCommand(ctx, args[1:], stdout, stderr)
 		case "serve-models":
 			code = runServeModelsCommand(ctx, args[1:], stdout, stderr)
+		case "help":
+			args = []string{"-h"}
 		}
 		if code == 0 {
 			return nil
@@ -140,7 +169,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return exitStatus(code)
 		}
 	}
-	opts, err := parseOptions(args, stderr)
+	opts, err := parseOptions(args, stdout)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "ollama-model-downloader: %v\n", err)
@@ -148,27 +177,43 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return err
 	}
-	level := slog.LevelInfo
-	if opts.verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	app, err := newApp(opts, stdout, stderr, log)
+	app, err := newApp(opts, stdout, stderr, newLogger(stderr, opts.verbose, len(opts.args) > 0))
 	if err != nil {
 		fmt.Fprintf(stderr, "ollama-model-downloader: %v\n", err)
 		return err
 	}
 	if len(opts.args) == 0 {
-		return app.serveUI(ctx)
+		err = app.serveUI(ctx)
+	} else {
+		err = app.downloadAll(ctx, app.requests())
 	}
-	return app.downloadAll(ctx)
+	var se signalError
+	if err != nil && !errors.As(err, &se) && !errors.Is(err, errDownloadsFailed) {
+		fmt.Fprintf(stderr, "ollama-model-downloader: %s\n", singleLine(err.Error()))
+	}
+	return err
+}
+
+// newLogger is the one logger, set up once. With -v it records every
+// request and decision. Without it a command-line run prints only its own
+// lines (progress, and one line per download), never log records; the web
+// UI prints warnings, in plain words.
+func newLogger(stderr io.Writer, verbose, cli bool) *slog.Logger {
+	switch {
+	case verbose:
+		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case cli:
+		return slog.New(slog.DiscardHandler)
+	default:
+		return slog.New(plainLogHandler{out: stderr, level: slog.LevelWarn})
+	}
 }
 
 // parseOptions reads flags that may come before or after the arguments:
 // the flag package stops at the first argument, so parsing resumes after
 // each one. "--" ends the flags.
-func parseOptions(args []string, stderr io.Writer) (options, error) {
-	var o options
+func parseOptions(args []string, stdout io.Writer) (options, error) {
+	o := options{clock: testClock(os.Getenv("OMD_TEST_CLOCK_OFFSET"))}
 	fs := flag.NewFlagSet("ollama-model-downloader", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.output, "o", "", "output `path` (zip for a model, file for a URL)")
@@ -178,7 +223,6 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` (http://, https://, socks5://); default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY")
 	fs.StringVar(&o.sha256, "sha256", "", "expected SHA-256 (64 hex) of the single URL argument, checked before the file is published")
 	fs.StringVar(&o.limitRate, "limit-rate", "0", "overall speed limit in bytes/s, like curl: 500K, 2M, 0 = none (changeable later in the web UI)")
-	fs.StringVar(&o.splitSize, "split", "0", "write each model zip as NAME.zip.001, .002… of at most this `size` (4G for FAT32; K/M/G), 0 = one zip")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1", "`address` the web UI listens on; anything but loopback requires -token")
 	fs.StringVar(&o.token, "token", os.Getenv("OMD_TOKEN"), "access `token` for the web UI and API (env OMD_TOKEN)")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "concurrent downloads / blob downloads, 1–32")
@@ -188,11 +232,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (requests and responses, URLs redacted)")
 	fs.BoolVar(&o.keepStaging, "keep-staging", false, "keep the model's staging folder after zipping")
 	fs.BoolVar(&o.noBrowser, "no-browser", false, "do not open the browser when starting the web UI")
+	fs.BoolVar(&o.force, "force", false, "download a URL again even when this folder has it complete and unchanged upstream")
+	fs.StringVar(&o.schedule, "schedule", "", "download only in this daily window, local time, like 02:00-07:00 (the web UI sets its own in Settings)")
+	fs.StringVar(&o.splitSize, "split", "", "write a model's zip in parts of at most `SIZE` (K/M/G, e.g. 4G for FAT32): NAME.zip.001, .002…")
 	fs.Usage = func() {} // an unknown flag gets one line, not the whole usage
 	rest, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stderr, usage)
-		fs.SetOutput(stderr)
+		fmt.Fprint(stdout, usage)
+		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		return o, err
 	}
@@ -220,9 +267,6 @@ func (o *options) validate() error {
 		return badInputf("-limit-rate: %v", err)
 	}
 	o.rateLimit = rate
-	if o.split, err = parseSplitSize(o.splitSize); err != nil {
-		return err
-	}
 	if o.port < 0 || o.port > 65535 {
 		return badInputf("-port must be between 0 and 65535, got %d", o.port)
 	}
@@ -236,6 +280,14 @@ func (o *options) validate() error {
 		o.sha256 = strings.ToLower(o.sha256)
 		if !isHex64(o.sha256) {
 			return badInputf("-sha256 must be 64 hexadecimal characters")
+		}
+	}
+	if o.window, err = parseScheduleFlag(o.schedule); err != nil {
+		return err
+	}
+	if o.splitSize != "" {
+		if o.split, err = parseRate(o.splitSize); err != nil || o.split <= 0 {
+			return badInputf("-split takes a size such as 4G (K, M, G), got %q", o.splitSize)
 		}
 	}
 	if strings.TrimSpace(o.outputDir) == "" {
@@ -283,14 +335,20 @@ func parseInterspersed(fset *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // subcommandArgs is parseInterspersed for a subcommand. When ok is false
-// the command ends with code: 0 after -h, 2 after a bad flag (which the
-// flag package has already reported).
-func subcommandArgs(fset *flag.FlagSet, args []string) (rest []string, code int, ok bool) {
+// the command ends with code: 0 after -h (usage on stdout, so that
+// "-h | less" shows it), 2 after a bad flag (one line on stderr).
+func subcommandArgs(fset *flag.FlagSet, args []string, usage string, stdout, stderr io.Writer) (rest []string, code int, ok bool) {
+	fset.SetOutput(io.Discard)
+	fset.Usage = func() {}
 	rest, err := parseInterspersed(fset, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		fset.SetOutput(stdout)
+		fset.PrintDefaults()
 		return nil, 0, false
 	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\nRun 'ollama-model-downloader %s -h' for usage.\n", fset.Name(), err, fset.Name())
 		return nil, 2, false
 	}
 	return rest, 0, true
@@ -320,3 +378,55 @@ func registryHost(registry string) string {
 	}
 	return u.Host
 }
+
+// testClock is time.Now, moved by offset (a Go duration, e.g. "-5h"):
+// the browser tests set OMD_TEST_CLOCK_OFFSET to put the server outside
+// or inside a time window without waiting for the hour. Empty or invalid
+// is the real clock.
+func testClock(offset string) func() time.Time {
+	d, err := time.ParseDuration(offset)
+	if offset == "" || err != nil {
+		return time.Now
+	}
+	return func() time.Time { return time.Now().Add(d) }
+}
+
+// plainLogHandler prints records at or above level as one plain line,
+// "warning: could not open the browser (err=…)", for the web UI's
+// terminal: no timestamps or level=… fields a person has to read past.
+type plainLogHandler struct {
+	out   io.Writer
+	level slog.Level
+	attrs []slog.Attr
+}
+
+func (h plainLogHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h plainLogHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(r.Level.String()))
+	b.WriteString(": ")
+	b.WriteString(r.Message)
+	var kv []string
+	add := func(a slog.Attr) bool {
+		kv = append(kv, a.Key+"="+a.Value.String())
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	if len(kv) > 0 {
+		b.WriteString(" (" + strings.Join(kv, ", ") + ")")
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(h.out, b.String())
+	return err
+}
+
+func (h plainLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h.attrs = append(slices.Clip(h.attrs), attrs...)
+	return h
+}
+
+func (h plainLogHandler) WithGroup(string) slog.Handler { return h }

@@ -228,17 +228,12 @@ func firstLine(data []byte) string {
 // unknown model name.
 func runShowCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("show", flag.ContinueOnError)
-	fset.SetOutput(stderr)
 	registry := fset.String("registry", "https://registry.ollama.ai", "registry base `URL`")
 	platform := fset.String("platform", "", "`os/arch` for multi-arch indexes (default: this machine's)")
 	outputDir := fset.String("output-dir", "downloaded-models", "`folder` whose zips count as already on disk")
 	modelsDir := fset.String("models-dir", "", "Ollama models `folder` whose blobs count as already on disk (default $OLLAMA_MODELS, else ~/.ollama/models)")
 	asJSON := fset.Bool("json", false, "print JSON (the shape of GET /api/model/show)")
-	fset.Usage = func() {
-		fmt.Fprint(stderr, showUsage)
-		fset.PrintDefaults()
-	}
-	names, code, ok := subcommandArgs(fset, args)
+	names, code, ok := subcommandArgs(fset, args, showUsage, stdout, stderr)
 	if !ok {
 		return code
 	}
