@@ -252,7 +252,7 @@ func installLayout(ctx context.Context, l *modelLayout, zipPath, modelsDir strin
 		for _, p := range problems {
 			fmt.Fprintln(out, "  problem:", p)
 		}
-		return fmt.Errorf("%s has %d problem(s); nothing was installed", zipPath, len(problems))
+		return withKind(errBadZip, fmt.Errorf("%s has %d problem(s); nothing was installed", zipPath, len(problems)))
 	}
 	if runtime.GOOS == "windows" {
 		for _, m := range l.Manifests {

@@ -156,13 +156,12 @@ func (l *modelLayout) readZip(zs *zipSource) error {
 	label := zs.Label()
 	entries, dirBytes := zipDirectoryInfo(zs, zs.Size())
 	if entries > maxZipEntries || dirBytes > maxZipDirectoryBytes {
-		// TODO(lead): wrap errBadZip once errors.go has it.
-		return fmt.Errorf("%s is refused: it lists %d entries in a %s directory, over the limits for a model zip (%d entries, %s)",
-			label, entries, sizeText(int64(dirBytes)), maxZipEntries, sizeText(maxZipDirectoryBytes))
+		return withKind(errBadZip, fmt.Errorf("%s is refused: it lists %d entries in a %s directory, over the limits for a model zip (%d entries, %s)",
+			label, entries, sizeText(int64(dirBytes)), maxZipEntries, sizeText(maxZipDirectoryBytes)))
 	}
 	zr, err := zip.NewReader(zs, zs.Size())
 	if err != nil {
-		return fmt.Errorf("reading zip %s: %w", label, err)
+		return withKind(errBadZip, fmt.Errorf("reading zip %s: %w", label, err))
 	}
 	if err := checkZipManifestCaps(label, zr.File); err != nil {
 		return err
@@ -218,13 +217,13 @@ func checkZipManifestCaps(label string, files []*zip.File) error {
 		count++
 		total += zf.UncompressedSize64
 		if zf.UncompressedSize64 > maxManifestBytes {
-			return fmt.Errorf("%s is refused: its manifest %s would be %s, and a manifest is at most %s (a real one is a few KiB)",
-				label, zf.Name, sizeText(int64(min(zf.UncompressedSize64, 1<<62))), sizeText(maxManifestBytes))
+			return withKind(errBadZip, fmt.Errorf("%s is refused: its manifest %s would be %s, and a manifest is at most %s (a real one is a few KiB)",
+				label, zf.Name, sizeText(int64(min(zf.UncompressedSize64, 1<<62))), sizeText(maxManifestBytes)))
 		}
 	}
 	if count > maxZipManifests || total > maxZipManifestTotal {
-		return fmt.Errorf("%s is refused: it holds %d manifests of %s in all, over the limits for model zips (%d manifests, %s in all)",
-			label, count, sizeText(int64(min(total, 1<<62))), maxZipManifests, sizeText(maxZipManifestTotal))
+		return withKind(errBadZip, fmt.Errorf("%s is refused: it holds %d manifests of %s in all, over the limits for model zips (%d manifests, %s in all)",
+			label, count, sizeText(int64(min(total, 1<<62))), maxZipManifests, sizeText(maxZipManifestTotal)))
 	}
 	return nil
 }

@@ -92,7 +92,7 @@ func openZipSourceWith(path string, open func(string) (*os.File, error)) (*zipSo
 			// A later part after a gap means one is missing, not the end.
 			if g, gerr := open(splitPartName(base, i+1)); gerr == nil {
 				g.Close()
-				return fail(fmt.Errorf("opening %s: part %s is missing", path, name))
+				return fail(withKind(errBadZip, fmt.Errorf("opening %s: part %s is missing", path, name)))
 			}
 			break
 		}
@@ -127,8 +127,8 @@ func newZipSource(path string, parts []string, files []*os.File) (*zipSource, er
 		last := i == len(files)-1
 		if i > 0 && (!last && fi.Size() != z.ends[0] || last && fi.Size() > z.ends[0]) {
 			z.Close()
-			return nil, fmt.Errorf("opening %s: part %s has %d bytes, the first part %d: the parts are not from one set (or one is damaged)",
-				path, filepath.Base(parts[i]), fi.Size(), z.ends[0])
+			return nil, withKind(errBadZip, fmt.Errorf("opening %s: part %s has %d bytes, the first part %d: the parts are not from one set (or one is damaged)",
+				path, filepath.Base(parts[i]), fi.Size(), z.ends[0]))
 		}
 		end += fi.Size()
 		z.ends = append(z.ends, end)

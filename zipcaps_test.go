@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"net/http"
@@ -66,6 +67,9 @@ func TestManifestBombRefused(t *testing.T) {
 	_, err := openModelLayout(bomb)
 	if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), "300 manifests") {
 		t.Fatalf("openModelLayout(bomb): err = %v, want a refusal naming 300 manifests", err)
+	}
+	if !errors.Is(err, errBadZip) || errorCode(err) != "bad_zip" {
+		t.Errorf("the refusal is not a bad_zip error: code %q", errorCode(err))
 	}
 	models := filepath.Join(dir, "models")
 	var out bytes.Buffer
