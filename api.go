@@ -172,6 +172,7 @@ func (s *server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/settings", s.handleSettings)
 	mux.HandleFunc("POST /api/settings", s.handleSetSettings)
 	mux.HandleFunc("GET /api/library", s.handleLibrary)
+	mux.HandleFunc("GET /api/model/show", s.handleModelShow)
 	mux.HandleFunc("GET /api/library/file/{path...}", s.handleLibraryFile)
 	mux.HandleFunc("DELETE /api/library/file/{path...}", s.handleLibraryDelete)
 	mux.HandleFunc("POST /api/library/install", s.handleLibraryInstall)
@@ -879,9 +880,10 @@ func (s *server) handleLibrary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, http.StatusOK, struct {
-		Files     []libraryFile `json:"files"`
-		Truncated bool          `json:"truncated,omitempty"`
-	}{files, truncated})
+		Files     []libraryFile  `json:"files"`
+		Models    []libraryModel `json:"models"`
+		Truncated bool           `json:"truncated,omitempty"`
+	}{files, libraryModels(s.cfg.OutputDir), truncated})
 }
 
 // library lists the output folder, newest first, through os.Root so that
@@ -1492,7 +1494,10 @@ func (s *server) handleLibraryInstall(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	e.Close()
+	// The zip is read from the folder the checks opened, never by its
+	// path again (a swap between the check and the open would install a
+	// file from elsewhere).
+	defer e.Close()
 	// A relative folder would be resolved against wherever the server was
 	// started, which the person calling the API cannot see.
 	if md := strings.TrimSpace(vals.Get("models_dir")); md != "" && !filepath.IsAbs(md) {
@@ -1505,7 +1510,7 @@ func (s *server) handleLibraryInstall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out bytes.Buffer
-	err = installZip(r.Context(), filepath.Join(s.cfg.OutputDir, filepath.FromSlash(p)), modelsDir, &out)
+	err = installFromRoot(r.Context(), e.dir, e.base, modelsDir, &out)
 	resp := installResponse{OK: err == nil, ModelsDir: modelsDir, Output: out.String()}
 	code := http.StatusOK
 	switch {

@@ -55,7 +55,8 @@ type registryClient struct {
 	base      *url.URL // scheme://host[:port] of the default registry, without credentials
 	userAgent string
 	platform  string
-	backoff   time.Duration // first pause between manifest attempts; doubles
+	backoff   time.Duration    // first pause between manifest attempts; doubles
+	now       func() time.Time // the clock a zip's entry times come from
 
 	mu    sync.Mutex
 	hosts map[string]*pullHost // by lower-case host
@@ -73,6 +74,13 @@ type registryConfig struct {
 	// Basic credentials for the registry host; "" = from Registry's
 	// user:pass, else OLLAMA_REGISTRY_USER / OLLAMA_REGISTRY_PASSWORD.
 	Username, Password string
+	// ReuseModelsDirs are Ollama models folders whose blobs a pull may
+	// take instead of fetching them; nil = the one Ollama uses here
+	// ($OLLAMA_MODELS, else ~/.ollama/models), empty = none.
+	ReuseModelsDirs []string
+	// fsType names a folder's file system ("vfat" for FAT32…); nil =
+	// fileSystemType. Tests set it to pretend.
+	fsType func(dir string) string
 }
 
 type pullRequest struct {
@@ -168,6 +176,7 @@ func newRegistryClient(cfg registryConfig) (*registryClient, error) {
 		userAgent: fmt.Sprintf("ollama/%s (%s %s) Go/%s", cfg.OllamaVersion, runtime.GOARCH, runtime.GOOS, runtime.Version()),
 		platform:  platform,
 		backoff:   500 * time.Millisecond,
+		now:       time.Now,
 		hosts:     map[string]*pullHost{},
 	}, nil
 }
@@ -224,16 +233,22 @@ func blobDownloader(files *rangeDownloader, client httpDoer, log *slog.Logger) *
 	return files.withClient(client)
 }
 
-// Pull fetches a model's manifest and blobs into staging, verifies them and
-// writes the zip. Running it again after a failure or cancel continues:
-// verified blobs in staging are not fetched again.
+// Pull fetches a model's manifest and blobs and verifies every byte. By
+// default the blobs are downloaded straight into the zip (pullzip.go);
+// with ModelsDir they are installed into that Ollama models folder
+// instead (pullinstall.go). Blobs already on this machine are taken from
+// disk (reuse.go). Running it again after a failure, a cancel or a kill
+// continues: nothing verified is fetched again.
 func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult, error) {
 	name, err := parseModelName(strings.TrimSpace(req.Ref), c.DefaultHost())
 	if err != nil {
 		return pullResult{}, err
 	}
-	if req.OutputDir == "" {
+	if req.OutputDir == "" && req.ModelsDir == "" {
 		return pullResult{}, badInputf("pulling %s: no output folder given", name.DisplayName())
+	}
+	if req.Split < 0 || req.Split > 0 && req.Split < minSplitSize {
+		return pullResult{}, badInputf("pulling %s: -split must be at least %s, got %d bytes", name.DisplayName(), sizeText(minSplitSize), req.Split)
 	}
 	retries := req.Retries
 	if retries < 0 && c.cfg.Files != nil {
@@ -255,52 +270,37 @@ func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult,
 		return pullResult{}, fmt.Errorf("reading manifest of %s: %w", name.DisplayName(), err)
 	}
 	prog.start(blobs)
+	job := &pullJob{c: c, h: h, name: name, raw: raw, blobs: blobs, req: req, retries: retries, prog: prog}
+	if req.ModelsDir != "" {
+		return job.install(ctx)
+	}
+	return job.zip(ctx)
+}
 
-	staging := pullStagingDir(req.OutputDir, name)
-	entries := modelZipEntries(staging, name, raw, blobs)
-	out := req.Output
-	if out == "" {
-		out = filepath.Join(req.OutputDir, name.ZipName())
-	}
-	// A rerun after success: the zip already holds this very manifest and
-	// every blob verified, so nothing is fetched again.
-	if _, err := os.Stat(out); err == nil {
-		prog.phase("verifying")
-	}
-	if zipHolds(ctx, out, entries) {
-		prog.finish()
-		fi, err := os.Stat(out)
-		if err != nil {
-			return pullResult{}, err
-		}
-		c.cfg.Log.Debug("model already pulled", "model", name.String(), "zip", out)
-		return pullResult{Path: out, Size: fi.Size(), Name: name}, nil
-	}
-	if err := prepareStaging(staging, blobs); err != nil {
-		return pullResult{}, err
-	}
-	prog.phase("downloading")
-	if err := c.fetchBlobs(ctx, h, name, staging, blobs, retries, req.Limiter, prog); err != nil {
-		return pullResult{}, err
-	}
+// pullJob is one Pull once its manifest is known.
+type pullJob struct {
+	c       *registryClient
+	h       *pullHost
+	name    modelName
+	raw     []byte // the manifest as served
+	blobs   []blobRef
+	req     pullRequest
+	retries int
+	prog    *pullCounter
+}
 
-	prog.phase("verifying")
-	if err := writeStagedManifest(entries, raw); err != nil {
-		return pullResult{}, err
+// reuseDirs are the Ollama models folders a pull takes blobs from: the
+// configured ones, else the one Ollama uses here ($OLLAMA_MODELS, else
+// ~/.ollama/models); the install target comes first.
+func (j *pullJob) reuseDirs() []string {
+	dirs := []string{j.req.ModelsDir}
+	if j.c.cfg.ReuseModelsDirs != nil {
+		return append(dirs, j.c.cfg.ReuseModelsDirs...)
 	}
-
-	prog.phase("packaging")
-	zipPath, size, err := writeZip(ctx, out, entries)
-	if err != nil {
-		return pullResult{}, fmt.Errorf("writing zip for %s: %w", name.DisplayName(), err)
+	if d, err := resolveModelsDir(""); err == nil {
+		dirs = append(dirs, d)
 	}
-	if !req.KeepStaging {
-		if err := removePullStaging(req.OutputDir, name); err != nil {
-			c.cfg.Log.Warn("removing staging folder", "path", staging, "err", err)
-		}
-	}
-	c.cfg.Log.Debug("model pulled", "model", name.String(), "zip", zipPath, "bytes", size)
-	return pullResult{Path: zipPath, Size: size, Name: name}, nil
+	return dirs
 }
 
 // ociDescriptor points at a blob or, in an index, at a manifest.
@@ -529,14 +529,29 @@ func explainNetError(err error, registryHostname string) error {
 	return fmt.Errorf("cannot resolve %s, the download host the registry redirects blobs to (check DNS, or use a proxy that can reach it): %w", dns.Name, dns)
 }
 
-// blobRef is one blob to fetch.
+// blobRef is one blob of a model.
 type blobRef struct {
-	Digest string
-	Size   int64
+	Digest    string
+	Size      int64
+	MediaType string
 }
 
 func (b blobRef) file() string {
 	return digestFilePrefix + strings.TrimPrefix(b.Digest, digestAlgoPrefix)
+}
+
+// layerType names a blob's media type the way `ollama show` does:
+// model, template, license, params, system, projector, adapter…; the
+// config blob is "config".
+func layerType(mediaType string) string {
+	if t, ok := strings.CutPrefix(mediaType, "application/vnd.ollama.image."); ok && t != "" {
+		return t
+	}
+	switch mediaType {
+	case "application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json":
+		return "config"
+	}
+	return "layer"
 }
 
 // manifestBlobs lists config and layers once each, after checking every
@@ -566,7 +581,7 @@ func manifestBlobs(m ociManifest) (_ []blobRef, err error) {
 			continue // the same blob twice (e.g. a layer that is also the config): fetch it once
 		}
 		seen[d.Digest] = d.Size
-		blobs = append(blobs, blobRef{Digest: d.Digest, Size: d.Size})
+		blobs = append(blobs, blobRef{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType})
 	}
 	return blobs, nil
 }
@@ -583,9 +598,21 @@ func pullStagingDir(outputDir string, name modelName) string {
 	return filepath.Join(outputDir, ".staging", name.Model+"-"+tag+"-"+hex.EncodeToString(sum[:6]))
 }
 
-// removePullStaging deletes a pull's staging folder (for cancel).
+// removePullStaging deletes a pull's staging folder and the unfinished
+// zip it was writing (for cancel).
 func removePullStaging(outputDir string, name modelName) error {
-	if err := os.RemoveAll(pullStagingDir(outputDir, name)); err != nil {
+	staging := pullStagingDir(outputDir, name)
+	if data, err := os.ReadFile(filepath.Join(staging, zipStateFile)); err == nil {
+		var st zipPullState
+		if json.Unmarshal(data, &st) == nil {
+			for _, p := range st.Temp {
+				if strings.HasPrefix(filepath.Base(p), ".") { // only our hidden temporary names
+					os.Remove(p)
+				}
+			}
+		}
+	}
+	if err := os.RemoveAll(staging); err != nil {
 		return fmt.Errorf("removing staging of %s: %w", name.DisplayName(), err)
 	}
 	_ = os.Remove(filepath.Join(outputDir, ".staging")) // only if empty
@@ -623,27 +650,27 @@ func prepareStaging(dir string, blobs []blobRef) error {
 	return nil
 }
 
-// fetchBlobs downloads every blob, cfg.Concurrency at a time; the first
-// failure stops the others.
-func (c *registryClient) fetchBlobs(ctx context.Context, h *pullHost, name modelName, dir string, blobs []blobRef, retries int, limiter *rateLimiter, prog *pullCounter) error {
+// eachBlob runs fn for the blobs at the given indexes, cfg.Concurrency at
+// a time; the first failure stops the others.
+func (j *pullJob) eachBlob(ctx context.Context, indexes []int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sem := make(chan struct{}, c.cfg.Concurrency)
-	errs := make([]error, len(blobs))
+	sem := make(chan struct{}, j.c.cfg.Concurrency)
+	errs := make([]error, len(indexes))
 	var wg sync.WaitGroup
-	for i, b := range blobs {
+	for k, i := range indexes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				errs[i] = ctx.Err()
+				errs[k] = ctx.Err()
 				return
 			}
 			defer func() { <-sem }()
-			if err := c.fetchBlob(ctx, h, name, dir, i, b, retries, limiter, prog); err != nil {
-				errs[i] = err
+			if err := fn(ctx, i); err != nil {
+				errs[k] = err
 				cancel()
 			}
 		}()
@@ -662,46 +689,60 @@ func (c *registryClient) fetchBlobs(ctx context.Context, h *pullHost, name model
 	return first
 }
 
-// fetchBlob downloads one blob through the resumable engine. A checksum
-// mismatch (the engine already deleted the bad bytes) is retried a bounded
-// number of times: a manifest that lists a wrong size or a registry that
-// keeps sending bad bytes must end in a clear error, not a loop.
-func (c *registryClient) fetchBlob(ctx context.Context, h *pullHost, name modelName, dir string, i int, b blobRef, retries int, limiter *rateLimiter, prog *pullCounter) error {
-	u := h.base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
-	dest := filepath.Join(dir, "blobs", b.file())
+// blobTarget is where fetchBlob puts a blob: a file published at Path, or
+// (Region) a zip entry, with Path naming only its resume state.
+type blobTarget struct {
+	Path   string
+	Region partFile
+}
+
+// fetchBlob downloads blob i through the resumable engine. Into a Region
+// it returns the CRC-32 of the bytes, computed in the engine's one hashing
+// pass (a file the engine finds complete is not read, so the CRC is only
+// meaningful for a Region). A
+// checksum mismatch (the engine already dropped the bad bytes) is retried
+// a bounded number of times: a manifest that lists a wrong size or a
+// registry that keeps sending bad bytes must end in a clear error, not a
+// loop.
+func (j *pullJob) fetchBlob(ctx context.Context, i int, dest blobTarget) (uint32, error) {
+	b := j.blobs[i]
+	u := j.h.base.JoinPath("v2", j.name.Namespace, j.name.Model, "blobs", b.Digest).String()
 	for attempt := 0; ; attempt++ {
-		_, err := h.files.Download(ctx, fileRequest{
+		sum := newBlobSum() // fresh per attempt: a resume feeds it the kept bytes
+		_, err := j.h.files.Download(ctx, fileRequest{
 			URL:      u,
-			Path:     dest,
+			Path:     dest.Path,
 			SHA256:   strings.TrimPrefix(b.Digest, digestAlgoPrefix),
 			Size:     b.Size,
-			Header:   http.Header{"User-Agent": {c.userAgent}},
-			Retries:  retries,
-			Limiter:  limiter,
-			Progress: func(done, _ int64) { prog.set(i, done) },
+			Header:   http.Header{"User-Agent": {j.c.userAgent}},
+			Retries:  j.retries,
+			Limiter:  j.req.Limiter,
+			Progress: func(done, _ int64) { j.prog.set(i, done) },
+			Region:   dest.Region,
+			Hash:     sum,
 		})
 		if err == nil {
-			prog.set(i, b.Size)
-			return nil
+			j.prog.set(i, b.Size)
+			return sum.CRC(), nil
 		}
-		if errors.Is(err, errConflict) && attempt == 0 {
+		if errors.Is(err, errConflict) && attempt == 0 && dest.Region == nil {
 			// A file in staging that is not this blob (staging edited by
 			// hand): it is ours to replace.
-			c.cfg.Log.Warn("replacing a staged blob that fails verification", "digest", b.Digest)
-			if rerr := os.Remove(dest); rerr == nil {
-				prog.set(i, 0)
+			j.c.cfg.Log.Warn("replacing a staged blob that fails verification", "digest", b.Digest)
+			if rerr := os.Remove(dest.Path); rerr == nil {
+				j.prog.set(i, 0)
 				continue
 			}
 		}
-		if errors.Is(err, errChecksumMismatch) && attempt < retries && ctx.Err() == nil {
-			c.cfg.Log.Warn("blob failed verification, fetching it again", "digest", b.Digest, "attempt", attempt+1, "err", err)
-			prog.set(i, 0) // the engine deleted the bad bytes
+		if errors.Is(err, errChecksumMismatch) && attempt < j.retries && ctx.Err() == nil {
+			j.c.cfg.Log.Warn("blob failed verification, fetching it again", "digest", b.Digest, "attempt", attempt+1, "err", err)
+			j.prog.set(i, 0) // the engine deleted the bad bytes
 			continue
 		}
 		if errors.Is(err, errChecksumMismatch) {
 			err = fmt.Errorf("%w (after %d attempts; the manifest says %d bytes)", err, attempt+1, b.Size)
 		}
-		return fmt.Errorf("downloading blob %s of %s: %w", b.Digest, name.DisplayName(), explainNetError(err, h.base.Hostname()))
+		return 0, fmt.Errorf("downloading blob %s of %s: %w", b.Digest, j.name.DisplayName(), explainNetError(err, j.h.base.Hostname()))
 	}
 }
 
@@ -766,31 +807,30 @@ func writeStagedManifest(entries []zipEntry, raw []byte) error {
 // pullCounter sums per-blob progress and reports it; blob goroutines call
 // set concurrently, so the callback is serialized.
 type pullCounter struct {
-	fn    func(pullProgress)
-	mu    sync.Mutex
-	cur   string
-	done  []int64
-	total int64
+	fn     func(pullProgress)
+	mu     sync.Mutex
+	cur    string
+	layers []layerProgress
+	total  int64
+	reused int64
 }
 
 func (p *pullCounter) start(blobs []blobRef) {
 	p.mu.Lock()
-	p.done = make([]int64, len(blobs))
+	p.layers = make([]layerProgress, len(blobs))
 	p.total = 0
-	for _, b := range blobs {
+	for i, b := range blobs {
+		p.layers[i] = layerProgress{Type: layerType(b.MediaType), Digest: b.Digest, Size: b.Size}
 		p.total += b.Size
 	}
 	p.mu.Unlock()
 }
 
-// finish reports every blob as done (a pull that found its zip complete).
+// finish reports every blob as done (a pull that found its work done).
 func (p *pullCounter) finish() {
 	p.mu.Lock()
-	for i := range p.done {
-		p.done[i] = 0
-	}
-	if len(p.done) > 0 {
-		p.done[0] = p.total
+	for i := range p.layers {
+		p.layers[i].Done = p.layers[i].Size
 	}
 	p.cur = "verifying"
 	p.mu.Unlock()
@@ -806,9 +846,39 @@ func (p *pullCounter) phase(name string) {
 
 func (p *pullCounter) set(i int, done int64) {
 	p.mu.Lock()
-	p.done[i] = done
+	p.layers[i].Done = done
 	p.mu.Unlock()
 	p.report()
+}
+
+// reuse counts blob i as taken from disk.
+func (p *pullCounter) reuse(i int) {
+	p.mu.Lock()
+	if !p.layers[i].Reused {
+		p.layers[i].Reused = true
+		p.reused += p.layers[i].Size
+	}
+	p.layers[i].Done = p.layers[i].Size
+	p.mu.Unlock()
+	p.report()
+}
+
+// unreuse takes back a reuse whose copy turned out not to be the blob.
+func (p *pullCounter) unreuse(i int) {
+	p.mu.Lock()
+	if p.layers[i].Reused {
+		p.layers[i].Reused = false
+		p.reused -= p.layers[i].Size
+	}
+	p.layers[i].Done = 0
+	p.mu.Unlock()
+	p.report()
+}
+
+func (p *pullCounter) reusedBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reused
 }
 
 func (p *pullCounter) report() {
@@ -818,10 +888,10 @@ func (p *pullCounter) report() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var done int64
-	for _, d := range p.done {
-		done += d
+	for _, l := range p.layers {
+		done += l.Done
 	}
-	p.fn(pullProgress{Phase: p.cur, Done: done, Total: p.total})
+	p.fn(pullProgress{Phase: p.cur, Done: done, Total: p.total, Reused: p.reused, Layers: slices.Clone(p.layers)})
 }
 
 // registryAuth is the transport for one registry host: it sets Ollama's

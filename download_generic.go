@@ -73,6 +73,26 @@ type fileRequest struct {
 	// unknown), from one goroutine at a time; it must be cheap.
 	Progress func(done, total int64)
 	OnPath   func(path string)
+	// Region, when set, receives the bytes instead of Path+".part": a part
+	// of another file (a blob's entry inside the model zip, zipplan.go).
+	// Path then names only the resume sidecar; nothing is renamed, and an
+	// existing file at Path is not taken for the download.
+	Region partFile
+	// Hash, when set, is fed the bytes front to back instead of a plain
+	// SHA-256 (on resume too); its Sum must be the SHA-256. The model zip
+	// computes each entry's CRC-32 in that same pass.
+	Hash hash.Hash
+}
+
+// partFile is what a transfer writes into: the .part file or a Region.
+type partFile interface {
+	io.ReadWriteSeeker
+	io.ReaderAt
+	io.WriterAt
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+	Stat() (os.FileInfo, error)
 }
 
 // fileResult is what a finished transfer produced.
@@ -218,7 +238,7 @@ type transfer struct {
 	req     fileRequest
 	path    string
 	state   partState
-	file    *os.File
+	file    partFile
 	hash    hash.Hash
 	offset  int64 // bytes in the .part that belong to the current state
 	noRange bool  // the server gave a bad 206: fetch from 0 without Range
@@ -260,14 +280,16 @@ func (d *rangeDownloader) Download(ctx context.Context, req fileRequest) (fileRe
 	if req.OnPath != nil {
 		req.OnPath(t.path)
 	}
-	if done, res, err := d.alreadyDone(ctx, t); done || err != nil {
-		return res, oneLine(err)
-	}
-	if err := d.checkSpaceAhead(t); err != nil {
-		if t.claimed {
-			_ = os.Remove(sidecarPath(t.path)) // a name reserved for nothing
+	if req.Region == nil { // a region's owner knows what is done and checked the space for it
+		if done, res, err := d.alreadyDone(ctx, t); done || err != nil {
+			return res, oneLine(err)
 		}
-		return fileResult{}, err
+		if err := d.checkSpaceAhead(t); err != nil {
+			if t.claimed {
+				_ = os.Remove(sidecarPath(t.path)) // a name reserved for nothing
+			}
+			return fileResult{}, err
+		}
 	}
 	if err := d.openPart(t); err != nil {
 		return fileResult{}, oneLine(err)
@@ -620,18 +642,25 @@ func (d *rangeDownloader) openPart(t *transfer) error {
 	if err := os.MkdirAll(filepath.Dir(t.path), 0o755); err != nil {
 		return fmt.Errorf("creating folder for %s: %w", t.path, err)
 	}
-	if exists(partPath(t.path)) {
+	if t.req.Region != nil || exists(partPath(t.path)) {
 		removeSidecarTemps(t.path) // an earlier run may have been killed mid-checkpoint
 	}
-	f, err := os.OpenFile(partPath(t.path), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		if isNoSpace(err) {
-			return diskFullError(err, t.path)
+	var f partFile = t.req.Region
+	if f == nil {
+		file, err := os.OpenFile(partPath(t.path), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			if isNoSpace(err) {
+				return diskFullError(err, t.path)
+			}
+			return fmt.Errorf("opening %s: %w", partPath(t.path), err)
 		}
-		return fmt.Errorf("opening %s: %w", partPath(t.path), err)
+		f = file
 	}
 	t.file = f
 	t.hash = newFileHash(t.req.SHA256)
+	if t.req.Hash != nil {
+		t.hash = t.req.Hash
+	}
 	st, err := readPartState(t.path)
 	fi, statErr := f.Stat()
 	if err != nil || statErr != nil || st.URL != t.req.URL || (t.req.Size > 0 && st.Size != t.req.Size) {
@@ -1189,10 +1218,12 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 	if ctx.Err() != nil {
 		return fileResult{}, context.Cause(ctx)
 	}
-	if err := os.Rename(partPath(t.path), t.path); err != nil {
-		return fileResult{}, fmt.Errorf("publishing %s: %w", t.path, err)
+	if t.req.Region == nil {
+		if err := os.Rename(partPath(t.path), t.path); err != nil {
+			return fileResult{}, fmt.Errorf("publishing %s: %w", t.path, err)
+		}
+		_ = d.folders.sync(filepath.Dir(t.path))
 	}
-	_ = d.folders.sync(filepath.Dir(t.path))
 	_ = os.Remove(sidecarPath(t.path))
 	if t.req.Progress != nil {
 		t.req.Progress(t.offset, t.offset)

@@ -1018,20 +1018,21 @@ func TestPullResume(t *testing.T) {
 	c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.Concurrency = 4 })
 	out := t.TempDir()
 
-	var small int64
+	var smallBytes int64
 	for d, b := range m.Blobs {
 		if d != bigDigest {
-			small += int64(len(b))
+			smallBytes += int64(len(b))
 		}
 	}
 	name, err := parseModelName("big", c.DefaultHost())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var smallFiles []string
+	// The small blobs are staged as files before they are copied in.
+	var small []string
 	for d := range m.Blobs {
 		if d != bigDigest {
-			smallFiles = append(smallFiles, filepath.Join(pullStagingDir(out, name), "blobs", "sha256-"+strings.TrimPrefix(d, "sha256:")))
+			small = append(small, filepath.Join(pullStagingDir(out, name), "small", "sha256-"+strings.TrimPrefix(d, "sha256:")))
 		}
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -1042,8 +1043,8 @@ func TestPullResume(t *testing.T) {
 	go func() {
 		_, err := c.Pull(ctx, pullRequest{Ref: "big", OutputDir: out, Retries: -1, Progress: func(p pullProgress) {
 			// Progress counts bytes before the engine publishes a blob:
-			// wait until the small ones are verified files too.
-			if p.Done >= small+holdAt && allExist(smallFiles) {
+			// wait until the small ones are recorded as verified too.
+			if p.Done >= smallBytes+holdAt && allExist(small) {
 				once.Do(func() { close(reached) })
 			}
 		}})
@@ -1109,13 +1110,14 @@ func TestPullResumesAfterSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The blob goes straight into the zip; its resume state is in staging.
 	blobPath := func(d string) string {
-		return filepath.Join(pullStagingDir(out, name), "blobs", "sha256-"+strings.TrimPrefix(d, "sha256:"))
+		return filepath.Join(pullStagingDir(out, name), "zip", "sha256-"+strings.TrimPrefix(d, "sha256:"))
 	}
-	var smallFiles []string
+	var small []string
 	for d := range m.Blobs {
 		if d != bigDigest {
-			smallFiles = append(smallFiles, blobPath(d))
+			small = append(small, filepath.Join(pullStagingDir(out, name), "small", "sha256-"+strings.TrimPrefix(d, "sha256:")))
 		}
 	}
 
@@ -1131,7 +1133,7 @@ func TestPullResumesAfterSIGKILL(t *testing.T) {
 	// process will have made at least trickleAt bytes of the big one durable.
 	var committed int64
 	for i := 0; i < 200 && committed < trickleAt; i++ {
-		if st, err := readPartState(blobPath(bigDigest)); err == nil && allExist(smallFiles) {
+		if st, err := readPartState(blobPath(bigDigest)); err == nil && allExist(small) {
 			committed = st.Committed
 		}
 		if committed < trickleAt {

@@ -10,25 +10,36 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"time"
 )
 
-const installUsage = `Usage: ollama-model-downloader install [-models-dir DIR] <file.zip | folder | model>...
+const installUsage = `Usage: ollama-model-downloader install [-models-dir DIR] <file.zip | file.zip.001 | folder | model>...
 
-Puts the models of a zip made by this tool (or of a folder in Ollama's
-layout, e.g. an extracted zip or a kept staging folder) into the Ollama
-models folder. A model name is pulled into -output-dir first. Every blob's SHA-256 and every manifest reference is checked
-before anything is written; an existing different file is never replaced;
-manifests are written last, so Ollama never sees half a model.
+Puts the models of a zip made by this tool (one zip, or the first part of a
+split set), or of a folder in Ollama's layout (an extracted zip, a kept
+staging folder), into the Ollama models folder. Every blob's SHA-256 and
+every manifest reference is checked before anything is written; an existing
+different file is never replaced; manifests are written last, so Ollama
+never sees half a model.
+
+A model name is pulled straight into the models folder: no zip, no second
+copy. Blobs already on this machine (the models folder, $OLLAMA_MODELS, the
+zips and staging folders of -output-dir) are taken from disk, their digests
+checked. Interrupted, the same command continues where it stopped. A running
+Ollama sees the model at once.
 
 The models folder is -models-dir, else $OLLAMA_MODELS, else ~/.ollama/models.
 
 Examples:
-  ollama-model-downloader install downloaded-models/llama3.2-latest.zip
   ollama-model-downloader install llama3.2:1b
+  ollama-model-downloader install downloaded-models/llama3.2-latest.zip
+  ollama-model-downloader install /media/usb/qwen3-8b.zip.001
   ollama-model-downloader install -models-dir /data/ollama/models qwen3-8b.zip
   sudo ollama-model-downloader install -models-dir /usr/share/ollama/.ollama/models llama3.2-latest.zip
 
@@ -39,10 +50,17 @@ Flags:
 // models of the "ollama" system user.
 const linuxServiceModelsDir = "/usr/share/ollama/.ollama/models"
 
-// installPuller pulls a model into a zip under outputDir from registry and
-// returns the zip's path. main wires it so that "install <model>" is a pull
-// followed by an install.
-type installPuller func(ctx context.Context, ref, outputDir, registry string) (zipPath string, err error)
+// installPuller pulls a model straight into an Ollama models folder
+// (pullRequest.ModelsDir). main wires it so that "install <model>" works.
+type installPuller func(ctx context.Context, req installPullRequest) (pullResult, error)
+
+// installPullRequest is "install NAME" as typed.
+type installPullRequest struct {
+	Ref       string
+	ModelsDir string
+	OutputDir string // its zips and staging folders are searched for blobs; nothing is written there
+	Registry  string
+}
 
 // runInstallCommand is "ollama-model-downloader install" for zips and
 // folders. It returns the exit code: 0 installed, 1 failed, 2 bad usage.
@@ -56,7 +74,7 @@ func runInstallCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io.Writer, pull installPuller) int {
 	fset := flag.NewFlagSet("install", flag.ContinueOnError)
 	modelsDir := fset.String("models-dir", "", "Ollama models `folder` (default $OLLAMA_MODELS, else ~/.ollama/models)")
-	outputDir := fset.String("output-dir", "downloaded-models", "where a model named on the command line is pulled to first")
+	outputDir := fset.String("output-dir", "downloaded-models", "`folder` whose zips and staging folders may already hold blobs of a named model")
 	registry := fset.String("registry", "https://registry.ollama.ai", "registry a named model is pulled from")
 	paths, code, ok := subcommandArgs(fset, args, installUsage, stdout, stderr)
 	if !ok {
@@ -77,8 +95,8 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 				fmt.Fprintf(stderr, "install: %s is not a zip or a folder here\n", p)
 				return 2
 			}
-			fmt.Fprintf(stdout, "Pulling %s\n", p)
-			zipPath, err := pull(ctx, p, *outputDir, *registry)
+			fmt.Fprintf(stdout, "Pulling %s into %s\n", p, dir)
+			res, err := pull(ctx, installPullRequest{Ref: p, ModelsDir: dir, OutputDir: *outputDir, Registry: *registry})
 			if err != nil {
 				fmt.Fprintln(stderr, "install:", err)
 				if errors.Is(err, errBadInput) {
@@ -86,7 +104,11 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 				}
 				return 1
 			}
-			p = zipPath
+			fmt.Fprintln(stdout, installedLine(res))
+			for _, note := range installNotes(dir, runtime.GOOS, []layoutManifest{{Host: res.Name.Host, Namespace: res.Name.Namespace, Model: res.Name.Model, Tag: res.Name.Tag}}) {
+				fmt.Fprintln(stdout, note)
+			}
+			continue
 		}
 		if err := installZip(ctx, p, dir, stdout); err != nil {
 			fmt.Fprintln(stderr, "install:", err)
@@ -94,6 +116,67 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 		}
 	}
 	return 0
+}
+
+// pullIntoModelsDir is "install NAME": a registry client for req.Registry
+// and one Pull into req.ModelsDir, with the CLI's progress line on stderr.
+func pullIntoModelsDir(ctx context.Context, req installPullRequest, stderr io.Writer) (pullResult, error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	client, err := newHTTPClient("")
+	if err != nil {
+		return pullResult{}, err
+	}
+	files := newRangeDownloader(client, log)
+	c, err := newRegistryClient(registryConfig{Registry: req.Registry, Concurrency: defaultConcurrency, Files: files, Client: client, Log: log})
+	if err != nil {
+		return pullResult{}, err
+	}
+	var mu sync.Mutex
+	last := transferStatus{Name: req.Ref, State: "resolving", Total: -1, ETA: -1}
+	speed := newSpeedTracker(10)
+	printer := newProgressPrinter(stderr, func() []transferStatus {
+		mu.Lock()
+		defer mu.Unlock()
+		s := last
+		s.Speed = speed.Speed()
+		if s.Total > 0 {
+			s.ETA = speed.ETA(s.Total - s.Done)
+		}
+		return []transferStatus{s}
+	})
+	pctx, stop := context.WithCancel(ctx)
+	printed := make(chan struct{})
+	go func() { printer.Run(pctx); close(printed) }()
+	res, err := c.Pull(ctx, pullRequest{Ref: req.Ref, OutputDir: req.OutputDir, ModelsDir: req.ModelsDir, Retries: -1, Progress: func(p pullProgress) {
+		mu.Lock()
+		last.State, last.Done, last.Total = p.Phase, p.Done, p.Total
+		mu.Unlock()
+		// Bytes from disk are not network speed.
+		speed.Sample(time.Now(), p.Done-p.Reused)
+	}})
+	mu.Lock()
+	last.State = "completed"
+	if err != nil {
+		last.State = "failed"
+	}
+	mu.Unlock()
+	stop()
+	<-printed
+	return res, err
+}
+
+// installedLine is the CLI's last word on "install NAME": what, its ID as
+// `ollama list` shows it, its size, and what came from disk.
+func installedLine(res pullResult) string {
+	id := ""
+	if raw, err := os.ReadFile(res.Path); err == nil {
+		id = " " + strings.TrimPrefix(digestOfBytes(raw), digestAlgoPrefix)[:12]
+	}
+	line := fmt.Sprintf("Installed %s (ID%s, %s)", layoutManifest{Host: res.Name.Host, Namespace: res.Name.Namespace, Model: res.Name.Model, Tag: res.Name.Tag}.ShortRef(), id, modelSizeText(res.Size))
+	if res.Reused > 0 {
+		line += fmt.Sprintf("; reused %s from disk", modelSizeText(res.Reused))
+	}
+	return line
 }
 
 // resolveModelsDir picks the Ollama models folder the way Ollama does:
@@ -112,16 +195,53 @@ func resolveModelsDir(flagValue string) (string, error) {
 	return filepath.Join(home, ".ollama", "models"), nil
 }
 
-// installZip places the models of a zip (or a folder in Ollama's layout)
-// into modelsDir. Nothing is written unless every blob matches its digest,
-// every referenced blob is present and no different file would be
-// replaced. Blobs are written through a temp file and a rename; manifests
-// last, because Ollama lists a model as soon as its manifest exists.
-func installZip(ctx context.Context, zipPath, modelsDir string, out io.Writer) error {
-	l, err := openModelLayout(zipPath)
+// installZip places the models of a zip, a split zip (any part, or the
+// zip's name when only the parts exist) or a folder in Ollama's layout
+// into modelsDir. A zip is opened once: it is verified and copied from
+// those open files, never looked up by name again.
+func installZip(ctx context.Context, src, modelsDir string, out io.Writer) error {
+	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
+		l, err := openModelLayout(src)
+		if err != nil {
+			return err
+		}
+		return installLayout(ctx, l, src, modelsDir, out)
+	}
+	zs, err := openZipSource(src)
 	if err != nil {
 		return err
 	}
+	defer zs.Close()
+	l, err := openModelLayoutFrom(zs)
+	if err != nil {
+		return err
+	}
+	return installLayout(ctx, l, zs.Label(), modelsDir, out)
+}
+
+// installFromRoot is installZip for a zip of the library: opened through
+// root, so no symbolic link leads outside it, and then read only through
+// the files opened there (issue 18: checking a path and then opening it
+// again by name let a swapped link install a file from elsewhere).
+func installFromRoot(ctx context.Context, root *os.Root, rel, modelsDir string, out io.Writer) error {
+	zs, err := openZipSourceIn(root, rel)
+	if err != nil {
+		return err
+	}
+	defer zs.Close()
+	l, err := openModelLayoutFrom(zs)
+	if err != nil {
+		return err
+	}
+	return installLayout(ctx, l, filepath.ToSlash(rel), modelsDir, out)
+}
+
+// installLayout installs what l holds. Nothing is written unless every
+// blob matches its digest, every referenced blob is present and no
+// different file would be replaced. Blobs are copied into the staging
+// folder beside blobs/ and renamed in; manifests last, because Ollama
+// lists a model as soon as its manifest exists.
+func installLayout(ctx context.Context, l *modelLayout, zipPath, modelsDir string, out io.Writer) error {
 	blobs := l.referencedBlobs()
 	var total int64
 	for _, b := range blobs {
@@ -132,7 +252,7 @@ func installZip(ctx context.Context, zipPath, modelsDir string, out io.Writer) e
 		for _, p := range problems {
 			fmt.Fprintln(out, "  problem:", p)
 		}
-		return fmt.Errorf("%s has %d problem(s); nothing was installed", zipPath, len(problems))
+		return withKind(errBadZip, fmt.Errorf("%s has %d problem(s); nothing was installed", zipPath, len(problems)))
 	}
 	if runtime.GOOS == "windows" {
 		for _, m := range l.Manifests {
@@ -186,6 +306,17 @@ func installZip(ctx context.Context, zipPath, modelsDir string, out io.Writer) e
 			os.Remove(p)
 		}
 	}
+	if err := os.MkdirAll(filepath.Join(modelsDir, installStagingFolder), 0o755); err != nil {
+		return fmt.Errorf("creating a staging folder in %s: %w", modelsDir, err)
+	}
+	stage, err := os.MkdirTemp(filepath.Join(modelsDir, installStagingFolder), "install-*")
+	if err != nil {
+		return fmt.Errorf("creating a staging folder in %s: %w", modelsDir, err)
+	}
+	defer func() {
+		os.RemoveAll(stage)
+		os.Remove(filepath.Dir(stage)) // only if no pull uses it
+	}()
 	if len(write) > 0 {
 		if err := os.MkdirAll(blobDir, 0o755); err != nil {
 			return fmt.Errorf("creating %s: %w", blobDir, err)
@@ -193,7 +324,7 @@ func installZip(ctx context.Context, zipPath, modelsDir string, out io.Writer) e
 	}
 	for _, b := range write {
 		dest := filepath.Join(blobDir, filepath.Base(b.Name))
-		if err := installBlob(ctx, l, b, dest); err != nil {
+		if err := installBlob(ctx, l, b, stage, dest); err != nil {
 			cleanup()
 			return fmt.Errorf("installing %s: %w", b.Name, err)
 		}
@@ -208,7 +339,7 @@ func installZip(ctx context.Context, zipPath, modelsDir string, out io.Writer) e
 	}
 	for _, m := range manifests {
 		dest := filepath.Join(modelsDir, filepath.FromSlash(m.Name))
-		if err := installWriteFile(dest, m.Data); err != nil {
+		if _, err := installManifest(stage, dest, m.Data); err != nil {
 			return fmt.Errorf("installing manifest of %s: %w", m.Ref(), err)
 		}
 		fmt.Fprintf(out, "  %s: installed\n", m.ShortRef())
@@ -244,16 +375,17 @@ func existingBlobMatches(ctx context.Context, dest string, b layoutBlob) (bool, 
 	return true, nil
 }
 
-// installBlob copies one blob to dest through a temp file in the same
-// folder, checking its digest again while copying (the zip is read a
-// second time and could have changed).
-func installBlob(ctx context.Context, l *modelLayout, b layoutBlob, dest string) (err error) {
+// installBlob copies one blob to dest through a temp file in the staging
+// folder (never in blobs/, whose odd names Ollama deletes), checking its
+// digest again while copying (a folder's file is read a second time and
+// could have changed).
+func installBlob(ctx context.Context, l *modelLayout, b layoutBlob, stage, dest string) (err error) {
 	rc, err := l.Open(b.Name)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".install-"+filepath.Base(dest)+"-*")
+	tmp, err := os.CreateTemp(stage, filepath.Base(dest)+"-*")
 	if err != nil {
 		return err
 	}
@@ -281,15 +413,6 @@ func installBlob(ctx context.Context, l *modelLayout, b layoutBlob, dest string)
 		return err
 	}
 	return os.Rename(tmp.Name(), dest)
-}
-
-// installWriteFile writes a small file through a temp file, fsync and
-// rename, creating its folders.
-func installWriteFile(dest string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	return writeFileAtomic(dest, 0o644, writeBytes(data))
 }
 
 // installNotes tells the person what happens next.

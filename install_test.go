@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -194,29 +197,44 @@ func TestInstallNotes(t *testing.T) {
 	}
 }
 
+// TestRunInstallCommandPullsModelNames: a model name goes to the puller
+// with the models folder, and ends up installed there, nothing else.
 func TestRunInstallCommandPullsModelNames(t *testing.T) {
-	m := newTestModel(t, "registry.ollama.ai", "library", "tiny", "latest", 1, 1000)
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "latest")
+	c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.ReuseModelsDirs = []string{} })
 	models := t.TempDir()
-	var gotRef, gotDir, gotRegistry string
-	pull := func(ctx context.Context, ref, outputDir, registry string) (string, error) {
-		gotRef, gotDir, gotRegistry = ref, outputDir, registry
-		if ref == "bad name!" {
-			return "", badInputf("bad model name %q", ref)
+	var got installPullRequest
+	pull := func(ctx context.Context, req installPullRequest) (pullResult, error) {
+		got = req
+		if req.Ref == "bad name!" {
+			return pullResult{}, badInputf("bad model name %q", req.Ref)
 		}
-		zipPath := filepath.Join(t.TempDir(), "tiny-latest.zip")
-		writeTestZip(t, zipPath, m.entries())
-		return zipPath, nil
+		return c.Pull(ctx, pullRequest{Ref: req.Ref, ModelsDir: req.ModelsDir, OutputDir: req.OutputDir, Retries: -1})
 	}
 	var stdout, stderr bytes.Buffer
-	args := []string{"tiny", "-models-dir", models, "-output-dir", "out", "-registry", "http://127.0.0.1:5000"}
+	out := filepath.Join(t.TempDir(), "out")
+	args := []string{"tiny", "-models-dir", models, "-output-dir", out, "-registry", "http://127.0.0.1:5000"}
 	if code := runInstallCommandWith(t.Context(), args, &stdout, &stderr, pull); code != 0 {
 		t.Fatalf("exit code = %d: %s", code, stderr.String())
 	}
-	if gotRef != "tiny" || gotDir != "out" || gotRegistry != "http://127.0.0.1:5000" {
-		t.Errorf("pull(%q, %q, %q)", gotRef, gotDir, gotRegistry)
+	if want := (installPullRequest{Ref: "tiny", ModelsDir: models, OutputDir: out, Registry: "http://127.0.0.1:5000"}); got != want {
+		t.Errorf("pull(%+v), want %+v", got, want)
 	}
-	if !reflect.DeepEqual(readTree(t, models), m.files()) {
-		t.Errorf("pulled model not installed")
+	want := map[string][]byte{}
+	for name, c := range expectedTree(f.Host, "library", "tiny", "latest", m) {
+		if !strings.HasSuffix(name, "/") {
+			want[name] = []byte(c.Data)
+		}
+	}
+	if got := readTree(t, models); !reflect.DeepEqual(got, want) {
+		t.Errorf("models folder holds %v, want exactly the model", slices.Sorted(maps.Keys(got)))
+	}
+	if !strings.Contains(stdout.String(), "Installed "+f.Host+"/library/tiny:latest (ID "+strings.TrimPrefix(m.Digest, "sha256:")[:12]) {
+		t.Errorf("output lacks the installed line with the ID:\n%s", stdout.String())
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("install NAME wrote into the output folder: %v", err)
 	}
 	if code := runInstallCommandWith(t.Context(), []string{"bad name!", "-models-dir", models}, &stdout, &stderr, pull); code != 2 {
 		t.Errorf("bad model name: exit code = %d, want 2", code)

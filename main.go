@@ -45,6 +45,9 @@ Examples:
   # At most 2 MiB/s, e.g. on a metered or shared link
   ollama-model-downloader -limit-rate 2M https://host/x.iso
 
+  # A model for a FAT32 USB stick: llama3-latest.zip.001, .002… of at most 4 GiB
+  ollama-model-downloader -split 4G llama3
+
   # A private or local registry (the scheme decides http or https)
   ollama-model-downloader -registry http://127.0.0.1:5000 127.0.0.1:5000/library/tiny:1
 
@@ -54,7 +57,8 @@ Examples:
 Subcommands (each has -h):
   ollama-model-downloader verify llama3-latest.zip         check a zip before carrying it
   ollama-model-downloader install llama3-latest.zip        into $OLLAMA_MODELS or ~/.ollama/models
-  ollama-model-downloader install llama3.2:1b              pull, then install
+  ollama-model-downloader install llama3.2:1b              pull straight into the models folder
+  ollama-model-downloader show llama3.2:1b                 what a model is, before pulling it
   ollama-model-downloader serve-models -listen 0.0.0.0:11435
         serve downloaded models to 'ollama pull --insecure <host>:11435/library/<model>'
 
@@ -152,6 +156,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			code = runInstallCommandWith(ctx, args[1:], stdout, stderr, pullForInstall(stderr))
 		case "verify":
 			code = runVerifyCommand(ctx, args[1:], stdout, stderr)
+		case "show":
+			code = runShowCommand(ctx, args[1:], stdout, stderr)
 		case "serve-models":
 			code = runServeModelsCommand(ctx, args[1:], stdout, stderr)
 		case "help":
@@ -373,24 +379,11 @@ func isURLArg(s string) bool {
 	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
 }
 
-// pullForInstall makes "install <model>" a pull followed by the install.
+// pullForInstall makes "install <model>" a pull straight into the models
+// folder (until the manager runs it).
 func pullForInstall(stderr io.Writer) installPuller {
-	return func(ctx context.Context, ref, outputDir, registry string) (string, error) {
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		client, err := newHTTPClient("")
-		if err != nil {
-			return "", err
-		}
-		files := newRangeDownloader(client, log)
-		c, err := newRegistryClient(registryConfig{Registry: registry, Concurrency: 4, Files: files, Client: client, Log: log})
-		if err != nil {
-			return "", err
-		}
-		if err := os.MkdirAll(outputDir, 0o755); err != nil {
-			return "", fmt.Errorf("creating output folder: %w", err)
-		}
-		res, err := c.Pull(ctx, pullRequest{Ref: ref, OutputDir: outputDir, Retries: -1})
-		return res.Path, err
+	return func(ctx context.Context, req installPullRequest) (pullResult, error) {
+		return pullIntoModelsDir(ctx, req, stderr)
 	}
 }
 

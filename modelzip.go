@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,8 +29,11 @@ type modelLayout struct {
 	Manifests []layoutManifest      // sorted by Name
 	Problems  []string              // what makes it unusable: unsafe or stray entries, bad manifests
 	Notes     []string              // what is odd but harmless
+	Parts     []string              // a split zip's parts, in order (Source is the first)
 
-	zip bool
+	zip  bool
+	zr   *zip.Reader // the directory of held, read once
+	held *zipSource  // when set, every read goes through these open files
 }
 
 // layoutBlob is one blob file of a layout.
@@ -79,44 +83,91 @@ func (m layoutManifest) ShortRef() string {
 	return name
 }
 
-// openModelLayout reads the list of entries and every manifest of a zip or
-// a folder. It fails only when the source cannot be read at all; anything
-// wrong inside is listed in Problems.
+// Caps on what a zip may make us read before it is trusted (issue 18: a
+// 1.3 MB zip of 300 Deflate-compressed 4 MiB manifests cost 3.2 GB of
+// memory and wrote 1.2 GB). A model zip holds a few dozen entries and a
+// manifest of a few KiB; these leave room for many models in one zip.
+const (
+	maxZipEntries        = 10000
+	maxZipDirectoryBytes = 8 << 20
+	maxZipManifests      = 1000
+	maxZipManifestTotal  = 16 << 20
+)
+
+// openModelLayout reads the list of entries and every manifest of a zip,
+// a split zip (any part, or the zip's name when only the parts exist) or
+// a folder. It fails when the source cannot be read at all or a zip is
+// over the caps; anything else wrong inside is listed in Problems. Each
+// Open afterwards opens the zip again (a mirror keeps layouts for long).
 func openModelLayout(src string) (*modelLayout, error) {
 	fi, err := os.Stat(src)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", src, err)
+	if err == nil && fi.IsDir() {
+		l := &modelLayout{Source: src, Blobs: map[string]layoutBlob{}}
+		if err := l.readFolder(); err != nil {
+			return nil, err
+		}
+		return l.finish(), nil
 	}
-	l := &modelLayout{Source: src, Blobs: map[string]layoutBlob{}, zip: !fi.IsDir()}
-	if l.zip {
-		err = l.readZip()
-	} else {
-		err = l.readFolder()
-	}
+	zs, err := openZipSource(src)
 	if err != nil {
 		return nil, err
 	}
+	defer zs.Close()
+	l, err := readZipLayout(zs)
+	if err != nil {
+		return nil, err
+	}
+	l.zr = nil // reads open the zip again
+	return l, nil
+}
+
+// openModelLayoutFrom reads the layout of an open zip and keeps every
+// later read on those open files: nothing is looked up by name again, so
+// a path swapped meanwhile (a symbolic link) changes nothing. The caller
+// closes src once done with the layout.
+func openModelLayoutFrom(src *zipSource) (*modelLayout, error) {
+	l, err := readZipLayout(src)
+	if err != nil {
+		return nil, err
+	}
+	l.held = src
+	return l, nil
+}
+
+func readZipLayout(zs *zipSource) (*modelLayout, error) {
+	l := &modelLayout{Source: zs.Path, Parts: zs.Parts, Blobs: map[string]layoutBlob{}, zip: true}
+	if err := l.readZip(zs); err != nil {
+		return nil, err
+	}
+	return l.finish(), nil
+}
+
+func (l *modelLayout) finish() *modelLayout {
 	sort.Slice(l.Manifests, func(i, j int) bool { return l.Manifests[i].Name < l.Manifests[j].Name })
 	if len(l.Manifests) == 0 {
 		l.Problems = append(l.Problems, "no manifest: expected manifests/<host>/<namespace>/<model>/<tag>")
 	}
-	return l, nil
+	return l
 }
 
-func (l *modelLayout) readZip() error {
-	f, err := os.Open(l.Source)
-	if err != nil {
-		return fmt.Errorf("opening zip %s: %w", l.Source, err)
+// readZip checks the zip against the caps, from its end records and then
+// its central directory, before reading any manifest.
+func (l *modelLayout) readZip(zs *zipSource) error {
+	label := zs.Label()
+	entries, dirBytes := zipDirectoryInfo(zs, zs.Size())
+	if entries > maxZipEntries || dirBytes > maxZipDirectoryBytes {
+		return withKind(errBadZip, fmt.Errorf("%s is refused: it lists %d entries in a %s directory, over the limits for a model zip (%d entries, %s)",
+			label, entries, sizeText(int64(dirBytes)), maxZipEntries, sizeText(maxZipDirectoryBytes)))
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	zr, err := zip.NewReader(zs, zs.Size())
 	if err != nil {
-		return fmt.Errorf("opening zip %s: %w", l.Source, err)
+		return withKind(errBadZip, fmt.Errorf("reading zip %s: %w", label, err))
 	}
-	zr, err := zip.NewReader(f, fi.Size())
-	if err != nil {
-		return fmt.Errorf("reading zip %s: %w", l.Source, err)
+	if err := checkZipManifestCaps(label, zr.File); err != nil {
+		return err
 	}
+	l.zr = zr
+	var read int64 // manifest bytes read: the caps hold whatever the headers claim
 	seen := map[string]bool{}
 	for _, zf := range zr.File {
 		name := zf.Name
@@ -143,10 +194,71 @@ func (l *modelLayout) readZip() error {
 				return nil, err
 			}
 			defer rc.Close()
-			return readManifestBytes(rc)
+			data, err := readManifestBytes(io.LimitReader(rc, maxZipManifestTotal-read+1))
+			read += int64(len(data))
+			if err == nil && read > maxZipManifestTotal {
+				err = fmt.Errorf("manifests over %s in all: refused", sizeText(maxZipManifestTotal))
+			}
+			return data, err
 		})
 	}
 	return nil
+}
+
+// checkZipManifestCaps refuses a zip whose central directory announces
+// more manifests, or more manifest bytes, than any model zip holds.
+func checkZipManifestCaps(label string, files []*zip.File) error {
+	var count int
+	var total uint64
+	for _, zf := range files {
+		if !strings.HasPrefix(zf.Name, "manifests/") || strings.HasSuffix(zf.Name, "/") {
+			continue
+		}
+		count++
+		total += zf.UncompressedSize64
+		if zf.UncompressedSize64 > maxManifestBytes {
+			return withKind(errBadZip, fmt.Errorf("%s is refused: its manifest %s would be %s, and a manifest is at most %s (a real one is a few KiB)",
+				label, zf.Name, sizeText(int64(min(zf.UncompressedSize64, 1<<62))), sizeText(maxManifestBytes)))
+		}
+	}
+	if count > maxZipManifests || total > maxZipManifestTotal {
+		return withKind(errBadZip, fmt.Errorf("%s is refused: it holds %d manifests of %s in all, over the limits for model zips (%d manifests, %s in all)",
+			label, count, sizeText(int64(min(total, 1<<62))), maxZipManifests, sizeText(maxZipManifestTotal)))
+	}
+	return nil
+}
+
+// zipDirectoryInfo reads the entry count and central directory size from
+// a zip's end records, before archive/zip reads (and allocates for) the
+// whole directory. Zeros when the records cannot be found: the zip
+// reader then says what is wrong.
+func zipDirectoryInfo(r io.ReaderAt, size int64) (entries, dirBytes uint64) {
+	tail := min(size, zipEndLen+zipMax16+zip64LocatorLen)
+	buf := make([]byte, tail)
+	if _, err := r.ReadAt(buf, size-tail); err != nil && !errors.Is(err, io.EOF) {
+		return 0, 0
+	}
+	for i := len(buf) - zipEndLen; i >= 0; i-- {
+		if binary.LittleEndian.Uint32(buf[i:]) != 0x06054b50 {
+			continue
+		}
+		end := buf[i:]
+		entries = uint64(binary.LittleEndian.Uint16(end[10:]))
+		dirBytes = uint64(binary.LittleEndian.Uint32(end[12:]))
+		if i < zip64LocatorLen || binary.LittleEndian.Uint32(buf[i-zip64LocatorLen:]) != 0x07064b50 {
+			return entries, dirBytes
+		}
+		off := int64(binary.LittleEndian.Uint64(buf[i-zip64LocatorLen+8:]))
+		rec := make([]byte, zip64EndLen)
+		if off < 0 || off > size-zip64EndLen {
+			return entries, dirBytes
+		}
+		if _, err := r.ReadAt(rec, off); err != nil || binary.LittleEndian.Uint32(rec) != 0x06064b50 {
+			return entries, dirBytes
+		}
+		return binary.LittleEndian.Uint64(rec[32:]), binary.LittleEndian.Uint64(rec[40:])
+	}
+	return 0, 0
 }
 
 func (l *modelLayout) readFolder() error {
@@ -373,19 +485,17 @@ func (l *modelLayout) Open(name string) (io.ReadCloser, error) {
 	if !l.zip {
 		return os.Open(filepath.Join(l.Source, filepath.FromSlash(name)))
 	}
-	f, err := os.Open(l.Source)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	zr, err := zip.NewReader(f, fi.Size())
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("reading zip %s: %w", l.Source, err)
+	zr, src, closer := l.zr, l.held, io.Closer(nopCloser{})
+	if src == nil {
+		zs, err := openZipSource(l.Source)
+		if err != nil {
+			return nil, err
+		}
+		if zr, err = zip.NewReader(zs, zs.Size()); err != nil {
+			zs.Close()
+			return nil, fmt.Errorf("reading zip %s: %w", l.Source, err)
+		}
+		src, closer = zs, zs
 	}
 	for _, zf := range zr.File {
 		if zf.Name != name {
@@ -394,24 +504,28 @@ func (l *modelLayout) Open(name string) (io.ReadCloser, error) {
 		if zf.Method == zip.Store && zf.CompressedSize64 == zf.UncompressedSize64 {
 			off, err := zf.DataOffset()
 			if err != nil {
-				f.Close()
+				closer.Close()
 				return nil, err
 			}
-			return layoutSection{io.NewSectionReader(f, off, int64(zf.UncompressedSize64)), f}, nil
+			return layoutSection{io.NewSectionReader(src, off, int64(zf.UncompressedSize64)), closer}, nil
 		}
 		rc, err := zf.Open()
 		if err != nil {
-			f.Close()
+			closer.Close()
 			return nil, err
 		}
 		return struct {
 			io.Reader
 			io.Closer
-		}{rc, layoutCloser{rc, f}}, nil
+		}{rc, layoutCloser{rc, closer}}, nil
 	}
-	f.Close()
+	closer.Close()
 	return nil, fmt.Errorf("%s in %s: %w", name, l.Source, fs.ErrNotExist)
 }
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
 
 type layoutSection struct {
 	*io.SectionReader

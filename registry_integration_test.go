@@ -115,7 +115,10 @@ func startDistribution(t *testing.T, bin string, redirect bool) *distribution {
 			http.ServeContent(w, r, "", time.Time{}, f)
 		}))
 		t.Cleanup(cdn.Close)
-		middleware = fmt.Sprintf("middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: %s\n", cdn.URL)
+		// Another host name for the CDN, as registry.ollama.ai's: the stock
+		// Ollama follows a blob redirect only to another host.
+		cdnURL := strings.Replace(cdn.URL, "127.0.0.1", "localhost", 1)
+		middleware = fmt.Sprintf("middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: %s\n", cdnURL)
 	}
 	config := fmt.Sprintf(`version: 0.1
 log:

@@ -3,10 +3,10 @@ package main
 import (
 	"archive/zip"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // zipContent is what a test expects of one zip entry.
@@ -87,161 +88,133 @@ func writeTestFile(t *testing.T, path, data string) string {
 	return path
 }
 
-func TestWriteZip(t *testing.T) {
-	src := t.TempDir()
-	a := writeTestFile(t, filepath.Join(src, "a"), "alpha")
-	b := writeTestFile(t, filepath.Join(src, "b"), "")
-	entries := []zipEntry{
-		{Name: "blobs/"},
-		{Name: "blobs/sha256-aa", Path: a},
-		{Name: "manifests/"},
-		{Name: "manifests/127.0.0.1:5000/"},
-		{Name: "manifests/127.0.0.1:5000/empty", Path: b},
+// makeTestZip writes a zip of entries (their data read from Path) through
+// the planned writer, at path, and returns it.
+func makeTestZip(t *testing.T, path string, entries []zipEntry) string {
+	t.Helper()
+	data := map[string][]byte{}
+	var slots []zipSlot
+	for _, e := range entries {
+		s := zipSlot{Name: e.Name}
+		if e.Path != "" {
+			b, err := os.ReadFile(e.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data[e.Name], s.Size = b, int64(len(b))
+		}
+		slots = append(slots, s)
 	}
-	dest := filepath.Join(t.TempDir(), "out", "m-latest.zip")
-	got, size, err := writeZip(t.Context(), dest, entries)
+	l, err := planZip(slots, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != dest {
-		t.Errorf("path = %q, want %q", got, dest)
-	}
-	fi, err := os.Stat(dest)
+	space, err := openZipSpace([]string{path}, 0, l.Size, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Size() != size {
-		t.Errorf("size = %d, file has %d", size, fi.Size())
+	for i := range l.Entries {
+		s := &l.Entries[i]
+		if b, ok := data[s.Name]; ok {
+			if _, err := space.WriteAt(b, s.Data); err != nil {
+				t.Fatal(err)
+			}
+			s.CRC = crc32.ChecksumIEEE(b)
+		}
 	}
-	compareZipTree(t, readZipTree(t, dest), map[string]zipContent{
-		"blobs/":                         {Mode: fs.ModeDir | 0o755},
-		"blobs/sha256-aa":                {Mode: 0o644, Data: "alpha"},
-		"manifests/":                     {Mode: fs.ModeDir | 0o755},
-		"manifests/127.0.0.1:5000/":      {Mode: fs.ModeDir | 0o755},
-		"manifests/127.0.0.1:5000/empty": {Mode: 0o644},
-	})
-	left, _ := filepath.Glob(filepath.Join(filepath.Dir(dest), ".*tmp"))
-	if len(left) != 0 {
-		t.Errorf("temporary files left: %v", left)
+	if err := l.WriteHeaders(space); err != nil {
+		t.Fatal(err)
 	}
+	if err := space.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
-func TestWriteZipExisting(t *testing.T) {
+// TestPublishZip: a zip is published by rename and never over another
+// file: the same entries again keep the existing zip, different ones go
+// to "name (1).zip", "name (2).zip"…, a foreign file is kept.
+func TestPublishZip(t *testing.T) {
 	src := t.TempDir()
 	a := writeTestFile(t, filepath.Join(src, "a"), "alpha")
 	entries := []zipEntry{{Name: "blobs/"}, {Name: "blobs/a", Path: a}}
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "m.zip")
+	tmp := filepath.Join(dir, ".m.zip.tmp")
 
-	// The same content again: the existing zip is kept.
-	if _, _, err := writeZip(t.Context(), dest, entries); err != nil {
-		t.Fatal(err)
-	}
-	before, _ := os.ReadFile(dest)
-	got, _, err := writeZip(t.Context(), dest, entries)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != dest {
-		t.Errorf("identical rerun went to %q, want %q", got, dest)
-	}
-	after, _ := os.ReadFile(dest)
-	if !bytes.Equal(before, after) {
-		t.Errorf("identical rerun rewrote %s", dest)
-	}
-
-	// Different content: never overwrite, number the new one.
-	writeTestFile(t, a, "beta!")
-	for _, want := range []string{"m (1).zip", "m (2).zip"} {
-		got, _, err := writeZip(t.Context(), dest, entries)
+	publish := func() string {
+		t.Helper()
+		makeTestZip(t, tmp, entries)
+		got, err := publishZip(tmp, dest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if filepath.Base(got) != want {
+		if _, err := os.Stat(tmp); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("temporary zip left: %v", err)
+		}
+		if got == "" {
+			return dest
+		}
+		return got
+	}
+	if got := publish(); got != dest {
+		t.Fatalf("first publish went to %q", got)
+	}
+	before, _ := os.ReadFile(dest)
+	if got := publish(); got != dest {
+		t.Errorf("identical rerun went to %q, want %q", got, dest)
+	}
+	if after, _ := os.ReadFile(dest); !bytes.Equal(before, after) {
+		t.Errorf("identical rerun rewrote %s", dest)
+	}
+	for _, want := range []string{"m (1).zip", "m (2).zip"} {
+		writeTestFile(t, a, "other "+want)
+		if got := publish(); filepath.Base(got) != want {
 			t.Errorf("path = %q, want %q", filepath.Base(got), want)
 		}
-		writeTestFile(t, a, "gamma"+want)
 	}
 	if tree := readZipTree(t, dest); tree["blobs/a"].Data != "alpha" {
 		t.Errorf("original zip changed: blobs/a = %q", tree["blobs/a"].Data)
 	}
-	// A foreign file with the zip's name is kept too.
 	other := writeTestFile(t, filepath.Join(dir, "x.zip"), "not a zip")
-	got, _, err = writeZip(t.Context(), other, entries)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if filepath.Base(got) != "x (1).zip" {
-		t.Errorf("path = %q, want x (1).zip", got)
+	makeTestZip(t, tmp, entries)
+	got, err := publishZip(tmp, other)
+	if err != nil || filepath.Base(got) != "x (1).zip" {
+		t.Errorf("path = %q (%v), want x (1).zip", got, err)
 	}
 	if b, _ := os.ReadFile(other); string(b) != "not a zip" {
 		t.Errorf("foreign file overwritten")
 	}
 }
 
-func TestWriteZipRefusesUnsafeNames(t *testing.T) {
-	src := writeTestFile(t, filepath.Join(t.TempDir(), "a"), "x")
+func TestPlanZipRefusesUnsafeNames(t *testing.T) {
 	for _, name := range []string{"../a", "/abs", "a/../../b", `a\b`, "a//b", "./a", ""} {
-		t.Run(name, func(t *testing.T) {
-			dest := filepath.Join(t.TempDir(), "m.zip")
-			if _, _, err := writeZip(t.Context(), dest, []zipEntry{{Name: name, Path: src}}); err == nil {
-				t.Fatalf("writeZip accepted entry name %q", name)
-			}
-			if _, err := os.Stat(dest); !errors.Is(err, fs.ErrNotExist) {
-				t.Errorf("a zip was published despite the error")
-			}
-			left, _ := os.ReadDir(filepath.Dir(dest))
-			if len(left) != 0 {
-				t.Errorf("files left behind: %v", left)
-			}
-		})
+		if _, err := planZip([]zipSlot{{Name: name, Size: 1}}, time.Now()); err == nil {
+			t.Errorf("planZip accepted entry name %q", name)
+		}
 	}
 }
 
-func TestWriteZipCancelled(t *testing.T) {
-	src := writeTestFile(t, filepath.Join(t.TempDir(), "a"), strings.Repeat("x", 1<<20))
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	dest := filepath.Join(t.TempDir(), "m.zip")
-	_, _, err := writeZip(ctx, dest, []zipEntry{{Name: "a", Path: src}})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	if left, _ := os.ReadDir(filepath.Dir(dest)); len(left) != 0 {
-		t.Errorf("files left behind: %v", left)
-	}
-}
-
-// BenchmarkZipWrite streams a 64 MiB staging tree (one large blob and a
-// few small ones) into a zip, to show the writer's throughput.
-func BenchmarkZipWrite(b *testing.B) {
-	src := b.TempDir()
-	big := make([]byte, 64<<20)
-	for i := range big {
-		big[i] = byte(i * 7)
-	}
-	bigPath := filepath.Join(src, "big")
-	if err := os.WriteFile(bigPath, big, 0o644); err != nil {
+// BenchmarkReuseCopy is the cost of taking a blob from disk into a zip:
+// one read, SHA-256 and CRC-32 in the same pass, one write.
+func BenchmarkReuseCopy(b *testing.B) {
+	dir := b.TempDir()
+	data := testBytes(64<<20, 5)
+	src := filepath.Join(dir, "blob")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	entries := []zipEntry{{Name: "blobs/"}, {Name: "blobs/sha256-big", Path: bigPath}}
-	for _, n := range []string{"config", "template", "params"} {
-		p := filepath.Join(src, n)
-		if err := os.WriteFile(p, []byte(strings.Repeat(n, 100)), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		entries = append(entries, zipEntry{Name: "blobs/sha256-" + n, Path: p})
-	}
-	out := b.TempDir()
-	b.SetBytes(int64(len(big)))
+	s := blobSource{Digest: digestOf(data), Size: int64(len(data)), Path: src}
+	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		dest := filepath.Join(out, "m.zip")
-		if _, _, err := writeZip(b.Context(), dest, entries); err != nil {
+		space, err := openZipSpace([]string{filepath.Join(dir, "z")}, 0, int64(len(data)), true)
+		if err != nil {
 			b.Fatal(err)
 		}
-		b.StopTimer()
-		os.Remove(dest)
-		b.StartTimer()
+		if _, err := copyReusedBlob(b.Context(), space.Region(zipSlot{Name: "b", Size: int64(len(data))}), s, nil); err != nil {
+			b.Fatal(err)
+		}
+		space.Close()
 	}
 }
 
@@ -250,10 +223,7 @@ func TestZipHolds(t *testing.T) {
 	a := writeTestFile(t, filepath.Join(src, "a"), "alpha")
 	sum := sha256.Sum256([]byte("alpha"))
 	good := []zipEntry{{Name: "blobs/"}, {Name: "blobs/a", Path: a, Size: 5, SHA256: hex.EncodeToString(sum[:])}}
-	dest := filepath.Join(t.TempDir(), "m.zip")
-	if _, _, err := writeZip(t.Context(), dest, good); err != nil {
-		t.Fatal(err)
-	}
+	dest := makeTestZip(t, filepath.Join(t.TempDir(), "m.zip"), good)
 	other := sha256.Sum256([]byte("omega"))
 	tests := []struct {
 		name    string

@@ -5,6 +5,7 @@
 #   bash bench/run.sh                 # as root on a clean clone (installs tools)
 #   REPS=3 bash bench/run.sh          # fewer repetitions
 #   SCENARIOS="big sha" bash bench/run.sh
+#   SCENARIOS="ollama ollama_capped" bash bench/run.sh   # models vs a stock ollama pull
 #   OMD_BIN=/tmp/omd-experiment bash bench/run.sh   # A/B another build
 #
 # Everything it creates lives in bench/work/ (files, nginx configs, logs) and
@@ -22,6 +23,18 @@ FAST_PORT=${FAST_PORT:-18481}
 SLOW_PORT=${SLOW_PORT:-18482}
 CURL_THROTTLED_REPS=${CURL_THROTTLED_REPS:-1} # one connection at $RATE: 64 s per run for 256 MiB
 PARALLEL=${PARALLEL:-16}
+# Scenarios ollama / ollama_capped: a generated GGUF made into a model by the
+# stock Ollama, pushed to Debian's docker-registry whose blobs redirect to a
+# local nginx "CDN" (capped: limit_rate per connection), then pulled side by
+# side by a stock `ollama pull`, `omd install NAME` and the omd zip.
+OLLAMA_MIB=${OLLAMA_MIB:-200}
+OLLAMA_REPS=${OLLAMA_REPS:-3}
+OLLAMA_RATE=${OLLAMA_RATE:-8m}
+REG_PORT=${REG_PORT:-18483}
+REG_CAPPED_PORT=${REG_CAPPED_PORT:-18484}
+CDN_PORT=${CDN_PORT:-18485}
+CDN_CAPPED_PORT=${CDN_CAPPED_PORT:-18486}
+OLLAMA_PORT=${OLLAMA_PORT:-18487}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -34,13 +47,14 @@ RAW=$RESULTS/raw.tsv
 STATE=$RESULTS/state.tsv
 FAILURES=$RESULTS/failures.txt
 NGINX_PIDS=()
+OTHER_PIDS=() # docker-registry, ollama serve
 
 say() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 cleanup() {
 	local pid
-	for pid in "${NGINX_PIDS[@]}"; do
+	for pid in "${NGINX_PIDS[@]}" "${OTHER_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
@@ -73,15 +87,16 @@ make_file() {
 	mv "$path.tmp" "$path"
 }
 
-# start_nginx name port rate: one nginx in the foreground of a background
-# job, with its config, pid, logs and temp folders under bench/work/.
+# start_nginx name port rate [root]: one nginx in the foreground of a
+# background job, with its config, pid, logs and temp folders under
+# bench/work/, serving root (default bench/work/www).
 start_nginx() {
-	local name=$1 port=$2 rate=$3 prefix=$WORK/nginx-$1 i
+	local name=$1 port=$2 rate=$3 root=${4:-$WWW} prefix=$WORK/nginx-$1 i
 	if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
 		die "port $port is already in use: set FAST_PORT / SLOW_PORT"
 	fi
 	mkdir -p "$prefix"
-	sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" -e "s|@ROOT@|$WWW|g" -e "s|@RATE@|$rate|g" \
+	sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" -e "s|@ROOT@|$root|g" -e "s|@RATE@|$rate|g" \
 		"$BENCH/nginx.conf.in" >"$prefix/nginx.conf"
 	nginx -e "$prefix/error.log" -c "$prefix/nginx.conf" -p "$prefix" &
 	NGINX_PIDS+=($!)
@@ -332,6 +347,161 @@ scenario_rss16() {
 	rm -rf "$out"
 }
 
+# --- Models against the stock Ollama (issue 15) -----------------------------
+
+# ollama_bin finds the stock Ollama: $OLLAMA_BIN, the shared tools folder,
+# ollama on PATH.
+ollama_bin() {
+	local p
+	for p in "${OLLAMA_BIN:-}" "$ROOT/../shared/tools/ollama" "$ROOT/../../shared/tools/ollama" "$(command -v ollama 2>/dev/null || true)"; do
+		[[ -n $p && -x $p ]] && { echo "$p"; return; }
+	done
+	die "the stock Ollama is missing: set OLLAMA_BIN"
+}
+
+# start_registry port cdn_port: Debian's docker-registry on the shared
+# storage, redirecting blob GETs to http://localhost:cdn_port (another host
+# name: the stock Ollama follows a blob redirect only to another host).
+start_registry() {
+	local port=$1 cdn=$2 dir=$WORK/registry-$1 i
+	mkdir -p "$dir"
+	cat >"$dir/config.yml" <<-EOF
+	version: 0.1
+	log:
+	  level: warn
+	  accesslog:
+	    disabled: true
+	storage:
+	  filesystem:
+	    rootdirectory: $WORK/registry-storage
+	  maintenance:
+	    uploadpurging:
+	      enabled: false
+	http:
+	  addr: 127.0.0.1:$port
+	middleware:
+	  storage:
+	    - name: redirect
+	      options:
+	        baseurl: http://localhost:$cdn
+	EOF
+	env -i PATH=/usr/bin:/bin docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+	OTHER_PIDS+=($!)
+	for ((i = 0; i < 100; i++)); do
+		curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" && return
+		sleep 0.1
+	done
+	die "docker-registry did not start on $port: $(tail -n 5 "$dir/log")"
+}
+
+# ollama_serve models: a stock `ollama serve` on that models folder, its
+# pid in OLLAMA_PID; ollama_stop ends it.
+ollama_serve() {
+	local models=$1 i
+	mkdir -p "$models" "$WORK/ollama-home"
+	env -i PATH=/usr/bin:/bin HOME="$WORK/ollama-home" OLLAMA_MODELS="$models" OLLAMA_HOST=127.0.0.1:$OLLAMA_PORT \
+		OLLAMA_NO_CLOUD=1 "$OLLAMA" serve >"$LOGS/ollama-serve.log" 2>&1 &
+	OLLAMA_PID=$!
+	for ((i = 0; i < 200; i++)); do
+		curl -sf -o /dev/null "http://127.0.0.1:$OLLAMA_PORT/api/version" && return
+		sleep 0.05
+	done
+	die "ollama serve did not start: $(tail -n 5 "$LOGS/ollama-serve.log")"
+}
+
+ollama_stop() {
+	kill "$OLLAMA_PID" 2>/dev/null || true
+	wait "$OLLAMA_PID" 2>/dev/null || true
+}
+
+ollama_cli() {
+	env -i PATH=/usr/bin:/bin HOME="$WORK/ollama-home" OLLAMA_HOST=127.0.0.1:$OLLAMA_PORT "$OLLAMA" "$@"
+}
+
+# setup_ollama (once per run): the GGUF, both CDNs and registries, and the
+# model made and pushed by the stock Ollama.
+setup_ollama() {
+	[[ -n ${OLLAMA_READY:-} ]] && return
+	command -v docker-registry >/dev/null || die "docker-registry is missing: apt-get install docker-registry"
+	OLLAMA=$(ollama_bin)
+	local gguf=$WORK/bench-$OLLAMA_MIB.gguf src=$WORK/ollama-src
+	[[ -f $gguf ]] || (cd "$ROOT" && go run ./bench/gguf -size "${OLLAMA_MIB}M" -o "$gguf")
+	rm -rf "$WORK/registry-storage" "$WORK/ollama-maker"
+	mkdir -p "$WORK/registry-storage/docker/registry/v2" "$src"
+	start_nginx cdn "$CDN_PORT" 0 "$WORK/registry-storage"
+	start_nginx cdn-capped "$CDN_CAPPED_PORT" "$OLLAMA_RATE" "$WORK/registry-storage"
+	start_registry "$REG_PORT" "$CDN_PORT"
+	start_registry "$REG_CAPPED_PORT" "$CDN_CAPPED_PORT"
+	ln -sf "$gguf" "$src/model.gguf"
+	printf 'FROM ./model.gguf\nLICENSE """omd bench license"""\nPARAMETER temperature 0.5\n' >"$src/Modelfile"
+	say "making and pushing the ${OLLAMA_MIB} MiB model with the stock Ollama"
+	ollama_serve "$WORK/ollama-maker"
+	(cd "$src" && ollama_cli create benchmodel -f Modelfile >"$LOGS/ollama-create.log" 2>&1) || die "ollama create failed: $(tail -n 3 "$LOGS/ollama-create.log")"
+	ollama_cli cp benchmodel "127.0.0.1:$REG_PORT/library/benchmodel:latest" >/dev/null
+	ollama_cli push --insecure "127.0.0.1:$REG_PORT/library/benchmodel:latest" >"$LOGS/ollama-push.log" 2>&1 || die "ollama push failed: $(tail -n 3 "$LOGS/ollama-push.log")"
+	ollama_stop
+	rm -rf "$WORK/ollama-maker"
+	OLLAMA_READY=1
+}
+
+# peak_disk dir pid: the largest disk use (du, allocated bytes) of dir
+# while pid runs, sampled every 20 ms.
+peak_disk() {
+	local dir=$1 pid=$2 peak=0 n
+	while kill -0 "$pid" 2>/dev/null; do
+		n=$(du -s -B1 "$dir" 2>/dev/null | cut -f1) || n=0
+		((n > peak)) && peak=$n
+		sleep 0.02
+	done
+	echo "$peak"
+}
+
+# ollama_scenario scen registry_port: stock `ollama pull`, `omd install
+# NAME` and the omd zip of the same model, into the same disk, rotated.
+ollama_scenario() {
+	local scen=$1 port=$2 out=$WORK/out rep i cmd ref tools=(ollama omd omd-zip) empty=$WORK/no-models
+	setup_ollama
+	ref=127.0.0.1:$port/library/benchmodel:latest
+	mkdir -p "$empty"
+	for ((rep = 1; rep <= OLLAMA_REPS; rep++)); do
+		for i in $(rotate ${#tools[@]} "$rep"); do
+			rm -rf "$out" "$WORK/ollama-models"
+			local runout=$out
+			case ${tools[i]} in
+			ollama)
+				# The server runs (untimed) on a fresh folder; the pull is timed.
+				ollama_serve "$WORK/ollama-models"
+				cmd=(env -i PATH=/usr/bin:/bin HOME="$WORK/ollama-home" OLLAMA_HOST=127.0.0.1:$OLLAMA_PORT "$OLLAMA" pull --insecure "$ref")
+				;;
+			# $OLLAMA_MODELS points at an empty folder: nothing is reused.
+			omd) cmd=(env OLLAMA_MODELS="$empty" "$OMD" install "$ref" -models-dir "$out/models" -registry "http://127.0.0.1:$port" -output-dir "$out/state") ;;
+			omd-zip) cmd=(env OLLAMA_MODELS="$empty" "$OMD" -output-dir "$out/zip" -registry "http://127.0.0.1:$port" "$ref") ;;
+			esac
+			run_one "$scen" "${tools[i]}" "$rep" "$runout" "${cmd[@]}" || true
+			if [[ ${tools[i]} == ollama ]]; then
+				ollama_stop
+				rm -rf "$WORK/ollama-models"
+			fi
+			if [[ ${tools[i]} == omd-zip && $rep == 1 ]]; then
+				"$OMD" verify "$out/zip/benchmodel-latest.zip" >"$LOGS/$scen-verify.log" 2>&1 || die "the zip does not verify: $(tail -n 3 "$LOGS/$scen-verify.log")"
+			fi
+		done
+	done
+	# Peak disk use of the zip pull, against the model's size.
+	rm -rf "$out"
+	mkdir -p "$out/zip"
+	env OLLAMA_MODELS="$empty" "$OMD" -output-dir "$out/zip" -registry "http://127.0.0.1:$port" "$ref" >/dev/null 2>&1 &
+	local pid=$! peak
+	peak=$(peak_disk "$out" "$pid")
+	wait "$pid" || die "omd zip failed"
+	printf '%s\t%s\t%s\n' "$scen" "$peak" "$(stat -c %s "$out/zip/benchmodel-latest.zip")" >>"$RESULTS/disk.tsv"
+	say "$scen: zip peak disk $((peak >> 20)) MiB for a $(($(stat -c %s "$out/zip/benchmodel-latest.zip") >> 20)) MiB zip"
+	rm -rf "$out"
+}
+
+scenario_ollama() { ollama_scenario ollama "$REG_PORT"; }
+scenario_ollama_capped() { ollama_scenario ollama_capped "$REG_CAPPED_PORT"; }
+
 scenario_gobench() {
 	say "go test -bench (hashing, loopback engine)"
 	(cd "$ROOT" && go test -run '^$' -bench . -benchtime 5x -count 1 .) >"$RESULTS/gobench.txt" 2>&1 ||
@@ -341,13 +511,13 @@ scenario_gobench() {
 # summarize prints the medians, the ratios and the targets as markdown.
 summarize() {
 	awk -F'\t' -v big="$BIG_MIB" -v thr="$THROTTLED_MIB" -v small="$SMALL_COUNT" -v many="$MANY_COUNT" -v reps="$REPS" -v rate="$RATE" \
-		-v state="$STATE" -v gobench="$RESULTS/gobench.txt" '
+		-v state="$STATE" -v gobench="$RESULTS/gobench.txt" -v omib="$OLLAMA_MIB" -v orate="$OLLAMA_RATE" -v disk="$RESULTS/disk.tsv" '
 	function median(key,   n, i, j, t, v) {
 		n = split(walls[key], v, " ")
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
 		return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 	}
-	function mib(scen) { return scen == "big" || scen == "sha" || scen == "rss16" ? big : scen == "throttled" ? thr : scen == "many" ? many / 16 : scen == "history" ? 1 / 256 : small }
+	function mib(scen) { return scen ~ /^ollama/ ? omib : scen == "big" || scen == "sha" || scen == "rss16" ? big : scen == "throttled" ? thr : scen == "many" ? many / 16 : scen == "history" ? 1 / 256 : small }
 	{
 		key = $1 SUBSEP $2
 		if (!(key in walls)) { order[++count] = key }
@@ -396,6 +566,7 @@ summarize() {
 		if (o in peak) printf "| peak RSS < 32 MiB, %d MiB throttled (needs 16 connections; omd made %s GET requests) | %.1f MiB | %s |\n", big, gets[o], peak[o] / 1024, (peak[o] < 32768 ? "yes" : "**no**")
 		o = "big" SUBSEP "omd"
 		if (o in peak) printf "| peak RSS, %d MiB unthrottled (default flags) < 32 MiB | %.1f MiB | %s |\n", big, peak[o] / 1024, (peak[o] < 32768 ? "yes" : "**no**")
+		modelTargets()
 		stateSummary()
 		if ((getline line < gobench) > 0) {
 			print ""
@@ -411,6 +582,32 @@ summarize() {
 		if (!(o in m) || !(p in m)) return
 		r = m[o] / m[p]
 		printf "| %s | %.2f× | %s |\n", text, r, (r <= limit ? "yes" : "**no**")
+	}
+	function modelTargets(   line, v) {
+		if (!(("ollama" SUBSEP "ollama") in m) && !(("ollama_capped" SUBSEP "ollama") in m)) return
+		print ""
+		print "## Models against a stock ollama pull (issue 15)"
+		print ""
+		print "A " omib " MiB model made and pushed by the stock Ollama to Docker Distribution, blobs redirected to a local"
+		print "nginx CDN (capped: limit_rate " orate " per connection); each tool into an empty folder on the same disk."
+		print "omd = `install NAME` (straight into the models folder), omd-zip = the zip pull."
+		print ""
+		print "| target | measured | met |"
+		print "|---|---|---|"
+		pair("ollama", "omd", "ollama", 1.0, "full speed: install NAME ≤ 1.0× ollama pull")
+		pair("ollama", "omd-zip", "ollama", 1.0, "full speed: zip ≤ 1.0× ollama pull")
+		pair("ollama_capped", "omd", "ollama", 0.25, "CDN capped at " orate "/connection: install NAME ≤ 0.25× ollama pull")
+		pair("ollama_capped", "omd-zip", "ollama", 0.25, "CDN capped at " orate "/connection: zip ≤ 0.25× ollama pull")
+		while ((getline line < disk) > 0) {
+			split(line, v, "\t")
+			printf "| %s: peak disk of the zip pull ≈ one model size | %.0f MiB for a %.0f MiB zip (%.2f×) | %s |\n", v[1], v[2] / 1048576, v[3] / 1048576, v[2] / v[3], (v[2] <= v[3] * 1.05 ? "yes" : "**no**")
+		}
+	}
+	function pair(scen, a, b, limit, text,   x, y, r) {
+		x = scen SUBSEP a; y = scen SUBSEP b
+		if (!(x in m) || !(y in m)) return
+		r = m[x] / m[y]
+		printf "| %s | %.2f× (%.2f s vs %.2f s) | %s |\n", text, r, m[x], m[y], (r <= limit ? "yes" : "**no**")
 	}
 	function stateSummary(   n, i, t, gaps, prev, maxgap, first, v, sum) {
 		n = 0
@@ -451,7 +648,7 @@ main() {
 	start_nginx fast "$FAST_PORT" 0
 	start_nginx slow "$SLOW_PORT" "$RATE"
 	: >"$RAW"
-	rm -f "$STATE" "$RESULTS/gobench.txt" "$FAILURES"
+	rm -f "$STATE" "$RESULTS/gobench.txt" "$FAILURES" "$RESULTS/disk.tsv"
 	local s
 	for s in $SCENARIOS; do
 		say "scenario $s"
