@@ -72,6 +72,12 @@ type fileRequest struct {
 	// unknown), from one goroutine at a time; it must be cheap.
 	Progress func(done, total int64)
 	OnPath   func(path string)
+	// Written, when set, is told every range [start, end) of the .part
+	// once its bytes are written there (not yet synced), from the
+	// transfer's goroutines; start < 0 means the .part is about to be
+	// emptied and every range told before is void. It lets a reader serve
+	// the file while it arrives (the model cache); it must be cheap.
+	Written func(start, end int64)
 }
 
 // fileResult is what a finished transfer produced.
@@ -480,12 +486,21 @@ func (d *rangeDownloader) openPart(t *transfer) error {
 	t.resumed = keep
 	if keep > 0 {
 		d.log.Info("resuming", "file", t.path, "from", keep)
+		t.told(0, keep)
 	}
 	return nil
 }
 
+// told passes a written range of the .part to the request's Written.
+func (t *transfer) told(start, end int64) {
+	if t.req.Written != nil {
+		t.req.Written(start, end)
+	}
+}
+
 // restart throws the partial data away and starts again from byte 0.
 func (d *rangeDownloader) restart(t *transfer) error {
+	t.told(-1, -1)
 	if err := t.file.Truncate(0); err != nil {
 		return fmt.Errorf("truncating %s: %w", partPath(t.path), err)
 	}
@@ -741,6 +756,7 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 			if _, err := t.file.Write(buf[:n]); err != nil {
 				return &diskError{fmt.Errorf("writing %s: %w", partPath(t.path), err)}
 			}
+			t.told(t.offset, t.offset+int64(n))
 			hasher.add(buf[:n])
 			buf = hasher.next()
 			t.offset += int64(n)
