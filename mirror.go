@@ -675,6 +675,17 @@ func (m *modelMirror) serveUpstreamBlob(w http.ResponseWriter, r *http.Request, 
 		m.serveCachedBlob(w, r, ref.Digest, repo)
 		return
 	}
+	if r.Method == http.MethodHead && ref.Size <= m.Cache.headWaitBelow {
+		// Ollama asks HEAD before each blob: for a small one, waiting for
+		// the verdict costs nothing and turns a bad upstream blob into a
+		// clear error now, rather than a cut transfer Ollama retries for
+		// a minute.
+		select {
+		case <-f.done:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if err, _ := f.failed(); err != nil {
 		registryError(w, http.StatusBadGateway, "BLOB_UNKNOWN", err.Error())
 		return

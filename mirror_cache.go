@@ -66,6 +66,7 @@ type modelCache struct {
 	pendingTTL        time.Duration // a manifest whose blobs never all came is forgotten after this idle time
 	sweepEvery        time.Duration
 	holdback          int64
+	headWaitBelow     int64 // a HEAD for a blob this small still arriving waits for its verdict
 	now               func() time.Time
 
 	ctx      context.Context // ends at Close: fetches stop, their .part kept for a resume
@@ -158,6 +159,7 @@ func openModelCache(cfg cacheConfig) (*modelCache, error) {
 		pendingTTL:        10 * time.Minute,
 		sweepEvery:        time.Minute,
 		holdback:          cacheHoldback,
+		headWaitBelow:     16 << 20,
 		now:               time.Now,
 		ctx:               ctx,
 		cancel:            cancel,

@@ -180,6 +180,7 @@ type cdnRegistry struct {
 	manGets  atomic.Int64 // manifest requests
 	down     atomic.Bool  // the proxy refuses every request, as an unreachable upstream
 	corrupt  sync.Map     // digest → true: the CDN flips a byte of it
+	slow     sync.Map     // digest → time.Duration: the CDN waits this long before answering
 }
 
 func (c *cdnRegistry) cdnHits(digest string) int64 {
@@ -208,6 +209,13 @@ func startCDNRegistry(t *testing.T, bin string) *cdnRegistry {
 		if err != nil {
 			http.NotFound(w, r)
 			return
+		}
+		if d, ok := c.slow.Load(digest); ok {
+			select {
+			case <-time.After(d.(time.Duration)):
+			case <-r.Context().Done():
+				return
+			}
 		}
 		if _, bad := c.corrupt.Load(digest); bad {
 			data = bytes.Clone(data)
@@ -290,6 +298,7 @@ middleware:
 		switch {
 		case strings.Contains(r.URL.Path, "/blobs/"):
 			c.blobGets.Add(1)
+			fmt.Fprintf(os.Stderr, "DEBUG upstream %s %s %s\n", r.Method, r.URL.Path, r.Header.Get("Range"))
 		case strings.Contains(r.URL.Path, "/manifests/"):
 			c.manGets.Add(1)
 		}
@@ -327,17 +336,243 @@ func startTestCache(t *testing.T, upstream string, max int64, tune func(*modelCa
 	return m, ln.Addr().String(), m.Cache.dir
 }
 
-func TestCacheOllamaSmoke(t *testing.T) {
+// TestCacheWithStockOllama: stock Ollama hosts pull through the cache from
+// Docker Distribution (blobs redirected to a CDN under another host name),
+// as a LAN would from registry.ollama.ai.
+func TestCacheWithStockOllama(t *testing.T) {
 	ollama := ollamaBinary(t)
 	reg := startCDNRegistry(t, registryBinaryOrSkip(t))
-	model := newFakeModel(t, "tiny:latest", testBytes(256<<10, 7), []byte("{{ .Prompt }}"), []byte(`{"temperature":0}`))
-	reg.push(t, "library/tiny", "latest", model)
-	_, addr, _ := startTestCache(t, reg.Upstream, 0, nil)
-	hosts := startOllamaHosts(t, ollama, 2)
-	hosts[0].mustPull(t, reg.Host+"/library/tiny:latest")
-	hosts[1].mustPull(t, addr+"/library/tiny:latest")
-	if a, b := hosts[0].tree(t), hosts[1].tree(t); fmt.Sprint(a) != fmt.Sprint(b) {
-		t.Errorf("trees differ")
+	template, params := []byte("{{ .Prompt }}"), []byte(`{"temperature":0}`)
+	tiny := newFakeModel(t, "tiny:latest", testBytes(256<<10, 7), template, params)
+	reg.push(t, "library/tiny", "latest", tiny)
+	m, addr, cacheDir := startTestCache(t, reg.Upstream, 0, func(c *modelCache) { c.failedTTL = time.Minute })
+	hosts := startOllamaHosts(t, ollama, 5)
+	direct, a, b, c1, c2 := hosts[0], hosts[1], hosts[2], hosts[3], hosts[4]
+
+	t.Run("cold pull equals a direct pull", func(t *testing.T) {
+		direct.mustPull(t, reg.Host+"/library/tiny:latest")
+		a.mustPull(t, addr+"/library/tiny:latest")
+		want, got := direct.tree(t), a.tree(t)
+		compareTrees(t, got, want)
+		if len(want) != len(tiny.Blobs)+1 {
+			t.Errorf("direct pull has %d files, want %d", len(want), len(tiny.Blobs)+1)
+		}
+		if code := runVerifyCommand(t.Context(), []string{cacheDir}, io.Discard, io.Discard); code != 0 {
+			t.Errorf("verify of the cache folder: exit code %d", code)
+		}
+	})
+
+	t.Run("a second host's pull fetches no blob upstream", func(t *testing.T) {
+		blobs, manifests := reg.blobGets.Load(), reg.manGets.Load()
+		cdn := totalCDNHits(reg, tiny)
+		b.mustPull(t, addr+"/library/tiny") // the short form: no tag
+		compareTrees(t, b.tree(t), direct.tree(t))
+		if n := reg.blobGets.Load() - blobs; n != 0 {
+			t.Errorf("%d blob requests reached the registry", n)
+		}
+		if n := totalCDNHits(reg, tiny) - cdn; n != 0 {
+			t.Errorf("%d blob requests reached the CDN", n)
+		}
+		if n := reg.manGets.Load() - manifests; n != 1 {
+			t.Errorf("%d manifest requests upstream, want 1 (the tag revalidated)", n)
+		}
+	})
+
+	t.Run("two hosts at once fetch each blob upstream once", func(t *testing.T) {
+		pair := newFakeModel(t, "pair:latest", testBytes(1<<20, 9), template, params)
+		reg.push(t, "library/pair", "latest", pair)
+		// Slow enough that both hosts ask while the fetch runs.
+		reg.slow.Store(digestOf(testBytes(1<<20, 9)), 300*time.Millisecond)
+		before := map[string]int64{}
+		for d := range pair.Blobs {
+			before[d] = reg.cdnHits(d)
+		}
+		blobs := reg.blobGets.Load()
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		outs := make([]string, 2)
+		for i, h := range []*lanHost{c1, c2} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				outs[i], errs[i] = h.pull(t.Context(), addr+"/library/pair:latest")
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("host %d: %v\n%s", i, err, outs[i])
+			}
+		}
+		compareTrees(t, c1.tree(t), c2.tree(t))
+		for d := range pair.Blobs {
+			if _, shared := tiny.Blobs[d]; shared {
+				continue // cached by the first pull
+			}
+			if n := reg.cdnHits(d) - before[d]; n != 1 {
+				t.Errorf("blob %s fetched %d times from the CDN, want 1", d[:19], n)
+			}
+		}
+		if n, want := reg.blobGets.Load()-blobs, int64(2); n != want { // the 1 MiB layer and the config
+			t.Errorf("%d blob requests reached the registry, want %d", n, want)
+		}
+	})
+
+	t.Run("upstream down: cached models still pull", func(t *testing.T) {
+		reg.down.Store(true)
+		defer reg.down.Store(false)
+		c1.mustPull(t, addr+"/library/tiny:latest")
+		got := c1.tree(t)
+		for name, data := range direct.tree(t) {
+			if got[name] != data {
+				t.Errorf("%s differs or is missing after an offline pull", name)
+			}
+		}
+		out, err := c1.pull(t.Context(), addr+"/library/never-cached:latest")
+		t.Logf("offline, not cached: %v %s", err, tailLines(out, 1))
+		if err == nil {
+			t.Errorf("a model neither cached nor reachable pulled: %s", out)
+		}
+	})
+
+	t.Run("a tag pushed anew upstream is seen", func(t *testing.T) {
+		tiny2 := newFakeModel(t, "tiny:latest", testBytes(200<<10, 8), template, params)
+		reg.push(t, "library/tiny", "latest", tiny2)
+		a.mustPull(t, addr+"/library/tiny:latest")
+		if got := a.tree(t)["manifests/HOST/library/tiny/latest"]; got != string(tiny2.Manifest) {
+			t.Errorf("after the tag moved, host A has manifest %.80q, want the new one", got)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			data, err := os.ReadFile(filepath.Join(cacheDir, "manifests", reg.Upstream[len("http://"):], "library", "tiny", "latest"))
+			if err == nil && string(data) == string(tiny2.Manifest) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cache still holds the old manifest: %v %.80q", err, data)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		old := "sha256-" + strings.TrimPrefix(digestOf(testBytes(256<<10, 7)), "sha256:")
+		if _, err := os.Stat(filepath.Join(cacheDir, "blobs", old)); !os.IsNotExist(err) {
+			t.Errorf("the old model layer, no longer listed, is still cached: %v", err)
+		}
+	})
+
+	t.Run("a corrupt upstream blob fails the pull and is not kept", func(t *testing.T) {
+		bad := newFakeModel(t, "bad:latest", testBytes(300<<10, 11), template, params)
+		reg.push(t, "library/bad", "latest", bad)
+		layer := digestOf(testBytes(300<<10, 11))
+		reg.corrupt.Store(layer, true)
+		start := time.Now()
+		out, err := c2.pull(t.Context(), addr+"/library/bad:latest")
+		t.Logf("pull of a corrupt model took %v: %v\n%s", time.Since(start), err, out)
+		if err == nil {
+			t.Fatalf("the pull of a model with a corrupt blob succeeded")
+		}
+		if _, ok := c2.tree(t)["manifests/HOST/library/bad/latest"]; ok {
+			t.Error("host has the model")
+		}
+		filepath.WalkDir(cacheDir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.Contains(d.Name(), strings.TrimPrefix(layer, "sha256:")) {
+				t.Errorf("the corrupt blob left %s in the cache", p)
+			}
+			if err == nil && strings.Contains(p, "library/bad") {
+				t.Errorf("the cache holds %s", p)
+			}
+			return nil
+		})
+	})
+
+	t.Run("push, upload and delete are refused", func(t *testing.T) {
+		out, err := runOllama(t, a, "push", "--insecure", addr+"/library/tiny:latest")
+		t.Logf("push: %v %s", err, tailLines(out, 1))
+		if err == nil {
+			t.Errorf("ollama push to the cache succeeded: %s", out)
+		}
+		for _, tc := range []struct{ method, path string }{
+			{"POST", "/v2/library/tiny/blobs/uploads/"},
+			{"PATCH", "/v2/library/tiny/blobs/uploads/abc"},
+			{"PUT", "/v2/library/tiny/blobs/uploads/abc?digest=" + digestOf(template)},
+			{"GET", "/v2/library/tiny/blobs/uploads/abc"},
+			{"PUT", "/v2/library/tiny/manifests/latest"},
+			{"DELETE", "/v2/library/tiny/manifests/latest"},
+			{"DELETE", "/v2/library/tiny/blobs/" + digestOf(template)},
+		} {
+			req, _ := http.NewRequest(tc.method, "http://"+addr+tc.path, strings.NewReader("{}"))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(body), "UNSUPPORTED") {
+				t.Errorf("%s %s = %d %s, want 405 UNSUPPORTED", tc.method, tc.path, resp.StatusCode, body)
+			}
+		}
+	})
+
+	t.Run("eviction under -cache-max", func(t *testing.T) {
+		evA := newFakeModel(t, "eva:latest", testBytes(1<<20, 21), template, params)
+		evB := newFakeModel(t, "evb:latest", testBytes(1<<20, 22), template, params)
+		reg.push(t, "library/eva", "latest", evA)
+		reg.push(t, "library/evb", "latest", evB)
+		_, small, dir := startTestCache(t, reg.Upstream, 1536<<10, func(c *modelCache) { c.activeGrace = 0 })
+		b.mustPull(t, small+"/library/eva:latest")
+		c1.mustPull(t, small+"/library/evb:latest")
+		files := folderTree(t, dir, false)
+		prefix := "manifests/" + strings.TrimPrefix(reg.Upstream, "http://") + "/library/"
+		if _, ok := files[prefix+"eva/latest"]; ok {
+			t.Error("the least recently pulled model was not evicted")
+		}
+		if _, ok := files[prefix+"evb/latest"]; !ok {
+			t.Error("the model just pulled is not cached")
+		}
+		for digest, data := range evA.Blobs {
+			_, kept := files["blobs/sha256-"+strings.TrimPrefix(digest, "sha256:")]
+			_, shared := evB.Blobs[digest]
+			if kept != shared {
+				t.Errorf("blob of %d bytes: kept=%v, shared with the kept model=%v", len(data), kept, shared)
+			}
+		}
+		if code := runVerifyCommand(t.Context(), []string{dir}, io.Discard, io.Discard); code != 0 {
+			t.Errorf("verify of the cache folder after eviction: exit code %d", code)
+		}
+		c2.mustPull(t, small+"/library/eva:latest") // fetched again
+	})
+	_ = m
+}
+
+func runOllama(t *testing.T, h *lanHost, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.bin, args...)
+	cmd.Env = h.env()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func totalCDNHits(reg *cdnRegistry, m fakeModel) int64 {
+	var n int64
+	for d := range m.Blobs {
+		n += reg.cdnHits(d)
 	}
-	_ = io.Discard
+	return n
+}
+
+func compareTrees(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	for name, data := range want {
+		if g, ok := got[name]; !ok {
+			t.Errorf("%s is missing", name)
+		} else if g != data {
+			t.Errorf("%s differs (%d bytes, want %d)", name, len(g), len(data))
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s is extra", name)
+		}
+	}
 }
