@@ -298,7 +298,6 @@ middleware:
 		switch {
 		case strings.Contains(r.URL.Path, "/blobs/"):
 			c.blobGets.Add(1)
-			fmt.Fprintf(os.Stderr, "DEBUG upstream %s %s %s\n", r.Method, r.URL.Path, r.Header.Get("Range"))
 		case strings.Contains(r.URL.Path, "/manifests/"):
 			c.manGets.Add(1)
 		}
