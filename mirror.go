@@ -401,7 +401,6 @@ func (m *modelMirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	done := m.Stats.begin(client, m.now())
 	defer func() { done(m.now()) }()
-	w = countingWriter{ResponseWriter: w, n: &m.Stats.served}
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	p := r.URL.Path
 	if p == "/v2" || p == "/v2/" {
@@ -529,7 +528,7 @@ func (m *modelMirror) serveManifest(w http.ResponseWriter, r *http.Request, name
 		}
 		e, err := m.Cache.manifest(r.Context(), mn)
 		if err == nil {
-			writeManifest(w, r, e.raw, e.digest, manifestContentType(e))
+			m.writeManifest(w, r, e.raw, e.digest, manifestContentType(e))
 			return
 		}
 		if r.Context().Err() != nil {
@@ -537,7 +536,7 @@ func (m *modelMirror) serveManifest(w http.ResponseWriter, r *http.Request, name
 		}
 		// Upstream has no such model or cannot be reached: a zip may.
 		if mf := m.sourceManifest(name, ref); mf != nil {
-			writeManifest(w, r, mf.Data, mf.Digest, mf.MediaType)
+			m.writeManifest(w, r, mf.Data, mf.Digest, mf.MediaType)
 			return
 		}
 		if errors.Is(err, errNotFound) {
@@ -556,10 +555,10 @@ func (m *modelMirror) serveManifest(w http.ResponseWriter, r *http.Request, name
 		registryError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no "+name+":"+ref+" here")
 		return
 	}
-	writeManifest(w, r, mf.Data, mf.Digest, mf.MediaType)
+	m.writeManifest(w, r, mf.Data, mf.Digest, mf.MediaType)
 }
 
-func writeManifest(w http.ResponseWriter, r *http.Request, data []byte, digest, mediaType string) {
+func (m *modelMirror) writeManifest(w http.ResponseWriter, r *http.Request, data []byte, digest, mediaType string) {
 	h := w.Header()
 	h.Set("Content-Type", mediaType)
 	h.Set("Docker-Content-Digest", digest)
@@ -568,7 +567,8 @@ func writeManifest(w http.ResponseWriter, r *http.Request, data []byte, digest, 
 	if r.Method == http.MethodHead {
 		return
 	}
-	w.Write(data)
+	n, _ := w.Write(data)
+	m.Stats.served.Add(int64(n))
 }
 
 // serveBlob answers a blob: from the cache's folder, from a zip or
@@ -617,6 +617,7 @@ func (m *modelMirror) serveBlob(w http.ResponseWriter, r *http.Request, name, di
 			return
 		}
 	}
+	w = countingWriter{ResponseWriter: w, n: &m.Stats.served}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", digest)
