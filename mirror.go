@@ -334,7 +334,7 @@ func printMirrorBanner(out io.Writer, m *modelMirror, addr *net.TCPAddr) {
 	if c := m.Cache; c != nil {
 		bound := "no size bound"
 		if c.max > 0 {
-			bound = "at most " + sizeText(c.max)
+			bound = "at most " + humanBytes(c.max)
 		}
 		fmt.Fprintf(out, "Caching models from %s in %s (%s); a model not here is fetched once and served while it arrives.\n",
 			redactURL(c.upstream.base.String()), c.dir, bound)
