@@ -78,6 +78,10 @@ type fileRequest struct {
 	// emptied and every range told before is void. It lets a reader serve
 	// the file while it arrives (the model cache); it must be cheap.
 	Written func(start, end int64)
+	// Verified, when set, is called once the whole file is in the .part
+	// and matched the request's SHA-256, before it is synced and renamed:
+	// what a reader held back may go out then.
+	Verified func()
 }
 
 // fileResult is what a finished transfer produced.
@@ -982,6 +986,9 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 		t.file = nil
 		_ = removePartial(t.path)
 		return fileResult{}, fmt.Errorf("verifying %s: got sha256 %s, expected %s: %w", redactURL(t.req.URL), sum, t.req.SHA256, errChecksumMismatch)
+	}
+	if t.req.Verified != nil {
+		t.req.Verified()
 	}
 	syncStart := time.Now()
 	if err := t.file.Sync(); err != nil {

@@ -99,6 +99,7 @@ type cacheEntry struct {
 	pulled      time.Time // last pull (written entries: the eviction order)
 	touched     time.Time // last use (pending entries)
 	prefetching bool
+	writing     bool
 }
 
 // cacheInUseError is a second writer on one cache folder.
@@ -551,6 +552,7 @@ func (c *modelCache) runFetch(f *blobFetch, b blobRef, name modelName) {
 				}
 				f.written(start, end)
 			},
+			Verified: f.verify,
 		})
 		if err == nil || c.ctx.Err() != nil {
 			break
@@ -609,7 +611,8 @@ func (c *modelCache) writeReady() {
 	c.mu.Lock()
 	var ready []*cacheEntry
 	for _, e := range c.pending {
-		if c.hasAllLocked(e) {
+		if !e.writing && c.hasAllLocked(e) {
+			e.writing = true // one writer, though several fetches end at once
 			ready = append(ready, e)
 		}
 	}
@@ -623,6 +626,9 @@ func (c *modelCache) writeReady() {
 		}
 		if err != nil {
 			c.log.Warn("model cache: writing a manifest", "model", e.name.DisplayName(), "err", err)
+			c.mu.Lock()
+			e.writing = false
+			c.mu.Unlock()
 			continue
 		}
 		c.mu.Lock()

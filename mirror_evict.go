@@ -44,6 +44,16 @@ func (c *modelCache) sweep() {
 			delete(c.pending, key)
 		}
 	}
+	for key, at := range c.active {
+		if now.Sub(at) > c.activeGrace {
+			delete(c.active, key) // names asked for once, maybe never to exist
+		}
+	}
+	for digest, f := range c.fetches {
+		if err, at := f.failed(); err != nil && now.Sub(at) > c.failedTTL {
+			delete(c.fetches, digest)
+		}
+	}
 	c.removeOrphansLocked()
 	c.removeIncomingLocked(false, now)
 	c.evictLocked(0)

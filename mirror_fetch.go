@@ -36,6 +36,7 @@ type blobFetch struct {
 	gen      int      // bumped whenever the .part is emptied: ranges told before are void
 	have     rangeSet // ranges of this generation written into the .part
 	changed  chan struct{}
+	verified bool   // the engine matched the whole .part to the digest
 	path     string // the verified blob, once the fetch succeeded
 	err      error  // why the fetch failed, once it ended
 	finished time.Time
@@ -68,6 +69,16 @@ func (f *blobFetch) newGeneration() {
 func (f *blobFetch) newGenerationLocked() {
 	f.gen++
 	f.have = nil
+	f.verified = false
+	f.wakeLocked()
+}
+
+// verify is the engine's Verified hook: the .part holds the blob, its
+// digest checked; the held-back end may go out while the engine syncs.
+func (f *blobFetch) verify() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.verified = true
 	f.wakeLocked()
 }
 
@@ -108,7 +119,7 @@ func (f *blobFetch) view(pos, holdback int64) fetchView {
 	defer f.mu.Unlock()
 	v := fetchView{gen: f.gen, path: f.path, err: f.err, changed: f.changed, readable: pos}
 	switch {
-	case f.path != "":
+	case f.path != "" || f.verified && f.err == nil:
 		v.readable = f.size
 	case f.err == nil:
 		v.readable = max(pos, min(f.have.reach(pos), f.size-holdback))
@@ -135,7 +146,7 @@ func (f *blobFetch) copyRange(ctx context.Context, w io.Writer, start, end, hold
 			file.Close()
 		}
 	}()
-	fileGen, pos := -1, start
+	fileGen, pos, started := -1, start, false
 	for pos < end {
 		v := f.view(pos, holdback)
 		if v.err != nil {
@@ -188,6 +199,29 @@ func (f *blobFetch) copyRange(ctx context.Context, w io.Writer, start, end, hold
 			file, fileGen = opened, v.gen
 		}
 		want := min(v.readable, end) - pos
+		if !started && began != nil {
+			started = true
+			began()
+		}
+		if rf, ok := w.(io.ReaderFrom); ok {
+			// The response's ReadFrom sends a file with sendfile: no copy
+			// through this process. The bytes cannot be looked at before
+			// they go; only an engine restart (a server that broke its
+			// ranges) could change them meanwhile, and the next turn of
+			// the loop then cuts the connection.
+			if _, err := file.Seek(pos, io.SeekStart); err != nil {
+				return pos - start, fmt.Errorf("reading the cached blob: %w", err)
+			}
+			n, err := rf.ReadFrom(io.LimitReader(file, want))
+			pos += n
+			if err != nil {
+				return pos - start, err
+			}
+			if n == 0 {
+				return pos - start, fmt.Errorf("reading the cached blob: %w", io.ErrUnexpectedEOF)
+			}
+			continue
+		}
 		n, err := file.ReadAt(buf[:min(int64(len(buf)), want)], pos)
 		if n == 0 && err != nil {
 			return pos - start, fmt.Errorf("reading the cached blob: %w", err)
@@ -196,9 +230,6 @@ func (f *blobFetch) copyRange(ctx context.Context, w io.Writer, start, end, hold
 		// they are sent only if the generation still holds.
 		if f.generation() != fileGen {
 			continue
-		}
-		if pos == start && began != nil {
-			began()
 		}
 		if _, err := w.Write(buf[:n]); err != nil {
 			return pos - start, err

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -304,9 +305,15 @@ func TestWrittenHook(t *testing.T) {
 				side, _ := os.ReadFile(sidecarPath(dest))
 				t.Logf("first run: %v; sidecar %s", err, side)
 			}
-			res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: dest, Connections: tc.conns, Written: written})
+			verified := 0
+			sum := strings.TrimPrefix(digestOf(o.content()), "sha256:")
+			res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: dest, Connections: tc.conns, SHA256: sum,
+				Written: written, Verified: func() { verified++ }})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if verified != 1 {
+				t.Errorf("Verified called %d times, want 1", verified)
 			}
 			if tc.resume && res.Resumed == 0 {
 				t.Error("nothing was resumed")
@@ -320,5 +327,17 @@ func TestWrittenHook(t *testing.T) {
 				t.Errorf("told %v, want [0, %d)", told, size)
 			}
 		})
+	}
+}
+
+// TestVerifiedHookNotOnMismatch: a file that does not match its digest is
+// never announced as verified.
+func TestVerifiedHookNotOnMismatch(t *testing.T) {
+	o := newOrigin(t, withSize(100<<10))
+	d := newRangeDownloader(http.DefaultClient, slog.New(slog.DiscardHandler))
+	_, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "f"), SHA256: strings.Repeat("0", 64),
+		Verified: func() { t.Error("Verified called for a file that does not match") }})
+	if !errors.Is(err, errChecksumMismatch) {
+		t.Errorf("err = %v, want a checksum mismatch", err)
 	}
 }
