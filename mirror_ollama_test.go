@@ -347,6 +347,7 @@ func TestCacheWithStockOllama(t *testing.T) {
 	m, addr, cacheDir := startTestCache(t, reg.Upstream, 0, func(c *modelCache) { c.failedTTL = time.Minute })
 	hosts := startOllamaHosts(t, ollama, 5)
 	direct, a, b, c1, c2 := hosts[0], hosts[1], hosts[2], hosts[3], hosts[4]
+	pair := newFakeModel(t, "pair:latest", testBytes(1<<20, 9), template, params)
 
 	t.Run("cold pull equals a direct pull", func(t *testing.T) {
 		direct.mustPull(t, reg.Host+"/library/tiny:latest")
@@ -378,7 +379,6 @@ func TestCacheWithStockOllama(t *testing.T) {
 	})
 
 	t.Run("two hosts at once fetch each blob upstream once", func(t *testing.T) {
-		pair := newFakeModel(t, "pair:latest", testBytes(1<<20, 9), template, params)
 		reg.push(t, "library/pair", "latest", pair)
 		// Slow enough that both hosts ask while the fetch runs.
 		reg.slow.Store(digestOf(testBytes(1<<20, 9)), 300*time.Millisecond)
@@ -539,7 +539,66 @@ func TestCacheWithStockOllama(t *testing.T) {
 		}
 		c2.mustPull(t, small+"/library/eva:latest") // fetched again
 	})
+
+	// docs/INSTALL.md's fleet set-up: Docker Distribution in proxy mode as
+	// the shared cache, this cache's upstream pointing at it.
+	t.Run("a Distribution proxy as the upstream", func(t *testing.T) {
+		proxy := startProxyRegistry(t, registryBinaryOrSkip(t), reg.Upstream)
+		_, lan, _ := startTestCache(t, proxy, 0, nil)
+		a.mustPull(t, lan+"/library/pair:latest")
+		got := a.tree(t)
+		if got["manifests/HOST/library/pair/latest"] != string(pair.Manifest) {
+			t.Error("the manifest through the proxy differs")
+		}
+		for d, data := range pair.Blobs {
+			if got["blobs/sha256-"+strings.TrimPrefix(d, "sha256:")] != string(data) {
+				t.Errorf("blob %s differs or is missing", d[:19])
+			}
+		}
+	})
 	_ = m
+}
+
+// startProxyRegistry runs Docker Distribution as a pull-through cache of
+// remote (proxy.remoteurl) and returns its URL.
+func startProxyRegistry(t *testing.T, bin, remote string) string {
+	t.Helper()
+	dir := t.TempDir()
+	addr := freeLoopbackAddr(t)
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nproxy:\n  remoteurl: %s\nhttp:\n  addr: %s\n",
+		filepath.Join(dir, "storage"), remote, addr)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := &lockedBuffer{}
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("the proxy registry did not exit")
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return "http://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy registry did not answer: %v\n%s", err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func runOllama(t *testing.T, h *lanHost, args ...string) (string, error) {
@@ -575,3 +634,4 @@ func compareTrees(t *testing.T, got, want map[string]string) {
 		}
 	}
 }
+

@@ -276,6 +276,8 @@ scenario_rss16() {
 	rm -rf "$out"
 }
 
+scenario_cache() { REPS=$REPS OMD_BIN=$OMD bash "$BENCH/cache.sh"; } # the LAN cache with the stock Ollama: bench/cache.sh
+
 scenario_gobench() {
 	say "go test -bench (hashing, loopback engine)"
 	(cd "$ROOT" && go test -run '^$' -bench . -benchtime 5x -count 1 .) >"$RESULTS/gobench.txt" 2>&1 ||
