@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -128,6 +129,13 @@ func startModelMirror(o mirrorOptions) (*modelMirror, error) {
 	if files == nil {
 		files = newRangeDownloader(client, m.Log)
 	}
+	// Stock Ollama asks for a blob in up to 16 ranges spread over it, all
+	// at once; the engine's copy for the cache opens its connections at
+	// once too, instead of staying on one while that one is fast: each
+	// range's bytes then come together (and on loopback or a LAN, several
+	// connections fetch faster than one that also writes and hashes).
+	files = files.withClient(client)
+	files.fastLink = math.Inf(1)
 	upstream, err := newRegistryClient(registryConfig{Registry: o.Upstream, Files: files, Client: client, Log: m.Log})
 	if err != nil {
 		return nil, err
