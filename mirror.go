@@ -200,7 +200,6 @@ func newMirrorServer(h http.Handler, log *slog.Logger) *http.Server {
 // failed, 2 bad usage.
 func runServeModelsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("serve-models", flag.ContinueOnError)
-	fset.SetOutput(stderr)
 	listen := fset.String("listen", defaultMirrorListen, "`address` to listen on; 0.0.0.0:11435 serves the LAN")
 	outputDir := fset.String("output-dir", "downloaded-models", "`folder` whose zips are served when no argument is given; the cache lives in its .ollama-cache")
 	upstream := fset.String("upstream", "", "registry `URL` to cache models from, e.g. https://registry.ollama.ai (may carry user:pass@; else OLLAMA_REGISTRY_USER/_PASSWORD)")
@@ -208,11 +207,7 @@ func runServeModelsCommand(ctx context.Context, args []string, stdout, stderr io
 	allow := fset.String("allow", "", "clients served, as addresses or CIDR ranges separated by commas, or \"any\" (default beyond loopback: private networks)")
 	proxy := fset.String("proxy", "", "proxy `URL` for the upstream (http://, https://, socks5://); default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY")
 	verbose := fset.Bool("v", false, "log every request")
-	fset.Usage = func() {
-		fmt.Fprint(stderr, serveModelsUsage)
-		fset.PrintDefaults()
-	}
-	sources, code, ok := subcommandArgs(fset, args)
+	sources, code, ok := subcommandArgs(fset, args, serveModelsUsage, stdout, stderr)
 	if !ok {
 		return code
 	}

@@ -634,4 +634,3 @@ func compareTrees(t *testing.T, got, want map[string]string) {
 		}
 	}
 }
-
