@@ -519,9 +519,9 @@ func (c *modelCache) ensureFetch(b blobRef, name modelName) (*blobFetch, error) 
 	if err := checkFreeSpace(c.dir, b.Size); err != nil {
 		return nil, fmt.Errorf("caching blob %s: %w", b.Digest, err)
 	}
-	c.evictLocked(b.Size)
 	f := newBlobFetch(b.Digest, b.Size, partPath(c.incomingPath(b.Digest)))
-	c.fetches[b.Digest] = f
+	c.fetches[b.Digest] = f // first: its size counts, its partial from an earlier run stays
+	c.evictLocked(0)
 	c.wg.Add(1)
 	go c.runFetch(f, b, name)
 	return f, nil

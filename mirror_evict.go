@@ -109,9 +109,13 @@ func (c *modelCache) removeIncomingLocked(all bool, now time.Time) int64 {
 	refs := c.referencedLocked()
 	var freed int64
 	for _, e := range entries {
+		// sha256-<hex>.part, .part.json and the engine's temp files of
+		// them all belong to the blob their name starts with.
 		name := e.Name()
-		base := strings.TrimSuffix(strings.TrimSuffix(name, ".part.json"), ".part")
-		digest := digestAlgoPrefix + strings.TrimPrefix(base, digestFilePrefix)
+		digest := ""
+		if hexPart, ok := strings.CutPrefix(name, digestFilePrefix); ok && len(hexPart) >= sha256HexLen {
+			digest = digestAlgoPrefix + hexPart[:sha256HexLen]
+		}
 		if f := c.fetches[digest]; f != nil {
 			if err, _ := f.failed(); err == nil {
 				continue // being written
