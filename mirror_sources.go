@@ -224,7 +224,10 @@ func (m *modelMirror) layoutPaths() []sourceRef {
 		entries, _ := os.ReadDir(src)
 		for _, e := range entries {
 			name := e.Name()
-			if hiddenName(name) || !strings.EqualFold(filepath.Ext(name), ".zip") || !e.Type().IsRegular() {
+			lower := strings.ToLower(name)
+			// NAME.zip.001 is the first part of a split zip (-split).
+			isZip := strings.HasSuffix(lower, ".zip") || strings.HasSuffix(lower, ".zip.001")
+			if hiddenName(name) || !isZip || !e.Type().IsRegular() {
 				continue
 			}
 			out = append(out, sourceRef{path: filepath.Join(src, name), folder: src})
