@@ -160,7 +160,7 @@ func openModelCache(cfg cacheConfig) (*modelCache, error) {
 		pendingTTL:        10 * time.Minute,
 		sweepEvery:        time.Minute,
 		holdback:          cacheHoldback,
-		headWaitBelow:     16 << 20,
+		headWaitBelow:     1 << 20,
 		now:               time.Now,
 		ctx:               ctx,
 		cancel:            cancel,
