@@ -23,11 +23,12 @@ import (
 )
 
 // ollamaBinary finds the stock Ollama the fidelity tests run: $OLLAMA_BIN,
-// then ../shared/tools/ollama, then ollama on PATH. Without it the test is
+// then ../shared/tools/ollama (or ../../shared/…), then ollama on PATH. Without it the test is
 // skipped, except under CI, where it must be there.
 func ollamaBinary(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{os.Getenv("OLLAMA_BIN"), filepath.Join("..", "shared", "tools", "ollama"), "/work/shared/tools/ollama"} {
+	// ../../shared: a git worktree one folder deeper than the clone.
+	for _, p := range []string{os.Getenv("OLLAMA_BIN"), filepath.Join("..", "shared", "tools", "ollama"), filepath.Join("..", "..", "shared", "tools", "ollama")} {
 		if p == "" {
 			continue
 		}

@@ -48,7 +48,7 @@ trap 'exit 130' INT TERM
 
 find_ollama() {
 	local p
-	for p in "${OLLAMA_BIN:-}" "$ROOT/../shared/tools/ollama" /work/shared/tools/ollama "$(command -v ollama || true)"; do
+	for p in "${OLLAMA_BIN:-}" "$ROOT/../shared/tools/ollama" "$ROOT/../../shared/tools/ollama" "$(command -v ollama || true)"; do
 		[[ -n $p && -x $p ]] && { echo "$p"; return; }
 	done
 	die "no stock Ollama: set OLLAMA_BIN (https://ollama.com/download)"
