@@ -715,7 +715,7 @@ func (c *modelCache) entries() []*cacheEntry {
 	defer c.mu.Unlock()
 	out := make([]*cacheEntry, 0, len(c.manifests))
 	for _, e := range c.manifests {
-		if e.name.Host == c.host || strings.EqualFold(e.name.Host, c.host) {
+		if strings.EqualFold(e.name.Host, c.host) {
 			out = append(out, e)
 		}
 	}

@@ -23,8 +23,8 @@ import (
 )
 
 // ollamaBinary finds the stock Ollama the fidelity tests run: $OLLAMA_BIN,
-// then ../shared/tools/ollama (or ../../shared/…), then ollama on PATH. Without it the test is
-// skipped, except under CI, where it must be there.
+// then ../shared/tools/ollama (or ../../shared/…), then ollama on PATH.
+// Without it the test is skipped, except under CI, where it must be there.
 func ollamaBinary(t *testing.T) string {
 	t.Helper()
 	// ../../shared: a git worktree one folder deeper than the clone.
