@@ -1535,18 +1535,25 @@ func (s *server) handleLibraryInstall(w http.ResponseWriter, r *http.Request) {
 }
 
 // uiMirror is the model mirror the web UI started: a modelMirror over the
-// output folder on its own listener, owned by the server.
+// output folder (and, with an upstream, its cache) on its own listener,
+// owned by the server.
 type uiMirror struct {
-	srv    *http.Server
-	addr   string // host:port it listens on
-	served chan struct{}
+	srv      *http.Server
+	mirror   *modelMirror
+	addr     *net.TCPAddr // where it listens
+	upstream string       // redacted; "" = the output folder's zips only
+	cacheMax int64
+	served   chan struct{}
 }
 
 // mirrorResponse is the body of GET /api/mirror and of start and stop.
 type mirrorResponse struct {
-	Running     bool   `json:"running"`
-	Address     string `json:"address,omitempty"`
-	PullExample string `json:"pull_example,omitempty"`
+	Running     bool            `json:"running"`
+	Address     string          `json:"address"`      // "http://host:port", as other machines reach it
+	PullCommand string          `json:"pull_command"` // what to type on another machine
+	Upstream    string          `json:"upstream"`     // the registry cached, "" = none
+	CacheMax    int64           `json:"cache_max"`    // bytes, 0 = no bound
+	Stats       mirrorStatsView `json:"stats"`
 }
 
 func (s *server) mirrorStatus() mirrorResponse {
@@ -1560,10 +1567,14 @@ func (m *uiMirror) status() mirrorResponse {
 	if m == nil {
 		return mirrorResponse{}
 	}
+	host := mirrorPullHosts(m.addr)[0]
 	return mirrorResponse{
 		Running:     true,
-		Address:     "http://" + m.addr,
-		PullExample: "ollama pull --insecure " + m.addr + "/library/<model>:<tag>",
+		Address:     "http://" + host,
+		PullCommand: mirrorPullCommand(host),
+		Upstream:    m.upstream,
+		CacheMax:    m.cacheMax,
+		Stats:       m.mirror.statsView(),
 	}
 }
 
@@ -1572,8 +1583,10 @@ func (s *server) handleMirror(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleMirrorStart starts serving the output folder's model zips as a
-// registry (see serve-models). Loopback only unless this server has a
-// token: a LAN mirror is then a deliberate choice of someone who has it.
+// registry (see serve-models), and with upstream=URL a pull-through cache
+// of that registry (cache_max bounds it, allow lists the clients).
+// Loopback only unless this server has a token: a LAN mirror is then a
+// deliberate choice of someone who has it.
 func (s *server) handleMirrorStart(w http.ResponseWriter, r *http.Request) {
 	vals, err := params(r)
 	if err != nil {
@@ -1586,14 +1599,41 @@ func (s *server) handleMirrorStart(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badInputf("listen address %q: want host:port, e.g. %s", listen, defaultMirrorListen))
 		return
 	}
-	if !isLoopbackHost(host) && s.cfg.Token == "" {
+	loopback := isLoopbackHost(host)
+	if !loopback && s.cfg.Token == "" {
 		s.writeError(w, r, errForbidden("the mirror may listen beyond loopback (%q) only when this server has an access token (-token)", listen))
 		return
 	}
+	cacheMax, err := parseCacheSize(vals.Get("cache_max"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	allow, err := parseAllowList(vals.Get("allow"), loopback)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	upstream := strings.TrimSpace(vals.Get("upstream"))
 	s.mirrorMu.Lock()
 	defer s.mirrorMu.Unlock()
 	if s.mirror != nil {
 		s.writeError(w, r, fmt.Errorf("mirror already runs at %s: %w", s.mirror.addr, errConflict))
+		return
+	}
+	m, err := startModelMirror(mirrorOptions{
+		Sources:   []string{s.cfg.OutputDir},
+		OutputDir: s.cfg.OutputDir,
+		Upstream:  upstream,
+		CacheMax:  cacheMax,
+		Allow:     allow,
+		AnyHost:   !loopback,
+		Client:    engineClient(s.cfg.Files),
+		Files:     s.cfg.Files,
+		Log:       s.log,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	var lc net.ListenConfig
@@ -1605,22 +1645,24 @@ func (s *server) handleMirrorStart(w http.ResponseWriter, r *http.Request) {
 		ln, err = lc.Listen(r.Context(), "tcp", net.JoinHostPort(host, "0"))
 	}
 	if err != nil {
+		m.Close()
 		s.writeError(w, r, &httpError{http.StatusConflict, fmt.Sprintf("listening on %s: %v", listen, err)})
 		return
 	}
-	m := newModelMirror([]string{s.cfg.OutputDir}, s.log)
-	m.AnyHost = !isLoopbackHost(host)
 	mir := &uiMirror{
-		srv:    &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)},
-		addr:   ln.Addr().String(),
-		served: make(chan struct{}),
+		srv:      newMirrorServer(m, s.log),
+		mirror:   m,
+		addr:     ln.Addr().(*net.TCPAddr),
+		upstream: redactURL(upstream),
+		cacheMax: cacheMax,
+		served:   make(chan struct{}),
 	}
 	go func() {
 		defer close(mir.served)
 		mir.srv.Serve(ln)
 	}()
 	s.mirror = mir
-	s.log.Info("model mirror started", "address", mir.addr)
+	s.log.Info("model mirror started", "address", mir.addr, "upstream", mir.upstream)
 	s.writeJSON(w, http.StatusOK, mir.status())
 }
 
@@ -1639,6 +1681,7 @@ func (s *server) stopMirror() {
 	if mir == nil {
 		return
 	}
+	mir.mirror.Close() // clients following an upstream fetch are cut now
 	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	if err := mir.srv.Shutdown(ctx); err != nil {

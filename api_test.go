@@ -1587,8 +1587,8 @@ func TestMirrorStartStop(t *testing.T) {
 		t.Fatalf("after start: %+v", m)
 	}
 	host := strings.TrimPrefix(m.Address, "http://")
-	if m.PullExample != "ollama pull --insecure "+host+"/library/<model>:<tag>" {
-		t.Errorf("pull_example = %q", m.PullExample)
+	if m.PullCommand != "ollama pull --insecure "+host+"/library/<model>:<tag>" {
+		t.Errorf("pull_command = %q", m.PullCommand)
 	}
 	for _, p := range []string{"/v2/", "/v2/library/tiny/manifests/latest"} {
 		resp, err := http.Get(m.Address + p)

@@ -82,6 +82,16 @@ type fileRequest struct {
 	// SHA-256 (on resume too); its Sum must be the SHA-256. The model zip
 	// computes each entry's CRC-32 in that same pass.
 	Hash hash.Hash
+	// Written, when set, is told every range [start, end) of the .part
+	// once its bytes are written there (not yet synced), from the
+	// transfer's goroutines; start < 0 means the .part is about to be
+	// emptied and every range told before is void. It lets a reader serve
+	// the file while it arrives (the model cache); it must be cheap.
+	Written func(start, end int64)
+	// Verified, when set, is called once the whole file is in the .part
+	// and matched the request's SHA-256, before it is synced and renamed:
+	// what a reader held back may go out then.
+	Verified func()
 }
 
 // partFile is what a transfer writes into: the .part file or a Region.
@@ -691,12 +701,21 @@ func (d *rangeDownloader) openPart(t *transfer) error {
 	t.resumed = keep
 	if keep > 0 {
 		d.log.Info("resuming", "file", t.path, "from", keep)
+		t.told(0, keep)
 	}
 	return nil
 }
 
+// told passes a written range of the .part to the request's Written.
+func (t *transfer) told(start, end int64) {
+	if t.req.Written != nil {
+		t.req.Written(start, end)
+	}
+}
+
 // restart throws the partial data away and starts again from byte 0.
 func (d *rangeDownloader) restart(t *transfer) error {
+	t.told(-1, -1)
 	if err := t.file.Truncate(0); err != nil {
 		return fmt.Errorf("truncating %s: %w", partPath(t.path), err)
 	}
@@ -959,6 +978,7 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 			if _, err := t.file.Write(buf[:n]); err != nil {
 				return writeFailure(err, t.path, "writing")
 			}
+			t.told(t.offset, t.offset+int64(n))
 			hasher.add(buf[:n])
 			buf = hasher.next()
 			t.offset += int64(n)
@@ -1205,6 +1225,9 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 		t.file = nil
 		_ = removePartial(t.path)
 		return fileResult{}, fmt.Errorf("verifying %s: got sha256 %s, expected %s: %w", redactURL(t.req.URL), sum, t.req.SHA256, errChecksumMismatch)
+	}
+	if t.req.Verified != nil {
+		t.req.Verified()
 	}
 	syncStart := time.Now()
 	if err := t.file.Sync(); err != nil {

@@ -3,24 +3,27 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
-const serveModelsUsage = `Usage: ollama-model-downloader serve-models [-listen ADDR] [-output-dir DIR] [zip | folder]...
+const serveModelsUsage = `Usage: ollama-model-downloader serve-models [flags] [zip | folder]...
 
-Serves downloaded models as a read-only registry, so that other machines
-pull them with a stock Ollama instead of the Internet:
+Serves models as a read-only registry, so that other machines pull them
+with a stock Ollama instead of the Internet:
 
   ollama pull --insecure <this-machine>:11435/library/<model>:<tag>
 
@@ -29,14 +32,27 @@ folders named as arguments. A folder is either in Ollama's layout (an Ollama
 models folder, a kept staging folder, an extracted zip: it has manifests/)
 or holds zips. New zips are picked up while it runs.
 
-It listens on loopback only unless -listen says otherwise. Blob downloads
-answer with a redirect to the same server under a second name (an IPv4
-address and its IPv4-mapped IPv6 form, [::ffff:a.b.c.d]), because Ollama
-only accepts a blob after a redirect to another host name.
+With -upstream it is also a pull-through cache for a LAN: a model that is
+not here is fetched from the upstream registry once (several connections,
+resumable, every blob verified before it is kept) into
+<output-dir>/.ollama-cache, in Ollama's layout, and served to every client
+asking for it while it arrives; later pulls come from the cache. A tag is
+asked upstream on each pull, so a moved tag is seen; when upstream does not
+answer, the cached models still pull. -cache-max bounds the cache: the
+least recently pulled models are evicted whole.
+
+It listens on loopback only unless -listen says otherwise; beyond loopback
+it answers the addresses -allow names (default: this machine and private
+networks). Blob downloads answer with a redirect to the same server under a
+second name (an IPv4 address and its IPv4-mapped IPv6 form,
+[::ffff:a.b.c.d]), because Ollama only accepts a blob after a redirect to
+another host name.
 
 Examples:
   ollama-model-downloader serve-models
   ollama-model-downloader serve-models -listen 0.0.0.0:11435          # the whole LAN
+  ollama-model-downloader serve-models -listen 0.0.0.0:11435 -upstream https://registry.ollama.ai -cache-max 200G
+  ollama-model-downloader serve-models -listen 0.0.0.0:11435 -allow 192.168.1.0/24 -upstream https://registry.ollama.ai
   ollama-model-downloader serve-models ~/.ollama/models qwen3-8b.zip
   curl http://127.0.0.1:11435/v2/_catalog
 
@@ -47,40 +63,136 @@ const defaultMirrorListen = "127.0.0.1:11435"
 
 // modelMirror is a read-only OCI / Docker v2 registry over models in
 // Ollama's layout (SPEC §12): /v2/, manifests by tag or digest, blobs with
-// Range support, the catalog and tag lists.
+// Range support, the catalog and tag lists; with a cache, a pull-through
+// cache of an upstream registry (issue 16).
 type modelMirror struct {
 	Sources     []string // zips and folders
 	Log         *slog.Logger
 	RescanAfter time.Duration // how old the list of models may get before a request rescans
 	AnyHost     bool          // answer any Host header (LAN); otherwise only IP literals and localhost
+	Cache       *modelCache   // the pull-through cache; nil = the sources only
+	Allow       allowList     // clients answered; nil = every client that can connect
+	Stats       *mirrorStats
+
+	openLayout func(string) (*modelLayout, error) // openModelLayout; tests count the reads
+	now        func() time.Time
+	buffers    sync.Pool // *[]byte for blobs still arriving
 
 	mu        sync.Mutex
 	idx       *mirrorIndex
 	scannedAt time.Time
-}
-
-// mirrorIndex is what one scan of the sources found.
-type mirrorIndex struct {
-	repos map[string]*mirrorRepo        // by lower-case "namespace/model"
-	blobs map[string]mirrorBlobLocation // by digest
-}
-
-type mirrorRepo struct {
-	Name      string                     // "namespace/model" as on disk
-	manifests map[string]*layoutManifest // by lower-case tag, and by digest
-	tags      []string
-}
-
-type mirrorBlobLocation struct {
-	layout *modelLayout
-	blob   layoutBlob
+	read      map[string]*mirrorSource // by path: what earlier scans read
 }
 
 func newModelMirror(sources []string, log *slog.Logger) *modelMirror {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &modelMirror{Sources: sources, Log: log, RescanAfter: 5 * time.Second}
+	return &modelMirror{Sources: sources, Log: log, RescanAfter: 5 * time.Second, Stats: newMirrorStats(),
+		openLayout: openModelLayout, now: time.Now}
+}
+
+// mirrorOptions is what a mirror starts with: the serve-models flags, or
+// the web UI's form.
+type mirrorOptions struct {
+	Sources   []string
+	OutputDir string // the cache lives in OutputDir/.ollama-cache
+	Upstream  string // registry URL to cache; "" = the sources only
+	CacheMax  int64
+	Allow     allowList
+	AnyHost   bool
+	Client    *http.Client     // for upstream; nil = proxies from the environment
+	Files     *rangeDownloader // the file engine; nil = a new one on Client
+	Log       *slog.Logger
+}
+
+// startModelMirror builds a mirror, opening (and locking) the cache when
+// an upstream is given. Bad values match errBadInput; a cache another
+// process holds matches errConflict.
+func startModelMirror(o mirrorOptions) (*modelMirror, error) {
+	m := newModelMirror(o.Sources, o.Log)
+	m.Allow, m.AnyHost = o.Allow, o.AnyHost
+	if o.Upstream == "" {
+		if o.CacheMax > 0 {
+			return nil, badInputf("a cache size needs an upstream registry to cache (-upstream)")
+		}
+		return m, nil
+	}
+	client := o.Client
+	if client == nil {
+		var err error
+		if client, err = newHTTPClient(""); err != nil {
+			return nil, err
+		}
+	}
+	files := o.Files
+	if files == nil {
+		files = newRangeDownloader(client, m.Log)
+	}
+	// Stock Ollama asks for a blob in up to 16 ranges spread over it, all
+	// at once; the engine's copy for the cache opens its connections at
+	// once too, instead of staying on one while that one is fast: each
+	// range's bytes then come together (and on loopback or a LAN, several
+	// connections fetch faster than one that also writes and hashes).
+	files = files.withClient(client)
+	files.fastLink = math.Inf(1)
+	upstream, err := newRegistryClient(registryConfig{Registry: o.Upstream, Files: files, Client: client, Log: m.Log})
+	if err != nil {
+		return nil, err
+	}
+	m.Cache, err = openModelCache(cacheConfig{
+		Dir:      filepath.Join(o.OutputDir, cacheFolderName),
+		Upstream: upstream,
+		Max:      o.CacheMax,
+		Log:      m.Log,
+		Stats:    m.Stats,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close stops the cache's fetches and releases its folder.
+func (m *modelMirror) Close() error {
+	if m.Cache == nil {
+		return nil
+	}
+	return m.Cache.Close()
+}
+
+// statsView is the statistics for the web UI's panel.
+func (m *modelMirror) statsView() mirrorStatsView {
+	models := map[string]bool{}
+	idx := m.index()
+	for _, repo := range idx.repos {
+		for _, tag := range repo.tags {
+			models[strings.ToLower(repo.Name+":"+tag)] = true
+		}
+	}
+	if m.Cache != nil {
+		for _, e := range m.Cache.entries() {
+			models[strings.ToLower(e.name.Namespace+"/"+e.name.Model+":"+e.name.ManifestFile())] = true
+		}
+	}
+	return m.Stats.view(m.now(), len(models))
+}
+
+// newMirrorServer is a mirror's HTTP server, with the web UI server's
+// limits (api.go ListenAndServe): headers within 10 s and 64 KiB, idle
+// keep-alive connections closed after 2 minutes. There is no ReadTimeout
+// or WriteTimeout: a 40 GB blob takes hours to send, and a client
+// following a blob still coming from upstream may get nothing for a
+// while (net/http also cancels a request's context when ReadTimeout
+// passes during a long answer).
+func newMirrorServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 }
 
 // runServeModelsCommand is "ollama-model-downloader serve-models". It
@@ -88,21 +200,54 @@ func newModelMirror(sources []string, log *slog.Logger) *modelMirror {
 // failed, 2 bad usage.
 func runServeModelsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("serve-models", flag.ContinueOnError)
-	listen := fset.String("listen", defaultMirrorListen, "address to listen on; 0.0.0.0:11435 serves the LAN")
-	outputDir := fset.String("output-dir", "downloaded-models", "folder whose zips are served when no argument is given")
+	listen := fset.String("listen", defaultMirrorListen, "`address` to listen on; 0.0.0.0:11435 serves the LAN")
+	outputDir := fset.String("output-dir", "downloaded-models", "`folder` whose zips are served when no argument is given; the cache lives in its .ollama-cache")
+	upstream := fset.String("upstream", "", "registry `URL` to cache models from, e.g. https://registry.ollama.ai (may carry user:pass@; else OLLAMA_REGISTRY_USER/_PASSWORD)")
+	cacheMax := fset.String("cache-max", "0", "most the cache may hold, e.g. 50G; least recently pulled models are evicted (0 = no bound)")
+	allow := fset.String("allow", "", "clients served, as addresses or CIDR ranges separated by commas, or \"any\" (default beyond loopback: private networks)")
+	proxy := fset.String("proxy", "", "proxy `URL` for the upstream (http://, https://, socks5://); default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY")
 	verbose := fset.Bool("v", false, "log every request")
 	sources, code, ok := subcommandArgs(fset, args, serveModelsUsage, stdout, stderr)
 	if !ok {
 		return code
 	}
+	usageErr := func(err error) int {
+		fmt.Fprintln(stderr, "serve-models:", err)
+		return 2
+	}
+	max, err := parseCacheSize(*cacheMax)
+	if err != nil {
+		return usageErr(err)
+	}
+	if max > 0 && *upstream == "" {
+		return usageErr(errors.New("-cache-max bounds the cache of an -upstream registry; give -upstream too"))
+	}
+	host, _, err := net.SplitHostPort(*listen)
+	if err != nil {
+		return usageErr(fmt.Errorf("-listen %q: want host:port, e.g. %s or 0.0.0.0:11435", *listen, defaultMirrorListen))
+	}
+	loopback := isLoopbackHost(host)
+	allowed, err := parseAllowList(*allow, loopback)
+	if err != nil {
+		return usageErr(err)
+	}
 	if len(sources) == 0 {
 		sources = []string{*outputDir}
+		if *upstream != "" {
+			if err := os.MkdirAll(*outputDir, 0o755); err != nil {
+				fmt.Fprintln(stderr, "serve-models:", err)
+				return 1
+			}
+		}
 	}
 	for _, s := range sources {
 		if _, err := os.Stat(s); err != nil {
-			fmt.Fprintf(stderr, "serve-models: %s: no such zip or folder (name the zips or folders to serve, or set -output-dir)\n", s)
-			return 2
+			return usageErr(fmt.Errorf("%s: no such zip or folder (name the zips or folders to serve, or set -output-dir)", s))
 		}
+	}
+	client, err := newHTTPClient(*proxy)
+	if err != nil {
+		return usageErr(err)
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -110,17 +255,24 @@ func runServeModelsCommand(ctx context.Context, args []string, stdout, stderr io
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	m, err := startModelMirror(mirrorOptions{Sources: sources, OutputDir: *outputDir, Upstream: *upstream, CacheMax: max,
+		Allow: allowed, AnyHost: !loopback, Client: client, Log: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "serve-models:", err)
+		if errors.Is(err, errBadInput) {
+			return 2
+		}
+		return 1
+	}
+	defer m.Close()
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintln(stderr, "serve-models:", err)
 		return 1
 	}
-	m := newModelMirror(sources, log)
-	tcp := ln.Addr().(*net.TCPAddr)
-	m.AnyHost = !tcp.IP.IsLoopback()
-	printMirrorBanner(stdout, m.index(), tcp)
+	printMirrorBanner(stdout, m, ln.Addr().(*net.TCPAddr))
 
-	srv := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := newMirrorServer(m, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -129,161 +281,116 @@ func runServeModelsCommand(ctx context.Context, args []string, stdout, stderr io
 		return 1
 	case <-ctx.Done():
 	}
+	m.Close() // clients following a fetch are cut now, not after the timeout
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	srv.Shutdown(shutdown)
+	if srv.Shutdown(shutdown) != nil {
+		srv.Close()
+	}
 	return 0
 }
 
-// printMirrorBanner says what is served and the command to type elsewhere.
-func printMirrorBanner(out io.Writer, idx *mirrorIndex, addr *net.TCPAddr) {
-	hosts := []string{addr.String()}
-	if addr.IP.IsUnspecified() {
-		hosts = hosts[:0]
-		if addrs, err := net.InterfaceAddrs(); err == nil {
-			for _, a := range addrs {
-				if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() {
-					hosts = append(hosts, net.JoinHostPort(ipn.IP.String(), fmt.Sprint(addr.Port)))
-				}
+// engineClient is the HTTP client a file engine sends with (the app's,
+// with its -proxy), or nil.
+func engineClient(files *rangeDownloader) *http.Client {
+	if files == nil {
+		return nil
+	}
+	c, _ := files.client.(*http.Client)
+	return c
+}
+
+// mirrorPullHosts are the host:port other machines reach a mirror at: the
+// listening address, or each IPv4 address of this machine when it listens
+// on all of them.
+func mirrorPullHosts(addr *net.TCPAddr) []string {
+	if !addr.IP.IsUnspecified() {
+		return []string{addr.String()}
+	}
+	var hosts []string
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() {
+				hosts = append(hosts, net.JoinHostPort(ipn.IP.String(), fmt.Sprint(addr.Port)))
 			}
 		}
-		if len(hosts) == 0 {
-			hosts = append(hosts, net.JoinHostPort("<this-machine>", fmt.Sprint(addr.Port)))
+	}
+	if len(hosts) == 0 {
+		hosts = append(hosts, net.JoinHostPort("127.0.0.1", fmt.Sprint(addr.Port)))
+	}
+	return hosts
+}
+
+// mirrorPullCommand is what to type on another machine.
+func mirrorPullCommand(host string) string {
+	return "ollama pull --insecure " + host + "/library/<model>:<tag>"
+}
+
+// printMirrorBanner says what is served, to whom, and the command to type
+// elsewhere.
+func printMirrorBanner(out io.Writer, m *modelMirror, addr *net.TCPAddr) {
+	hosts := mirrorPullHosts(addr)
+	fmt.Fprintf(out, "Serving models read-only at http://%s/v2/\n", hosts[0])
+	if !addr.IP.IsLoopback() {
+		fmt.Fprintf(out, "Clients allowed: %s (change with -allow)\n", allowText(m.Allow))
+	}
+	if c := m.Cache; c != nil {
+		bound := "no size bound"
+		if c.max > 0 {
+			bound = "at most " + humanBytes(c.max)
+		}
+		fmt.Fprintf(out, "Caching models from %s in %s (%s); a model not here is fetched once and served while it arrives.\n",
+			redactURL(c.upstream.base.String()), c.dir, bound)
+	}
+	fmt.Fprintln(out, "On other machines:")
+	for _, h := range hosts {
+		fmt.Fprintf(out, "  %s\n", mirrorPullCommand(h))
+	}
+	var names []string
+	idx := m.index()
+	for _, k := range idx.sortedRepos() {
+		repo := idx.repos[k]
+		for _, tag := range repo.tags {
+			names = append(names, repo.Name+":"+tag)
 		}
 	}
-	fmt.Fprintf(out, "Serving models read-only at http://%s/v2/\n", hosts[0])
-	names := idx.sortedRepos()
-	if len(names) == 0 {
+	if m.Cache != nil {
+		for _, e := range m.Cache.entries() {
+			names = append(names, e.name.Namespace+"/"+e.name.Model+":"+e.name.ManifestFile())
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	switch {
+	case len(names) == 0 && m.Cache == nil:
 		fmt.Fprintln(out, "No models found yet; zips added later are picked up.")
+	case len(names) > 0:
+		fmt.Fprintln(out, "Models here now:")
 	}
 	for _, name := range names {
-		repo := idx.repos[name]
-		for _, tag := range repo.tags {
-			for _, h := range hosts {
-				fmt.Fprintf(out, "  ollama pull --insecure %s/%s:%s\n", h, repo.Name, tag)
-			}
+		for _, h := range hosts {
+			fmt.Fprintf(out, "  ollama pull --insecure %s/%s\n", h, name)
 		}
 	}
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 }
 
-// index returns the current list of models, scanning the sources again
-// when it is older than RescanAfter.
-func (m *modelMirror) index() *mirrorIndex {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.idx == nil || time.Since(m.scannedAt) > m.RescanAfter {
-		m.idx = m.scan()
-		m.scannedAt = time.Now()
+func allowText(l allowList) string {
+	if l.String() == strings.ReplaceAll(privateNetworks, ",", ", ") {
+		return defaultAllowText
 	}
-	return m.idx
-}
-
-// scan reads every source. A zip with problems is left out (and logged);
-// a manifest whose blobs are not all there is left out.
-func (m *modelMirror) scan() *mirrorIndex {
-	idx := &mirrorIndex{repos: map[string]*mirrorRepo{}, blobs: map[string]mirrorBlobLocation{}}
-	for _, src := range m.layoutPaths() {
-		l, err := openModelLayout(src)
-		if err != nil {
-			m.Log.Warn("mirror: skipping", "source", src, "err", err)
-			continue
-		}
-		if l.zip && len(l.Problems) > 0 {
-			m.Log.Warn("mirror: skipping a zip with problems (run verify)", "source", src, "problem", l.Problems[0])
-			continue
-		}
-	manifests:
-		for i := range l.Manifests {
-			mf := &l.Manifests[i]
-			for _, ref := range mf.Refs {
-				b, ok := l.Blobs[ref.Digest]
-				if !ok || b.Size != ref.Size || !b.Stored {
-					m.Log.Debug("mirror: skipping a manifest whose blobs are missing or compressed", "source", src, "manifest", mf.Name)
-					continue manifests
-				}
-			}
-			key := strings.ToLower(mf.Namespace + "/" + mf.Model)
-			repo := idx.repos[key]
-			if repo == nil {
-				repo = &mirrorRepo{Name: mf.Namespace + "/" + mf.Model, manifests: map[string]*layoutManifest{}}
-				idx.repos[key] = repo
-			}
-			tag := strings.ToLower(mf.Tag)
-			if _, dup := repo.manifests[tag]; dup {
-				continue // the first source (or host folder) wins
-			}
-			repo.manifests[tag] = mf
-			repo.manifests[mf.Digest] = mf
-			repo.tags = append(repo.tags, mf.Tag)
-			for _, ref := range mf.Refs {
-				if _, ok := idx.blobs[ref.Digest]; !ok {
-					idx.blobs[ref.Digest] = mirrorBlobLocation{layout: l, blob: l.Blobs[ref.Digest]}
-				}
-			}
-		}
-	}
-	for _, repo := range idx.repos {
-		sort.Strings(repo.tags)
-	}
-	return idx
-}
-
-// layoutPaths expands the sources: a zip, a folder in Ollama's layout, or
-// a folder of zips (and its kept staging folders).
-func (m *modelMirror) layoutPaths() []string {
-	var out []string
-	for _, src := range m.Sources {
-		fi, err := os.Stat(src)
-		if err != nil {
-			m.Log.Warn("mirror: skipping", "source", src, "err", err)
-			continue
-		}
-		if !fi.IsDir() {
-			out = append(out, src)
-			continue
-		}
-		if mirrorIsDir(filepath.Join(src, "manifests")) {
-			out = append(out, src)
-			continue
-		}
-		zips, _ := filepath.Glob(filepath.Join(src, "*.zip"))
-		out = append(out, zips...)
-		staged, _ := filepath.Glob(filepath.Join(src, ".staging", "*", "manifests"))
-		for _, s := range staged {
-			out = append(out, filepath.Dir(s))
-		}
-	}
-	return out
-}
-
-func mirrorIsDir(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.IsDir()
-}
-
-func (idx *mirrorIndex) sortedRepos() []string {
-	names := make([]string, 0, len(idx.repos))
-	for k := range idx.repos {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// repo finds a repository the way Ollama matches names: ignoring case, and
-// "model" meaning "library/model".
-func (idx *mirrorIndex) repo(name string) *mirrorRepo {
-	name = strings.ToLower(name)
-	if !strings.Contains(name, "/") {
-		name = "library/" + name
-	}
-	return idx.repos[name]
+	return l.String()
 }
 
 // ServeHTTP answers the read-only part of the registry API.
 func (m *modelMirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m.Log.Debug("mirror request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "range", r.Header.Get("Range"))
+	m.Log.Debug("mirror request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "range", r.Header.Get("Range"), "client", r.RemoteAddr)
+	client := remoteAddr(r.RemoteAddr)
+	if !m.Allow.allows(client) {
+		// Ollama cannot send a token: the client's address is the gate.
+		registryError(w, http.StatusForbidden, "DENIED", "this model mirror does not serve "+client.String()+"; its owner can let it in with -allow")
+		return
+	}
 	if !m.AnyHost && !mirrorLoopbackHost(r.Host) {
 		// A web page on another origin could point a DNS name at 127.0.0.1
 		// (DNS rebinding); a loopback mirror answers only to addresses.
@@ -292,9 +399,11 @@ func (m *modelMirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		registryError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "this registry is read-only")
+		registryError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "this registry is read-only: no push, upload or delete")
 		return
 	}
+	done := m.Stats.begin(client, m.now())
+	defer func() { done(m.now()) }()
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	p := r.URL.Path
 	if p == "/v2" || p == "/v2/" {
@@ -307,21 +416,20 @@ func (m *modelMirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rest == "_catalog" {
-		idx := m.index()
-		repos := []string{}
-		for _, k := range idx.sortedRepos() {
-			repos = append(repos, idx.repos[k].Name)
-		}
-		writeMirrorJSON(w, r, map[string]any{"repositories": repos})
+		writeMirrorJSON(w, r, map[string]any{"repositories": m.catalog()})
 		return
 	}
 	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
-		repo := m.index().repo(name)
-		if repo == nil {
+		repoName, tags := m.tags(name)
+		if len(tags) == 0 {
 			registryError(w, http.StatusNotFound, "NAME_UNKNOWN", "no model "+name+" here")
 			return
 		}
-		writeMirrorJSON(w, r, map[string]any{"name": repo.Name, "tags": repo.tags})
+		writeMirrorJSON(w, r, map[string]any{"name": repoName, "tags": tags})
+		return
+	}
+	if strings.Contains(rest, "/blobs/uploads") {
+		registryError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "this registry is read-only: no push, upload or delete")
 		return
 	}
 	if i := strings.LastIndex(rest, "/manifests/"); i > 0 {
@@ -335,72 +443,271 @@ func (m *modelMirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	registryError(w, http.StatusNotFound, "NOT_FOUND", "not a registry path")
 }
 
-func (m *modelMirror) serveManifest(w http.ResponseWriter, r *http.Request, name, ref string) {
+// catalog lists the models of the sources and of the cache.
+func (m *modelMirror) catalog() []string {
+	idx := m.index()
+	seen := map[string]bool{}
+	repos := []string{}
+	for _, k := range idx.sortedRepos() {
+		seen[k] = true
+		repos = append(repos, idx.repos[k].Name)
+	}
+	if m.Cache != nil {
+		var more []string
+		for _, e := range m.Cache.entries() {
+			name := e.name.Namespace + "/" + e.name.Model
+			if !seen[strings.ToLower(name)] {
+				seen[strings.ToLower(name)] = true
+				more = append(more, name)
+			}
+		}
+		slices.Sort(more)
+		repos = append(repos, more...)
+	}
+	return repos
+}
+
+// tags lists a model's tags in the sources and the cache.
+func (m *modelMirror) tags(name string) (string, []string) {
+	var repoName string
+	var tags []string
+	if repo := m.index().repo(name); repo != nil {
+		repoName, tags = repo.Name, slices.Clone(repo.tags)
+	}
+	if m.Cache != nil {
+		want := strings.ToLower(name)
+		if !strings.Contains(want, "/") {
+			want = "library/" + want
+		}
+		for _, e := range m.Cache.entries() {
+			if strings.ToLower(e.name.Namespace+"/"+e.name.Model) != want || e.name.Tag == "" {
+				continue
+			}
+			if repoName == "" {
+				repoName = e.name.Namespace + "/" + e.name.Model
+			}
+			if !slices.ContainsFunc(tags, func(t string) bool { return strings.EqualFold(t, e.name.Tag) }) {
+				tags = append(tags, e.name.Tag)
+			}
+		}
+	}
+	slices.Sort(tags)
+	return repoName, tags
+}
+
+// cacheName turns a registry path's name and reference into a model name
+// of the upstream: "namespace/model" or "model" (library), with a tag or
+// a digest.
+func cacheName(name, ref, host string) (modelName, error) {
+	if strings.Count(name, "/") > 1 {
+		return modelName{}, badInputf("model name %q: a registry path names namespace/model", name)
+	}
+	s := name + ":" + ref
+	if strings.HasPrefix(ref, digestAlgoPrefix) {
+		s = name + "@" + ref
+	}
+	return parseModelName(s, host)
+}
+
+// sourceManifest finds a manifest in the zips and folders.
+func (m *modelMirror) sourceManifest(name, ref string) *layoutManifest {
 	repo := m.index().repo(name)
 	if repo == nil {
+		return nil
+	}
+	key := strings.ToLower(ref)
+	if strings.HasPrefix(ref, digestAlgoPrefix) {
+		key = ref
+	}
+	return repo.manifests[key]
+}
+
+func (m *modelMirror) serveManifest(w http.ResponseWriter, r *http.Request, name, ref string) {
+	if m.Cache != nil {
+		mn, err := cacheName(name, ref, m.Cache.host)
+		if err != nil {
+			registryError(w, http.StatusBadRequest, "NAME_INVALID", err.Error())
+			return
+		}
+		e, err := m.Cache.manifest(r.Context(), mn)
+		if err == nil {
+			m.writeManifest(w, r, e.raw, e.digest, manifestContentType(e))
+			return
+		}
+		if r.Context().Err() != nil {
+			return
+		}
+		// Upstream has no such model or cannot be reached: a zip may.
+		if mf := m.sourceManifest(name, ref); mf != nil {
+			m.writeManifest(w, r, mf.Data, mf.Digest, mf.MediaType)
+			return
+		}
+		if errors.Is(err, errNotFound) {
+			registryError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", err.Error())
+			return
+		}
+		registryError(w, http.StatusBadGateway, "UNKNOWN", "the upstream registry did not give the manifest and it is not cached: "+err.Error())
+		return
+	}
+	if m.index().repo(name) == nil {
 		registryError(w, http.StatusNotFound, "NAME_UNKNOWN", "no model "+name+" here")
 		return
 	}
-	key := strings.ToLower(ref)
-	if strings.HasPrefix(ref, "sha256:") {
-		key = ref
-	}
-	mf := repo.manifests[key]
+	mf := m.sourceManifest(name, ref)
 	if mf == nil {
 		registryError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no "+name+":"+ref+" here")
 		return
 	}
+	m.writeManifest(w, r, mf.Data, mf.Digest, mf.MediaType)
+}
+
+func (m *modelMirror) writeManifest(w http.ResponseWriter, r *http.Request, data []byte, digest, mediaType string) {
 	h := w.Header()
-	h.Set("Content-Type", mf.MediaType)
-	h.Set("Docker-Content-Digest", mf.Digest)
-	h.Set("ETag", `"`+mf.Digest+`"`)
-	h.Set("Content-Length", fmt.Sprint(len(mf.Data)))
+	h.Set("Content-Type", mediaType)
+	h.Set("Docker-Content-Digest", digest)
+	h.Set("ETag", `"`+digest+`"`)
+	h.Set("Content-Length", fmt.Sprint(len(data)))
 	if r.Method == http.MethodHead {
 		return
 	}
-	w.Write(mf.Data)
+	n, _ := w.Write(data)
+	m.Stats.served.Add(int64(n))
 }
 
-// serveBlob answers a blob. Stock Ollama (server/download.go) sends the GET
-// with a redirect policy that stops at the first redirect to another host
-// name and takes that Location as the blob's direct URL: so a GET is
-// answered with 307 to this same server under another name, marked
-// "direct", where the ranged requests then land. HEAD is answered at once.
+// serveBlob answers a blob: from the cache's folder, from a zip or
+// folder, or following its upstream fetch. Stock Ollama
+// (server/download.go) sends the GET with a redirect policy that stops at
+// the first redirect to another host name and takes that Location as the
+// blob's direct URL: so a GET is answered with 307 to this same server
+// under another name, marked "direct", where the ranged requests then
+// land. HEAD is answered at once.
 func (m *modelMirror) serveBlob(w http.ResponseWriter, r *http.Request, name, digest string) {
 	if !validDigest(digest) {
 		registryError(w, http.StatusBadRequest, "DIGEST_INVALID", "a digest is sha256:<64 lower-case hex>")
 		return
 	}
-	loc, ok := m.index().blobs[digest]
-	if !ok {
+	var (
+		cached string
+		ref    blobRef
+		owner  modelName
+		known  bool
+		repo   modelName
+	)
+	if m.Cache != nil {
+		var err error
+		if repo, err = cacheName(name, defaultTag, m.Cache.host); err != nil {
+			registryError(w, http.StatusBadRequest, "NAME_INVALID", err.Error())
+			return
+		}
+		cached, ref, owner, known = m.Cache.lookupBlob(digest, repo)
+	}
+	var loc mirrorBlobLocation
+	inSources := false
+	if cached == "" {
+		loc, inSources = m.index().blobs[digest]
+	}
+	if cached == "" && !inSources && !known {
 		registryError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+digest+" here")
 		return
 	}
 	if r.Method == http.MethodGet && r.URL.Query().Get("direct") == "" {
 		if alt := alternateHost(r); alt != "" {
+			if cached == "" && !inSources {
+				m.Cache.ensureFetch(ref, owner) // start now; the ranged requests follow it
+			}
 			target := "http://" + alt + "/v2/" + name + "/blobs/" + digest + "?direct=1"
 			http.Redirect(w, r, target, http.StatusTemporaryRedirect)
 			return
 		}
 	}
-	f, err := loc.layout.Open(loc.blob.Name)
-	if err != nil {
-		m.Log.Warn("mirror: opening blob", "digest", digest, "err", err)
-		registryError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob "+digest+" is gone")
-		return
-	}
-	defer f.Close()
-	rs, ok := f.(io.ReadSeeker)
-	if !ok {
-		registryError(w, http.StatusInternalServerError, "UNKNOWN", "blob "+digest+" cannot be served with ranges")
-		return
-	}
+	w = countingWriter{ResponseWriter: w, n: &m.Stats.served}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", digest)
 	h.Set("ETag", `"`+digest+`"`)
+	h.Set("Accept-Ranges", "bytes")
 	h.Set("Cache-Control", "max-age=31536000, immutable") // content-addressed
+	switch {
+	case cached != "":
+		m.serveCachedBlob(w, r, digest, repo)
+	case inSources:
+		m.serveSourceBlob(w, r, loc)
+	default:
+		m.serveUpstreamBlob(w, r, ref, owner, repo)
+	}
+}
+
+// serveCachedBlob sends a complete blob of the cache's folder.
+func (m *modelMirror) serveCachedBlob(w http.ResponseWriter, r *http.Request, digest string, repo modelName) {
+	defer m.Cache.hold(digest, repo)()
+	f, _, err := m.Cache.openBlob(digest)
+	if err != nil {
+		m.Log.Warn("mirror: opening a cached blob", "digest", digest, "err", err)
+		registryError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob "+digest+" is gone")
+		return
+	}
+	defer f.Close()
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// serveSourceBlob sends a blob of a zip or folder.
+func (m *modelMirror) serveSourceBlob(w http.ResponseWriter, r *http.Request, loc mirrorBlobLocation) {
+	rs, closer, err := m.openSourceBlob(loc)
+	if err != nil {
+		if errors.Is(err, errSourceChanged) || errors.Is(err, fs.ErrNotExist) {
+			m.rescanSoon()
+		}
+		m.Log.Warn("mirror: opening blob", "digest", loc.blob.Digest, "err", err)
+		registryError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob "+loc.blob.Digest+" is gone")
+		return
+	}
+	defer closer.Close()
 	http.ServeContent(w, r, "", time.Time{}, rs)
+}
+
+// serveUpstreamBlob follows the upstream fetch of a blob (starting it
+// when none runs). A fetch that fails before anything was sent is
+// answered with 502; after, the connection is cut.
+func (m *modelMirror) serveUpstreamBlob(w http.ResponseWriter, r *http.Request, ref blobRef, owner, repo modelName) {
+	defer m.Cache.hold(ref.Digest, repo)()
+	f, err := m.Cache.ensureFetch(ref, owner)
+	if err != nil {
+		registryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error())
+		return
+	}
+	if f == nil { // complete meanwhile
+		m.serveCachedBlob(w, r, ref.Digest, repo)
+		return
+	}
+	if r.Method == http.MethodHead && ref.Size <= m.Cache.headWaitBelow {
+		// Ollama asks HEAD before each blob: for a small one, waiting for
+		// the verdict costs nothing and turns a bad upstream blob into a
+		// clear error now, rather than a cut transfer Ollama retries for
+		// a minute.
+		select {
+		case <-f.done:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if err, _ := f.failed(); err != nil {
+		registryError(w, http.StatusBadGateway, "BLOB_UNKNOWN", err.Error())
+		return
+	}
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Length", fmt.Sprint(ref.Size))
+		return
+	}
+	bp, _ := m.buffers.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 256<<10)
+		bp = &b
+	}
+	defer m.buffers.Put(bp)
+	if _, err := serveFetch(w, r, f, m.Cache.holdback, *bp); err != nil {
+		w.Header().Del("Content-Length")
+		registryError(w, http.StatusBadGateway, "BLOB_UNKNOWN", err.Error())
+	}
 }
 
 // alternateHost is this server's address under another host name, for

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -296,6 +297,13 @@ func TestRunServeModelsCommand(t *testing.T) {
 		{"unknown flag", []string{"-nope"}, 2},
 		{"missing source", []string{filepath.Join(dir, "missing")}, 2},
 		{"bad listen address", []string{"-listen", "127.0.0.1:99999", dir}, 1},
+		{"listen without port", []string{"-listen", "0.0.0.0", dir}, 2},
+		{"cache size without upstream", []string{"-cache-max", "5G", dir}, 2},
+		{"bad cache size", []string{"-upstream", "http://127.0.0.1:1", "-cache-max", "lots", "-output-dir", dir}, 2},
+		{"bad allow", []string{"-allow", "the lan", dir}, 2},
+		{"bad upstream", []string{"-upstream", "ftp://registry", "-output-dir", t.TempDir()}, 2},
+		{"upstream with a path", []string{"-upstream", "https://registry.ollama.ai/v2", "-output-dir", t.TempDir()}, 2},
+		{"bad proxy", []string{"-upstream", "https://registry.ollama.ai", "-proxy", "gopher://x", "-output-dir", t.TempDir()}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -344,6 +352,121 @@ func TestRunServeModelsCommand(t *testing.T) {
 			t.Fatal("serve-models did not stop after cancel")
 		}
 	})
+}
+
+// TestServeModelsCache: serve-models -upstream caches into the output
+// folder, says so in its banner, and a second one on the same folder is
+// refused with a clear message.
+func TestServeModelsCache(t *testing.T) {
+	f := newFakeRegistry(t)
+	m := tinyModel(f, "tiny", "latest")
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stdout, stderr := &mirrorOutput{}, &mirrorOutput{}
+	done := make(chan int, 1)
+	go func() {
+		done <- runServeModelsCommand(ctx, []string{"-output-dir", out, "-listen", "127.0.0.1:0", "-upstream", f.URL, "-cache-max", "1G"}, stdout, stderr)
+	}()
+	addr := waitBanner(t, stdout)
+	for _, want := range []string{"Caching models from " + f.URL, ".ollama-cache", "at most 1.0 GiB", "ollama pull --insecure " + addr + "/library/<model>:<tag>"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	got := pullLikeOllama(t, "http://"+addr, "library/tiny", "latest")
+	if !bytes.Equal(got["manifest"], m.Manifest) {
+		t.Error("manifest differs")
+	}
+	var second, secondErr bytes.Buffer
+	if code := runServeModelsCommand(t.Context(), []string{"-output-dir", out, "-listen", "127.0.0.1:0", "-upstream", f.URL}, &second, &secondErr); code != 1 ||
+		!strings.Contains(secondErr.String(), "in use by another process") {
+		t.Errorf("second cache on the folder: exit %d, %s", code, secondErr.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit code = %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve-models did not stop")
+	}
+	if code := runVerifyCommand(t.Context(), []string{filepath.Join(out, cacheFolderName)}, io.Discard, io.Discard); code != 0 {
+		t.Errorf("verify of the cache folder: exit %d", code)
+	}
+}
+
+// waitBanner waits for serve-models' first line and returns its address.
+func waitBanner(t *testing.T, stdout *mirrorOutput) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if _, rest, ok := strings.Cut(stdout.String(), "http://"); ok {
+			if a, _, ok := strings.Cut(rest, "/v2/"); ok {
+				return a
+			}
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("no banner: %q", stdout.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestMirrorServerLimits: the mirror's server has the web UI server's
+// limits (issue 18): a header block over 64 KiB is refused, a keep-alive
+// connection left idle is closed, and so is one that never finishes its
+// headers.
+func TestMirrorServerLimits(t *testing.T) {
+	srv := newMirrorServer(newModelMirror([]string{t.TempDir()}, nil), slog.New(slog.DiscardHandler))
+	if srv.ReadHeaderTimeout != 10*time.Second || srv.IdleTimeout != 2*time.Minute || srv.MaxHeaderBytes != 64<<10 {
+		t.Errorf("limits = %v, %v, %d; want 10s, 2m, 64 KiB", srv.ReadHeaderTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+	if srv.ReadTimeout != 0 || srv.WriteTimeout != 0 {
+		t.Errorf("ReadTimeout %v, WriteTimeout %v: a long blob would be cut", srv.ReadTimeout, srv.WriteTimeout)
+	}
+	srv.IdleTimeout, srv.ReadHeaderTimeout = 200*time.Millisecond, 200*time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	base := "http://" + ln.Addr().String()
+
+	req, _ := http.NewRequest("GET", base+"/v2/", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 100<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("100 KiB of headers = %d, want 431", resp.StatusCode)
+	}
+
+	closedAfter := func(request string) (time.Duration, error) {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		if _, err := io.WriteString(conn, request); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.Copy(io.Discard, conn) // a response, if any, then the close
+		return time.Since(start), err
+	}
+	if took, err := closedAfter("GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
+		t.Errorf("an idle keep-alive connection was not closed: %v after %v", err, took)
+	}
+	if took, err := closedAfter("GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "); err != nil {
+		t.Errorf("a connection that never finished its headers was not closed: %v after %v", err, took)
+	}
 }
 
 // mirrorOutput is a bytes.Buffer safe to read while another goroutine writes.

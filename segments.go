@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,6 +153,20 @@ func (d *rangeDownloader) resumeSegments(t *transfer, st partState, fileSize int
 	t.offset = 0
 	t.resumed = st.Size - remaining
 	d.log.Info("resuming", "file", t.path, "have", t.resumed, "ranges", len(st.Segments))
+	if t.req.Written != nil { // what the gaps between the missing ranges hold
+		missing := slices.Clone(st.Segments)
+		slices.SortFunc(missing, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+		at := int64(0)
+		for _, m := range missing {
+			if m[0] > at {
+				t.told(at, m[0])
+			}
+			at = max(at, m[1])
+		}
+		if at < st.Size {
+			t.told(at, st.Size)
+		}
+	}
 	return nil
 }
 
@@ -706,6 +722,7 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 					s.localWait.stop()
 					return writeFailure(err, s.t.path, "writing")
 				}
+				s.t.told(pos, pos+int64(n))
 			}
 			s.localWait.stop()
 			s.mu.Lock()

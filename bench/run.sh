@@ -501,6 +501,7 @@ ollama_scenario() {
 
 scenario_ollama() { ollama_scenario ollama "$REG_PORT"; }
 scenario_ollama_capped() { ollama_scenario ollama_capped "$REG_CAPPED_PORT"; }
+scenario_cache() { REPS=$REPS OMD_BIN=$OMD bash "$BENCH/cache.sh"; } # the LAN cache with the stock Ollama: bench/cache.sh
 
 scenario_gobench() {
 	say "go test -bench (hashing, loopback engine)"
