@@ -708,10 +708,7 @@ func apiCSPHash(inline string) string {
 // dir until the test ends, and returns it with its history.
 func newAPITestManager(t testing.TB, dir string) (*manager, *historyStore) {
 	t.Helper()
-	h, err := openHistory(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpenHistory(t, dir)
 	files := newRangeDownloader(&http.Client{}, slog.New(slog.DiscardHandler))
 	files.backoff = 10 * time.Millisecond
 	files.maxBackoff = 50 * time.Millisecond
@@ -781,7 +778,7 @@ func apiWriteModelZip(t *testing.T, path string) {
 var apiVolatileKeys = map[string]bool{
 	"created_at": true, "started_at": true, "finished_at": true, "modified": true,
 	"speed": true, "total_speed": true, "eta_seconds": true, "duration_seconds": true,
-	"average_speed": true, "output_dir": true,
+	"average_speed": true, "output_dir": true, "rev": true,
 }
 
 // apiCheckGolden compares a status and JSON body with testdata/api/<name>.json

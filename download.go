@@ -83,18 +83,33 @@ type pullRequest struct {
 	Retries     int                // < 0 = default
 	Progress    func(pullProgress) // called often; must be cheap
 	Limiter     *rateLimiter       // optional speed cap shared by all of this pull's blobs
+	ModelsDir   string             // non-empty: install straight into this Ollama models folder, no zip
+	Split       int64              // > 0: write the zip as NAME.zip.001, .002… of at most Split bytes
 }
 
 type pullProgress struct {
-	Phase string // "resolving", "downloading", "verifying", "packaging"
-	Done  int64  // bytes over all blobs
-	Total int64  // -1 until the manifest is known
+	Phase  string // "resolving", "downloading", "verifying", "packaging"
+	Done   int64  // bytes over all blobs
+	Total  int64  // -1 until the manifest is known
+	Reused int64  // bytes taken from disk instead of the network
+	Layers []layerProgress
+}
+
+// layerProgress is one blob of a model pull as the API shows it.
+type layerProgress struct {
+	Type   string `json:"type"` // model, template, license, params, system, projector, adapter, config…
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	Done   int64  `json:"done"`
+	Reused bool   `json:"reused"`
 }
 
 type pullResult struct {
-	Path string
-	Size int64
-	Name modelName
+	Path   string // the zip, its first part, or (ModelsDir) the manifest file
+	Size   int64
+	Name   modelName
+	Reused int64
+	Parts  []string
 }
 
 // pullHost is what a pull from one registry host needs: its base URL,
@@ -740,7 +755,7 @@ func writeStagedManifest(entries []zipEntry, raw []byte) error {
 	if err := os.MkdirAll(filepath.Dir(m), 0o755); err != nil {
 		return fmt.Errorf("creating manifest folder: %w", err)
 	}
-	if err := writeFileAtomic(m, raw, true); err != nil {
+	if err := writeFileAtomic(m, 0o644, writeBytes(raw)); err != nil {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	return nil

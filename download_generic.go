@@ -1243,45 +1243,13 @@ func writePartState(path string, st partState) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(sidecarPath(path), data, false); err != nil {
+	if err := writeFileAtomic(sidecarPath(path), 0o644, writeBytes(data)); err != nil {
 		// A full disk has no room for a temp file, but the old sidecar's
 		// block can be rewritten in place. A torn write only makes the
 		// state unreadable, which restarts the download: never corrupts it.
 		if werr := os.WriteFile(sidecarPath(path), data, 0o644); werr != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to a temp file next to name and renames it
-// over name, so readers see the old or the new content, never a mix. With
-// durable, the data and the folder are synced too (for files that must
-// survive a power cut, like history and queue state).
-func writeFileAtomic(name string, data []byte, durable bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil && durable {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if durable {
-		_ = syncFolder(filepath.Dir(name))
 	}
 	return nil
 }

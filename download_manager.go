@@ -2,7 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,12 +35,17 @@ const (
 	jobKindFile  = "file"
 	jobKindModel = "model"
 
-	queueFileVersion = 1
+	// maxQueueJobs bounds the queue (issue 18): past it an add is refused
+	// with a message, instead of every change costing more and more.
+	maxQueueJobs = 20_000
+	// maxRemovals is how many removals ListSince can report; a client
+	// further behind gets the whole list.
+	maxRemovals = 4096
 )
 
 // manager runs one queue of file and model downloads through a pool of at
-// most Concurrency workers, and keeps the queue in
-// <output-dir>/.state/queue.json so that a restart continues where it left.
+// most Concurrency workers, and keeps the queue in <output-dir>/.state
+// (queueStore) so that a restart continues where it left.
 //
 // Every field below mu is guarded by it. Transfers, history writes and file
 // removals happen outside the lock; a job's goroutine reports back through
@@ -53,23 +59,36 @@ type manager struct {
 	// Fields tests change: the engines, the clock and the timings.
 	download    func(context.Context, fileRequest) (fileResult, error)
 	pull        func(context.Context, pullRequest) (pullResult, error)
+	checkSame   func(context.Context, string, fileValidators) (bool, error) // the same URL again: unchanged upstream?
 	now         func() time.Time
-	saveEvery   time.Duration // how often progress is saved while bytes flow
+	saveEvery   time.Duration // how often running downloads' progress is announced
 	stopTimeout time.Duration // how long Pause, Cancel and Run's shutdown wait for a transfer to stop
 
+	store *queueStore
+
 	mu          sync.Mutex
-	jobs        []*managerJob // queue order
+	jobs        []*managerJob // queue order (ascending Rank)
 	concurrency int
 	runCtx      context.Context // non-nil while Run runs
 	changed     chan struct{}
-	dirty       bool          // progress not yet saved
-	seq         uint64        // for job IDs
-	snapSeq     uint64        // snapshots taken, so an older one never overwrites a newer one
-	latest      stateSnapshot // the newest snapshot, which any save writes
+	progressed  bool                   // bytes moved since the last announcement
+	pending     map[string]*managerJob // changed since the last write to the store
+	pendingDel  []string               // removed since then
+	rev         uint64                 // counts every change, for ListSince
+	orderRev    uint64                 // rev of the last reordering or removal
+	removed     []removal              // the latest removals, oldest first
+	removedFrom uint64                 // a client at or past this rev can be told the removals
+	window      timeWindow             // when downloads may run
+	windowWake  chan struct{}          // tells Run the window changed
+	own         map[string]bool        // with OwnJobsOnly: the jobs this process runs
+	saveErr     string                 // last save error, logged once
 	recovered   string
+}
 
-	saveMu   sync.Mutex
-	savedSeq uint64
+// removal is one job removed, at rev.
+type removal struct {
+	id  string
+	rev uint64
 }
 
 type managerConfig struct {
@@ -82,9 +101,15 @@ type managerConfig struct {
 	Log         *slog.Logger
 	KeepStaging bool // models: keep the staging folder after zipping (-keep-staging)
 	// QueueFile names the state file under <output-dir>/.state; "" is
-	// queue.json. The CLI keeps its own (cli-queue.json) so that a command
-	// runs only its arguments and never races a web UI over one file.
+	// queue.json.
 	QueueFile string
+	// OwnJobsOnly makes the manager run only the jobs added (or added
+	// again) while it runs: a CLI run owning the folder runs its own
+	// arguments and those handed to it, and leaves the web UI's queue as
+	// it found it.
+	OwnJobsOnly bool
+	Window      timeWindow       // daily window in which downloads may start; zero = always
+	Now         func() time.Time // the clock; nil = time.Now
 }
 
 type addRequest struct {
@@ -93,6 +118,9 @@ type addRequest struct {
 	SHA256    string // optional, files only
 	Output    string // optional explicit path (CLI -o)
 	LimitRate int64  // optional speed limit for this download, bytes/s; 0 = none
+	ModelsDir string // models only: install into this Ollama models folder instead of a zip
+	Split     int64  // models only: zip parts of at most this many bytes
+	Force     bool   // files only: fetch again even when this folder has the URL complete and unchanged
 }
 
 // jobView is one download as the API and the UI see it (the "Download
@@ -116,6 +144,14 @@ type jobView struct {
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+
+	ErrorCode    string          `json:"error_code"`
+	Layers       []layerProgress `json:"layers,omitempty"`
+	ReusedBytes  int64           `json:"reused_bytes"`
+	Outcome      string          `json:"outcome"` // "", "unchanged" (already downloaded, nothing fetched), "updated" (a newer version beside the old)
+	PreviousPath string          `json:"previous_path,omitempty"`
+	ModelsDir    string          `json:"models_dir,omitempty"`
+	Rev          uint64          `json:"rev"`
 }
 
 // managerJob is one download in the queue. The exported fields are what
@@ -140,10 +176,20 @@ type managerJob struct {
 	CreatedAt   time.Time `json:"created_at"`
 	StartedAt   time.Time `json:"started_at,omitzero"`
 	FinishedAt  time.Time `json:"finished_at,omitzero"`
+	Rank        int64     `json:"rank"` // queue order: ascending
+	ErrorCode   string    `json:"error_code,omitempty"`
+	ModelsDir   string    `json:"models_dir,omitempty"`
+	Split       int64     `json:"split,omitempty"`
+	Force       bool      `json:"force,omitempty"`
+	Outcome     string    `json:"outcome,omitempty"`
+	Previous    string    `json:"previous_path,omitempty"`
+	Reused      int64     `json:"reused_bytes,omitempty"`
 
-	name    modelName    // parsed reference (models only)
-	run     *managerRun  // non-nil while a goroutine transfers or cleans up this job
-	limiter *rateLimiter // this download's own speed limit, changeable while it runs
+	name    modelName       // parsed reference (models only)
+	run     *managerRun     // non-nil while a goroutine transfers or cleans up this job
+	limiter *rateLimiter    // this download's own speed limit, changeable while it runs
+	rev     uint64          // manager rev of its last change
+	layers  []layerProgress // models: the blobs, once the manifest is known
 }
 
 // managerRun is one goroutine working on a job: a transfer, or the removal
@@ -156,19 +202,8 @@ type managerRun struct {
 	speed   *speedTracker
 	sampled bool
 	last    int64 // bytes done at the previous progress report
+	saved   int64 // bytes done when last written to the store
 	started time.Time
-}
-
-// queueFile is the content of queue.json.
-type queueFile struct {
-	Version int           `json:"version"`
-	Jobs    []*managerJob `json:"jobs"`
-}
-
-// stateSnapshot is queue.json's content at one moment.
-type stateSnapshot struct {
-	seq   uint64
-	queue *queueFile // copies of the jobs, encoded outside the lock by save
 }
 
 // newManager loads <output-dir>/.state/queue.json. What was running or queued
@@ -198,14 +233,29 @@ func newManager(cfg managerConfig) (*manager, error) {
 		log:         cfg.Log,
 		outputDir:   dir,
 		statePath:   filepath.Join(dir, ".state", filepath.Base(queueFile)),
-		now:         time.Now,
+		now:         cfg.Now,
 		saveEvery:   time.Second,
 		stopTimeout: 5 * time.Second,
 		concurrency: cfg.Concurrency,
 		changed:     make(chan struct{}),
+		pending:     make(map[string]*managerJob),
+		window:      cfg.Window,
+		windowWake:  make(chan struct{}, 1),
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if cfg.OwnJobsOnly {
+		m.own = make(map[string]bool)
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
+	}
+	m.checkSame = func(ctx context.Context, u string, prev fileValidators) (bool, error) {
+		if cfg.Files == nil {
+			return false, errors.New("file downloads are not configured")
+		}
+		return cfg.Files.CheckUnchanged(ctx, u, prev)
 	}
 	m.download = func(ctx context.Context, req fileRequest) (fileResult, error) {
 		if cfg.Files == nil {
@@ -234,34 +284,41 @@ func (m *manager) Recovered() string {
 }
 
 func (m *manager) load() error {
-	// A crash between writing a temporary file and renaming it leaves
-	// the temporary file; the rename never happened, so it is garbage.
-	if stale, err := filepath.Glob(filepath.Join(filepath.Dir(m.statePath), m.tempPattern())); err == nil {
-		for _, p := range stale {
-			os.Remove(p)
-		}
-	}
-	data, err := os.ReadFile(m.statePath)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	store, jobs, recovered, err := openQueueStore(m.statePath, m.log, m.now())
 	if err != nil {
 		return fmt.Errorf("reading download queue: %w", err)
 	}
-	jobs, err := m.parseQueue(data)
-	if err != nil {
-		aside := m.statePath + ".corrupt-" + m.now().UTC().Format("20060102T150405Z")
-		if rerr := os.Rename(m.statePath, aside); rerr != nil {
-			return fmt.Errorf("moving aside corrupt download queue %s: %w", m.statePath, rerr)
+	m.store, m.recovered = store, recovered
+	if err := m.checkJobs(jobs); err != nil {
+		// Each line parsed, but together they are no queue (a hand edit,
+		// a bug): keep them aside and start empty, never drop silently.
+		store.Close()
+		aside, merr := moveAsideFile(m.statePath, m.now())
+		if merr != nil && !errors.Is(merr, os.ErrNotExist) {
+			return fmt.Errorf("moving aside corrupt download queue %s: %w", m.statePath, merr)
+		}
+		if _, jerr := moveAsideFile(journalPath(m.statePath), m.now()); jerr != nil && !errors.Is(jerr, os.ErrNotExist) {
+			return fmt.Errorf("moving aside corrupt queue journal: %w", jerr)
 		}
 		m.log.Warn("download queue was corrupt; moved aside, starting with an empty queue",
 			"path", m.statePath, "moved_to", aside, "err", err)
 		m.recovered = aside
+		if m.store, _, _, err = openQueueStore(m.statePath, m.log, m.now()); err != nil {
+			return fmt.Errorf("reading download queue: %w", err)
+		}
 		return nil
 	}
 	m.jobs = jobs
 	m.settleFromHistory()
 	return nil
+}
+
+// Close releases the queue's files. Run calls it on its way out; a manager
+// that never ran (a test, a failed start) is closed by its maker.
+func (m *manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.store.Close()
 }
 
 // settleFromHistory finishes the jobs whose end the history recorded but
@@ -289,28 +346,22 @@ func (m *manager) settleFromHistory() {
 		if j.Path == "" {
 			j.Path = m.absPath(rec.Path)
 		}
+		m.markLocked(j)
 	}
 }
 
-// parseQueue reads queue.json and turns interrupted transfers back into
-// queued jobs.
-func (m *manager) parseQueue(data []byte) ([]*managerJob, error) {
-	var qf queueFile
-	if err := json.Unmarshal(data, &qf); err != nil {
-		return nil, err
-	}
-	if qf.Version != queueFileVersion {
-		return nil, fmt.Errorf("unknown queue file version %d", qf.Version)
-	}
+// checkJobs validates the jobs read from the store and turns interrupted
+// transfers back into queued jobs.
+func (m *manager) checkJobs(jobs []*managerJob) error {
 	seen := make(map[string]bool)
-	for i, j := range qf.Jobs {
+	for i, j := range jobs {
 		switch {
 		case j == nil || j.ID == "" || j.Source == "":
-			return nil, fmt.Errorf("job %d: missing id or source", i)
+			return fmt.Errorf("job %d: missing id or source", i)
 		case seen[j.ID]:
-			return nil, fmt.Errorf("job %d: duplicate id %s", i, j.ID)
+			return fmt.Errorf("job %d: duplicate id %s", i, j.ID)
 		case j.Kind != jobKindFile && j.Kind != jobKindModel:
-			return nil, fmt.Errorf("job %s: unknown kind %q", j.ID, j.Kind)
+			return fmt.Errorf("job %s: unknown kind %q", j.ID, j.Kind)
 		}
 		seen[j.ID] = true
 		switch j.State {
@@ -318,7 +369,7 @@ func (m *manager) parseQueue(data []byte) ([]*managerJob, error) {
 			j.State = jobQueued
 		case jobQueued, jobPaused, jobCompleted, jobFailed, jobCanceled:
 		default:
-			return nil, fmt.Errorf("job %s: unknown state %q", j.ID, j.State)
+			return fmt.Errorf("job %s: unknown state %q", j.ID, j.State)
 		}
 		j.Phase = ""
 		j.Attempt = max(j.Attempt, 1)
@@ -329,7 +380,7 @@ func (m *manager) parseQueue(data []byte) ([]*managerJob, error) {
 			j.name, _ = parseModelName(j.Source, m.defaultHost())
 		}
 	}
-	return qf.Jobs, nil
+	return nil
 }
 
 func (m *manager) defaultHost() string {
@@ -351,27 +402,78 @@ func (m *manager) Run(ctx context.Context) error {
 	}
 	m.runCtx = ctx
 	m.scheduleLocked()
-	snap := m.commitLocked()
 	m.mu.Unlock()
-	m.save(snap)
+	m.save()
 
 	ticker := time.NewTicker(m.saveEvery)
 	defer ticker.Stop()
+	edge := time.NewTimer(0)
+	defer edge.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return m.shutdown()
 		case <-ticker.C:
+			// Progress is announced at most once per tick, for the UI's
+			// live figures, and written as a line per running download
+			// without waiting for the disk: each .part's sidecar holds the
+			// durable truth, this only keeps the list's figures close after
+			// a kill.
 			m.mu.Lock()
-			var snap stateSnapshot
-			if m.dirty {
-				snap = m.commitLocked()
+			if m.progressed {
+				m.progressed = false
+				m.changedLocked()
+				for _, j := range m.jobs {
+					if j.run != nil && j.run.cancel != nil && j.run.saved != j.Done {
+						j.run.saved = j.Done
+						m.markLocked(j)
+					}
+				}
+				m.writeLocked()
 			}
 			m.mu.Unlock()
-			m.save(snap)
+		case <-m.windowWake:
+			m.windowEdge(edge)
+		case <-edge.C:
+			m.windowEdge(edge)
 		}
 	}
 }
+
+// windowEdge applies the time window now: outside it running downloads
+// stop and wait as queued (they continue from their .part when it opens);
+// inside it queued downloads start. It sets edge to fire at the next
+// opening or closing.
+func (m *manager) windowEdge(edge *time.Timer) {
+	now := m.now()
+	var stopped []chan struct{}
+	m.mu.Lock()
+	if !m.window.Open(now) {
+		for _, j := range m.jobs {
+			if stateRunning(j.State) && j.run != nil && j.run.cancel != nil && j.run.stop == "" {
+				j.run.stop = jobQueued
+				j.run.cancel(errOutsideWindow)
+				j.State, j.Phase = jobQueued, ""
+				m.markLocked(j)
+				stopped = append(stopped, j.run.done)
+			}
+		}
+	}
+	m.scheduleLocked()
+	next := m.window.NextChange(now)
+	m.mu.Unlock()
+	m.save()
+	m.waitStopped(stopped...)
+	edge.Stop()
+	if !next.IsZero() {
+		// A second past the minute, so the clock is surely on the new side.
+		edge.Reset(next.Sub(now) + time.Second)
+	}
+}
+
+// errOutsideWindow is the cause a transfer stops with at the end of the
+// time window.
+var errOutsideWindow = errors.New("outside the download time window")
 
 func (m *manager) shutdown() error {
 	m.mu.Lock()
@@ -387,9 +489,23 @@ func (m *manager) shutdown() error {
 
 	m.mu.Lock()
 	m.runCtx = nil
-	snap := m.commitLocked()
+	for _, j := range m.jobs {
+		if j.run != nil || j.State == jobQueued {
+			m.markLocked(j) // their latest figures, for the next start
+		}
+	}
+	m.writeLocked()
+	// A clean stop leaves queue.json whole, for a person or a script
+	// reading it, and an empty journal.
+	if m.saveErr == "" && (m.store.lines > 0 || !m.store.exists) {
+		all := make([]*managerJob, len(m.jobs))
+		for i, j := range m.jobs {
+			all[i] = m.storedCopy(j)
+		}
+		m.noteSaveLocked(m.store.snapshot(all))
+	}
 	m.mu.Unlock()
-	m.save(snap)
+	m.save()
 	return nil
 }
 
@@ -418,9 +534,15 @@ func (m *manager) AddAll(reqs []addRequest) ([]jobView, error) {
 		jobs[i] = j
 	}
 	views := make([]jobView, len(jobs))
-	m.update(func() ([]chan struct{}, error) {
+	err := m.update(func() ([]chan struct{}, error) {
+		if len(m.jobs)+len(jobs) > maxQueueJobs {
+			return nil, &jobStateError{msg: fmt.Sprintf("the queue is full: it holds %d downloads and takes at most %d; clear finished ones (or remove some) and add again", len(m.jobs), maxQueueJobs)}
+		}
 		for i, j := range jobs {
 			jobs[i] = m.addLocked(j)
+			if m.own != nil {
+				m.own[jobs[i].ID] = true
+			}
 		}
 		m.scheduleLocked()
 		for i, j := range jobs {
@@ -428,22 +550,31 @@ func (m *manager) AddAll(reqs []addRequest) ([]jobView, error) {
 		}
 		return nil, nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	return views, nil
 }
 
 // addLocked queues j, or returns the unfinished job for the same source.
 func (m *manager) addLocked(j *managerJob) *managerJob {
 	for _, o := range m.jobs {
-		if !stateFinished(o.State) && o.Kind == j.Kind && o.Output == j.Output && o.sameSource(j) {
+		if !stateFinished(o.State) && o.Kind == j.Kind && o.Output == j.Output && o.ModelsDir == j.ModelsDir && o.sameSource(j) {
 			if o.State == jobPaused {
 				o.State = jobQueued
+				m.markLocked(o)
 			}
 			return o
 		}
 	}
 	j.ID = m.newIDLocked()
 	j.CreatedAt = m.now().UTC()
+	j.Rank = 0
+	if n := len(m.jobs); n > 0 {
+		j.Rank = m.jobs[n-1].Rank + 1
+	}
 	m.jobs = append(m.jobs, j)
+	m.markLocked(j)
 	return j
 }
 
@@ -475,7 +606,10 @@ func (m *manager) newJob(req addRequest) (*managerJob, error) {
 	if req.LimitRate < 0 {
 		return nil, badInputf("limit_rate must be 0 (none) or a positive number of bytes per second")
 	}
-	j := &managerJob{Source: src, Retries: retries, SHA256: sum, LimitRate: req.LimitRate, State: jobQueued, Total: -1, Attempt: 1}
+	if req.Split < 0 {
+		return nil, badInputf("split must be a positive size, like 4G")
+	}
+	j := &managerJob{Source: src, Retries: retries, SHA256: sum, LimitRate: req.LimitRate, State: jobQueued, Total: -1, Attempt: 1, Force: req.Force}
 	if req.Output != "" {
 		out, err := filepath.Abs(req.Output)
 		if err != nil {
@@ -506,23 +640,46 @@ func (m *manager) newJob(req addRequest) (*managerJob, error) {
 		}
 		j.Kind = jobKindModel
 		j.name = name
+		j.Split = req.Split
+		if req.ModelsDir != "" {
+			if !filepath.IsAbs(req.ModelsDir) {
+				return nil, badInputf("models_dir must be an absolute path, got %q", req.ModelsDir)
+			}
+			if req.Output != "" || req.Split > 0 {
+				return nil, badInputf("an install into Ollama's models folder writes no zip: leave out the output path and split")
+			}
+			j.ModelsDir = filepath.Clean(req.ModelsDir)
+		}
 		j.Path = j.Output
-		if j.Path == "" {
+		if j.Path == "" && j.ModelsDir == "" {
 			j.Path = filepath.Join(m.outputDir, name.ZipName())
 		}
+	}
+	if j.Kind == jobKindFile && (req.ModelsDir != "" || req.Split != 0) {
+		return nil, badInputf("models_dir and split apply to model names only")
 	}
 	return j, nil
 }
 
+// newIDLocked names a new job: its creation second for a person, then
+// random digits, so that IDs made by two processes in the same second
+// (ten CLI runs in a loop) never meet — the history keeps one record per
+// ID, and a second-derived counter lost records that way (issue 18).
 func (m *manager) newIDLocked() string {
 	now := m.now().Unix()
 	for {
-		m.seq++
-		id := fmt.Sprintf("d-%d-%d", now, m.seq)
+		id := fmt.Sprintf("d-%d-%s", now, newRandomID())
 		if m.findLocked(id) < 0 {
 			return id
 		}
 	}
+}
+
+// newRandomID is 12 hex digits from the system's random source.
+func newRandomID() string {
+	var b [6]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 func (m *manager) findLocked(id string) int {
@@ -577,6 +734,14 @@ func (m *manager) viewLocked(j *managerJob, pos int) jobView {
 		CreatedAt:  j.CreatedAt.Truncate(time.Second),
 		StartedAt:  j.StartedAt.Truncate(time.Second),
 		FinishedAt: j.FinishedAt.Truncate(time.Second),
+
+		ErrorCode:    j.ErrorCode,
+		Layers:       j.layers,
+		ReusedBytes:  j.Reused,
+		Outcome:      j.Outcome,
+		PreviousPath: m.viewPath(j.Previous),
+		ModelsDir:    j.ModelsDir,
+		Rev:          j.rev,
 	}
 	if stateRunning(j.State) {
 		if j.Kind == jobKindModel {
@@ -665,12 +830,31 @@ func jobConflict(format string, args ...any) error {
 	return &jobStateError{msg: fmt.Sprintf(format, args...)}
 }
 
+// stateWords says a state in words for a sentence: "x.iso is already
+// finished".
+func stateWords(state string) string {
+	switch state {
+	case jobQueued:
+		return "waiting in the queue"
+	case jobVerifying:
+		return "being verified"
+	case jobPackaging:
+		return "being packed into its zip"
+	case jobCompleted:
+		return "already finished"
+	case jobCanceled:
+		return "canceled"
+	default:
+		return state // downloading, paused, failed
+	}
+}
+
 // Pause stops a queued or running download and keeps its partial data. It
 // returns once the transfer has let go of its files (or after a few seconds).
 func (m *manager) Pause(id string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobQueued && !stateRunning(j.State) {
-			return nil, jobConflict("cannot pause a %s download", j.State)
+			return nil, jobConflict("%s is %s: only a queued or running download can be paused", j.displayName(), stateWords(j.State))
 		}
 		return m.pauseLocked(j), nil
 	})
@@ -679,6 +863,7 @@ func (m *manager) Pause(id string) error {
 func (m *manager) pauseLocked(j *managerJob) chan struct{} {
 	j.State = jobPaused
 	j.Phase = ""
+	m.markLocked(j)
 	if j.run == nil {
 		return nil
 	}
@@ -689,9 +874,9 @@ func (m *manager) pauseLocked(j *managerJob) chan struct{} {
 	return j.run.done
 }
 
-// update runs fn under the lock; when it succeeds the queue is saved and
-// the transfers fn stopped (their done channels) are waited for. It is how
-// every change a person makes is applied.
+// update runs fn under the lock; when it succeeds the changes fn marked
+// are saved and the transfers fn stopped (their done channels) are waited
+// for. It is how every change a person makes is applied.
 func (m *manager) update(fn func() (stopped []chan struct{}, err error)) error {
 	m.mu.Lock()
 	stopped, err := fn()
@@ -699,9 +884,9 @@ func (m *manager) update(fn func() (stopped []chan struct{}, err error)) error {
 		m.mu.Unlock()
 		return err
 	}
-	snap := m.commitLocked()
+	m.changedLocked()
 	m.mu.Unlock()
-	m.save(snap)
+	m.save()
 	m.waitStopped(stopped...)
 	return nil
 }
@@ -736,6 +921,7 @@ func (m *manager) SetLimit(id string, bytesPerSecond int64) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		j.LimitRate = bytesPerSecond
 		m.limiterLocked(j).SetRate(bytesPerSecond)
+		m.markLocked(j)
 		return nil, nil
 	})
 }
@@ -745,9 +931,10 @@ func (m *manager) SetLimit(id string, bytesPerSecond int64) error {
 func (m *manager) Resume(id string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobPaused {
-			return nil, jobConflict("cannot resume a %s download", j.State)
+			return nil, jobConflict("%s is %s: only a paused download can be resumed", j.displayName(), stateWords(j.State))
 		}
 		j.State = jobQueued
+		m.markLocked(j)
 		m.scheduleLocked()
 		return nil, nil
 	})
@@ -758,7 +945,7 @@ func (m *manager) Resume(id string) error {
 func (m *manager) Cancel(id string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if stateFinished(j.State) {
-			return nil, jobConflict("cannot cancel a %s download", j.State)
+			return nil, jobConflict("%s is %s: there is nothing to cancel (remove it from the list instead)", j.displayName(), stateWords(j.State))
 		}
 		return m.cancelLocked(j), nil
 	})
@@ -769,8 +956,9 @@ func (m *manager) Cancel(id string) error {
 func (m *manager) cancelLocked(j *managerJob) chan struct{} {
 	j.State = jobCanceled
 	j.Phase = ""
-	j.Error = ""
+	j.Error, j.ErrorCode = "", ""
 	j.FinishedAt = m.now().UTC()
+	m.markLocked(j)
 	if j.run != nil {
 		if j.run.stop != jobCanceled {
 			j.run.stop = jobCanceled
@@ -782,7 +970,7 @@ func (m *manager) cancelLocked(j *managerJob) chan struct{} {
 	}
 	run := &managerRun{done: make(chan struct{}), stop: jobCanceled, path: j.Path, started: m.now()}
 	j.run = run
-	go m.finish(context.Background(), j, run, "", 0, errors.New("download canceled"))
+	go m.finish(context.Background(), j, run, transferResult{}, errors.New("download canceled"))
 	return run.done
 }
 
@@ -791,7 +979,7 @@ func (m *manager) cancelLocked(j *managerJob) chan struct{} {
 func (m *manager) Retry(id string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobFailed && j.State != jobCanceled {
-			return nil, jobConflict("cannot retry a %s download: only failed or canceled ones", j.State)
+			return nil, jobConflict("%s is %s: only a failed or canceled download can be retried", j.displayName(), stateWords(j.State))
 		}
 		if j.State == jobCanceled {
 			j.Done, j.Total = 0, -1
@@ -800,10 +988,12 @@ func (m *manager) Retry(id string) error {
 			}
 		}
 		j.State = jobQueued
-		j.Error = ""
+		j.Error, j.ErrorCode = "", ""
 		j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
 		j.Attempt++
 		j.Transferred, j.Active = 0, 0
+		j.Outcome, j.Previous = "", ""
+		m.markLocked(j)
 		m.scheduleLocked()
 		return nil, nil
 	})
@@ -817,10 +1007,10 @@ func (m *manager) Remove(id string, deleteFile bool) error {
 	var name modelName
 	err := m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if !stateFinished(j.State) {
-			return nil, jobConflict("cannot remove a %s download: cancel it first", j.State)
+			return nil, jobConflict("%s is %s: cancel it first, then remove it", j.displayName(), stateWords(j.State))
 		}
 		if j.run != nil {
-			return nil, jobConflict("download %s is still stopping: try again in a moment", id)
+			return nil, jobConflict("%s is still stopping: try again in a moment", j.displayName())
 		}
 		if deleteFile && j.Path != "" {
 			var ok bool
@@ -830,6 +1020,7 @@ func (m *manager) Remove(id string, deleteFile bool) error {
 		}
 		kind, state, name, p = j.Kind, j.State, j.name, j.Path
 		m.jobs = slices.DeleteFunc(m.jobs, func(o *managerJob) bool { return o == j })
+		m.removedLocked(j)
 		return nil, nil
 	})
 	if err != nil {
@@ -881,7 +1072,7 @@ func (m *manager) removeData(kind, p string, name modelName) {
 func (m *manager) Move(id, where string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobQueued {
-			return nil, jobConflict("cannot move a %s download: only queued ones", j.State)
+			return nil, jobConflict("%s is %s: only a queued download can be moved in the queue", j.displayName(), stateWords(j.State))
 		}
 		i := slices.Index(m.jobs, j)
 		to := i
@@ -907,8 +1098,33 @@ func (m *manager) Move(id, where string) error {
 		default:
 			return nil, badInputf("move where? %q: use top, up, down or bottom", where)
 		}
+		if to == i {
+			return nil, nil
+		}
+		// Ranks keep the order on disk. A move to an end takes a rank past
+		// that end: one line. A step up or down hands the ranks of the
+		// stretch it crosses round among its jobs: a few lines. Never a
+		// rewrite of the whole queue.
+		ranks := make([]int64, 0, max(to, i)-min(to, i)+1)
+		for _, o := range m.jobs[min(to, i) : max(to, i)+1] {
+			ranks = append(ranks, o.Rank)
+		}
 		m.jobs = slices.Delete(m.jobs, i, i+1)
 		m.jobs = slices.Insert(m.jobs, to, j)
+		switch where {
+		case "top":
+			j.Rank = m.jobs[1].Rank - 1
+			m.markLocked(j)
+		case "bottom":
+			j.Rank = m.jobs[len(m.jobs)-2].Rank + 1
+			m.markLocked(j)
+		default:
+			for k, o := range m.jobs[min(to, i) : max(to, i)+1] {
+				o.Rank = ranks[k]
+				m.markLocked(o)
+			}
+		}
+		m.orderRev = m.rev
 		return nil, nil
 	})
 }
@@ -935,6 +1151,7 @@ func (m *manager) ResumeAll() int {
 		for _, j := range m.jobs {
 			if j.State == jobPaused {
 				j.State = jobQueued
+				m.markLocked(j)
 				n++
 			}
 		}
@@ -965,7 +1182,13 @@ func (m *manager) ClearFinished() int {
 	n := 0
 	m.update(func() ([]chan struct{}, error) {
 		before := len(m.jobs)
-		m.jobs = slices.DeleteFunc(m.jobs, func(j *managerJob) bool { return stateFinished(j.State) && j.run == nil })
+		m.jobs = slices.DeleteFunc(m.jobs, func(j *managerJob) bool {
+			if stateFinished(j.State) && j.run == nil {
+				m.removedLocked(j)
+				return true
+			}
+			return false
+		})
 		n = before - len(m.jobs)
 		return nil, nil
 	})
@@ -1059,31 +1282,36 @@ func (m *manager) Wait(ctx context.Context, ids ...string) error {
 // Concurrency transfers run. A job whose previous transfer is still
 // stopping waits for it, so two transfers never share a .part.
 func (m *manager) scheduleLocked() {
-	if m.runCtx == nil || m.runCtx.Err() != nil {
+	if m.runCtx == nil || m.runCtx.Err() != nil || !m.window.Open(m.now()) {
 		return
 	}
 	busy := 0
+	var working []*managerJob // jobs with a goroutine, for clashesLocked
 	for _, j := range m.jobs {
-		if j.run != nil && j.run.cancel != nil {
-			busy++
+		if j.run != nil {
+			working = append(working, j)
+			if j.run.cancel != nil {
+				busy++
+			}
 		}
 	}
 	for _, j := range m.jobs {
 		if busy >= m.concurrency {
 			return
 		}
-		if j.State == jobQueued && j.run == nil && !m.clashesLocked(j) {
+		if j.State == jobQueued && j.run == nil && (m.own == nil || m.own[j.ID]) && !clashes(j, working) {
 			m.startLocked(j)
+			working = append(working, j)
 			busy++
 		}
 	}
 }
 
-// clashesLocked reports whether another job's goroutine still works on the
+// clashes reports whether another job's goroutine still works on the
 // same source or file as j — a canceled one removing its partial data, say —
 // so that j waits instead of writing the .part being deleted.
-func (m *manager) clashesLocked(j *managerJob) bool {
-	for _, o := range m.jobs {
+func clashes(j *managerJob, working []*managerJob) bool {
+	for _, o := range working {
 		if o == j || o.run == nil {
 			continue
 		}
@@ -1108,11 +1336,12 @@ func (m *manager) startLocked(j *managerJob) {
 	j.run = run
 	j.State = jobDownloading
 	j.Phase = ""
-	j.Error = ""
+	j.Error, j.ErrorCode = "", ""
+	j.Outcome, j.Previous = "", ""
 	if j.StartedAt.IsZero() {
 		j.StartedAt = now.UTC()
 	}
-	m.changedLocked()
+	m.markLocked(j)
 	if j.Kind == jobKindFile {
 		req := fileRequest{
 			URL:      j.Source,
@@ -1121,12 +1350,13 @@ func (m *manager) startLocked(j *managerJob) {
 			SHA256:   j.SHA256,
 			Retries:  j.Retries,
 			Limiter:  m.limiterLocked(j),
-			Progress: func(done, total int64) { m.progress(j, run, "", done, total) },
+			Progress: func(done, total int64) { m.progress(j, run, pullProgress{Done: done, Total: total}) },
 			OnPath:   func(p string) { m.onPath(j, run, p) },
 		}
+		force := j.Force || j.Output != ""
 		go func() {
-			res, err := m.download(ctx, req)
-			m.finish(ctx, j, run, res.Path, res.Size, err)
+			res, err := m.fetchFile(ctx, req, force)
+			m.finish(ctx, j, run, res, err)
 			cancel(nil)
 		}()
 		return
@@ -1138,24 +1368,77 @@ func (m *manager) startLocked(j *managerJob) {
 		KeepStaging: m.cfg.KeepStaging,
 		Retries:     j.Retries,
 		Limiter:     m.limiterLocked(j),
-		Progress:    func(p pullProgress) { m.progress(j, run, p.Phase, p.Done, p.Total) },
+		ModelsDir:   j.ModelsDir,
+		Split:       j.Split,
+		Progress:    func(p pullProgress) { m.progress(j, run, p) },
 	}
 	go func() {
 		res, err := m.pull(ctx, req)
-		m.finish(ctx, j, run, res.Path, res.Size, err)
+		m.finish(ctx, j, run, transferResult{Path: res.Path, Size: res.Size, Reused: res.Reused}, err)
 		cancel(nil)
 	}()
 }
 
+// transferResult is what a finished transfer hands to finish.
+type transferResult struct {
+	Path     string
+	Size     int64
+	Reused   int64          // models: bytes taken from disk
+	Outcome  string         // files: "unchanged", "unchecked" or "updated" when the URL was downloaded before
+	Previous string         // files: the earlier download of the same URL
+	Remember fileValidators // files: what the done index keeps; zero Size = nothing to remember
+}
+
+// fetchFile downloads a file job, unless this folder already has the URL
+// complete (its file still there with its size) and the server says it is
+// unchanged — then nothing is fetched (issue 14: a rerun of the same
+// command fetched 5 GB again as "name (1).ext"). A changed file is fetched
+// beside the old one, which is kept. force skips the check.
+func (m *manager) fetchFile(ctx context.Context, req fileRequest, force bool) (transferResult, error) {
+	var res transferResult
+	if prev, ok := m.done().lookup(req.URL); ok && !force {
+		p := m.absPath(prev.Path)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == prev.Size {
+			same, err := m.checkSame(ctx, req.URL, prev.validators())
+			switch {
+			case ctx.Err() != nil:
+				return res, ctx.Err()
+			case err != nil:
+				// The file is here, the server cannot say whether it
+				// changed: keep it rather than fetch it blind.
+				m.log.Info("could not check the server for a newer version", "url", redactURL(req.URL), "err", err)
+				return transferResult{Path: p, Size: prev.Size, Outcome: "unchecked", Previous: p}, nil
+			case same:
+				return transferResult{Path: p, Size: prev.Size, Outcome: "unchanged", Previous: p}, nil
+			}
+			res.Outcome, res.Previous = "updated", p
+			if req.Path == p {
+				req.Path = "" // a new name: the old file is kept
+			}
+		}
+	}
+	fr, err := m.download(ctx, req)
+	res.Path, res.Size = fr.Path, fr.Size
+	res.Remember = resultValidators(fr)
+	return res, err
+}
+
+// done is the folder's index of finished URLs.
+func (m *manager) done() doneIndex {
+	return doneIndex{dir: filepath.Join(filepath.Dir(m.statePath), "done")}
+}
+
 // progress records a transfer's figures. It is called often from the
-// transfer goroutine, so it only updates memory; Run's ticker saves.
-func (m *manager) progress(j *managerJob, run *managerRun, phase string, done, total int64) {
+// transfer goroutine, so it only updates memory: nothing is saved, and
+// Run announces the change at most once per saveEvery.
+func (m *manager) progress(j *managerJob, run *managerRun, p pullProgress) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if j.run != run || run.stop != "" {
 		return
 	}
+	done, total := p.Done, p.Total
 	if done > run.last {
 		j.Transferred += done - run.last
 	}
@@ -1164,6 +1447,10 @@ func (m *manager) progress(j *managerJob, run *managerRun, phase string, done, t
 		total = -1
 	}
 	j.Done, j.Total = done, total
+	if p.Layers != nil {
+		j.layers = p.Layers
+	}
+	j.Reused = max(j.Reused, p.Reused)
 	if !run.sampled {
 		// The first report of a resumed transfer carries the bytes already
 		// on disk: they are not speed.
@@ -1172,7 +1459,10 @@ func (m *manager) progress(j *managerJob, run *managerRun, phase string, done, t
 	} else {
 		run.speed.Sample(now, done)
 	}
-	if j.Kind == jobKindModel && phase != "" && phase != j.Phase {
+	m.rev++
+	j.rev = m.rev
+	m.progressed = true
+	if phase := p.Phase; j.Kind == jobKindModel && phase != "" && phase != j.Phase {
 		j.Phase = phase
 		switch phase {
 		case jobVerifying, jobPackaging:
@@ -1182,12 +1472,12 @@ func (m *manager) progress(j *managerJob, run *managerRun, phase string, done, t
 		}
 		m.changedLocked()
 	}
-	m.dirty = true
 }
 
-// onPath learns where a file transfer writes. It is saved with the next
-// progress save, not at once: until then a restart finds the same .part
-// anyway, by the URL its sidecar was claimed with (see choosePath).
+// onPath learns where a file transfer writes. It goes to the journal at
+// once (one line) but is not waited for: until it is durable a restart
+// finds the same .part anyway, by the URL its sidecar was claimed with
+// (see choosePath).
 func (m *manager) onPath(j *managerJob, run *managerRun, p string) {
 	if abs, err := filepath.Abs(p); err == nil {
 		p = abs
@@ -1199,15 +1489,17 @@ func (m *manager) onPath(j *managerJob, run *managerRun, p string) {
 	}
 	run.path = p
 	j.Path = p
+	m.markLocked(j)
 	m.changedLocked()
-	m.dirty = true
+	m.writeLocked()
 }
 
 // finish settles a job once its goroutine's transfer returned: completed,
-// failed, or (after a pause, cancel or shutdown) what the person asked for.
-// A canceled job's partial data is removed and the history is written
-// before the job is let go, so Cancel and Wait see the end result.
-func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p string, size int64, err error) {
+// failed, or (after a pause, cancel, shutdown or the end of the time
+// window) what was asked for. A canceled job's partial data is removed and
+// the history is written before the job is let go, so Cancel and Wait see
+// the end result.
+func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, res transferResult, err error) {
 	now := m.now()
 	m.mu.Lock()
 	j.Active += now.Sub(run.started).Seconds()
@@ -1215,19 +1507,21 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p 
 	case err == nil:
 		// Success wins over a pause or cancel that came too late: the
 		// file is complete and verified.
-		if p != "" {
+		if p := res.Path; p != "" {
 			if abs, aerr := filepath.Abs(p); aerr == nil {
 				p = abs
 			}
 			j.Path = p
 		}
 		j.State = jobCompleted
-		j.Done, j.Total = size, size
-		j.Error = ""
+		j.Done, j.Total = res.Size, res.Size
+		j.Error, j.ErrorCode = "", ""
+		j.Outcome, j.Previous = res.Outcome, res.Previous
+		j.Reused = max(j.Reused, res.Reused)
 		j.FinishedAt = now.UTC()
-		m.log.Info("download completed", "id", j.ID, "path", j.Path, "bytes", size)
+		m.log.Info("download completed", "id", j.ID, "path", j.Path, "bytes", res.Size, "outcome", res.Outcome)
 	case run.stop != "":
-		// Pause or Cancel already set the state.
+		// Pause, Cancel or the time window already set the state.
 	case ctx.Err() != nil:
 		// Run is shutting down: continue on the next start.
 		if stateRunning(j.State) {
@@ -1235,11 +1529,13 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p 
 		}
 	default:
 		j.State = jobFailed
-		j.Error = err.Error()
+		j.Error = oneLine(err.Error())
+		j.ErrorCode = errorCode(err)
 		j.FinishedAt = now.UTC()
 		m.log.Warn("download failed", "id", j.ID, "source", j.safeSource(), "err", err)
 	}
 	j.Phase = ""
+	m.markLocked(j)
 	// The transfer is over: its slot goes to the next download now, not
 	// after the history write below (j.run stays set until then, so no
 	// job for the same file starts early).
@@ -1249,7 +1545,8 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p 
 	for {
 		clean := err != nil && run.stop == jobCanceled && !cleaned
 		var rec *historyRecord
-		if !clean && !recorded && stateFinished(j.State) {
+		// An unchanged file was not downloaded again: nothing to record.
+		if !clean && !recorded && stateFinished(j.State) && !(j.State == jobCompleted && (res.Outcome == "unchanged" || res.Outcome == "unchecked")) {
 			r := m.recordLocked(j)
 			rec = &r
 			recorded = true
@@ -1270,17 +1567,27 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, p 
 		}
 		m.mu.Lock()
 	}
+	if err == nil && j.Kind == jobKindFile && res.Outcome != "unchanged" && res.Outcome != "unchecked" {
+		e := doneEntry{Path: m.viewPath(j.Path), Size: res.Size, ETag: res.Remember.ETag, LastModified: res.Remember.LastModified, FinishedAt: j.FinishedAt}
+		src := j.Source
+		m.mu.Unlock()
+		if derr := m.done().remember(src, e); derr != nil {
+			m.log.Warn("remembering a finished URL", "err", derr)
+		}
+		m.mu.Lock()
+	}
 	j.run = nil
 	close(run.done)
 	m.scheduleLocked()
-	// Saved with the next progress save (within saveEvery) or at shutdown,
-	// not at once: 200 small files finishing would otherwise cost a queue
-	// write each. A kill before that save only runs the job once more: it
-	// finds its file (or zip) complete, and the history keeps one record
-	// per attempt (AddOnce).
 	m.changedLocked()
-	m.dirty = true
 	m.mu.Unlock()
+	m.save()
+}
+
+// oneLine keeps an error message on one line (errors.Join and some
+// servers' texts have several), as the CLI and the API show it.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // recordID is the ID of the history record of the job's current attempt:
@@ -1304,6 +1611,7 @@ func (m *manager) recordLocked(j *managerJob) historyRecord {
 		Duration:   j.Active,
 		Status:     j.State,
 		Error:      j.Error,
+		ErrorCode:  j.ErrorCode,
 	}
 	rec.ID = j.recordID()
 	rec.Source = j.safeSource()
@@ -1364,84 +1672,243 @@ func (m *manager) changedLocked() {
 	m.changed = make(chan struct{})
 }
 
-// commitLocked announces a change and takes a snapshot of the queue to save.
-// Only shallow copies are made under the lock; encoding happens in save.
-func (m *manager) commitLocked() stateSnapshot {
-	m.changedLocked()
-	m.dirty = false
-	m.snapSeq++
-	qf := &queueFile{Version: queueFileVersion, Jobs: make([]*managerJob, len(m.jobs))}
-	for i, j := range m.jobs {
-		c := *j
-		c.Path = m.viewPath(j.Path)
-		c.Output = m.viewPath(j.Output)
-		c.run = nil
-		qf.Jobs[i] = &c
-	}
-	m.latest = stateSnapshot{seq: m.snapSeq, queue: qf}
-	return m.latest
+// markLocked notes that j changed: its rev moves on (ListSince reports
+// it) and it is written to the store with the next write.
+func (m *manager) markLocked(j *managerJob) {
+	m.rev++
+	j.rev = m.rev
+	m.pending[j.ID] = j
 }
 
-// save returns once queue.json holds snap or a newer snapshot. It writes
-// atomically (temp file in the same folder, fsync, rename) and always the
-// newest snapshot, so callers that queued up behind one write share the
-// next: a group commit. 200 files finishing cost a few writes, not 200.
-func (m *manager) save(snap stateSnapshot) {
-	if snap.queue == nil {
+// removedLocked notes that j left the queue.
+func (m *manager) removedLocked(j *managerJob) {
+	m.rev++
+	m.orderRev = m.rev
+	delete(m.pending, j.ID)
+	m.pendingDel = append(m.pendingDel, j.ID)
+	m.removed = append(m.removed, removal{id: j.ID, rev: m.rev})
+	if over := len(m.removed) - maxRemovals; over > 0 {
+		m.removedFrom = m.removed[over-1].rev
+		m.removed = slices.Delete(m.removed, 0, over)
+	}
+	if m.own != nil {
+		delete(m.own, j.ID)
+	}
+}
+
+// writeLocked writes the pending changes to the store's journal, in the
+// order they were made (the lock keeps it), and folds the journal into a
+// new queue.json when it has grown past the queue. It does not wait for
+// the disk: save does.
+func (m *manager) writeLocked() {
+	if len(m.pending) == 0 && len(m.pendingDel) == 0 {
 		return
 	}
-	m.saveMu.Lock()
-	defer m.saveMu.Unlock()
-	if snap.seq <= m.savedSeq {
-		return // a write that began after snap was taken covered it
+	puts := make([]*managerJob, 0, len(m.pending))
+	for _, j := range m.jobs { // queue order, for a readable journal
+		if m.pending[j.ID] != nil {
+			puts = append(puts, m.storedCopy(j))
+		}
+	}
+	err := m.store.write(puts, m.pendingDel)
+	if err == nil && m.store.needsSnapshot(len(m.jobs)) {
+		all := make([]*managerJob, len(m.jobs))
+		for i, j := range m.jobs {
+			all[i] = m.storedCopy(j)
+		}
+		err = m.store.snapshot(all)
+	}
+	if m.noteSaveLocked(err) {
+		clear(m.pending)
+		m.pendingDel = m.pendingDel[:0]
+	}
+}
+
+// storedCopy is j as the store keeps it: paths relative to the output
+// folder when inside it.
+func (m *manager) storedCopy(j *managerJob) *managerJob {
+	c := *j
+	c.Path = m.viewPath(j.Path)
+	c.Output = m.viewPath(j.Output)
+	c.Previous = m.viewPath(j.Previous)
+	c.run, c.limiter, c.layers = nil, nil, nil
+	return &c
+}
+
+// noteSaveLocked logs a save error once (a full disk fails every save
+// until space is freed: one line, not a cascade) and reports success.
+func (m *manager) noteSaveLocked(err error) bool {
+	if err == nil {
+		if m.saveErr != "" {
+			m.log.Info("saving the download queue works again")
+			m.saveErr = ""
+		}
+		return true
+	}
+	if msg := err.Error(); msg != m.saveErr {
+		m.log.Error("saving download queue", "path", m.statePath, "err", err)
+		m.saveErr = msg
+	}
+	return false
+}
+
+// save writes what changed and returns once it is on disk. Callers that
+// save at the same moment share one fsync (the journal's group commit):
+// 200 files finishing cost a handful of fsyncs, not 200.
+func (m *manager) save() {
+	m.mu.Lock()
+	m.writeLocked()
+	failed := m.saveErr != ""
+	m.mu.Unlock()
+	if failed {
+		return
+	}
+	if err := m.store.Sync(); err != nil {
+		m.mu.Lock()
+		m.noteSaveLocked(err)
+		m.mu.Unlock()
+	}
+}
+
+// downloadsDelta is what changed in the queue since a rev: GET
+// /api/downloads?since=N and each event of /api/events (issue 18: with
+// 10,000 queued, sending every job every second cost 3 MB per poll).
+type downloadsDelta struct {
+	Rev       uint64    `json:"rev"`
+	Full      bool      `json:"full"`      // Downloads is the whole queue
+	Downloads []jobView `json:"downloads"` // in queue order
+	Removed   []string  `json:"removed"`
+	Order     []string  `json:"order"` // every ID in queue order, only when the order changed (a move or a removal); appends come with their position
+}
+
+// ListSince returns the jobs changed after rev since (and every running
+// one: their speed changes without a report), the IDs removed since, and
+// the order when it changed. since 0, or a rev older than the removals
+// kept, gives everything.
+func (m *manager) ListSince(since uint64) downloadsDelta {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := downloadsDelta{Rev: m.rev, Downloads: []jobView{}, Removed: []string{}}
+	if since == 0 || since < m.removedFrom || since > m.rev {
+		d.Full = true
+		d.Downloads = make([]jobView, len(m.jobs))
+		for i, j := range m.jobs {
+			d.Downloads[i] = m.viewLocked(j, i)
+		}
+		return d
+	}
+	for i, j := range m.jobs {
+		if j.rev > since || stateRunning(j.State) {
+			d.Downloads = append(d.Downloads, m.viewLocked(j, i))
+		}
+	}
+	for _, r := range m.removed {
+		if r.rev > since {
+			d.Removed = append(d.Removed, r.id)
+		}
+	}
+	if m.orderRev > since {
+		d.Order = make([]string, len(m.jobs))
+		for i, j := range m.jobs {
+			d.Order[i] = j.ID
+		}
+	}
+	return d
+}
+
+// queueSummary is the whole queue at a glance: the header's "2 running"
+// and the overall progress of everything not finished.
+type queueSummary struct {
+	Running    int     `json:"running"`
+	Queued     int     `json:"queued"`
+	Paused     int     `json:"paused"`
+	Failed     int     `json:"failed"`
+	Completed  int     `json:"completed"`
+	Canceled   int     `json:"canceled"`
+	BytesDone  int64   `json:"bytes_done"`  // over queued, running and paused downloads
+	BytesTotal int64   `json:"bytes_total"` // -1 when one of them has no known size
+	Speed      float64 `json:"speed"`
+	ETASeconds int64   `json:"eta_seconds"` // -1 when unknown
+}
+
+// Summary counts the queue by state and adds up what is left to fetch.
+func (m *manager) Summary() queueSummary {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var s queueSummary
+	known := true
+	for _, j := range m.jobs {
+		switch {
+		case stateRunning(j.State):
+			s.Running++
+			if j.run != nil && j.run.speed != nil {
+				s.Speed += j.run.speed.Speed()
+			}
+		case j.State == jobQueued:
+			s.Queued++
+		case j.State == jobPaused:
+			s.Paused++
+		case j.State == jobFailed:
+			s.Failed++
+		case j.State == jobCompleted:
+			s.Completed++
+		case j.State == jobCanceled:
+			s.Canceled++
+		}
+		if !stateFinished(j.State) {
+			s.BytesDone += max(j.Done, 0)
+			if j.Total < 0 {
+				known = false
+			} else {
+				s.BytesTotal += j.Total
+			}
+		}
+	}
+	s.ETASeconds = -1
+	if !known {
+		s.BytesTotal = -1
+	} else if s.Speed > 0 {
+		s.ETASeconds = int64(math.Ceil(float64(s.BytesTotal-s.BytesDone) / s.Speed))
+	}
+	return s
+}
+
+// scheduleView is the time window as the API shows it.
+type scheduleView struct {
+	Start     string    `json:"start"` // "HH:MM" local, "" = always
+	End       string    `json:"end"`
+	Open      bool      `json:"open"`                // downloads may run now
+	NextStart time.Time `json:"next_start,omitzero"` // when they next may, while closed
+}
+
+// Schedule is the current time window.
+func (m *manager) Schedule() scheduleView {
+	now := m.now()
+	m.mu.Lock()
+	w := m.window
+	m.mu.Unlock()
+	v := scheduleView{Start: w.Start(), End: w.End(), Open: w.Open(now)}
+	if !v.Open {
+		v.NextStart = w.NextOpen(now)
+	}
+	return v
+}
+
+// SetSchedule sets the daily window ("HH:MM" local; both "" = always).
+// Outside it running downloads stop and wait as queued; they continue at
+// its start.
+func (m *manager) SetSchedule(start, end string) error {
+	w, err := parseTimeWindow(start, end)
+	if err != nil {
+		return err
 	}
 	m.mu.Lock()
-	latest := m.latest
+	m.window = w
+	m.changedLocked()
 	m.mu.Unlock()
-	data, err := json.Marshal(latest.queue)
-	if err != nil {
-		m.log.Error("encoding download queue", "err", err)
-		return
+	select {
+	case m.windowWake <- struct{}{}:
+	default:
 	}
-	if err := m.writeState(data); err != nil {
-		m.log.Error("saving download queue", "path", m.statePath, "err", err)
-		return
-	}
-	m.savedSeq = latest.seq
-}
-
-// tempPattern names the temp files of this queue's saves after its own
-// file, so that load's cleanup of crash leftovers finds this queue's and
-// never another's: the CLI keeps its queue file next to the web UI's, and
-// must not lose a save in flight to the other's cleanup.
-func (m *manager) tempPattern() string { return filepath.Base(m.statePath) + ".tmp-*" }
-
-func (m *manager) writeState(data []byte) error {
-	dir := filepath.Dir(m.statePath)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, m.tempPattern())
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, m.statePath)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	// The rename itself must reach the disk too; not every system can
-	// sync a folder, so a failure here is not an error.
-	_ = syncFolder(dir)
 	return nil
 }

@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -186,13 +187,18 @@ func waitUntil(t *testing.T, m *manager, what string, cond func() bool) {
 	}
 }
 
-// waitQueueFile polls queue.json (it is written after Changed fires, so
-// Changed alone cannot tell when it is on disk) until cond holds.
+// waitQueueFile polls the queue on disk (queue.json and its journal, as a
+// restart would read them; written after Changed fires, so Changed alone
+// cannot tell when it is there) until cond holds for its JSON.
 func waitQueueFile(t *testing.T, dir, what string, cond func(data string) bool) {
 	t.Helper()
 	deadline := time.After(testDeadline)
 	for {
-		data, err := os.ReadFile(filepath.Join(dir, ".state", "queue.json"))
+		var data []byte
+		jobs, err := readQueueState(filepath.Join(dir, ".state", "queue.json"))
+		if err == nil {
+			data, err = json.Marshal(jobs)
+		}
 		if err == nil && cond(string(data)) {
 			return
 		}
@@ -200,6 +206,32 @@ func waitQueueFile(t *testing.T, dir, what string, cond func(data string) bool) 
 		case <-time.After(5 * time.Millisecond):
 		case <-deadline:
 			t.Fatalf("timed out waiting until queue.json shows %s; it holds:\n%s", what, data)
+		}
+	}
+}
+
+// diskQueue is the queue's files as a kill -9 at one moment leaves them.
+type diskQueue struct{ snapshot, journal []byte }
+
+func readDiskQueue(t *testing.T, dir string) diskQueue {
+	t.Helper()
+	var d diskQueue
+	d.snapshot, _ = os.ReadFile(filepath.Join(dir, ".state", "queue.json"))
+	d.journal, _ = os.ReadFile(filepath.Join(dir, ".state", "queue.journal"))
+	return d
+}
+
+// restore puts the files back, as the next start after that kill finds them.
+func (d diskQueue) restore(t *testing.T, dir string) {
+	t.Helper()
+	for name, data := range map[string][]byte{"queue.json": d.snapshot, "queue.journal": d.journal} {
+		p := filepath.Join(dir, ".state", name)
+		if data == nil {
+			os.Remove(p)
+			continue
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -286,9 +318,9 @@ func TestManagerAddView(t *testing.T) {
 	}
 	want := jobView{
 		ID: v.ID, Kind: "file", Source: "https://example.com/files/a%20b.iso?sig=1", Name: "a b.iso",
-		State: "queued", BytesTotal: -1, ETASeconds: -1, Retries: 2, CreatedAt: v.CreatedAt,
+		State: "queued", BytesTotal: -1, ETASeconds: -1, Retries: 2, CreatedAt: v.CreatedAt, Rev: v.Rev,
 	}
-	if v != want {
+	if !reflect.DeepEqual(v, want) {
 		t.Errorf("Add view =\n%+v, want\n%+v", v, want)
 	}
 	if !strings.HasPrefix(v.ID, "d-") || v.CreatedAt.IsZero() {
@@ -366,7 +398,7 @@ func TestManagerTransitions(t *testing.T) {
 		t.Errorf("completed b = %+v", done)
 	}
 	err := m.Cancel(b.ID)
-	if !errors.Is(err, errConflict) || err.Error() != "cannot cancel a completed download" {
+	if !errors.Is(err, errConflict) || err.Error() != "b.bin is already finished: there is nothing to cancel (remove it from the list instead)" {
 		t.Errorf("Cancel(completed) = %v, want a conflict saying why", err)
 	}
 
@@ -638,10 +670,7 @@ func TestManagerRestart(t *testing.T) {
 	waitQueueFile(t, dir, "a, b, c downloading with their bytes", func(data string) bool {
 		return strings.Count(data, `"state":"downloading"`) == 3 && strings.Count(data, `"bytes_done":10,`) == 4
 	})
-	killed, err := os.ReadFile(filepath.Join(dir, ".state", "queue.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	killed := readDiskQueue(t, dir)
 	before := m.List()
 	stop()
 
@@ -669,9 +698,7 @@ func TestManagerRestart(t *testing.T) {
 	}
 
 	// The state a kill leaves loads the same way.
-	if err := os.WriteFile(filepath.Join(dir, ".state", "queue.json"), killed, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	killed.restore(t, dir)
 	f3 := newFakeEngine(t)
 	m3 := newTestManager(t, dir, 2, f3)
 	check("after kill", m3)
@@ -1421,9 +1448,9 @@ func TestManagerModelPhases(t *testing.T) {
 	v := waitState(t, m, id, "completed")
 	want := jobView{
 		ID: id, Kind: "model", Source: "llama3", Name: "llama3:latest", Path: "llama3-latest.zip", State: "completed",
-		BytesDone: 3, BytesTotal: 3, Retries: 2, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt, FinishedAt: v.FinishedAt,
+		BytesDone: 3, BytesTotal: 3, Retries: 2, CreatedAt: v.CreatedAt, StartedAt: v.StartedAt, FinishedAt: v.FinishedAt, Rev: v.Rev,
 	}
-	if v != want {
+	if !reflect.DeepEqual(v, want) {
 		t.Errorf("completed model =\n%+v, want\n%+v", v, want)
 	}
 
@@ -1464,7 +1491,7 @@ func BenchmarkManagerProgress(b *testing.B) {
 	var done int64
 	for b.Loop() {
 		done += 256 << 10
-		m.progress(j, run, "", done, -1)
+		m.progress(j, run, pullProgress{Done: done, Total: -1})
 	}
 }
 
@@ -1488,10 +1515,7 @@ func BenchmarkManagerList(b *testing.B) {
 // and writing history, with the real engines.
 func newRegistryManager(t *testing.T, dir string, f *fakeRegistry) (*manager, *historyStore) {
 	t.Helper()
-	hist, err := openHistory(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := mustOpenHistory(t, dir)
 	files := testDownloader(t)
 	files.connections = 1
 	m, err := newManager(managerConfig{
@@ -1639,10 +1663,7 @@ func TestManagerModelCancelAndFailure(t *testing.T) {
 func TestManagerFileHistory(t *testing.T) {
 	o := newOrigin(t, withSize(128<<10), withPath("/pics/photo.JPG"), withThrottle(5*time.Millisecond))
 	dir := t.TempDir()
-	hist, err := openHistory(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hist := mustOpenHistory(t, dir)
 	files := testDownloader(t)
 	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 2, Retries: 1, Files: files, History: hist})
 	if err != nil {
@@ -1695,10 +1716,7 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 	dir := t.TempDir()
 	o := newOrigin(t, withSize(64<<10))
 	open := func() *manager {
-		h, err := openHistory(dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := mustOpenHistory(t, dir)
 		m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 2, Retries: 1, Files: testDownloader(t), History: h})
 		if err != nil {
 			t.Fatal(err)
@@ -1709,20 +1727,14 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 	m := open()
 	stop := runManager(t, m)
 	id := mustAdd(t, m, o.FileURL()).ID
-	queueFile := filepath.Join(dir, ".state", "queue.json")
-	stale, err := os.ReadFile(queueFile) // what Add saved: queued, no path
-	if err != nil {
-		t.Fatal(err)
-	}
+	stale := readDiskQueue(t, dir) // what Add saved: queued, no path
 	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
 	defer cancel()
 	if err := m.Wait(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	stop()
-	if err := os.WriteFile(queueFile, stale, 0o644); err != nil { // the kill: the last save never happened
-		t.Fatal(err)
-	}
+	stale.restore(t, dir) // the kill: the saves after Add never happened
 	gets := o.gets.Load()
 
 	m = open()
@@ -1756,11 +1768,11 @@ func TestManagerCleansOnlyItsOwnTempFiles(t *testing.T) {
 		}
 		return m
 	}
-	cli := open("cli-queue.json")
+	open("cli-queue.json")
 	if err := os.MkdirAll(filepath.Join(dir, ".state"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	leftover, err := os.CreateTemp(filepath.Join(dir, ".state"), cli.tempPattern()) // a CLI save cut short
+	leftover, err := os.CreateTemp(filepath.Join(dir, ".state"), "cli-queue.json.tmp-*") // a CLI save cut short
 	if err != nil {
 		t.Fatal(err)
 	}

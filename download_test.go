@@ -1234,10 +1234,7 @@ func TestPullSurvivesRepeatedKills(t *testing.T) {
 		}
 	}
 	compareZipTree(t, readZipTree(t, zipPath), want)
-	h, err := openHistory(out, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpenHistory(t, out)
 	if page, err := h.List(historyQuery{Status: "completed"}); err != nil || page.Total != 1 {
 		t.Errorf("history has %d completed pulls (%v), want 1", page.Total, err)
 	}

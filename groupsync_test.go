@@ -35,10 +35,19 @@ func TestGroupSyncShares(t *testing.T) {
 			covered[i] = requestedBefore.Load() >= mine
 		}()
 	}
-	// Let the syncs through one by one until everyone has returned.
+	// Hold the first sync until every request is made (otherwise the
+	// scheduler may run the callers one after another, and each needs a
+	// sync of its own), then let the syncs through one by one.
+	deadline := time.After(10 * time.Second)
+	for made.Load() < 20 {
+		select {
+		case <-deadline:
+			t.Fatal("the callers did not all start")
+		case <-time.After(time.Millisecond):
+		}
+	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	deadline := time.After(10 * time.Second)
 	for finished := false; !finished; {
 		select {
 		case release <- struct{}{}:

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -22,51 +24,71 @@ import (
 
 // Files under <output-dir>/.history/ (SPEC §7).
 //
-// history.json is a snapshot, always replaced whole: temp file in the same
-// folder, fsync, rename, fsync of the folder. Rewriting 100,000 records
-// (~40 MB) on every Add would cost a tenth of a second or more, so each Add
-// appends one line to history.journal instead and returns once it is
-// fsynced (adds made at the same moment share one fsync), and the journal is
-// folded into a new snapshot once it holds a quarter as many operations as
-// the snapshot has records (amortised: a few records re-encoded per Add).
-// Every operation carries a sequence number and the snapshot records the
-// last one it includes, so a crash between writing the snapshot and
-// emptying the journal replays nothing twice.
+// history.json is the record scripts read: it is replaced whole (temp file,
+// fsync, rename) within historyFlushDelay of every finished download and
+// at exit, so a reader never sees half a file and never misses a finish.
+// It holds the newest records, at least historySegment of them; older ones
+// move, historySegment at a time, into archive/NNNNNN.json files that
+// never change again and that history.json lists (with their record
+// counts). A CLI run with 100,000 records behind it therefore reads and
+// rewrites one segment, not the whole history.
+//
+// Each Add first appends one line to history.journal and returns once that
+// line is fsynced (adds made at the same moment share one fsync); the next
+// flush folds the journal into history.json and empties it. Every operation
+// carries a sequence number and history.json records the last one it
+// includes, so a crash between the two replays nothing twice.
 const (
 	historyDirName      = ".history"
 	historyFileName     = "history.json"
 	historyJournalName  = "history.journal"
-	historyTempPattern  = historyFileName + ".tmp-*"
-	historyMaxRecords   = 100_000 // newest kept; older records are dropped at the next snapshot
+	historyArchiveDir   = "archive"
+	historyFileVersion  = 2
+	historySegment      = 1000    // newest records history.json keeps, at least
+	historyLoadMax      = 100_000 // records the web UI holds in memory (History tab, statistics)
+	historyFlushDelay   = 500 * time.Millisecond
 	historyDefaultLimit = 50
 	historyMaxLimit     = 1000
 	historyDays         = 30 // days in historyStats.Daily
 )
 
 // historyStore keeps one record per finished download in
-// <output-dir>/.history, in memory and on disk. It is safe for concurrent
-// use; one process at a time owns the folder.
+// <output-dir>/.history. It is safe for concurrent use; one process at a
+// time owns the folder (see folderOwner). Opened with all, it also loads
+// the archives (up to historyLoadMax records), for the History tab and the
+// statistics; a CLI run opens only the newest segment.
 type historyStore struct {
-	dir          string
-	log          *slog.Logger
-	maxRecords   int // newest records kept
-	compactEvery int // journal operations that trigger a snapshot, at least
+	dir        string
+	log        *slog.Logger
+	all        bool
+	segment    int           // tests lower it
+	flushDelay time.Duration // tests lower it
+	journal    *journal
 
-	journalSync groupSync // Add's journal fsyncs, shared
-
-	mu         sync.Mutex
-	records    []historyEntry // oldest first
-	ids        map[string]struct{}
-	seq        int64 // last operation number written
-	journalOps int   // operations in the journal since the last snapshot
-	recovered  string
+	mu        sync.Mutex
+	records   []historyEntry // oldest first: loaded archives, then history.json's
+	recent    int            // index of the first record of history.json
+	ids       map[string]struct{}
+	archives  []historyArchive
+	seq       int64 // last operation number
+	flushedAt int64 // last operation in history.json
+	timer     *time.Timer
+	closed    bool
+	recovered string
 }
 
 // historyEntry is a record plus its lower-cased search text, computed once
 // so that a search over 100,000 records allocates nothing per record.
 type historyEntry struct {
-	rec    historyRecord
-	search string
+	rec     historyRecord
+	search  string
+	archive int // index in archives, -1 for history.json
+}
+
+// historyArchive is one archive file as history.json lists it.
+type historyArchive struct {
+	File    string `json:"file"` // relative to .history, forward slashes
+	Records int    `json:"records"`
 }
 
 type historyRecord struct {
@@ -82,6 +104,7 @@ type historyRecord struct {
 	AverageSpeed float64   `json:"average_speed"` // bytes per second
 	Status       string    `json:"status"`        // completed, failed, canceled
 	Error        string    `json:"error,omitempty"`
+	ErrorCode    string    `json:"error_code,omitempty"`
 	Domain       string    `json:"domain"`
 	FileType     string    `json:"file_type"`
 }
@@ -136,12 +159,15 @@ type historyDay struct {
 	Bytes int64  `json:"bytes"`
 }
 
-// historySnapshot is the content of history.json. A plain JSON array of
-// records is read too (sequence 0).
+// historySnapshot is the content of history.json and of an archive file
+// (which has only Version and Records). Version 1 files (no archives) and
+// a plain JSON array of records are read too.
 type historySnapshot struct {
-	Version int             `json:"version"`
-	Seq     int64           `json:"seq"`
-	Records []historyRecord `json:"records"`
+	Version  int              `json:"version"`
+	Seq      int64            `json:"seq,omitempty"`
+	Total    int              `json:"total,omitempty"` // records in history.json and its archives
+	Archives []historyArchive `json:"archives,omitempty"`
+	Records  []historyRecord  `json:"records"`
 }
 
 // historyOp is one line of history.journal.
@@ -152,75 +178,104 @@ type historyOp struct {
 	ID     string         `json:"id,omitempty"`
 }
 
-// openHistory loads <outputDir>/.history. A snapshot or journal that cannot
-// be read or parsed is renamed to <name>.corrupt-<UTC time>, logged and
-// reported by Recovered; the records that could be read are kept.
+// openHistory opens <outputDir>/.history with its archives, for the web
+// UI. A file that cannot be read or parsed is renamed to
+// <name>.corrupt-<UTC time>, logged and reported by Recovered; the records
+// that could be read are kept.
 func openHistory(outputDir string, log *slog.Logger) (*historyStore, error) {
+	return openHistoryStore(outputDir, log, true)
+}
+
+// openRecentHistory opens only history.json and its journal: what a CLI
+// run needs to add its records, whatever the size of the archives.
+func openRecentHistory(outputDir string, log *slog.Logger) (*historyStore, error) {
+	return openHistoryStore(outputDir, log, false)
+}
+
+func openHistoryStore(outputDir string, log *slog.Logger, all bool) (*historyStore, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &historyStore{
-		dir:          filepath.Join(outputDir, historyDirName),
-		log:          log,
-		maxRecords:   historyMaxRecords,
-		compactEvery: 1024,
-		ids:          make(map[string]struct{}),
+		dir:        filepath.Join(outputDir, historyDirName),
+		log:        log,
+		all:        all,
+		segment:    historySegment,
+		flushDelay: historyFlushDelay,
+		ids:        make(map[string]struct{}),
 	}
-	if err := os.MkdirAll(h.dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(h.dir, historyArchiveDir), 0o755); err != nil {
 		return nil, fmt.Errorf("creating history folder: %w", err)
 	}
 	// A temp file is a snapshot that never got renamed: the crash happened
-	// before the rename, so history.json still holds the previous state.
-	if stray, err := filepath.Glob(filepath.Join(h.dir, historyTempPattern)); err == nil {
+	// before the rename, so the file it would have replaced still holds
+	// the previous state.
+	for _, pattern := range []string{historyFileName + ".tmp-*", filepath.Join(historyArchiveDir, "*.tmp-*")} {
+		stray, _ := filepath.Glob(filepath.Join(h.dir, pattern))
 		for _, p := range stray {
 			if err := os.Remove(p); err != nil {
 				h.log.Warn("removing stray history temp file", "path", p, "err", err)
 			}
 		}
 	}
-	snapSeq, err := h.loadSnapshot()
+	snap, err := h.loadSnapshot()
 	if err != nil {
 		return nil, err
 	}
-	dirty, err := h.loadJournal(snapSeq)
+	migrate, err := h.loadArchives(snap)
 	if err != nil {
 		return nil, err
 	}
-	if dirty || h.recovered != "" || len(h.records) > h.maxRecords {
-		if err := h.compact(); err != nil {
+	j, lines, err := openJournal(h.path(historyJournalName))
+	if err != nil {
+		return nil, err
+	}
+	h.journal = j
+	replayed, err := h.replay(lines, snap.Seq)
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	if replayed || migrate || h.recovered != "" || len(h.records)-h.recent >= 2*h.segment {
+		h.mu.Lock()
+		err := h.flushLocked()
+		h.mu.Unlock()
+		if err != nil {
+			j.Close()
 			return nil, err
 		}
 	}
 	return h, nil
 }
 
-func (h *historyStore) path(name string) string { return filepath.Join(h.dir, name) }
+func (h *historyStore) path(name string) string {
+	return filepath.Join(h.dir, filepath.FromSlash(name))
+}
 
-// loadSnapshot reads history.json and returns the last sequence number it
-// includes.
-func (h *historyStore) loadSnapshot() (int64, error) {
+// loadSnapshot reads history.json into the recent records.
+func (h *historyStore) loadSnapshot() (historySnapshot, error) {
+	var snap historySnapshot
 	data, err := os.ReadFile(h.path(historyFileName))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return snap, nil
 	}
-	var snap historySnapshot
 	if err == nil {
 		err = decodeSnapshot(data, &snap)
 	}
 	if err != nil {
 		if err := h.moveAside(historyFileName, err); err != nil {
-			return 0, err
+			return historySnapshot{}, err
 		}
-		return 0, nil
+		return historySnapshot{}, nil
 	}
 	for i, rec := range snap.Records {
 		if _, dup := h.ids[rec.ID]; rec.ID == "" || dup {
 			rec.ID = "h-0-" + strconv.Itoa(i) // a hand-edited or older file
 		}
-		h.insert(rec)
+		h.insert(rec, -1)
 	}
-	h.seq = snap.Seq
-	return snap.Seq, nil
+	h.seq, h.flushedAt = snap.Seq, snap.Seq
+	return snap, nil
 }
 
 func decodeSnapshot(data []byte, snap *historySnapshot) error {
@@ -231,94 +286,184 @@ func decodeSnapshot(data []byte, snap *historySnapshot) error {
 	if err := json.Unmarshal(trimmed, snap); err != nil {
 		return err
 	}
-	if snap.Version != 1 {
+	if snap.Version != 1 && snap.Version != historyFileVersion {
 		return fmt.Errorf("unknown history version %d", snap.Version)
 	}
 	return nil
 }
 
-// loadJournal replays the operations newer than the snapshot. It reports
-// whether the journal holds anything, so that openHistory folds it into a
-// fresh snapshot. A last line without its newline is a write cut short by
-// a crash: that operation was never acknowledged and is dropped.
-func (h *historyStore) loadJournal(snapSeq int64) (bool, error) {
-	data, err := os.ReadFile(h.path(historyJournalName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, h.moveAside(historyJournalName, err)
-	}
-	if len(data) == 0 {
-		return false, nil
-	}
-	if i := bytes.LastIndexByte(data, '\n'); i != len(data)-1 {
-		h.log.Warn("dropping an incomplete last history journal line", "bytes", len(data)-i-1)
-		data = data[:i+1]
-	}
-	for n, line := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
-		if len(line) == 0 {
+// loadArchives learns the archive files: those history.json lists, and any
+// it does not, which a crash left between writing an archive and the
+// history.json that drops its records (they are dropped now). With all,
+// the records of the newest archives are loaded, up to historyLoadMax. It
+// reports whether history.json must be written again.
+func (h *historyStore) loadArchives(snap historySnapshot) (bool, error) {
+	listed := make(map[string]bool)
+	rewrite := false
+	for _, a := range snap.Archives {
+		if _, err := os.Stat(h.path(a.File)); err != nil {
+			h.log.Warn("a history archive listed in history.json is missing", "file", a.File, "err", err)
+			rewrite = true
 			continue
 		}
+		listed[a.File] = true
+		h.archives = append(h.archives, a)
+	}
+	found, _ := filepath.Glob(filepath.Join(h.dir, historyArchiveDir, "*.json"))
+	slices.Sort(found)
+	for _, p := range found {
+		name := historyArchiveDir + "/" + filepath.Base(p)
+		if listed[name] {
+			continue
+		}
+		recs, err := h.readArchive(name)
+		if err != nil {
+			continue // moved aside
+		}
+		drop := make(map[string]bool, len(recs))
+		for _, r := range recs {
+			drop[r.ID] = true
+		}
+		h.records = slices.DeleteFunc(h.records, func(e historyEntry) bool {
+			if drop[e.rec.ID] {
+				delete(h.ids, e.rec.ID)
+				return true
+			}
+			return false
+		})
+		h.archives = append(h.archives, historyArchive{File: name, Records: len(recs)})
+		rewrite = true
+	}
+	if !h.all {
+		return rewrite, nil
+	}
+	// The newest archives first, until historyLoadMax records are held.
+	// An unreadable archive is moved aside and dropped from the list.
+	loaded := make(map[int][]historyRecord)
+	held := len(h.records)
+	for i := len(h.archives) - 1; i >= 0 && held < historyLoadMax; i-- {
+		recs, err := h.readArchive(h.archives[i].File)
+		if err != nil {
+			rewrite = true
+			loaded[i] = nil
+			continue
+		}
+		loaded[i] = recs
+		held += len(recs)
+	}
+	var kept []historyArchive
+	var older []historyEntry
+	for i, a := range h.archives {
+		recs, ok := loaded[i]
+		if ok && recs == nil {
+			continue // unreadable, moved aside
+		}
+		kept = append(kept, a)
+		for _, r := range recs {
+			if _, dup := h.ids[r.ID]; dup || r.ID == "" {
+				continue
+			}
+			h.ids[r.ID] = struct{}{}
+			older = append(older, newHistoryEntry(r, len(kept)-1))
+		}
+	}
+	h.archives = kept
+	h.records = append(older, h.records...)
+	h.recent = len(older)
+	return rewrite, nil
+}
+
+// readArchive reads one archive file; an unreadable one is moved aside.
+func (h *historyStore) readArchive(name string) ([]historyRecord, error) {
+	data, err := os.ReadFile(h.path(name))
+	var snap historySnapshot
+	if err == nil {
+		err = decodeSnapshot(data, &snap)
+	}
+	if err != nil {
+		if merr := h.moveAside(name, err); merr != nil {
+			return nil, merr
+		}
+		return nil, err
+	}
+	return snap.Records, nil
+}
+
+// replay applies the journal's operations newer than history.json. It
+// reports whether the journal held any.
+func (h *historyStore) replay(lines [][]byte, snapSeq int64) (bool, error) {
+	for n, line := range lines {
 		var op historyOp
 		if err := json.Unmarshal(line, &op); err != nil || (op.Op == "add" && op.Record == nil) {
 			if err == nil {
 				err = errors.New("add without a record")
 			}
-			return true, h.moveAside(historyJournalName, fmt.Errorf("line %d: %w", n+1, err))
+			h.log.Error("history journal line unreadable; the lines after it are kept aside", "line", n+1, "err", err)
+			if err := h.journal.Close(); err != nil {
+				return true, err
+			}
+			if err := h.moveAside(historyJournalName, fmt.Errorf("line %d: %w", n+1, err)); err != nil {
+				return true, err
+			}
+			j, _, err := openJournal(h.path(historyJournalName))
+			if err != nil {
+				return true, err
+			}
+			h.journal = j
+			return true, nil
 		}
 		if op.Seq <= snapSeq {
-			continue // already in the snapshot
+			continue // already in history.json
 		}
 		switch op.Op {
 		case "add":
 			if _, dup := h.ids[op.Record.ID]; !dup {
-				h.insert(*op.Record)
+				h.insert(*op.Record, -1)
 			}
 		case "delete":
-			h.remove(op.ID)
+			h.removeRecent(op.ID)
 		}
 		h.seq = max(h.seq, op.Seq)
 	}
-	return true, nil
+	return len(lines) > 0, nil
 }
 
 // moveAside renames a file that cannot be used, so that a person can look
 // at it, and starts without it. Never silently emptied (SPEC §7).
 func (h *historyStore) moveAside(name string, cause error) error {
-	from := h.path(name)
-	stamp := time.Now().UTC().Format("20060102T150405Z")
-	to := from + ".corrupt-" + stamp
-	for i := 2; i < 100; i++ {
-		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		to = from + ".corrupt-" + stamp + "-" + strconv.Itoa(i)
+	to, err := moveAsideFile(h.path(name), time.Now())
+	if err != nil {
+		return fmt.Errorf("moving aside unreadable history file %s (%v): %w", name, cause, err)
 	}
-	if err := os.Rename(from, to); err != nil {
-		return fmt.Errorf("moving aside unreadable history file %s (%v): %w", from, cause, err)
-	}
-	h.log.Error("history file was unreadable; moved aside and started afresh", "path", from, "moved_to", to, "err", cause)
+	h.log.Error("history file was unreadable; moved aside and started afresh", "path", h.path(name), "moved_to", to, "err", cause)
 	if h.recovered == "" {
 		h.recovered = to
 	}
 	return nil
 }
 
-// insert appends rec to memory and drops the oldest records beyond
-// maxRecords.
-func (h *historyStore) insert(rec historyRecord) {
-	h.ids[rec.ID] = struct{}{}
-	h.records = append(h.records, historyEntry{
-		rec:    rec,
-		search: strings.ToLower(rec.Source + "\n" + rec.FileName),
-	})
-	if over := len(h.records) - h.maxRecords; over > 0 {
-		for _, e := range h.records[:over] {
-			delete(h.ids, e.rec.ID)
+// moveAsideFile renames path to path.corrupt-<UTC time>, with a counter
+// when that name is taken, and returns the new name.
+func moveAsideFile(path string, now time.Time) (string, error) {
+	stamp := now.UTC().Format("20060102T150405Z")
+	to := path + ".corrupt-" + stamp
+	for i := 2; i < 100; i++ {
+		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
+			break
 		}
-		h.records = h.records[over:]
+		to = path + ".corrupt-" + stamp + "-" + strconv.Itoa(i)
 	}
+	return to, os.Rename(path, to)
+}
+
+func newHistoryEntry(rec historyRecord, archive int) historyEntry {
+	return historyEntry{rec: rec, search: strings.ToLower(rec.Source + "\n" + rec.FileName), archive: archive}
+}
+
+// insert appends rec to memory as a recent record.
+func (h *historyStore) insert(rec historyRecord, archive int) {
+	h.ids[rec.ID] = struct{}{}
+	h.records = append(h.records, newHistoryEntry(rec, archive))
 }
 
 // Get returns the record with this ID, looking from the newest.
@@ -336,18 +481,19 @@ func (h *historyStore) Get(id string) (historyRecord, bool) {
 	return historyRecord{}, false
 }
 
-func (h *historyStore) remove(id string) bool {
+// removeRecent drops a record of history.json from memory.
+func (h *historyStore) removeRecent(id string) bool {
 	if _, ok := h.ids[id]; !ok {
 		return false
 	}
-	delete(h.ids, id)
-	for i := len(h.records) - 1; i >= 0; i-- {
+	for i := len(h.records) - 1; i >= h.recent; i-- {
 		if h.records[i].rec.ID == id {
-			h.records = append(h.records[:i], h.records[i+1:]...)
-			break
+			h.records = slices.Delete(h.records, i, i+1)
+			delete(h.ids, id)
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // Add records a finished download. It fills an empty ID, Domain (from a
@@ -385,7 +531,7 @@ func (h *historyStore) add(rec historyRecord, once bool) error {
 
 	h.mu.Lock()
 	if rec.ID == "" {
-		rec.ID = "h-" + strconv.FormatInt(h.seq+1, 10)
+		rec.ID = "h-" + newRandomID()
 	}
 	if _, dup := h.ids[rec.ID]; dup && once {
 		h.mu.Unlock()
@@ -400,35 +546,68 @@ func (h *historyStore) add(rec historyRecord, once bool) error {
 			}
 		}
 	}
-	if err := h.appendOp(historyOp{Seq: h.seq + 1, Op: "add", Record: &rec}, false); err != nil {
-		h.mu.Unlock()
-		return err
+	line, err := json.Marshal(historyOp{Seq: h.seq + 1, Op: "add", Record: &rec})
+	if err == nil {
+		err = h.journal.Write(line)
 	}
-	h.insert(rec)
-	h.afterOp()
+	if err != nil {
+		h.mu.Unlock()
+		return fmt.Errorf("recording %s in the history: %w", rec.ID, err)
+	}
+	h.seq++
+	h.insert(rec, -1)
+	h.scheduleFlushLocked()
 	h.mu.Unlock()
 	// The line is written; its fsync is shared with the adds made
 	// meanwhile (many downloads finishing at once). Add returns once the
-	// record is durable. Should that fsync fail, the record stays listed
-	// but may not survive a power cut, and Add says so.
-	return h.journalSync.do(h.syncJournal)
+	// record is durable.
+	return h.journal.Sync()
 }
 
-// syncJournal fsyncs history.journal. After a compaction emptied it, the
-// snapshot (written and synced first) holds what it held.
-func (h *historyStore) syncJournal() error {
-	f, err := os.OpenFile(h.path(historyJournalName), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return fmt.Errorf("syncing history journal: %w", err)
+// scheduleFlushLocked makes sure history.json is rewritten within
+// flushDelay: a burst of finishes costs one rewrite.
+func (h *historyStore) scheduleFlushLocked() {
+	if h.timer != nil {
+		return
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
+	h.timer = time.AfterFunc(h.flushDelay, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.timer = nil
+		if h.closed {
+			return
+		}
+		if err := h.flushLocked(); err != nil {
+			h.log.Warn("writing history.json", "err", err)
+		}
+	})
+}
+
+// Flush writes history.json now if anything is not in it yet.
+func (h *historyStore) Flush() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.timer != nil {
+		h.timer.Stop()
+		h.timer = nil
+	}
+	if h.flushedAt == h.seq {
+		return nil
+	}
+	return h.flushLocked()
+}
+
+// Close writes history.json and closes the journal. The store is not used
+// afterwards.
+func (h *historyStore) Close() error {
+	err := h.Flush()
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	if cerr := h.journal.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("syncing history journal: %w", err)
-	}
-	return nil
+	return err
 }
 
 // Delete removes one record; errNotFound if there is none with that id.
@@ -438,144 +617,154 @@ func (h *historyStore) Delete(id string) error {
 	if _, ok := h.ids[id]; !ok {
 		return fmt.Errorf("history record %q: %w", id, errNotFound)
 	}
-	if err := h.appendOp(historyOp{Seq: h.seq + 1, Op: "delete", ID: id}, true); err != nil {
-		return err
+	i := slices.IndexFunc(h.records, func(e historyEntry) bool { return e.rec.ID == id })
+	if i >= 0 && h.records[i].archive >= 0 {
+		return h.deleteArchivedLocked(i)
 	}
-	h.remove(id)
-	h.afterOp()
+	line, err := json.Marshal(historyOp{Seq: h.seq + 1, Op: "delete", ID: id})
+	if err == nil {
+		err = h.journal.Write(line)
+	}
+	if err == nil {
+		err = h.journal.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("deleting history record %s: %w", id, err)
+	}
+	h.seq++
+	h.removeRecent(id)
+	h.scheduleFlushLocked()
 	return nil
 }
 
-// Clear removes every record by writing an empty snapshot.
+// deleteArchivedLocked rewrites the archive that holds records[i] without
+// it: archives change only here.
+func (h *historyStore) deleteArchivedLocked(i int) error {
+	a := h.records[i].archive
+	var keep []historyRecord
+	for _, e := range h.records {
+		if e.archive == a && e.rec.ID != h.records[i].rec.ID {
+			keep = append(keep, e.rec)
+		}
+	}
+	if err := h.writeRecords(h.archives[a].File, historySnapshot{Version: historyFileVersion, Records: keep}); err != nil {
+		return err
+	}
+	delete(h.ids, h.records[i].rec.ID)
+	h.records = slices.Delete(h.records, i, i+1)
+	h.recent--
+	h.archives[a].Records = len(keep)
+	h.seq++ // history.json's archive counts change
+	return h.flushLocked()
+}
+
+// Clear removes every record, archives included.
 func (h *historyStore) Clear() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	old, oldIDs := h.records, h.ids
-	h.records, h.ids = nil, make(map[string]struct{})
-	if err := h.compact(); err != nil {
-		h.records, h.ids = old, oldIDs
-		return err
-	}
-	return nil
-}
-
-// afterOp counts a journal operation and folds the journal into a new
-// snapshot when it has grown. The operation is already durable, so a
-// failed snapshot is only logged: the next one retries.
-func (h *historyStore) afterOp() {
+	oldRecords, oldIDs, oldRecent, oldArchives := h.records, h.ids, h.recent, h.archives
+	h.records, h.ids, h.recent, h.archives = nil, make(map[string]struct{}), 0, nil
 	h.seq++
-	h.journalOps++
-	if h.journalOps < max(h.compactEvery, len(h.records)/4) {
-		return
+	if err := h.flushLocked(); err != nil {
+		h.records, h.ids, h.recent, h.archives = oldRecords, oldIDs, oldRecent, oldArchives
+		return err
 	}
-	if err := h.compact(); err != nil {
-		h.log.Warn("writing history snapshot", "err", err)
-	}
-}
-
-// appendOp writes one journal line and, with durable, fsyncs it. On failure
-// the journal is cut back to its previous length, so a half-written line
-// cannot glue itself to the next one.
-func (h *historyStore) appendOp(op historyOp, durable bool) error {
-	line, err := json.Marshal(op)
-	if err != nil {
-		return fmt.Errorf("encoding history record: %w", err)
-	}
-	line = append(line, '\n')
-	f, err := os.OpenFile(h.path(historyJournalName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("opening history journal: %w", err)
-	}
-	fi, err := f.Stat()
-	if err == nil {
-		_, err = f.Write(line)
-		if err == nil && durable {
-			err = f.Sync()
-		}
-		if err != nil {
-			f.Truncate(fi.Size())
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing history journal: %w", err)
-	}
-	if fi.Size() == 0 {
-		// A new journal file must survive a power cut too.
-		if err := syncFolder(h.dir); err != nil {
-			return fmt.Errorf("writing history journal: %w", err)
+	for _, a := range oldArchives {
+		if err := os.Remove(h.path(a.File)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			h.log.Warn("removing history archive", "file", a.File, "err", err)
 		}
 	}
 	return nil
 }
 
-// compact writes every record to a new history.json and empties the
-// journal. Called with h.mu held.
-func (h *historyStore) compact() error {
-	if err := h.writeSnapshot(); err != nil {
-		return err
-	}
-	// From here on the snapshot holds everything. Journal lines left behind
-	// (a crash, or a failed truncation) carry numbers the snapshot already
-	// covers, and are skipped when loading: only log a failure.
-	h.journalOps = 0
-	f, err := os.OpenFile(h.path(historyJournalName), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err == nil {
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
+// flushLocked moves the oldest records to a new archive while history.json
+// would hold twice a segment, writes history.json, and empties the
+// journal. The archive is written before the history.json that drops its
+// records, so a crash in between keeps both (loading drops the copies).
+func (h *historyStore) flushLocked() error {
+	for len(h.records)-h.recent >= 2*h.segment {
+		name := fmt.Sprintf("%s/%06d.json", historyArchiveDir, h.nextArchiveNumber())
+		chunk := h.records[h.recent : h.recent+h.segment]
+		recs := make([]historyRecord, len(chunk))
+		for k, e := range chunk {
+			recs[k] = e.rec
+		}
+		if err := h.writeRecords(name, historySnapshot{Version: historyFileVersion, Records: recs}); err != nil {
+			return err
+		}
+		h.archives = append(h.archives, historyArchive{File: name, Records: len(recs)})
+		for k := range chunk {
+			chunk[k].archive = len(h.archives) - 1
+		}
+		h.recent += h.segment
+		if !h.all { // a CLI run does not keep archived records in memory
+			for _, e := range h.records[:h.recent] {
+				delete(h.ids, e.rec.ID)
+			}
+			h.records = slices.Delete(h.records, 0, h.recent)
+			h.recent = 0
 		}
 	}
-	if err != nil {
+	total := len(h.records) - h.recent
+	for _, a := range h.archives {
+		total += a.Records
+	}
+	snap := historySnapshot{Version: historyFileVersion, Seq: h.seq, Total: total, Archives: h.archives, Records: make([]historyRecord, 0, len(h.records)-h.recent)}
+	for _, e := range h.records[h.recent:] {
+		snap.Records = append(snap.Records, e.rec)
+	}
+	if err := h.writeRecords(historyFileName, snap); err != nil {
+		return err
+	}
+	h.flushedAt = h.seq
+	// From here on history.json holds everything. Journal lines left
+	// behind (a failed truncation) carry numbers it covers: only log.
+	if err := h.journal.Reset(); err != nil {
 		h.log.Warn("emptying history journal", "err", err)
 	}
 	return nil
 }
 
-func (h *historyStore) writeSnapshot() (err error) {
-	tmp, err := os.CreateTemp(h.dir, historyTempPattern)
-	if err != nil {
-		return fmt.Errorf("writing history snapshot: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("writing history snapshot: %w", err)
+// nextArchiveNumber is one more than the highest archive number in use.
+func (h *historyStore) nextArchiveNumber() int {
+	n := 0
+	for _, a := range h.archives {
+		if k, err := strconv.Atoi(strings.TrimSuffix(path.Base(a.File), ".json")); err == nil {
+			n = max(n, k)
 		}
-	}()
-	w := bufio.NewWriterSize(tmp, 256<<10)
-	fmt.Fprintf(w, "{\"version\":1,\"seq\":%d,\"records\":[", h.seq)
-	for i, e := range h.records {
-		line, err := json.Marshal(e.rec)
+	}
+	return n + 1
+}
+
+// writeRecords writes a snapshot or archive file atomically, one record per
+// line so that a person (or grep) can read it.
+func (h *historyStore) writeRecords(name string, snap historySnapshot) error {
+	return writeFileAtomic(h.path(name), 0o644, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 256<<10)
+		head := snap
+		head.Records = nil
+		hb, err := json.Marshal(head)
 		if err != nil {
 			return err
 		}
-		if i > 0 {
-			w.WriteByte(',')
+		// {"version":2,…,"records":null} → open the records array by hand.
+		hb = bytes.TrimSuffix(hb, []byte("null}"))
+		bw.Write(hb)
+		bw.WriteByte('[')
+		for i, rec := range snap.Records {
+			line, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.WriteByte('\n')
+			bw.Write(line)
 		}
-		w.WriteByte('\n')
-		w.Write(line)
-	}
-	w.WriteString("\n]}\n")
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), h.path(historyFileName)); err != nil {
-		return err
-	}
-	return syncFolder(h.dir)
+		bw.WriteString("\n]}\n")
+		return bw.Flush()
+	})
 }
 
 // syncFolder makes a rename or a new file in dir durable. Windows cannot

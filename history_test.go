@@ -61,7 +61,25 @@ func mustOpenHistory(t testing.TB, outputDir string) *historyStore {
 	if err != nil {
 		t.Fatalf("openHistory: %v", err)
 	}
+	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// crash stops h as a kill -9 would: no flush, the journal file just closed.
+func crash(h *historyStore) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.timer != nil {
+		h.timer.Stop()
+		h.timer = nil
+	}
+	h.closed = true
+	h.journal.mu.Lock()
+	if h.journal.f != nil {
+		h.journal.f.Close()
+		h.journal.f = nil
+	}
+	h.journal.mu.Unlock()
 }
 
 func listAll(t *testing.T, h *historyStore) []historyRecord {
@@ -85,11 +103,11 @@ func recordIDs(recs []historyRecord) []string {
 }
 
 func TestHistoryRoundTripAcrossReopen(t *testing.T) {
-	for _, compactEvery := range []int{1, 3, 1024} {
-		t.Run(fmt.Sprintf("compactEvery=%d", compactEvery), func(t *testing.T) {
+	for _, segment := range []int{1, 3, 1000} {
+		t.Run(fmt.Sprintf("segment=%d", segment), func(t *testing.T) {
 			dir := t.TempDir()
 			h := mustOpenHistory(t, dir)
-			h.compactEvery = compactEvery
+			h.segment = segment
 			recs := testRecords(7)
 			for _, r := range recs {
 				if err := h.Add(r); err != nil {
@@ -100,8 +118,10 @@ func TestHistoryRoundTripAcrossReopen(t *testing.T) {
 				t.Fatalf("Delete: %v", err)
 			}
 			before := listAll(t, h)
+			crash(h) // the journal alone must bring it back
 
 			h2 := mustOpenHistory(t, dir)
+			h2.segment = segment
 			after := listAll(t, h2)
 			if !reflect.DeepEqual(after, before) {
 				t.Fatalf("after reopen:\n got %+v\nwant %+v", after, before)
@@ -120,6 +140,7 @@ func TestHistoryRoundTripAcrossReopen(t *testing.T) {
 			if err := h2.Add(historyRecord{Source: "llama3:latest", Kind: "model", Status: "completed"}); err != nil {
 				t.Fatalf("Add after reopen: %v", err)
 			}
+			h2.Flush()
 			if got := listAll(t, mustOpenHistory(t, dir)); len(got) != 7 || got[0].Source != "llama3:latest" {
 				t.Fatalf("after add and reopen: %v", recordIDs(got))
 			}
@@ -244,7 +265,8 @@ func TestHistoryDelete(t *testing.T) {
 func TestHistoryConcurrentAdds(t *testing.T) {
 	dir := t.TempDir()
 	h := mustOpenHistory(t, dir)
-	h.compactEvery = 16 // snapshots happen while others append
+	h.segment = 16                  // archives are written while others append
+	h.flushDelay = time.Millisecond // and history.json is rewritten often
 	const workers, each = 8, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
@@ -359,6 +381,7 @@ func TestHistoryCorruptJournalKeepsEarlierRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	crash(h)
 	journal := filepath.Join(dir, historyDirName, historyJournalName)
 	data, err := os.ReadFile(journal)
 	if err != nil {
@@ -383,13 +406,16 @@ func TestHistoryCorruptJournalKeepsEarlierRecords(t *testing.T) {
 func TestHistoryCrashBeforeRename(t *testing.T) {
 	dir := t.TempDir()
 	h := mustOpenHistory(t, dir)
-	h.compactEvery = 1
 	for _, r := range testRecords(4) {
 		if err := h.Add(r); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := h.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	want := listAll(t, h)
+	crash(h)
 	stray := filepath.Join(dir, historyDirName, "history.json.tmp-123456")
 	if err := os.WriteFile(stray, []byte(`{"version":1,"seq":9,"records":[{"id":"half`), 0o644); err != nil {
 		t.Fatal(err)
@@ -424,12 +450,10 @@ func TestHistoryCrashBeforeJournalTruncate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.mu.Lock()
-	err = h.compact()
-	h.mu.Unlock()
-	if err != nil {
+	if err := h.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	crash(h)
 	if err := os.WriteFile(journal, old, 0o644); err != nil { // undo the truncation
 		t.Fatal(err)
 	}
@@ -450,6 +474,7 @@ func TestHistoryTornJournalLine(t *testing.T) {
 		}
 	}
 	journal := filepath.Join(dir, historyDirName, historyJournalName)
+	crash(h)
 	f, err := os.OpenFile(journal, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -467,6 +492,7 @@ func TestHistoryTornJournalLine(t *testing.T) {
 	if err := h2.Add(historyRecord{ID: "next", Status: "failed"}); err != nil {
 		t.Fatal(err)
 	}
+	crash(h2)
 	if got := recordIDs(listAll(t, mustOpenHistory(t, dir))); !reflect.DeepEqual(got, []string{"next", "d-1", "d-0"}) {
 		t.Errorf("after another Add and reopen: ids = %v", got)
 	}
@@ -483,23 +509,114 @@ func TestHistoryLegacyArrayFile(t *testing.T) {
 	}
 }
 
-func TestHistoryCap(t *testing.T) {
+// TestHistoryArchives: history.json keeps the newest records and moves
+// older ones to archive files it lists; the web UI sees all of them, a CLI
+// run only history.json; an archived record can be deleted; a crash
+// between writing an archive and the history.json that drops its records
+// duplicates nothing.
+func TestHistoryArchives(t *testing.T) {
 	dir := t.TempDir()
-	writeHistorySnapshot(t, dir, testRecords(5))
 	h := mustOpenHistory(t, dir)
-	h.maxRecords = 3
-	h.compactEvery = 1
-	if err := h.Add(historyRecord{ID: "new", Status: "completed"}); err != nil {
+	h.segment = 2
+	recs := testRecords(7)
+	for _, r := range recs {
+		if err := h.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if got := recordIDs(listAll(t, h)); !reflect.DeepEqual(got, []string{"new", "d-4", "d-3"}) {
-		t.Errorf("ids = %v", got)
+	var snap historySnapshot
+	data, err := os.ReadFile(filepath.Join(dir, historyDirName, historyFileName))
+	if err != nil || json.Unmarshal(data, &snap) != nil {
+		t.Fatalf("history.json: %v %s", err, data)
 	}
-	if err := h.Delete("d-0"); !errors.Is(err, errNotFound) {
-		t.Errorf("Delete of a dropped record = %v", err)
+	if got := recordIDs(snap.Records); !slices.Equal(got, []string{"d-4", "d-5", "d-6"}) || snap.Total != 7 || len(snap.Archives) != 2 {
+		t.Fatalf("history.json holds %v, total %d, archives %+v", got, snap.Total, snap.Archives)
 	}
-	if got := recordIDs(listAll(t, mustOpenHistory(t, dir))); !reflect.DeepEqual(got, []string{"new", "d-4", "d-3"}) {
-		t.Errorf("after reopen ids = %v", got)
+	for _, a := range snap.Archives {
+		if _, err := os.Stat(filepath.Join(dir, historyDirName, a.File)); err != nil || a.Records != 2 {
+			t.Errorf("archive %+v: %v", a, err)
+		}
+	}
+	want := []string{"d-6", "d-5", "d-4", "d-3", "d-2", "d-1", "d-0"}
+	if got := recordIDs(listAll(t, h)); !slices.Equal(got, want) {
+		t.Errorf("live: %v", got)
+	}
+	if err := h.Delete("d-1"); err != nil {
+		t.Fatalf("deleting an archived record: %v", err)
+	}
+	h.Close()
+
+	full := mustOpenHistory(t, dir)
+	want = []string{"d-6", "d-5", "d-4", "d-3", "d-2", "d-0"}
+	if got := recordIDs(listAll(t, full)); !slices.Equal(got, want) {
+		t.Errorf("reopened with archives: %v, want %v", got, want)
+	}
+	full.Close()
+
+	recent, err := openRecentHistory(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := recordIDs(listAll(t, recent)); !slices.Equal(got, []string{"d-6", "d-5", "d-4"}) {
+		t.Errorf("a CLI run sees %v, want only history.json's records", got)
+	}
+	recent.Close()
+
+	// A crash after an archive was written but before history.json
+	// dropped its records: the archive wins, nothing is listed twice.
+	extra := filepath.Join(dir, historyDirName, historyArchiveDir, "000099.json")
+	dup, _ := json.Marshal(historySnapshot{Version: historyFileVersion, Records: recs[4:6]})
+	if err := os.WriteFile(extra, dup, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again := mustOpenHistory(t, dir)
+	if got := recordIDs(listAll(t, again)); len(got) != 6 || got[0] != "d-6" {
+		t.Errorf("after an unlisted archive: %v", got)
+	}
+	again.Close()
+	data, _ = os.ReadFile(filepath.Join(dir, historyDirName, historyFileName))
+	snap = historySnapshot{}
+	json.Unmarshal(data, &snap)
+	if got := recordIDs(snap.Records); !slices.Equal(got, []string{"d-6"}) || snap.Total != 6 {
+		t.Errorf("history.json after the crash repair: %v, total %d", got, snap.Total)
+	}
+}
+
+// TestHistoryJSONIsCurrent: history.json holds a record within about a
+// second of its Add, and at Close, without waiting for anything else.
+func TestHistoryJSONIsCurrent(t *testing.T) {
+	dir := t.TempDir()
+	h := mustOpenHistory(t, dir)
+	file := filepath.Join(dir, historyDirName, historyFileName)
+	holds := func(id string) bool {
+		data, err := os.ReadFile(file)
+		return err == nil && strings.Contains(string(data), `"id":"`+id+`"`)
+	}
+	if err := h.Add(historyRecord{ID: "soon", Status: "completed"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !holds("soon") {
+		if time.Now().After(deadline) {
+			t.Fatal("history.json does not hold the record 3 s after Add")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.flushDelay = time.Hour
+	if err := h.Add(historyRecord{ID: "at-exit", Status: "failed"}); err != nil {
+		t.Fatal(err)
+	}
+	if holds("at-exit") {
+		t.Fatal("flushed before the delay: the test does not test Close")
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !holds("at-exit") {
+		t.Fatal("history.json does not hold the last record after Close")
 	}
 }
 
@@ -661,7 +778,7 @@ func BenchmarkHistorySnapshot(b *testing.B) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for b.Loop() {
-		if err := h.compact(); err != nil {
+		if err := h.flushLocked(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -679,6 +796,7 @@ func TestHistoryAddOnce(t *testing.T) {
 	if err := h.AddOnce(rec); err != nil {
 		t.Fatal(err)
 	}
+	crash(h)
 	h = mustOpenHistory(t, dir) // the restart
 	if err := h.AddOnce(rec); err != nil {
 		t.Fatal(err)

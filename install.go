@@ -294,7 +294,7 @@ func installWriteFile(dest string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(dest, data, true)
+	return writeFileAtomic(dest, 0o644, writeBytes(data))
 }
 
 // installNotes tells the person what happens next.

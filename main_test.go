@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -260,10 +259,7 @@ func TestCLISurvivesRepeatedKills(t *testing.T) {
 		t.Errorf("output holds %q, want just the two files (and the tool's dot folders)", names)
 	}
 	// The history holds both completions.
-	h, err := openHistory(out, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustOpenHistory(t, out)
 	page, err := h.List(historyQuery{Status: "completed"})
 	if err != nil || page.Total != 2 {
 		t.Errorf("history has %d completed records (%v), want 2", page.Total, err)

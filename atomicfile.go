@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// writeFileAtomic publishes path with the content write produces: a temp
+// file in the same folder (<base>.tmp-*), fsync, chmod perm, rename over
+// path, fsync the folder. A reader, or a kill -9 at any moment, sees the
+// old content or the new one, never a mix. The temp file is removed on any
+// failure; a full disk gives the one-line diskFullError.
+func writeFileAtomic(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return atomicWriteError(path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := write(tmp); err != nil {
+		return atomicWriteError(path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return atomicWriteError(path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return atomicWriteError(path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return atomicWriteError(path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return atomicWriteError(path, err)
+	}
+	// The rename must reach the disk too; not every system can sync a
+	// folder, so a failure here does not undo a published file.
+	_ = syncFolder(dir)
+	return nil
+}
+
+// writeBytes is the write function of writeFileAtomic for content that is
+// already in memory.
+func writeBytes(data []byte) func(w io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}
+}
+
+// atomicWriteError names the file; a full disk is its own one-line error,
+// which already says where.
+func atomicWriteError(path string, err error) error {
+	if full := diskFullError(err, path); errors.Is(full, errNoSpace) {
+		return full
+	}
+	return fmt.Errorf("writing %s: %w", path, err)
+}
