@@ -103,6 +103,7 @@ describe('failures in words, in each language', { timeout: 120_000 }, () => {
     browser = await launchBrowser();
     const context = await browser.newContext({ viewport: desktop, locale: 'fa-IR' });
     page = await context.newPage();
+    page.setDefaultTimeout(10_000);
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
 

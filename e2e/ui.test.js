@@ -113,6 +113,7 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     browser = await launchBrowser();
     const context = await browser.newContext({ viewport: desktop, locale: 'fa-IR', acceptDownloads: true });
     page = await context.newPage();
+    page.setDefaultTimeout(10_000);
     page.on('request', (r) => requests.push(r.url()));
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -304,6 +305,7 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     await waitFor('queue-a paused', async () => (await findJob('queue-a.bin')).state === 'paused');
     await row('queue-a.bin').locator('.row-check').uncheck();
     // Its own speed limit, from the selector under the speed.
+    await row('queue-a.bin').locator('select.job-limit').focus(); // its choices come when a person reaches for it
     await row('queue-a.bin').locator('select.job-limit').selectOption(String(256 << 10));
     await waitFor('per-download limit applied', async () => (await findJob('queue-a.bin')).limit_rate === 256 << 10, 5000);
     assert.match(await row('queue-a.bin').locator('select.job-limit option:checked').textContent(), /۲۵۶ کیلوبایت\/ثانیه/);
@@ -443,6 +445,8 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     assert.equal(await row('broken-link.zip').first().locator('.job-kind').getAttribute('data-icon'), 'archive');
 
     // The per-download speed selector shows its whole text.
+    await row('ubuntu-24.04-desktop-amd64.iso').first().locator('select.job-limit').click();
+    await page.keyboard.press('Escape');
     await row('ubuntu-24.04-desktop-amd64.iso').first().locator('select.job-limit').selectOption(String(50 << 20));
     await waitFor('a long limit shown', async () => (await findJob('ubuntu-24.04-desktop-amd64.iso')).limit_rate === 50 << 20, 5000);
     for (const vp of [desktop, phone]) {
@@ -610,6 +614,7 @@ describe('Library: install into Ollama and share models', { timeout: 120_000 }, 
     browser2 = await launchBrowser();
     const context = await browser2.newContext({ viewport: desktop, locale: 'fa-IR' });
     page2 = await context.newPage();
+    page2.setDefaultTimeout(10_000);
     page2.on('console', (m) => { if (m.type() === 'error') errors2.push(m.text()); });
     page2.on('pageerror', (e) => errors2.push(String(e)));
   });

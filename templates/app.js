@@ -162,14 +162,30 @@ const store = {
   totalSpeed: null,
   summary: null,
   schedule: null, // {start, end, open, next_start}
+  scheduleKey: '',
 };
 
 const jobName = (j) => j.name || nameFromSource(j.source);
 
 const lists = { active: [], queue: [], finished: [] };
-const queueIndex = new Map(); // id → place among the queued
-let listsDirty = true;
+const orderIndex = new Map(); // id → place in store.order (lists are sorted by it)
+let listsDirty = true; // rebuild every list (the order changed, or jobs came or went)
+const moves = []; // downloads that changed lists since the last render: [id, tabs before]
 const localAdds = new Set(); // ids this page added (it says so itself)
+
+// The header's counts, kept up to date change by change: counting 10,000
+// downloads on every update would cost more than drawing the rows in view.
+const counts = { running: 0, queued: 0, paused: 0, failed: 0, finished: 0 };
+
+function bucketOf(state) {
+  if (state === 'queued' || state === 'paused' || state === 'failed') return state;
+  return finished(state) ? 'finished' : 'running';
+}
+
+function recount() {
+  for (const k of Object.keys(counts)) counts[k] = 0;
+  for (const j of store.jobs.values()) counts[bucketOf(j.state)]++;
+}
 
 // upsert keeps the newer of two copies of a download (an action's answer
 // may overtake an event in flight).
@@ -177,7 +193,18 @@ function upsert(j) {
   const old = store.jobs.get(j.id);
   if (old && typeof old.rev === 'number' && typeof j.rev === 'number' && j.rev < old.rev) return false;
   store.jobs.set(j.id, j);
-  if (!old || tabsOf(old.state) !== tabsOf(j.state)) listsDirty = true;
+  if (old) counts[bucketOf(old.state)]--;
+  counts[bucketOf(j.state)]++;
+  if (!old) listsDirty = true;
+  else if (tabsOf(old.state) !== tabsOf(j.state)) moves.push([j.id, tabsOf(old.state)]);
+  return true;
+}
+
+function forget(id) {
+  const old = store.jobs.get(id);
+  if (!old) return false;
+  store.jobs.delete(id);
+  counts[bucketOf(old.state)]--;
   return true;
 }
 
@@ -192,6 +219,7 @@ function applyEnvelope(d) {
     const next = new Map();
     for (const j of incoming) next.set(j.id, j);
     store.jobs = next;
+    recount();
     store.order = Array.isArray(d.order) ? d.order
       : (d.rev === undefined ? incoming.slice().sort((a, b) => (a.position ?? 0) - (b.position ?? 0)) : incoming).map((j) => j.id);
     listsDirty = true;
@@ -202,7 +230,7 @@ function applyEnvelope(d) {
       upsert(j);
     }
     for (const id of d.removed || []) {
-      if (store.jobs.delete(id)) membership = true;
+      if (forget(id)) membership = true;
     }
     if (Array.isArray(d.order)) {
       store.order = d.order;
@@ -219,8 +247,13 @@ function applyEnvelope(d) {
   if (typeof d.total_speed === 'number') store.totalSpeed = d.total_speed;
   if (d.summary && typeof d.summary === 'object') store.summary = d.summary;
   if (d.schedule && typeof d.schedule === 'object') {
-    store.schedule = d.schedule;
-    showSchedule();
+    const key = JSON.stringify(d.schedule);
+    if (key !== store.scheduleKey) {
+      store.scheduleKey = key;
+      store.schedule = d.schedule;
+      showSchedule();
+      for (const vl of Object.values(vlists)) vl.touch(); // "waits for 02:00" on queued rows
+    }
   }
   if (before) announce(incoming, before);
   store.loaded = true;
@@ -343,12 +376,12 @@ function rebuildLists() {
   const active = [];
   const queue = [];
   const fin = [];
-  queueIndex.clear();
+  orderIndex.clear();
+  store.order.forEach((id, i) => orderIndex.set(id, i));
   for (const id of store.order) {
     const j = store.jobs.get(id);
     if (!j) continue;
     if (j.state === 'queued') {
-      queueIndex.set(id, queue.length);
       queue.push(id);
       active.push(id);
     } else if (finished(j.state)) fin.push(id);
@@ -358,15 +391,60 @@ function rebuildLists() {
   lists.queue = queue;
   lists.finished = fin;
   for (const tab of Object.keys(lists)) {
-    const ids = new Set(lists[tab]);
-    for (const id of selected[tab]) if (!ids.has(id)) selected[tab].delete(id);
+    if (selected[tab].size) {
+      const ids = new Set(lists[tab]);
+      for (const id of selected[tab]) if (!ids.has(id)) selected[tab].delete(id);
+    }
     vlists[tab].setItems(lists[tab]);
   }
   listsDirty = false;
+  moves.length = 0;
+}
+
+// placeIn is where id is, or would go, in a list sorted by queue order.
+function placeIn(list, id) {
+  const want = orderIndex.get(id);
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (orderIndex.get(list[mid]) < want) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+// applyMoves takes downloads whose state moved them between lists (one
+// finished, one left the queue) out of one list and into another, without
+// going over the other 10,000.
+function applyMoves() {
+  for (const [id, before] of moves) {
+    const j = store.jobs.get(id);
+    if (!j || !orderIndex.has(id)) { listsDirty = true; break; }
+    const now = tabsOf(j.state);
+    for (const tab of Object.keys(lists)) {
+      const was = before.includes(tab);
+      const is = now.includes(tab);
+      if (was === is) continue;
+      const list = lists[tab];
+      const at = placeIn(list, id);
+      if (was && list[at] === id) {
+        list.splice(at, 1);
+        vlists[tab].removedAt(at);
+        selected[tab].delete(id);
+      } else if (is && list[at] !== id) {
+        list.splice(at, 0, id);
+        vlists[tab].insertedAt(at);
+      }
+    }
+  }
+  moves.length = 0;
+  if (listsDirty) rebuildLists();
+  else if (moves.length) applyMoves();
 }
 
 function renderAll() {
   if (listsDirty) rebuildLists();
+  else if (moves.length) applyMoves();
   for (const tab of Object.keys(lists)) {
     const n = lists[tab].length;
     $(`empty-${tab}`).hidden = n > 0 || !store.loaded;
@@ -382,22 +460,10 @@ function renderAll() {
   }
 }
 
-function countStates() {
-  const c = { running: 0, queued: 0, paused: 0, failed: 0 };
-  for (const id of lists.active) {
-    const s = store.jobs.get(id).state;
-    if (running(s)) c.running++;
-    else if (s === 'queued') c.queued++;
-    else if (s === 'paused') c.paused++;
-    else if (s === 'failed') c.failed++;
-  }
-  return c;
-}
-
 // renderHeader: the counts of the Active tab (they add up to its count),
 // and the progress of everything not finished yet.
 function renderHeader() {
-  const c = countStates();
+  const c = counts;
   const parts = [];
   for (const k of ['running', 'queued', 'paused', 'failed']) {
     if (c[k] > 0 || k === 'running') parts.push(h('span', { class: `oc oc-${k}`, 'data-n': String(c[k]), text: I.t(`overall.${k}`, { n: c[k], count: I.num(c[k]) }) }));
@@ -432,6 +498,7 @@ function renderHeader() {
   }
   const figures = [];
   if (total > 0) figures.push(I.progressBytes(done, total));
+  else if (done > 0) figures.push(I.t('overall.done', { size: I.bytes(done) })); // a size not known yet
   if (c.running > 0) {
     figures.push(I.speed(speed));
     figures.push(eta >= 0 ? I.t('overall.left', { time: I.duration(eta) }) : I.t('overall.leftUnknown'));
@@ -440,7 +507,7 @@ function renderHeader() {
   const bar = $('overall-bar');
   const pct = total > 0 ? Math.min(100, (done / total) * 100) : 0;
   bar.hidden = total <= 0;
-  bar.firstElementChild.style.width = `${pct}%`;
+  setFill(bar.firstElementChild, pct / 100);
   setAttr(bar, 'aria-valuenow', String(Math.floor(pct)));
   setAttr(bar, 'aria-valuetext', I.pct(Math.floor(pct) / 100));
   const title = c.running ? I.t('app.titleRunning', { n: c.running, count: I.num(c.running) }) : I.t('app.pageTitle');
@@ -451,20 +518,47 @@ function renderHeader() {
     const v = I.num(store.concurrency);
     if (conc.value !== v) conc.value = v;
   }
-  const any = (pred) => lists.active.some((id) => pred(store.jobs.get(id).state));
-  $('pause-all').disabled = !any(bulkAllowed.pause);
-  $('resume-all').disabled = !any(bulkAllowed.resume);
-  $('cancel-all').disabled = !any(bulkAllowed.cancel);
+  // What the buttons act on, from the same counts (Active holds nothing
+  // else that they could act on).
+  $('pause-all').disabled = c.running + c.queued === 0;
+  $('resume-all').disabled = c.paused === 0;
+  $('cancel-all').disabled = c.running + c.queued + c.paused === 0;
   $('clear-finished').disabled = lists.finished.length === 0;
 }
 
 // ---------- job rows ----------
 
+const limitOption = (v) => h('option', { value: String(v), text: v ? I.t('limit.rowMax', { speed: I.speed(v) }) : I.t('limit.rowNone') });
+
+// fillLimitChoices gives a row's speed selector every choice, when a person
+// reaches for it.
+function fillLimitChoices(e) {
+  const sel = e.target;
+  if (!(sel instanceof HTMLSelectElement) || !sel.classList.contains('job-limit') || sel.options.length > 1) return;
+  const rate = Number(sel.dataset.rate) || 0;
+  const values = limitChoices.includes(rate) ? limitChoices : [...limitChoices, rate].sort((a, b) => a - b);
+  sel.replaceChildren(...values.map(limitOption));
+  sel.value = String(rate);
+}
+
+// setFill shows a fraction on a progress bar (see .progress-fill).
+function setFill(fill, fraction) {
+  const v = `scaleX(${Math.max(0, Math.min(1, fraction)).toFixed(4)})`;
+  if (fill.style.transform !== v) fill.style.transform = v;
+}
+
 const isPhone = window.matchMedia('(max-width: 640px)');
 const isNarrow = window.matchMedia('(max-width: 860px)');
 
+// rowBase is a row's usual height at this width (asking matchMedia for each
+// of 10,000 rows would cost more than the rows in view).
+let rowBase = 78;
+function measureRowBase() {
+  rowBase = isPhone.matches ? 168 : (isNarrow.matches ? 130 : 78);
+}
+
 function estimateRow(j) {
-  let px = isPhone.matches ? 168 : (isNarrow.matches ? 130 : 78);
+  let px = rowBase;
   if (!j) return px;
   if (j.error && j.state === 'failed') px += 44;
   if (j.kind === 'model' && Array.isArray(j.layers) && j.layers.length) px += 28;
@@ -481,7 +575,6 @@ function buildRow(tab, id, j) {
   const layers = h('details', { class: 'job-layers', hidden: true }, h('summary', {}), h('ul', { class: 'layer-list' }));
   layers.addEventListener('toggle', () => {
     if (layers.open) openLayers.add(id); else openLayers.delete(id);
-    scheduleRender();
   });
   const row = h('li', { class: 'job', 'data-id': id },
     h('div', { class: 'job-sel' }, check),
@@ -557,8 +650,7 @@ function updateRow(row, j, index, count) {
     setAttr(bar, 'aria-valuenow', null);
     setAttr(bar, 'aria-valuetext', I.t('unit.unknown'));
   }
-  const width = `${hasTotal || complete ? pct : 0}%`;
-  if (q('.progress-fill').style.width !== width) q('.progress-fill').style.width = width;
+  setFill(q('.progress-fill'), hasTotal || complete ? pct / 100 : 0);
   setText(q('.job-pct'), hasTotal || complete ? I.pct(Math.floor(pct) / 100) : '');
 
   // Notes: an unchanged or updated file, bytes reused, the Ollama folder.
@@ -601,7 +693,7 @@ function updateRow(row, j, index, count) {
     const sched = store.schedule;
     eta = sched && sched.start && sched.open === false
       ? I.t('row.waitsWindow', { time: I.clock(sched.start) })
-      : I.t('row.queuePlace', { n: I.num((queueIndex.get(j.id) ?? index) + 1) });
+      : I.t('row.queuePlace', { n: I.num((tab === 'queue' ? index : placeIn(lists.queue, j.id)) + 1) });
   }
   setText(q('.job-eta'), eta);
 
@@ -610,9 +702,10 @@ function updateRow(row, j, index, count) {
   const rate = typeof j.limit_rate === 'number' ? j.limit_rate : 0;
   limitSel.hidden = typeof j.limit_rate !== 'number' || ended(j.state);
   if (!limitSel.hidden && limitSel.dataset.rate !== String(rate) && document.activeElement !== limitSel) {
+    // Only the chosen value until the selector is used: ten options in each
+    // of the rows in view are most of a row's nodes.
     limitSel.dataset.rate = String(rate);
-    const values = limitChoices.includes(rate) ? limitChoices : [...limitChoices, rate].sort((a, b) => a - b);
-    limitSel.replaceChildren(...values.map((v) => h('option', { value: String(v), text: v ? I.t('limit.rowMax', { speed: I.speed(v) }) : I.t('limit.rowNone') })));
+    limitSel.replaceChildren(limitOption(rate));
     limitSel.value = String(rate);
   }
 
@@ -627,6 +720,8 @@ function updateRow(row, j, index, count) {
   const check = q('.row-check');
   check.checked = selected[tab].has(j.id);
   row.classList.toggle('selected', check.checked);
+  // What decides the row's height; progress alone does not.
+  return `${row.dataset.actions}|${noteKey}|${errKey}|${row.querySelector('.job-layers').dataset.key || ''}|${row.querySelectorAll('details[open]').length}|${eta ? 1 : 0}|${limitSel.hidden}`;
 }
 
 function layerType(type) {
@@ -1486,7 +1581,7 @@ function drawBars(ol, items) {
   const max = Math.max(1, ...items.map((i) => i.bytes || 0));
   ol.replaceChildren(...items.slice(0, 8).map((i) => {
     const fill = h('div', { class: 'progress-fill' });
-    fill.style.width = `${Math.max(2, ((i.bytes || 0) / max) * 100)}%`;
+    setFill(fill, Math.max(0.02, (i.bytes || 0) / max));
     return h('li', {},
       bidi(i.label, 'bar-label'),
       h('span', { class: 'bar-value', text: I.t('stats.barValue', { size: I.bytes(i.bytes || 0), n: i.count || 0, count: I.num(i.count || 0) }) }),
@@ -1621,6 +1716,7 @@ function chooseLanguage() {
 // ---------- wiring ----------
 
 function init() {
+  measureRowBase();
   makeLists();
   $('add-retries').value = '3';
   setLanguage(chooseLanguage(), false);
@@ -1644,7 +1740,15 @@ function init() {
 
   for (const tab of Object.keys(selected)) {
     $(`list-${tab}`).addEventListener('click', onListClick);
+    // A <details> opened or closed in a row changes its height: measure it
+    // again ('toggle' does not bubble, so it is caught on the way down).
+    $(`list-${tab}`).addEventListener('toggle', (e) => {
+      const row = e.target.closest && e.target.closest('li.job');
+      if (row) { row._item = null; scheduleRender(); }
+    }, true);
     $(`list-${tab}`).addEventListener('change', onListChange);
+    $(`list-${tab}`).addEventListener('focusin', fillLimitChoices);
+    $(`list-${tab}`).addEventListener('mousedown', fillLimitChoices);
     $(`select-all-${tab}`).addEventListener('change', (e) => {
       selected[tab] = new Set(e.target.checked ? lists[tab] : []);
       syncSelection(tab);
@@ -1705,6 +1809,7 @@ function init() {
   window.addEventListener('resize', () => {
     if (window.innerWidth !== lastWidth) {
       lastWidth = window.innerWidth;
+      measureRowBase();
       for (const vl of Object.values(vlists)) vl.forget(false);
     }
     scheduleRender();

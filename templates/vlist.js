@@ -10,8 +10,10 @@
 export class VirtualList {
   // The items are ids; get(id) is the item now. build(id, item) makes a
   // row element; update(row, item, index, count) fills it when the item
-  // or its place changed; estimate(item) guesses the height in px of a row
-  // never measured.
+  // or its place changed, and returns a key of what decides the row's
+  // height (a row is measured again only when that key changes, so that a
+  // progress update forces no layout of its own); estimate(item) guesses
+  // the height in px of a row never measured.
   constructor(ul, { get, build, update, estimate, overscan = 800 }) {
     this.ul = ul;
     this.get = get;
@@ -31,15 +33,48 @@ export class VirtualList {
     this.offsets = null;
   }
 
+  // removedAt and insertedAt follow a change the caller made to the items
+  // array (a splice): the offsets after it shift, with no walk over the
+  // other items' heights.
+  removedAt(i) {
+    const off = this.offsets;
+    if (!off) return;
+    const n = this.items.length; // after the removal
+    const h = off[i + 1] - off[i];
+    const next = new Float64Array(n + 1);
+    next.set(off.subarray(0, i + 1));
+    for (let k = i + 1; k <= n; k++) next[k] = off[k + 1] - h;
+    this.offsets = next;
+  }
+
+  insertedAt(i) {
+    const off = this.offsets;
+    if (!off) return;
+    const n = this.items.length; // after the insertion
+    const id = this.items[i];
+    const h = this.heights.get(id) ?? this.estimate(this.get(id));
+    const next = new Float64Array(n + 1);
+    next.set(off.subarray(0, i + 1));
+    for (let k = i + 1; k <= n; k++) next[k] = off[k - 1] + h;
+    this.offsets = next;
+  }
+
   // forget drops measured heights (the width changed) and, with rebuild,
   // the row elements too (the language changed).
   forget(rebuild) {
     this.heights.clear();
     this.offsets = null;
+    for (const row of this.rows.values()) row._shape = undefined;
     if (rebuild) {
       for (const row of this.rows.values()) row.remove();
       this.rows.clear();
     }
+  }
+
+  // touch makes every row in view be filled again on the next render
+  // (something they show besides their item changed).
+  touch() {
+    for (const row of this.rows.values()) row._item = null;
   }
 
   rendered() {
@@ -70,19 +105,22 @@ export class VirtualList {
 
   render() {
     // A hidden list (another tab) has no geometry: it renders when shown.
-    if (!this.ul.getClientRects().length && this.items.length) return;
+    const rects = this.ul.getClientRects();
+    if (!rects.length && this.items.length) return;
+    // The list's own padding does not move its top: read it once.
+    const top = rects.length ? rects[0].top : 0;
     for (let pass = 0; pass < 3; pass++) {
       if (!this.offsets) this.computeOffsets();
-      if (!this.place()) return;
+      if (!this.place(top)) return;
     }
   }
 
-  // place renders the rows in view and measures them; it says whether a
-  // measurement moved anything (then the range is worked out again).
-  place() {
+  // place renders the rows in view and measures those that are new or
+  // changed shape; it says whether a measurement moved anything (then the
+  // range is worked out again).
+  place(top) {
     const n = this.items.length;
     const off = this.offsets;
-    const top = this.ul.getBoundingClientRect().top;
     const viewTop = -top - this.overscan;
     const viewBottom = -top + window.innerHeight + this.overscan;
     let start = Math.min(this.indexAt(Math.max(0, viewTop)), n);
@@ -101,6 +139,7 @@ export class VirtualList {
       }
     }
     let prev = null;
+    let measure = false;
     for (let i = start; i < end; i++) {
       const id = this.items[i];
       const item = this.get(id);
@@ -113,10 +152,15 @@ export class VirtualList {
         row._item = item;
         row._index = i;
         row._count = n;
-        this.update(row, item, i, n);
+        const shape = this.update(row, item, i, n);
+        if (shape !== row._shape) {
+          row._shape = shape;
+          measure = true;
+        }
         row.setAttribute('aria-posinset', String(i + 1));
         row.setAttribute('aria-setsize', String(n));
       }
+      if (!this.heights.has(id)) measure = true;
       // Move a row only when the order changed: moving a node drops its focus.
       const want = prev ? prev.nextSibling : this.ul.firstChild;
       if (want !== row) this.ul.insertBefore(row, want);
@@ -127,6 +171,7 @@ export class VirtualList {
     if (this.ul.style.paddingBlockStart !== padTop) this.ul.style.paddingBlockStart = padTop;
     if (this.ul.style.paddingBlockEnd !== padBottom) this.ul.style.paddingBlockEnd = padBottom;
 
+    if (!measure) return false;
     // Measure: the distance from a row's top to the next one's includes the
     // gap between them; the last row takes the gap seen above it.
     let moved = false;

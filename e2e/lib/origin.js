@@ -51,7 +51,7 @@ export async function startOrigin() {
   // a file into ranges must not make it finish sooner than the test expects.
   const nextSend = new Map(); // path → time (ms) the next chunk may leave
   const server = http.createServer((req, res) => {
-    requests.push({ method: req.method, url: req.url, range: req.headers.range || '' });
+    requests.push({ method: req.method, url: req.url, range: req.headers.range || '', at: Date.now() });
     const st = /^\/status\/(\d{3})\/[^/?]+$/.exec(req.url);
     if (st) {
       res.writeHead(Number(st[1]), { 'content-type': 'text/plain' });

@@ -36,6 +36,7 @@ export default {
     'overall.queued': '{count} queued',
     'overall.paused': '{count} paused',
     'overall.failed': '{count} failed',
+    'overall.done': '{size} so far',
     'overall.left': '{time} left',
     'overall.leftUnknown': 'time left unknown',
 

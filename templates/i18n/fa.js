@@ -38,6 +38,7 @@ export default {
     'overall.queued': '{count} در صف',
     'overall.paused': '{count} متوقف',
     'overall.failed': '{count} ناموفق',
+    'overall.done': '{size} تاکنون',
     'overall.left': '{time} مانده',
     'overall.leftUnknown': 'زمان باقی‌مانده نامعلوم',
 
