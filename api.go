@@ -93,6 +93,8 @@ type serverConfig struct {
 	OutputDir string
 	Addr      string // host:port the server is reachable at, for the Host check; ListenAndServe sets it itself
 	Token     string // when set, every request needs it; required when listening beyond loopback
+	LocalKey  string // accepted like Token: the key a command of the same user reads from .state/owner.json
+	Yield     func() // a command-line owner's: a web UI asks for the folder (POST /api/owner/yield)
 	Version   string
 	Log       *slog.Logger
 }
@@ -168,6 +170,7 @@ func (s *server) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /api/history", s.handleHistoryClear)
 	mux.HandleFunc("GET /api/statistics", s.handleStatistics)
 	mux.HandleFunc("GET /api/events", s.handleEvents)
+	mux.HandleFunc("POST /api/owner/yield", s.handleYield)
 	// The UI: each embedded file under its own exact path, so that a wrong
 	// method on an API path still answers 405 rather than falling into "GET /".
 	for p := range s.assets {
@@ -261,7 +264,8 @@ func (s *server) authorized(w http.ResponseWriter, r *http.Request) bool {
 
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		scheme, tok, _ := strings.Cut(auth, " ")
-		if strings.EqualFold(scheme, "Bearer") && same(strings.TrimSpace(tok)) {
+		tok = strings.TrimSpace(tok)
+		if strings.EqualFold(scheme, "Bearer") && (same(tok) || s.cfg.LocalKey != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.LocalKey)) == 1) {
 			return true
 		}
 	}

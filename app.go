@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -21,7 +25,17 @@ type app struct {
 	log      *slog.Logger
 	files    *rangeDownloader
 	registry *registryClient
+
+	// Knobs that tests turn.
+	now        func() time.Time
+	ownerWait  time.Duration // how long to wait for an owner to say where it listens, or to let go
+	followPoll time.Duration // how often a follower asks the owner for news
 }
+
+// maxTakeovers bounds how often one run changes hands between owning the
+// folder and following its owner; each change needs another process to
+// start, stop or die.
+const maxTakeovers = 100
 
 func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, error) {
 	client, err := newHTTPClient(opts.proxy)
@@ -43,43 +57,80 @@ func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, err
 	if err != nil {
 		return nil, err
 	}
-	return &app{opts: opts, stdout: stdout, stderr: stderr, log: log, files: files, registry: registry}, nil
+	return &app{
+		opts: opts, stdout: stdout, stderr: stderr, log: log, files: files, registry: registry,
+		now: opts.clock, ownerWait: 30 * time.Second, followPoll: 250 * time.Millisecond,
+	}, nil
+}
+
+// makeOutputDir creates the output folder, or says in one line why it
+// cannot (a file in the way, no permission).
+func (a *app) makeOutputDir() error {
+	if err := os.MkdirAll(a.opts.outputDir, 0o755); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot create the output folder %s: %w", a.opts.outputDir, err)
+	}
+	return nil
 }
 
 // serveUI runs the download manager and the web UI until ctx is done
 // (Ctrl-C or SIGTERM), then stops both: running downloads keep their .part
-// files and continue at the next start.
+// files and continue at the next start. A folder another web UI already
+// serves is not served twice: its address is printed (and opened) instead.
+// A command-line run that owns the folder is asked to hand it over.
 func (a *app) serveUI(ctx context.Context) error {
-	m, history, err := a.newManager("")
+	if err := a.makeOutputDir(); err != nil {
+		return err
+	}
+	owner, err := a.claimForUI(ctx)
+	if err != nil || owner == nil {
+		return err
+	}
+	defer owner.Release()
+
+	history, err := openHistory(a.opts.outputDir, a.log)
 	if err != nil {
 		return err
 	}
+	defer history.Close()
 	if aside := history.Recovered(); aside != "" {
 		fmt.Fprintf(a.stderr, "warning: the history was unreadable and was moved to %s\n", aside)
+	}
+	window, err := loadWindow(a.opts.outputDir)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "warning: %v; downloads may run at any time\n", err)
+	}
+	m, err := a.newManager(history, managerConfig{Window: window, WindowFile: windowFile(a.opts.outputDir)})
+	if err != nil {
+		return err
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- m.Run(runCtx) }()
 
+	key := newRandomID() + newRandomID()
 	srv := newServer(serverConfig{
 		Manager:   m,
 		History:   history,
 		Files:     a.files,
 		OutputDir: a.opts.outputDir,
 		Token:     a.opts.token,
+		LocalKey:  key,
 		Version:   version,
 		Log:       a.log,
 	})
 	addr := net.JoinHostPort(a.opts.listen, strconv.Itoa(a.opts.port))
-	serveErr := srv.ListenAndServe(ctx, addr, func(url string) {
-		fmt.Fprintf(a.stdout, "Web UI: %s\n", url)
-		fmt.Fprintf(a.stdout, "Downloads go to %s. Press Ctrl-C to stop; unfinished downloads continue at the next start.\n", a.opts.outputDir)
-		if !a.opts.noBrowser {
-			if err := newBrowserOpener().Open(url); err != nil {
-				a.log.Warn("could not open the browser; open the address above yourself", "error", err)
-			}
+	serveErr := srv.ListenAndServe(ctx, addr, func(open string) {
+		if err := owner.Announce(ownerInfo{Kind: ownerWeb, URL: baseURL(open), Key: key}); err != nil {
+			a.log.Warn("announcing the web UI in the output folder", "err", err)
 		}
+		fmt.Fprintf(a.stdout, "Web UI: %s\n", open)
+		fmt.Fprintf(a.stdout, "Downloads go to %s. Press Ctrl-C to stop; unfinished downloads continue at the next start.\n", a.opts.outputDir)
+		a.openBrowser(open)
 	})
 	stopRun()
 	if err := <-runDone; err != nil && serveErr == nil {
@@ -88,64 +139,221 @@ func (a *app) serveUI(ctx context.Context) error {
 	return serveErr
 }
 
+// claimForUI makes this process the folder's owner. When a web UI already
+// owns it, it prints that UI's address, opens it, and returns a nil owner:
+// there is nothing more to do. A command-line run is asked to yield.
+func (a *app) claimForUI(ctx context.Context) (*folderOwner, error) {
+	asked := false
+	deadline := time.Now().Add(a.ownerWait)
+	for {
+		owner, err := claimFolder(a.opts.outputDir)
+		if err == nil {
+			return owner, nil
+		}
+		if !errors.Is(err, errLocked) {
+			return nil, err
+		}
+		info, ierr := readOwner(a.opts.outputDir)
+		switch {
+		case ierr == nil && info.Kind == ownerWeb:
+			open := info.URL
+			fmt.Fprintf(a.stdout, "A web UI already serves %s: %s\n", a.opts.outputDir, open)
+			a.openBrowser(open)
+			return nil, nil
+		case ierr == nil && info.Kind == ownerCLI && !asked:
+			fmt.Fprintf(a.stderr, "A command-line run (pid %d) is downloading into %s; taking the folder over, its downloads continue here.\n", info.PID, a.opts.outputDir)
+			if err := newOwnerClient(info, a.opts.token).Yield(ctx); err != nil && !errors.Is(err, errOwnerGone) {
+				return nil, fmt.Errorf("asking the command-line run (pid %d) to hand %s over: %w", info.PID, a.opts.outputDir, err)
+			}
+			asked = true
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("another process (%s) holds %s and does not let go; stop it, or use another -output-dir", ownerDescription(info, ierr), a.opts.outputDir)
+		}
+		if sleepCtx(ctx, 100*time.Millisecond) != nil {
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+func ownerDescription(info ownerInfo, err error) string {
+	if err != nil {
+		return "it has not said what it is"
+	}
+	return fmt.Sprintf("pid %d, %s", info.PID, info.Kind)
+}
+
+// openBrowser opens url unless -no-browser.
+func (a *app) openBrowser(u string) {
+	if a.opts.noBrowser {
+		return
+	}
+	if err := newBrowserOpener().Open(u); err != nil {
+		fmt.Fprintf(a.stderr, "could not open the browser (%v): open the address above yourself\n", err)
+	}
+}
+
+// baseURL is the printed address without its query (the token).
+func baseURL(open string) string {
+	u, err := url.Parse(open)
+	if err != nil {
+		return open
+	}
+	u.RawQuery = ""
+	return u.String()
+}
+
 // newManager builds the download manager over the output folder, with
-// the shared history. queueFile "" is the web UI's queue.
-func (a *app) newManager(queueFile string) (*manager, *historyStore, error) {
-	if err := os.MkdirAll(a.opts.outputDir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("creating output folder: %w", err)
-	}
-	history, err := openHistory(a.opts.outputDir, a.log)
+// the history; cfg adds what the caller decides.
+func (a *app) newManager(history *historyStore, cfg managerConfig) (*manager, error) {
+	cfg.OutputDir = a.opts.outputDir
+	cfg.Concurrency = a.opts.concurrency
+	cfg.Retries = a.opts.retries
+	cfg.Files = a.files
+	cfg.Models = a.registry
+	cfg.History = history
+	cfg.Log = a.log
+	cfg.KeepStaging = a.opts.keepStaging
+	cfg.Now = a.now
+	m, err := newManager(cfg)
 	if err != nil {
-		return nil, nil, err
-	}
-	m, err := newManager(managerConfig{
-		OutputDir:   a.opts.outputDir,
-		Concurrency: a.opts.concurrency,
-		Retries:     a.opts.retries,
-		Files:       a.files,
-		Models:      a.registry,
-		History:     history,
-		Log:         a.log,
-		KeepStaging: a.opts.keepStaging,
-		QueueFile:   queueFile,
-	})
-	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if aside := m.Recovered(); aside != "" {
 		fmt.Fprintf(a.stderr, "warning: the saved queue was unreadable and was moved to %s\n", aside)
 	}
-	return m, history, nil
+	return m, nil
 }
 
-// downloadAll runs the arguments through the download manager, the same
-// queue the web UI uses, with a progress display, then prints one summary
-// line per argument. The CLI keeps its own queue file: rerunning the same
-// command continues its downloads, and only its own arguments run.
-func (a *app) downloadAll(ctx context.Context) error {
-	m, _, err := a.newManager("cli-queue.json")
-	if err != nil {
-		return err
-	}
-	m.PauseAll() // leftovers of another command wait; ours are resumed by Add
+// requests are the command's arguments as downloads.
+func (a *app) requests() []addRequest {
 	reqs := make([]addRequest, len(a.opts.args))
 	for i, arg := range a.opts.args {
-		reqs[i] = addRequest{Source: arg, Retries: -1, SHA256: a.opts.sha256, Output: a.opts.output}
+		reqs[i] = addRequest{Source: arg, Retries: -1, SHA256: a.opts.sha256, Output: a.opts.output, Force: a.opts.force, Split: a.opts.split}
+		if isURLArg(arg) {
+			reqs[i].Split = 0
+		}
+	}
+	return reqs
+}
+
+// downloadAll runs the arguments through the folder's one queue, with a
+// progress display, then prints one line per argument. When no other
+// process owns the folder, this one does for as long as its downloads
+// run; when another does (the web UI, or another command), the downloads
+// are handed to it and followed there. Ownership can change hands on the
+// way — the owner exits or is killed, a web UI starts — and the run
+// carries on from the .part files either way.
+func (a *app) downloadAll(ctx context.Context, reqs []addRequest) error {
+	if err := a.makeOutputDir(); err != nil {
+		return err
+	}
+	for range maxTakeovers {
+		owner, err := claimFolder(a.opts.outputDir)
+		switch {
+		case err == nil:
+			views, err := a.runAsOwner(ctx, owner, reqs)
+			if errors.Is(err, errYielded) {
+				// Leave the folder to the web UI that asked for it: do
+				// not take it back before it had its chance.
+				a.waitForWebUI(ctx)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			return a.report(ctx, views)
+		case errors.Is(err, errLocked):
+			info, err := a.waitForOwner(ctx)
+			if errors.Is(err, errOwnerGone) {
+				continue // it let go while we looked
+			}
+			if err != nil {
+				return err
+			}
+			views, err := a.follow(ctx, info, reqs)
+			if errors.Is(err, errOwnerGone) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			return a.report(ctx, views)
+		default:
+			return err
+		}
+	}
+	return fmt.Errorf("the ownership of %s changed hands %d times during this run; giving up", a.opts.outputDir, maxTakeovers)
+}
+
+// errYielded ends a CLI owner's turn: a web UI asked for the folder.
+var errYielded = errors.New("handed the folder to the web UI")
+
+// runAsOwner runs the downloads in this process, which owns the folder:
+// its own queue run (only these downloads and those other commands hand
+// it), a loopback API for those other commands, and the progress display.
+func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequest) ([]jobView, error) {
+	defer owner.Release()
+	history, err := openRecentHistory(a.opts.outputDir, a.log)
+	if err != nil {
+		return nil, err
+	}
+	defer history.Close()
+	m, err := a.newManager(history, managerConfig{OwnJobsOnly: true, Window: a.opts.window})
+	if err != nil {
+		return nil, err
 	}
 	jobs, err := m.AddAll(reqs)
 	if err != nil {
-		return err
+		m.Close()
+		return nil, err
 	}
 	ids := make([]string, len(jobs))
-	for i, job := range jobs {
-		ids[i] = job.ID
+	for i, j := range jobs {
+		ids[i] = j.ID
 	}
 
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	runDone := make(chan struct{})
 	go func() { m.Run(runCtx); close(runDone) }()
-	printerCtx, stopPrinter := context.WithCancel(ctx)
-	printer := newProgressPrinter(a.stderr, func() []transferStatus {
+
+	// Other commands on this folder reach this run through its API, with
+	// a key only this user can read (owner.json is 0600).
+	key := newRandomID() + newRandomID()
+	yield := make(chan struct{}, 1)
+	srv := newServer(serverConfig{
+		Manager: m, History: history, Files: a.files, OutputDir: a.opts.outputDir,
+		Token: key, Version: version, Log: a.log,
+		Yield: func() {
+			select {
+			case yield <- struct{}{}:
+			default:
+			}
+		},
+	})
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	srvDone := make(chan error, 1)
+	go func() {
+		srvDone <- srv.ListenAndServe(srvCtx, "127.0.0.1:0", func(open string) {
+			if err := owner.Announce(ownerInfo{Kind: ownerCLI, URL: baseURL(open), Key: key}); err != nil {
+				a.log.Warn("announcing this run in the output folder", "err", err)
+			}
+		})
+	}()
+
+	if now := a.now(); !a.opts.window.Open(now) {
+		fmt.Fprintf(a.stderr, "Waiting for the download window %s: the downloads start at %s (Ctrl-C stops; they stay queued).\n",
+			a.opts.window, a.opts.window.NextOpen(now).Format("15:04 on Mon 2 Jan"))
+	}
+	waitCtx, stopWait := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-yield:
+			stopWait()
+		case <-waitCtx.Done():
+		}
+	}()
+	printer := a.startPrinter(waitCtx, func() []transferStatus {
 		out := make([]transferStatus, 0, len(ids))
 		for _, id := range ids {
 			if v, err := m.Get(id); err == nil {
@@ -154,39 +362,221 @@ func (a *app) downloadAll(ctx context.Context) error {
 		}
 		return out
 	})
-	printerDone := make(chan struct{})
-	go func() { printer.Run(printerCtx); close(printerDone) }()
+	waitErr := m.Wait(waitCtx, ids...)
+	yielded := waitCtx.Err() != nil && ctx.Err() == nil
+	stopWait()
+	printer()
 
-	waitErr := m.Wait(ctx, ids...)
-	stopPrinter()
-	<-printerDone
-	stopRun() // Run stops what still runs, keeps .part files and saves the queue
+	// Stop serving first, so that followers see this owner go and take
+	// the folder over; then stop the queue (what still runs keeps its
+	// .part and stays queued) and let the folder go.
+	stopSrv()
+	if err := <-srvDone; err != nil {
+		a.log.Warn("loopback API", "err", err)
+	}
+	stopRun()
 	<-runDone
 
-	failed := 0
+	views := make([]jobView, len(ids))
 	for i, id := range ids {
 		v, err := m.Get(id)
-		switch {
-		case err != nil:
-			failed++
-			fmt.Fprintf(a.stderr, "failed: %s: %v\n", displaySource(a.opts.args[i]), err)
-		case v.State == "completed":
-			fmt.Fprintf(a.stdout, "done: %s\n", a.outputPath(v.Path))
-		case v.State == "failed":
-			failed++
-			fmt.Fprintf(a.stderr, "failed: %s: %s\n", displaySource(a.opts.args[i]), v.Error)
-		default:
-			failed++
-			fmt.Fprintf(a.stderr, "stopped: %s (run the same command again to resume)\n", displaySource(a.opts.args[i]))
+		if err != nil {
+			v = jobView{ID: id, Source: reqs[i].Source, State: jobFailed, Error: err.Error()}
+		}
+		views[i] = v
+	}
+	if yielded {
+		fmt.Fprintf(a.stderr, "A web UI took %s over; following the downloads there.\n", a.opts.outputDir)
+		return nil, errYielded
+	}
+	if waitErr == nil || ctx.Err() == nil {
+		m.RemoveFinished(ids) // their outcome is in the history
+	}
+	return views, nil
+}
+
+// startPrinter runs the progress display until ctx is done; the returned
+// function stops it and waits for its last drawing.
+func (a *app) startPrinter(ctx context.Context, snapshot func() []transferStatus) func() {
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	printer := newProgressPrinter(a.stderr, snapshot)
+	go func() { printer.Run(pctx); close(done) }()
+	return func() { stop(); <-done }
+}
+
+// waitForWebUI waits (at most ownerWait) until a web UI owns the folder.
+func (a *app) waitForWebUI(ctx context.Context) {
+	deadline := time.Now().Add(a.ownerWait)
+	for time.Now().Before(deadline) {
+		if info, err := readOwner(a.opts.outputDir); err == nil && info.Kind == ownerWeb {
+			return
+		}
+		if sleepCtx(ctx, 20*time.Millisecond) != nil {
+			return
 		}
 	}
-	if waitErr == nil || failed == 0 {
-		m.ClearFinished() // their outcome is in the history
+}
+
+// waitForOwner reads how to reach the folder's owner, waiting while it
+// starts. errOwnerGone means the folder came free meanwhile.
+func (a *app) waitForOwner(ctx context.Context) (ownerInfo, error) {
+	deadline := time.Now().Add(a.ownerWait)
+	for {
+		info, err := readOwner(a.opts.outputDir)
+		if err == nil {
+			return info, nil
+		}
+		if !errors.Is(err, errOwnerUnknown) {
+			return info, err
+		}
+		if o, cerr := claimFolder(a.opts.outputDir); cerr == nil {
+			o.Release()
+			return info, errOwnerGone
+		}
+		if time.Now().After(deadline) {
+			return info, fmt.Errorf("another process owns %s but does not say how to reach it (an older version of this tool?); wait for it to finish or use another -output-dir", a.opts.outputDir)
+		}
+		if sleepCtx(ctx, 50*time.Millisecond) != nil {
+			return info, context.Cause(ctx)
+		}
+	}
+}
+
+// follow hands the downloads to the owner and shows their progress until
+// they finish. On Ctrl-C they are paused there (run the same command
+// again to resume). errOwnerGone means the owner went away: the caller
+// takes the folder over.
+func (a *app) follow(ctx context.Context, info ownerInfo, reqs []addRequest) ([]jobView, error) {
+	c := newOwnerClient(info, a.opts.token)
+	jobs, err := c.Add(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	who := "the web UI at " + info.URL
+	if info.Kind == ownerCLI {
+		who = fmt.Sprintf("another command (pid %d)", info.PID)
+	}
+	fmt.Fprintf(a.stderr, "%s owns %s: its queue runs these downloads; following them there.\n", who, a.opts.outputDir)
+
+	views := slices.Clone(jobs)
+	index := make(map[string]int, len(jobs))
+	for i, j := range jobs {
+		index[j.ID] = i
+	}
+	var mu sync.Mutex // views, between the poll below and the printer
+	snapshot := func() []transferStatus {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make([]transferStatus, len(views))
+		for i, v := range views {
+			out[i] = statusOf(v)
+		}
+		return out
+	}
+	stopPrinter := a.startPrinter(ctx, snapshot)
+	defer stopPrinter()
+
+	var rev uint64
+	for {
+		d, err := c.List(ctx, rev)
+		if err != nil {
+			if ctx.Err() != nil {
+				stopPrinter()
+				a.pauseAtOwner(c, views)
+				return views, nil
+			}
+			return nil, err
+		}
+		mu.Lock()
+		for _, v := range d.Downloads {
+			if i, ok := index[v.ID]; ok {
+				views[i] = v
+			}
+		}
+		for _, id := range d.Removed {
+			if i, ok := index[id]; ok && !stateFinished(views[i].State) {
+				views[i].State, views[i].Error = jobFailed, "removed from the queue in the web UI"
+			}
+		}
+		pending := slices.ContainsFunc(views, func(v jobView) bool { return !stateFinished(v.State) })
+		mu.Unlock()
+		rev = d.Rev
+		if !pending {
+			if info.Kind == ownerCLI {
+				for _, v := range views {
+					c.Remove(ctx, v.ID) // the owning command keeps no list for us
+				}
+			}
+			return views, nil
+		}
+		if sleepCtx(ctx, a.followPoll) != nil {
+			stopPrinter()
+			a.pauseAtOwner(c, views)
+			return views, nil
+		}
+	}
+}
+
+// pauseAtOwner pauses the unfinished downloads of an interrupted follower:
+// Ctrl-C in the terminal stops them, as it would in an owning run.
+func (a *app) pauseAtOwner(c *ownerClient, views []jobView) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, v := range views {
+		if !stateFinished(v.State) {
+			if err := c.Pause(ctx, v.ID); err == nil {
+				views[i].State = jobPaused
+			}
+		}
+	}
+}
+
+// report prints one line per download and returns the run's outcome:
+// nil when every download is done, else an error (exit status 1, or the
+// signal's when the run was interrupted).
+func (a *app) report(ctx context.Context, views []jobView) error {
+	failed := 0
+	for i, v := range views {
+		src := displaySource(a.opts.args[i])
+		switch {
+		case v.State == jobCompleted && v.Outcome == "unchanged":
+			fmt.Fprintf(a.stdout, "already downloaded: %s\n", a.outputPath(v.Path))
+		case v.State == jobCompleted && v.Outcome == "unchecked":
+			fmt.Fprintf(a.stdout, "already downloaded: %s (the server could not be reached to check for a newer version)\n", a.outputPath(v.Path))
+		case v.State == jobCompleted && v.Outcome == "updated":
+			fmt.Fprintf(a.stdout, "done: %s (a newer version; the earlier one is kept as %s)\n", a.outputPath(v.Path), a.outputPath(v.PreviousPath))
+		case v.State == jobCompleted && v.ModelsDir != "":
+			fmt.Fprintf(a.stdout, "installed: %s into %s%s\n", v.Name, v.ModelsDir, reusedNote(v.ReusedBytes))
+		case v.State == jobCompleted:
+			fmt.Fprintf(a.stdout, "done: %s%s\n", a.outputPath(v.Path), reusedNote(v.ReusedBytes))
+		case v.State == jobFailed:
+			failed++
+			fmt.Fprintf(a.stderr, "failed: %s: %s\n", src, singleLine(v.Error))
+		default:
+			failed++
+			fmt.Fprintf(a.stderr, "stopped: %s (run the same command again to resume)\n", src)
+		}
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d downloads did not finish", failed, len(ids))
+		return fmt.Errorf("%d of %d downloads did not finish: %w", failed, len(views), errDownloadsFailed)
 	}
 	return nil
+}
+
+// errDownloadsFailed ends a run whose failures were already reported, one
+// line each: exit status 1, nothing more to print.
+var errDownloadsFailed = errors.New("downloads failed")
+
+// reusedNote says how much of a model came from disk instead of the network.
+func reusedNote(n int64) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%s reused from disk)", sizeText(n))
 }
 
 // outputPath turns a job's path (relative to the output folder when inside

@@ -375,12 +375,13 @@ func (c *registryClient) resolveManifest(ctx context.Context, h *pullHost, name 
 		return nil, ociManifest{}, fmt.Errorf("reading manifest %s of %s: %w", d.Digest, name.DisplayName(), err)
 	}
 	if m.isIndex(ct) {
-		return nil, ociManifest{}, fmt.Errorf("resolving %s: the %s entry is another index, not a model manifest", name.DisplayName(), c.platform)
+		return nil, ociManifest{}, withKind(errBadManifest, fmt.Errorf("resolving %s: the %s entry is another index, not a model manifest", name.DisplayName(), c.platform))
 	}
 	return raw, m, nil
 }
 
-func decodeManifest(raw []byte) (ociManifest, error) {
+func decodeManifest(raw []byte) (_ ociManifest, err error) {
+	defer func() { err = withKind(errBadManifest, err) }()
 	var m ociManifest
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return m, fmt.Errorf("not a registry manifest: %w", err)
@@ -416,10 +417,10 @@ func choosePlatform(m ociManifest, want string) (ociDescriptor, error) {
 		if len(offered) == 0 {
 			offered = []string{"none"}
 		}
-		return ociDescriptor{}, fmt.Errorf("%w: no manifest for platform %s; available: %s (choose one with -platform)", errNotFound, want, strings.Join(offered, ", "))
+		return ociDescriptor{}, withKind(errNoPlatform, fmt.Errorf("%w: no manifest for platform %s; available: %s (choose one with -platform)", errNotFound, want, strings.Join(offered, ", ")))
 	}
 	if !validDigest(match.Digest) {
-		return ociDescriptor{}, fmt.Errorf("index entry for %s has an invalid digest %.80q", want, match.Digest)
+		return ociDescriptor{}, withKind(errBadManifest, fmt.Errorf("index entry for %s has an invalid digest %.80q", want, match.Digest))
 	}
 	return *match, nil
 }
@@ -463,7 +464,7 @@ func (c *registryClient) fetchManifestOnce(ctx context.Context, h *pullHost, nam
 		return nil, "", fmt.Errorf("reading manifest of %s: %w", name.DisplayName(), err)
 	}
 	if len(raw) > maxManifestBytes {
-		return nil, "", fmt.Errorf("manifest of %s is larger than %d bytes: refusing it", name.DisplayName(), maxManifestBytes)
+		return nil, "", withKind(errBadManifest, fmt.Errorf("manifest of %s is larger than %d bytes: refusing it", name.DisplayName(), maxManifestBytes))
 	}
 	if strings.HasPrefix(ref, digestAlgoPrefix) {
 		sum := sha256.Sum256(raw)
@@ -482,14 +483,14 @@ func registryStatusError(resp *http.Response, name modelName, host string) error
 	model := name.DisplayName()
 	switch resp.StatusCode {
 	case http.StatusNotFound:
-		return fmt.Errorf("model %s: %w (unknown model or tag; check the spelling): %w", model, errNotFound, se)
+		return withKind(errModelNotFound, fmt.Errorf("model %s: %w (unknown model or tag; check the spelling): %w", model, errNotFound, se))
 	case http.StatusUnauthorized:
-		return fmt.Errorf("model %s: %s requires credentials and offered no usable token challenge; pass them as -registry https://user:pass@%s or with %s/%s: %w",
-			model, host, host, envRegistryUser, envRegistryPassword, se)
+		return withKind(errRegistryAuth, fmt.Errorf("model %s: %s requires credentials and offered no usable token challenge; pass them as -registry https://user:pass@%s or with %s/%s: %w",
+			model, host, host, envRegistryUser, envRegistryPassword, se))
 	case http.StatusForbidden:
-		return fmt.Errorf("model %s: access refused by %s or a filter on the way (403); if this network blocks it, try a proxy (HTTPS_PROXY or -proxy): %w", model, host, se)
+		return withKind(errRegistryRefused, fmt.Errorf("model %s: access refused by %s or a filter on the way (403); if this network blocks it, try a proxy (HTTPS_PROXY or -proxy): %w", model, host, se))
 	case http.StatusPreconditionFailed:
-		return fmt.Errorf("model %s: %s refuses this client version (412); its message: %q: %w", model, host, se.Body, se)
+		return withKind(errRegistryRefused, fmt.Errorf("model %s: %s refuses this client version (412); its message: %q: %w", model, host, se.Body, se))
 	}
 	return fmt.Errorf("model %s: %w", model, se)
 }
@@ -540,7 +541,8 @@ func (b blobRef) file() string {
 
 // manifestBlobs lists config and layers once each, after checking every
 // digest: they become file names, so nothing else may pass.
-func manifestBlobs(m ociManifest) ([]blobRef, error) {
+func manifestBlobs(m ociManifest) (_ []blobRef, err error) {
+	defer func() { err = withKind(errBadManifest, err) }()
 	if m.Config == nil {
 		return nil, errors.New("manifest has no config blob")
 	}

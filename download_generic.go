@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -80,6 +81,19 @@ type fileResult struct {
 	Size    int64
 	SHA256  string // the verified sum; "" when the request named none
 	Resumed int64  // bytes kept from an earlier, interrupted run
+
+	// The server's validators of the published file ("" when it sent
+	// none), kept so that a later run can ask whether it changed
+	// (CheckUnchanged).
+	ETag         string
+	LastModified string
+}
+
+// fileValidators identify a published version of a URL's file: what
+// CheckUnchanged compares with the server's answer.
+type fileValidators struct {
+	Size               int64
+	ETag, LastModified string
 }
 
 // partState is the sidecar <path>.part.json: what the .part holds and which
@@ -164,13 +178,21 @@ func errorsIsAny(err error, targets ...error) bool {
 // removePartial deletes the partial data of path (its .part and sidecar);
 // used when a download is cancelled.
 func removePartial(path string) error {
-	var errs []error
+	var first error
+	var more []string
 	for _, p := range []string{partPath(path), sidecarPath(path)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
+			if first == nil {
+				first = err
+			} else {
+				more = append(more, err.Error()) // one line: never errors.Join's
+			}
 		}
 	}
-	return errors.Join(errs...)
+	if len(more) > 0 {
+		return fmt.Errorf("%w; %s", first, strings.Join(more, "; "))
+	}
+	return first
 }
 
 // transfer is the state of one Download call.
@@ -185,6 +207,10 @@ type transfer struct {
 	noSplit bool  // ranges proved unreliable: one connection only
 
 	ckptDone chan struct{} // closed when the background checkpoint ends
+	ckptErr  error         // its failure; read only after ckptDone is closed
+
+	probed  probeInfo // what a HEAD said, when one was sent (sizeKnown)
+	claimed bool      // this call created the sidecar that reserves the name
 
 	mu       sync.Mutex // guards resolved and state while several connections run
 	resolved string     // final URL after redirects, reused for Range requests
@@ -209,37 +235,83 @@ func (d *rangeDownloader) Download(ctx context.Context, req fileRequest) (fileRe
 	if req.Connections <= 0 {
 		req.Connections = d.connections
 	}
-	t := &transfer{req: req}
+	t := &transfer{req: req, probed: probeInfo{size: -1}}
 	if err := d.choosePath(ctx, t); err != nil {
-		return fileResult{}, err
+		return fileResult{}, oneLine(err)
 	}
 	if req.OnPath != nil {
 		req.OnPath(t.path)
 	}
 	if done, res, err := d.alreadyDone(ctx, t); done || err != nil {
-		return res, err
+		return res, oneLine(err)
+	}
+	if err := d.checkSpaceAhead(t); err != nil {
+		if t.claimed {
+			_ = os.Remove(sidecarPath(t.path)) // a name reserved for nothing
+		}
+		return fileResult{}, err
 	}
 	if err := d.openPart(t); err != nil {
-		return fileResult{}, err
+		return fileResult{}, oneLine(err)
 	}
 	res, err := d.run(ctx, t)
 	if t.file != nil {
 		t.file.Close()
 	}
-	return res, err
+	return res, oneLine(err)
+}
+
+// checkSpaceAhead refuses, before the first request for the body, a file
+// whose size is already known (the caller's, or the HEAD's) that does not
+// fit: it needs its size minus what the .part already holds for good.
+func (d *rangeDownloader) checkSpaceAhead(t *transfer) error {
+	size := t.req.Size
+	if size <= 0 {
+		size = t.probed.size
+	}
+	if size <= 0 {
+		return nil
+	}
+	return checkFreeSpace(filepath.Dir(t.path), size-durableBytes(t.path, t.req.URL, size))
+}
+
+// durableBytes is how much of path's .part a resume of url (a file of
+// size bytes) will keep: what its sidecar vouches for.
+func durableBytes(path, url string, size int64) int64 {
+	st, err := readPartState(path)
+	if err != nil || st.URL != url || (st.Size >= 0 && st.Size != size) {
+		return 0
+	}
+	fi, err := os.Stat(partPath(path))
+	if err != nil {
+		return 0
+	}
+	if st.Segments != nil {
+		if fi.Size() != st.Size {
+			return 0
+		}
+		return st.saved()
+	}
+	return min(st.Committed, fi.Size())
+}
+
+// checkSpace refuses to fetch need more bytes of t's body into a file
+// system that cannot hold them (need <= 0: nothing to check).
+func (d *rangeDownloader) checkSpace(t *transfer, need int64) error {
+	return checkFreeSpace(filepath.Dir(t.path), need)
 }
 
 // checkDownloadURL refuses anything but an absolute http(s) URL with a host.
 func checkDownloadURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return badInputf("invalid URL %q: %v", redactURL(raw), err)
+		return badURLf("invalid URL %q: %v", redactURL(raw), err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return badInputf("invalid URL %q: only http:// and https:// are supported", redactURL(raw))
+		return badURLf("invalid URL %q: only http:// and https:// are supported", redactURL(raw))
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return badInputf("invalid URL %q: no host name", redactURL(raw))
+		return badURLf("invalid URL %q: no host name", redactURL(raw))
 	}
 	return nil
 }
@@ -260,6 +332,7 @@ func (d *rangeDownloader) choosePath(ctx context.Context, t *transfer) error {
 	if err != nil {
 		return err
 	}
+	t.probed = info
 	name := info.name
 	for i := 0; i < 1000; i++ {
 		candidate := filepath.Join(dir, numberedName(name, i))
@@ -279,9 +352,12 @@ func (d *rangeDownloader) choosePath(ctx context.Context, t *transfer) error {
 			if errors.Is(err, os.ErrExist) {
 				continue
 			}
+			if isNoSpace(err) {
+				return diskFullError(err, candidate)
+			}
 			return fmt.Errorf("reserving %s: %w", candidate, err)
 		}
-		t.path = candidate
+		t.path, t.claimed = candidate, true
 		return nil
 	}
 	return fmt.Errorf("choosing a file name for %s: too many files named %q in %s", redactURL(t.req.URL), name, dir)
@@ -308,27 +384,35 @@ func exists(path string) bool {
 
 // probeInfo is what a HEAD (or a 0-0 range GET) says about a resource.
 type probeInfo struct {
-	name string
-	size int64 // -1 when unknown
+	name               string
+	size               int64 // -1 when unknown
+	etag, lastModified string
+	notModified        bool // a conditional request was answered 304
 }
 
 // probe asks the server for the name and size without fetching the body.
-// Some servers refuse HEAD (405, 403 from presigned URLs signed for GET):
-// then a GET for the first byte answers the same questions.
 func (d *rangeDownloader) probe(ctx context.Context, t *transfer) (probeInfo, error) {
+	return d.ask(ctx, t.req.URL, t.req.Header, t.req.Retries, nil)
+}
+
+// ask sends a HEAD (with the conditional headers cond, if any), retrying
+// as a download does and honouring a Retry-After. Some servers refuse HEAD
+// (405, 403 from presigned URLs signed for GET): then a GET for the first
+// byte answers the same questions, and its body is not read.
+func (d *rangeDownloader) ask(ctx context.Context, rawURL string, header http.Header, retries int, cond http.Header) (probeInfo, error) {
 	var lastErr error
-	for attempt := 0; attempt <= t.req.Retries; attempt++ {
+	for attempt := 0; attempt <= retries; attempt++ {
 		if attempt > 0 {
 			if err := sleepCtx(ctx, d.retryDelay(attempt, lastErr)); err != nil {
-				return probeInfo{}, err
+				return probeInfo{}, fmt.Errorf("asking %s about the file: %w", redactURL(rawURL), err)
 			}
 		}
-		info, err := d.probeOnce(ctx, t)
+		info, err := d.askOnce(ctx, rawURL, header, cond)
 		if err == nil {
 			return info, nil
 		}
 		if ctx.Err() != nil {
-			return probeInfo{}, fmt.Errorf("asking %s for its name: %w", redactURL(t.req.URL), ctx.Err())
+			return probeInfo{}, fmt.Errorf("asking %s about the file: %w", redactURL(rawURL), ctx.Err())
 		}
 		lastErr = err
 		if !retryable(err) {
@@ -338,20 +422,29 @@ func (d *rangeDownloader) probe(ctx context.Context, t *transfer) (probeInfo, er
 	return probeInfo{}, lastErr
 }
 
-func (d *rangeDownloader) probeOnce(ctx context.Context, t *transfer) (probeInfo, error) {
-	resp, err := d.send(ctx, http.MethodHead, t.req.URL, t.req.Header, nil)
-	if err == nil && resp.StatusCode/100 != 2 {
+func (d *rangeDownloader) askOnce(ctx context.Context, rawURL string, header, cond http.Header) (probeInfo, error) {
+	resp, err := d.send(ctx, http.MethodHead, rawURL, header, cond)
+	if err == nil && resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotModified {
 		resp.Body.Close()
+		if asksToWait(resp) {
+			// "Come back later", not "no HEAD here": the next request,
+			// HEAD or GET, waits as long as the server asked.
+			return probeInfo{}, statusErrorFrom(resp)
+		}
 		resp = nil
 	}
 	if resp == nil {
-		resp, err = d.send(ctx, http.MethodGet, t.req.URL, t.req.Header, http.Header{"Range": {"bytes=0-0"}})
+		extra := http.Header{"Range": {"bytes=0-0"}, "Accept-Encoding": {"identity"}}
+		for k, v := range cond {
+			extra[k] = v
+		}
+		resp, err = d.send(ctx, http.MethodGet, rawURL, header, extra)
 		if err != nil {
 			return probeInfo{}, err
 		}
 	}
 	defer resp.Body.Close()
-	info := probeInfo{size: -1}
+	info := probeInfo{size: -1, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		// For a GET that ignored Range this is the whole body; it is closed unread.
@@ -360,12 +453,72 @@ func (d *rangeDownloader) probeOnce(ctx context.Context, t *transfer) (probeInfo
 		if cr, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil {
 			info.size = cr.total
 		}
+	case http.StatusNotModified:
+		if cond == nil {
+			return probeInfo{}, statusErrorFrom(resp)
+		}
+		info.notModified = true
 	default:
+		if resp.StatusCode/100 == 2 {
+			break // 203, 204…: an answer, without a size
+		}
 		return probeInfo{}, statusErrorFrom(resp)
 	}
-	info.name = fileNameFrom(resp.Header.Get("Content-Disposition"), resp.Request.URL, t.req.URL)
+	info.name = fileNameFrom(resp.Header.Get("Content-Disposition"), resp.Request.URL, rawURL)
 	return info, nil
 }
+
+// asksToWait reports an answer that says "try again later" and when.
+func asksToWait(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return false
+	}
+	_, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return ok
+}
+
+// CheckUnchanged asks the server whether rawURL still serves the version
+// that was published with the validators prev, without fetching a byte of
+// the body: a conditional HEAD (a GET of byte 0 when HEAD is refused), with
+// the downloader's retries, Retry-After, proxies and redirects. Unchanged
+// is a 304, the same ETag (weak comparison), or else the same
+// Last-Modified and size, or, when there are no validators at all, the
+// same size. A failure to ask is returned; the caller decides.
+func (d *rangeDownloader) CheckUnchanged(ctx context.Context, rawURL string, prev fileValidators) (bool, error) {
+	if err := checkDownloadURL(rawURL); err != nil {
+		return false, err
+	}
+	cond := http.Header{}
+	if prev.ETag != "" {
+		cond.Set("If-None-Match", prev.ETag)
+	}
+	if prev.LastModified != "" {
+		cond.Set("If-Modified-Since", prev.LastModified)
+	}
+	info, err := d.ask(ctx, rawURL, nil, d.retries, cond)
+	if err != nil {
+		return false, oneLine(fmt.Errorf("checking whether %s changed: %w", redactURL(rawURL), err))
+	}
+	return info.notModified || prev.sameAs(info), nil
+}
+
+// sameAs compares a published version with what the server says now.
+func (prev fileValidators) sameAs(now probeInfo) bool {
+	sizeKnownSame := now.size >= 0 && now.size == prev.Size
+	switch {
+	case prev.ETag != "" && now.etag != "":
+		return weakETag(prev.ETag) == weakETag(now.etag) && (now.size < 0 || now.size == prev.Size)
+	case prev.LastModified != "" && now.lastModified != "":
+		return prev.LastModified == now.lastModified && sizeKnownSame
+	case prev.ETag == "" && prev.LastModified == "" && now.etag == "" && now.lastModified == "":
+		return sizeKnownSame
+	}
+	return false // one side has a validator the other cannot match
+}
+
+// weakETag is an entity tag without its weakness flag: RFC 9110 §8.8.3.2's
+// weak comparison, the one If-None-Match uses.
+func weakETag(tag string) string { return strings.TrimPrefix(strings.TrimSpace(tag), "W/") }
 
 // alreadyDone reports whether the destination already holds the complete,
 // verified file (a rerun after success, or a crash between rename and the
@@ -375,6 +528,9 @@ func (d *rangeDownloader) alreadyDone(ctx context.Context, t *transfer) (bool, f
 	st, err := os.Stat(t.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, fileResult{}, nil
+	}
+	if errors.Is(err, syscall.ENOTDIR) {
+		return true, fileResult{}, fmt.Errorf("cannot write %s: a file stands where a folder is needed: %w", t.path, err)
 	}
 	if err != nil {
 		return true, fileResult{}, fmt.Errorf("checking %s: %w", t.path, err)
@@ -388,6 +544,7 @@ func (d *rangeDownloader) alreadyDone(ctx context.Context, t *transfer) (bool, f
 		if err != nil {
 			return true, fileResult{}, err
 		}
+		t.probed = info
 		size = info.size
 	}
 	differs := fmt.Errorf("%s already exists and differs from %s: %w (move it away or choose another output path)",
@@ -408,7 +565,8 @@ func (d *rangeDownloader) alreadyDone(ctx context.Context, t *transfer) (bool, f
 	if t.req.Progress != nil {
 		t.req.Progress(st.Size(), st.Size())
 	}
-	return true, fileResult{Path: t.path, Size: st.Size(), SHA256: sum, Resumed: st.Size()}, nil
+	return true, fileResult{Path: t.path, Size: st.Size(), SHA256: sum, Resumed: st.Size(),
+		ETag: t.probed.etag, LastModified: t.probed.lastModified}, nil
 }
 
 // hashFile returns the SHA-256 of the first n bytes of path.
@@ -446,6 +604,9 @@ func (d *rangeDownloader) openPart(t *transfer) error {
 	}
 	f, err := os.OpenFile(partPath(t.path), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
+		if isNoSpace(err) {
+			return diskFullError(err, t.path)
+		}
 		return fmt.Errorf("opening %s: %w", partPath(t.path), err)
 	}
 	t.file = f
@@ -528,7 +689,7 @@ func (d *rangeDownloader) run(ctx context.Context, t *transfer) (fileResult, err
 		lastErr = err
 		if failures > t.req.Retries {
 			d.checkpoint(t)
-			return fileResult{}, fmt.Errorf("giving up after %d attempts: %w", failures, lastErr)
+			return fileResult{}, fmt.Errorf("giving up after %s: %w", attemptsText(failures), lastErr)
 		}
 		delay := d.retryDelay(max(failures, 1), err)
 		d.log.Warn("retrying", "url", redactURL(t.req.URL), "after", delay.Round(time.Millisecond), "error", err)
@@ -680,6 +841,13 @@ func (d *rangeDownloader) fetch(ctx context.Context, t *transfer) error {
 	default:
 		return t.unwanted(resp, target)
 	}
+	// The size is known from here on: refuse before the first body byte
+	// is read (and before a multi-connection .part is preallocated).
+	if t.state.Size >= 0 {
+		if err := d.checkSpace(t, t.state.Size-t.offset); err != nil {
+			return err
+		}
+	}
 	if d.canSplit(t, resp) {
 		return d.fetchSegments(ctx, t, resp)
 	}
@@ -739,7 +907,7 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 				return fmt.Errorf("server sent more than the %d bytes it announced for %s", limit, redactURL(t.req.URL))
 			}
 			if _, err := t.file.Write(buf[:n]); err != nil {
-				return &diskError{fmt.Errorf("writing %s: %w", partPath(t.path), err)}
+				return writeFailure(err, t.path, "writing")
 			}
 			hasher.add(buf[:n])
 			buf = hasher.next()
@@ -748,7 +916,9 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 				t.req.Progress(t.offset, t.state.Size)
 			}
 			if time.Since(lastCheckpoint) >= d.checkpointEvery {
-				d.checkpointAsync(t)
+				if err := d.checkpointAsync(t); err != nil {
+					return err
+				}
 				lastCheckpoint = time.Now()
 			}
 		}
@@ -762,7 +932,7 @@ func (d *rangeDownloader) copyBody(ctx context.Context, cancel context.CancelCau
 			if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 				return fmt.Errorf("less than %d bytes in %s at byte %d: %w", d.lowSpeedBytes, d.stallTimeout, t.offset, errStalled)
 			}
-			return fmt.Errorf("reading at byte %d: %w", t.offset, rerr)
+			return withKind(errTransport, fmt.Errorf("connection lost at byte %d: %w", t.offset, rerr))
 		}
 	}
 }
@@ -908,40 +1078,59 @@ func (d *rangeDownloader) checkpoint(t *transfer) {
 		return
 	}
 	if err := t.file.Sync(); err != nil {
-		d.log.Warn("syncing partial file", "file", partPath(t.path), "error", err)
+		d.logCheckpointFailure("syncing partial file", t, err)
 		return
 	}
 	t.state.Committed = t.offset
 	if err := writePartState(t.path, t.state); err != nil {
-		d.log.Warn("saving resume state", "file", t.path, "error", err)
+		d.logCheckpointFailure("saving resume state", t, err)
 	}
+}
+
+// logCheckpointFailure: the last checkpoint on a full disk fails as the
+// download already did; its error says so once, the log does not repeat it.
+func (d *rangeDownloader) logCheckpointFailure(what string, t *transfer, err error) {
+	level := slog.LevelWarn
+	if errors.Is(err, errNoSpace) || isNoSpace(err) {
+		level = slog.LevelDebug
+	}
+	d.log.Log(context.Background(), level, what, "file", t.path, "error", err)
 }
 
 // checkpointAsync is checkpoint on another goroutine, so a slow disk sync
 // does not stop the transfer: the sidecar records the offset taken before
 // the sync began. At most one runs; callers wait for it (waitCheckpoint)
 // before they touch the sidecar themselves.
-func (d *rangeDownloader) checkpointAsync(t *transfer) {
+//
+// A previous checkpoint that failed for lack of space is returned: the
+// download ends with that one error, the sidecar as of the last good one.
+func (d *rangeDownloader) checkpointAsync(t *transfer) error {
 	if t.ckptDone != nil {
 		select {
 		case <-t.ckptDone:
+			if err := t.ckptErr; err != nil && errors.Is(err, errNoSpace) {
+				return err
+			}
 		default:
-			return // the previous one is still syncing
+			return nil // the previous one is still syncing
 		}
 	}
 	offset, st, done := t.offset, t.state, make(chan struct{})
-	t.ckptDone = done
+	t.ckptDone, t.ckptErr = done, nil
 	go func() {
 		defer close(done)
 		if err := t.file.Sync(); err != nil {
-			d.log.Warn("syncing partial file", "file", partPath(t.path), "error", err)
+			t.ckptErr = writeFailure(err, t.path, "syncing")
+			d.logCheckpointFailure("syncing partial file", t, err)
 			return
 		}
 		st.Committed = offset
 		if err := writePartState(t.path, st); err != nil {
-			d.log.Warn("saving resume state", "file", t.path, "error", err)
+			t.ckptErr = err
+			d.logCheckpointFailure("saving resume state", t, err)
 		}
 	}()
+	return nil
 }
 
 func (t *transfer) waitCheckpoint() {
@@ -958,7 +1147,7 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 		want = t.state.Size
 	}
 	if want >= 0 && t.offset != want {
-		return fileResult{}, fmt.Errorf("downloaded %d bytes of %s, expected %d", t.offset, redactURL(t.req.URL), want)
+		return fileResult{}, fmt.Errorf("downloaded %d bytes of %s, expected %d: %w", t.offset, redactURL(t.req.URL), want, errChecksumMismatch)
 	}
 	sum := sha256Hex(t.hash)
 	if t.req.SHA256 != "" && sum != t.req.SHA256 {
@@ -969,11 +1158,11 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 	}
 	syncStart := time.Now()
 	if err := t.file.Sync(); err != nil {
-		return fileResult{}, &diskError{fmt.Errorf("syncing %s: %w", partPath(t.path), err)}
+		return fileResult{}, writeFailure(err, t.path, "syncing")
 	}
 	d.log.Debug("synced before publishing", "file", partPath(t.path), "took", time.Since(syncStart).Round(time.Millisecond))
 	if err := t.file.Close(); err != nil {
-		return fileResult{}, &diskError{fmt.Errorf("closing %s: %w", partPath(t.path), err)}
+		return fileResult{}, writeFailure(err, t.path, "closing")
 	}
 	t.file = nil
 	if ctx.Err() != nil {
@@ -987,14 +1176,15 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 	if t.req.Progress != nil {
 		t.req.Progress(t.offset, t.offset)
 	}
-	return fileResult{Path: t.path, Size: t.offset, SHA256: sum, Resumed: t.resumed}, nil
+	return fileResult{Path: t.path, Size: t.offset, SHA256: sum, Resumed: t.resumed,
+		ETag: t.state.ETag, LastModified: t.state.LastModified}, nil
 }
 
 // send makes one request with our User-Agent and the given headers.
 func (d *rangeDownloader) send(ctx context.Context, method, target string, headers, extra http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, target, nil)
 	if err != nil {
-		return nil, badInputf("invalid URL %q: %v", redactURL(target), err)
+		return nil, badURLf("invalid URL %q: %v", redactURL(target), err)
 	}
 	for k, vs := range headers {
 		req.Header[k] = append([]string(nil), vs...)
@@ -1015,23 +1205,47 @@ func (d *rangeDownloader) send(ctx context.Context, method, target string, heade
 	return resp, nil
 }
 
-// describeNetError turns a transport error into a sentence that names the
-// host when its name could not be resolved (a blocked CDN is common).
+// describeNetError turns a transport error into a sentence that says
+// what failed in plain words (a host that does not resolve, often a
+// blocked CDN; a refused connection; an untrusted certificate; the proxy),
+// marked errTransport for errorCode.
 func describeNetError(target string, err error) error {
 	// *url.Error repeats the whole URL, signed query string included.
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
 		err = urlErr.Err
 	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return fmt.Errorf("cannot resolve host %q (check the network, DNS or proxy): %w", dnsErr.Name, err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, errRedirectLoop) {
+		return err
 	}
 	host := target
 	if u, perr := url.Parse(target); perr == nil {
 		host = u.Host
 	}
-	return fmt.Errorf("connecting to %s: %w", host, err)
+	var (
+		dnsErr *net.DNSError
+		proxy  *proxyError
+		what   string
+	)
+	switch {
+	case errors.As(err, &proxy):
+		return withKind(errTransport, err) // it says it all
+	case isProxyFailure(err):
+		what = fmt.Sprintf("connecting to %s through the proxy: the proxy cannot be reached or failed", host)
+	case errors.As(err, &dnsErr):
+		what = fmt.Sprintf("cannot resolve host %q (check the network, DNS or proxy)", dnsErr.Name)
+	case isErrno(err, syscall.ECONNREFUSED, 10061):
+		what = fmt.Sprintf("connecting to %s: the connection was refused (no server listening there?)", host)
+	case isTLSFailure(err):
+		what = fmt.Sprintf("connecting to %s: secure connection (TLS) failed", host)
+	case isTimeout(err):
+		what = fmt.Sprintf("connecting to %s: no answer in time", host)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		what = fmt.Sprintf("connecting to %s: the server closed the connection without an answer", host)
+	default:
+		what = fmt.Sprintf("connecting to %s", host)
+	}
+	return withKind(errTransport, fmt.Errorf("%s: %w", what, err))
 }
 
 // statusErrorFrom reads a little of an unwanted answer for the person.
@@ -1059,12 +1273,30 @@ type retryNowError struct{ err error }
 func (e *retryNowError) Error() string { return e.err.Error() }
 func (e *retryNowError) Unwrap() error { return e.err }
 
-// diskError is a local write failure (a full disk): retrying the network
-// does not help, so it is not retried; the .part is kept for later.
+// diskError is a local write failure: retrying the network does not help,
+// so it is not retried; the .part is kept for later.
 type diskError struct{ err error }
 
 func (e *diskError) Error() string { return e.err.Error() }
 func (e *diskError) Unwrap() error { return e.err }
+
+// writeFailure is the error of a failed write, sync or preallocation of
+// path's .part: a full disk is the one-line diskFullError (errNoSpace),
+// anything else a diskError. Neither is retried.
+func writeFailure(err error, path, doing string) error {
+	if isNoSpace(err) {
+		return diskFullError(err, path)
+	}
+	return &diskError{fmt.Errorf("%s %s: %w", doing, partPath(path), err)}
+}
+
+// attemptsText is "1 attempt", "3 attempts".
+func attemptsText(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return strconv.Itoa(n) + " attempts"
+}
 
 // madeProgress says whether an attempt that fetched n bytes before failing
 // with err earned a fresh set of retries.
@@ -1079,8 +1311,12 @@ func retryable(err error) bool {
 		return true
 	}
 	var disk *diskError
-	if errors.As(err, &disk) || errorsIsAny(err, errBadInput, errConflict, errChecksumMismatch) {
+	if errors.As(err, &disk) || errorsIsAny(err, errBadInput, errConflict, errChecksumMismatch, errNoSpace, errRedirectLoop) {
 		return false
+	}
+	var proxy *proxyError
+	if errors.As(err, &proxy) {
+		return proxy.Code >= 500 // a tunnel the proxy could not open may open later; a 403/407 will not
 	}
 	var se *statusError
 	if errors.As(err, &se) {
@@ -1092,9 +1328,6 @@ func retryable(err error) bool {
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return false
-	}
-	if strings.Contains(err.Error(), "stopped after") { // redirect loop
 		return false
 	}
 	return true // network errors, dropped connections, stalls
@@ -1243,15 +1476,34 @@ func writePartState(path string, st partState) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(sidecarPath(path), 0o644, writeBytes(data)); err != nil {
-		// A full disk has no room for a temp file, but the old sidecar's
-		// block can be rewritten in place. A torn write only makes the
-		// state unreadable, which restarts the download: never corrupts it.
-		if werr := os.WriteFile(sidecarPath(path), data, 0o644); werr != nil {
-			return err
-		}
+	err = writeFileAtomic(sidecarPath(path), 0o644, writeBytes(data))
+	if err != nil && errors.Is(err, errNoSpace) && overwriteInPlace(sidecarPath(path), data) == nil {
+		return nil
 	}
-	return nil
+	return err
+}
+
+// overwriteInPlace rewrites a small existing file over its own blocks: a
+// full disk has no room for a temp file, but the old sidecar's block is
+// still ours. Nothing is truncated before the write (that would give the
+// block away); a torn write only makes the state unreadable, which
+// restarts the download, never corrupts it.
+func overwriteInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func sameHost(a, b string) bool {

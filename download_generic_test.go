@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -639,40 +640,203 @@ func FuzzParseContentRange(f *testing.F) {
 	})
 }
 
-// TestDownloadDiskFull fills a small tmpfs: the error says so, the .part
-// is kept, and the same download resumes once there is room.
-func TestDownloadDiskFull(t *testing.T) {
+// mountTmpfs mounts a tmpfs of the given size ("256k") on a new folder: a
+// small disk to fill. Skipped without root; under CI=true a failed mount
+// fails the test.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("mount tmpfs: %v: %s", err, out)
 		}
 		t.Skipf("cannot mount tmpfs here: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
-	o := newOrigin(t, withSize(600<<10))
-	path := filepath.Join(dir, "big.bin")
-	d := testDownloader(t)
-	_, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Connections: 1})
-	if err == nil || !strings.Contains(err.Error(), "no space left") {
-		t.Fatalf("err = %v, want one saying the disk is full", err)
-	}
-	st, err := readPartState(path)
-	if err != nil || st.saved() == 0 {
-		t.Fatalf("resume state after a full disk = %+v, %v; want progress kept", st, err)
-	}
-	if out, err := exec.Command("mount", "-o", "remount,size=2m", dir).CombinedOutput(); err != nil {
+	return dir
+}
+
+// remountTmpfs gives a mounted tmpfs a new size ("2m"), as freeing space would.
+func remountTmpfs(t *testing.T, dir, size string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,size="+size, dir).CombinedOutput(); err != nil {
 		t.Fatalf("remount: %v: %s", err, out)
 	}
-	res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Connections: 1})
+}
+
+// fillDisk writes a file into dir until its file system is full, as
+// another program would.
+func fillDisk(dir string) error {
+	f, err := os.Create(filepath.Join(dir, "filler"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if res.Resumed == 0 || !bytes.Equal(readFile(t, path), o.content()) {
-		t.Errorf("resumed %d bytes; file equal: %v", res.Resumed, bytes.Equal(readFile(t, path), o.content()))
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for range 1 << 16 { // 256 MiB at most
+		if _, err := f.Write(buf); err != nil {
+			if isNoSpace(err) {
+				return nil
+			}
+			return err
+		}
+	}
+	return errors.New("the disk never filled")
+}
+
+// TestDownloadDiskFull: a disk that fills while writing ends the download
+// with one line and a .part that resumes once there is room; a file known
+// to be larger than the free space is refused before any body byte.
+func TestDownloadDiskFull(t *testing.T) {
+	for _, conns := range []int{1, 4} {
+		t.Run(fmt.Sprintf("fills while writing, %d connections", conns), func(t *testing.T) {
+			dir := mountTmpfs(t, "256k")
+			o := newOrigin(t, withSize(200<<10), withThrottle(40*time.Millisecond))
+			path := filepath.Join(dir, "big.bin")
+			d := testDownloader(t)
+			d.minSegment = 16 << 10
+			var logs lockedBuffer
+			d.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			// Someone else fills the disk once a checkpoint is on disk.
+			filled, fillErr := false, error(nil)
+			req := fileRequest{URL: o.FileURL(), Path: path, Connections: conns, Retries: 3,
+				Progress: func(done, total int64) {
+					if st, err := readPartState(path); !filled && err == nil && st.saved() > 0 {
+						filled, fillErr = true, fillDisk(dir)
+					}
+				}}
+			_, err := d.Download(t.Context(), req)
+			if fillErr != nil || !filled {
+				t.Fatalf("filling the disk: filled=%v, %v (download: %v)", filled, fillErr, err)
+			}
+			want := "the disk is full: no space left on " + dir + "; free some space and run the same command again to resume"
+			if err == nil || err.Error() != want {
+				t.Fatalf("err = %v\nwant %s", err, want)
+			}
+			if code := errorCode(err); code != "disk_full" {
+				t.Errorf("errorCode = %q, want disk_full", code)
+			}
+			if conns == 1 {
+				if n := o.gets.Load(); n != 1 {
+					t.Errorf("GETs = %d: a full disk was retried", n)
+				}
+			}
+			if l := logs.String(); l != "" {
+				t.Errorf("follow-on warnings after the one error:\n%s", l)
+			}
+			st, err := readPartState(path)
+			if err != nil || st.saved() <= 0 {
+				t.Fatalf("resume state after a full disk = %+v, %v; want progress kept", st, err)
+			}
+
+			remountTmpfs(t, dir, "2m")
+			req.Progress = nil
+			res, err := d.Download(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Resumed <= 0 || !bytes.Equal(readFile(t, path), o.content()) {
+				t.Errorf("resumed %d bytes; file equal: %v", res.Resumed, bytes.Equal(readFile(t, path), o.content()))
+			}
+			assertNoPartial(t, path)
+		})
+	}
+
+	t.Run("size given in advance is refused before the body", func(t *testing.T) {
+		dir := mountTmpfs(t, "256k")
+		o := newOrigin(t, withSize(600<<10))
+		path := filepath.Join(dir, "big.bin")
+		_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Size: 600 << 10})
+		assertRefusedForSpace(t, err, dir)
+		if n, b := o.requests.Load(), o.bytesSent.Load(); n != 0 || b != 0 {
+			t.Errorf("origin saw %d requests and sent %d body bytes, want none", n, b)
+		}
+		assertNoTempFiles(t, dir)
+	})
+
+	t.Run("size from the HEAD is refused before the body", func(t *testing.T) {
+		dir := mountTmpfs(t, "256k")
+		o := newOrigin(t, withSize(600<<10))
+		d := testDownloader(t)
+		_, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir})
+		assertRefusedForSpace(t, err, dir)
+		if n, b := o.gets.Load(), o.bytesSent.Load(); n != 0 || b != 0 {
+			t.Errorf("origin answered %d GETs and sent %d body bytes, want none", n, b)
+		}
+		assertNoTempFiles(t, dir) // not even the claim of the name
+		remountTmpfs(t, dir, "2m")
+		res, err := d.Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Path != filepath.Join(dir, "data.bin") || !bytes.Equal(readFile(t, res.Path), o.content()) {
+			t.Errorf("after freeing space got %s, want the whole data.bin", res.Path)
+		}
+	})
+
+	t.Run("size from the GET's headers is refused before the body", func(t *testing.T) {
+		dir := mountTmpfs(t, "256k")
+		o := newOrigin(t, withSize(600<<10), withThrottle(time.Millisecond))
+		path := filepath.Join(dir, "big.bin")
+		_, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Connections: 4})
+		assertRefusedForSpace(t, err, dir)
+		if n := o.gets.Load(); n != 1 {
+			t.Errorf("GETs = %d: the refusal was retried", n)
+		}
+		if fi, err := os.Stat(partPath(path)); err == nil && fi.Size() != 0 {
+			t.Errorf(".part holds %d bytes, want none read", fi.Size())
+		}
+	})
+
+	t.Run("a resume needs only the rest", func(t *testing.T) {
+		dir := mountTmpfs(t, "640k")
+		o := newOrigin(t, withSize(600<<10))
+		path := filepath.Join(dir, "big.bin")
+		// An earlier run left 400 KiB for good: 600 KiB do not fit in what
+		// is free, the missing 200 KiB do.
+		have := int64(400 << 10)
+		if err := os.WriteFile(partPath(path), o.content()[:have], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := writePartState(path, partState{URL: o.FileURL(), ETag: `"v1"`, Size: 600 << 10, Committed: have}); err != nil {
+			t.Fatal(err)
+		}
+		if free, _ := freeSpace(dir); free >= 600<<10 || free < 200<<10 {
+			t.Fatalf("free space %d: the test needs between 200 and 600 KiB", free)
+		}
+		res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path, Size: 600 << 10, Connections: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Resumed != have || !bytes.Equal(readFile(t, path), o.content()) {
+			t.Errorf("resumed %d bytes, want %d; content equal: %v", res.Resumed, have, bytes.Equal(readFile(t, path), o.content()))
+		}
+	})
+
+	t.Run("an atomic write on a full disk", func(t *testing.T) {
+		dir := mountTmpfs(t, "64k")
+		if err := fillDisk(dir); err != nil {
+			t.Fatal(err)
+		}
+		err := writeFileAtomic(filepath.Join(dir, "state.json"), 0o644, writeBytes(make([]byte, 8<<10)))
+		if !errors.Is(err, errNoSpace) || !strings.HasPrefix(err.Error(), "the disk is full: no space left on "+dir) {
+			t.Fatalf("err = %v, want the disk-full error", err)
+		}
+		assertNoTempFiles(t, dir, "filler")
+	})
+}
+
+// assertRefusedForSpace checks the one-line "not enough free space" refusal.
+func assertRefusedForSpace(t *testing.T, err error, dir string) {
+	t.Helper()
+	if err == nil || !strings.HasPrefix(err.Error(), "not enough free space on "+dir+": need 614.4 kB, ") {
+		t.Fatalf("err = %v, want \"not enough free space on %s: need 614.4 kB, … free\"", err, dir)
+	}
+	if code := errorCode(err); code != "no_space" {
+		t.Errorf("errorCode = %q, want no_space", code)
 	}
 }
 
@@ -713,4 +877,177 @@ func TestDownloadSameNameFromTwoURLsAtOnce(t *testing.T) {
 			t.Errorf("%s matches neither origin", path)
 		}
 	}
+}
+
+// TestDownloadHeadRetryAfter: a HEAD answered 503/429 with Retry-After
+// makes the next request wait that long (issue 14: it came 1 ms later).
+func TestDownloadHeadRetryAfter(t *testing.T) {
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			t.Parallel()
+			o := newOrigin(t, withSize(10<<10), failFirstHead(1, status, "2"))
+			res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Dir: t.TempDir(), Retries: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readFile(t, res.Path), o.content()) {
+				t.Error("bytes differ")
+			}
+			log := o.requestLog()
+			if len(log) < 2 || log[0].Method != http.MethodHead || log[0].Status != status {
+				t.Fatalf("requests = %+v, want a refused HEAD first", log)
+			}
+			if gap := log[1].At.Sub(log[0].At); gap < 2*time.Second {
+				t.Errorf("next request (%s) %v after the HEAD's Retry-After: 2", log[1].Method, gap)
+			}
+		})
+	}
+}
+
+func TestCheckUnchanged(t *testing.T) {
+	const (
+		monday  = "Mon, 02 Nov 2026 10:00:00 GMT"
+		tuesday = "Tue, 03 Nov 2026 10:00:00 GMT"
+	)
+	// download fetches the origin's file and returns what a history record
+	// keeps of it.
+	download := func(t *testing.T, o *origin) fileValidators {
+		t.Helper()
+		// An explicit path: no HEAD, so the check's requests come first.
+		res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "data.bin")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fileValidators{Size: res.Size, ETag: res.ETag, LastModified: res.LastModified}
+	}
+	// check asks, and asserts that no byte of the body was fetched.
+	check := func(t *testing.T, o *origin, prev fileValidators) bool {
+		t.Helper()
+		sent := o.bytesSent.Load()
+		unchanged, err := testDownloader(t).CheckUnchanged(t.Context(), o.FileURL(), prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := o.bytesSent.Load() - sent; n > 1 {
+			t.Errorf("checking fetched %d body bytes", n)
+		}
+		return unchanged
+	}
+	for _, conditional := range []bool{true, false} {
+		opts := func(more ...originOption) []originOption {
+			if !conditional {
+				more = append(more, withoutConditional()) // the validators are compared here
+			}
+			return more
+		}
+		t.Run(fmt.Sprintf("ETag changes, server answers 304: %v", conditional), func(t *testing.T) {
+			o := newOrigin(t, opts(withSize(20<<10))...)
+			prev := download(t, o)
+			if prev.ETag != `"v1"` {
+				t.Fatalf("result ETag = %q, want the server's", prev.ETag)
+			}
+			if !check(t, o, prev) {
+				t.Error("same ETag: reported changed")
+			}
+			last := o.requestLog()[len(o.requestLog())-1]
+			if last.Method != http.MethodHead || last.IfNoneMatch != `"v1"` {
+				t.Errorf("check sent %+v, want a HEAD with If-None-Match", last)
+			}
+			if conditional && last.Status != http.StatusNotModified {
+				t.Errorf("status = %d, want 304", last.Status)
+			}
+			o.replace(testBytes(20<<10, 2), `"v2"`) // same size, new content
+			if check(t, o, prev) {
+				t.Error("new ETag: reported unchanged")
+			}
+			if !check(t, o, fileValidators{Size: prev.Size, ETag: `W/"v2"`}) {
+				t.Error("weak and strong forms of one ETag: reported changed")
+			}
+		})
+		t.Run(fmt.Sprintf("only Last-Modified, server answers 304: %v", conditional), func(t *testing.T) {
+			o := newOrigin(t, opts(withSize(20<<10), withoutETag(), withLastModified(monday))...)
+			prev := download(t, o)
+			if prev.ETag != "" || prev.LastModified != monday {
+				t.Fatalf("result validators = %+v, want only Last-Modified", prev)
+			}
+			if !check(t, o, prev) {
+				t.Error("same Last-Modified and size: reported changed")
+			}
+			if last := o.requestLog()[len(o.requestLog())-1]; last.IfMod != monday {
+				t.Errorf("check sent %+v, want If-Modified-Since", last)
+			}
+			o.replace(testBytes(30<<10, 2), "")
+			o.setLastModified(tuesday)
+			if check(t, o, prev) {
+				t.Error("new Last-Modified: reported unchanged")
+			}
+		})
+	}
+	t.Run("same Last-Modified, other size", func(t *testing.T) {
+		o := newOrigin(t, withSize(20<<10), withoutETag(), withLastModified(monday), withoutConditional())
+		prev := download(t, o)
+		o.replace(testBytes(21<<10, 2), "")
+		if check(t, o, prev) {
+			t.Error("size changed under the same Last-Modified: reported unchanged")
+		}
+	})
+	t.Run("no validators: the size decides", func(t *testing.T) {
+		o := newOrigin(t, withSize(20<<10), withoutValidators())
+		prev := download(t, o)
+		if prev.ETag != "" || prev.LastModified != "" {
+			t.Fatalf("validators = %+v, want none", prev)
+		}
+		if !check(t, o, prev) {
+			t.Error("same size, no validators: reported changed")
+		}
+		o.replace(testBytes(25<<10, 2), "")
+		if check(t, o, prev) {
+			t.Error("other size: reported unchanged")
+		}
+	})
+	t.Run("HEAD refused: a GET of byte 0", func(t *testing.T) {
+		o := newOrigin(t, withSize(20<<10), withoutHead())
+		prev := download(t, o)
+		if !check(t, o, prev) {
+			t.Error("unchanged file: reported changed")
+		}
+		last := o.requestLog()[len(o.requestLog())-1]
+		if last.Method != http.MethodGet || last.Range != "bytes=0-0" || last.IfNoneMatch != `"v1"` || last.Status != http.StatusNotModified {
+			t.Errorf("check sent %+v, want a conditional GET of byte 0 answered 304", last)
+		}
+		o.replace(testBytes(20<<10, 2), `"v2"`)
+		if check(t, o, prev) {
+			t.Error("changed file: reported unchanged")
+		}
+	})
+	t.Run("503 with Retry-After first", func(t *testing.T) {
+		o := newOrigin(t, withSize(20<<10), failFirstHead(1, http.StatusServiceUnavailable, "1"))
+		prev := download(t, o)
+		if !check(t, o, prev) {
+			t.Error("unchanged file: reported changed")
+		}
+		log := o.requestLog()
+		var refused, next time.Time
+		for _, r := range log {
+			if r.Status == http.StatusServiceUnavailable {
+				refused = r.At
+			} else if !refused.IsZero() && next.IsZero() {
+				next = r.At
+			}
+		}
+		if refused.IsZero() || next.Sub(refused) < time.Second {
+			t.Errorf("requests %+v: the answer after the 503 did not wait Retry-After: 1", log)
+		}
+	})
+	t.Run("errors are returned", func(t *testing.T) {
+		o := newOrigin(t, withSize(1<<10))
+		d := testDownloader(t)
+		if _, err := d.CheckUnchanged(t.Context(), o.URL+"/gone", fileValidators{Size: 1}); errorCode(err) != "not_found" {
+			t.Errorf("404: err = %v (%s)", err, errorCode(err))
+		}
+		d.retries = 0
+		if _, err := d.CheckUnchanged(t.Context(), "http://"+closedPort(t)+"/x", fileValidators{Size: 1}); errorCode(err) != "refused" {
+			t.Errorf("closed port: err = %v (%s)", err, errorCode(err))
+		}
+	})
 }

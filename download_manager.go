@@ -109,6 +109,7 @@ type managerConfig struct {
 	// it found it.
 	OwnJobsOnly bool
 	Window      timeWindow       // daily window in which downloads may start; zero = always
+	WindowFile  string           // where SetSchedule keeps the window for the next start; "" = not kept
 	Now         func() time.Time // the clock; nil = time.Now
 }
 
@@ -1419,7 +1420,7 @@ func (m *manager) fetchFile(ctx context.Context, req fileRequest, force bool) (t
 	}
 	fr, err := m.download(ctx, req)
 	res.Path, res.Size = fr.Path, fr.Size
-	res.Remember = resultValidators(fr)
+	res.Remember = fileValidators{Size: fr.Size, ETag: fr.ETag, LastModified: fr.LastModified}
 	return res, err
 }
 
@@ -1529,7 +1530,7 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 		}
 	default:
 		j.State = jobFailed
-		j.Error = oneLine(err.Error())
+		j.Error = singleLine(err.Error())
 		j.ErrorCode = errorCode(err)
 		j.FinishedAt = now.UTC()
 		m.log.Warn("download failed", "id", j.ID, "source", j.safeSource(), "err", err)
@@ -1584,9 +1585,9 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	m.save()
 }
 
-// oneLine keeps an error message on one line (errors.Join and some
-// servers' texts have several), as the CLI and the API show it.
-func oneLine(s string) string {
+// singleLine keeps a message on one line (some servers' texts have
+// several), as the CLI and the API show it.
+func singleLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
@@ -1902,6 +1903,11 @@ func (m *manager) SetSchedule(start, end string) error {
 	if err != nil {
 		return err
 	}
+	if m.cfg.WindowFile != "" {
+		if err := saveWindow(m.cfg.WindowFile, w); err != nil {
+			return fmt.Errorf("saving the time window: %w", err)
+		}
+	}
 	m.mu.Lock()
 	m.window = w
 	m.changedLocked()
@@ -1911,4 +1917,26 @@ func (m *manager) SetSchedule(start, end string) error {
 	default:
 	}
 	return nil
+}
+
+// RemoveFinished forgets the listed downloads that are finished (a CLI
+// run's own, once their outcome is in the history) and returns how many.
+func (m *manager) RemoveFinished(ids []string) int {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	n := 0
+	m.update(func() ([]chan struct{}, error) {
+		m.jobs = slices.DeleteFunc(m.jobs, func(j *managerJob) bool {
+			if want[j.ID] && stateFinished(j.State) && j.run == nil {
+				m.removedLocked(j)
+				n++
+				return true
+			}
+			return false
+		})
+		return nil, nil
+	})
+	return n
 }

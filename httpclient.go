@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -41,8 +42,30 @@ func buildHTTPClient(proxyFunc func(*http.Request) (*url.URL, error)) *http.Clie
 		// We ask for identity encoding ourselves: a transparently gunzipped
 		// body would not match Content-Length or a Range offset.
 		DisableCompression: true,
+		// A proxy that will not open the tunnel answers CONNECT with a
+		// status; net/http turns it into a bare "Bad Gateway". proxyError
+		// says it was the proxy, which status, and classifies (errorCode).
+		OnProxyConnectResponse: func(_ context.Context, proxy *url.URL, connect *http.Request, resp *http.Response) error {
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			return &proxyError{Proxy: redactURL(proxy.String()), Target: connect.Host, Code: resp.StatusCode}
+		},
 	}
 	return &http.Client{Transport: transport, CheckRedirect: checkRedirect}
+}
+
+// proxyError is a proxy's refusal to open a tunnel (CONNECT) to Target.
+type proxyError struct {
+	Proxy, Target string
+	Code          int
+}
+
+func (e *proxyError) Error() string {
+	if e.Code == http.StatusProxyAuthRequired {
+		return fmt.Sprintf("the proxy %s needs credentials (HTTP 407): give them in the proxy URL, e.g. http://user:pass@host:3128", e.Proxy)
+	}
+	return fmt.Sprintf("the proxy %s refused to connect to %s: HTTP %d %s", e.Proxy, e.Target, e.Code, http.StatusText(e.Code))
 }
 
 // checkRedirect stops redirect loops and drops credentials whenever a
@@ -50,7 +73,7 @@ func buildHTTPClient(proxyFunc func(*http.Request) (*url.URL, error)) *http.Clie
 // different host name, but keeps them for another port of the same host.
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
-		return fmt.Errorf("stopped after 10 redirects")
+		return fmt.Errorf("stopped after 10 redirects: %w", errRedirectLoop)
 	}
 	if !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
 		req.Header.Del("Authorization")

@@ -55,15 +55,10 @@ func runInstallCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 // with pull first. A nil pull makes that a usage error.
 func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io.Writer, pull installPuller) int {
 	fset := flag.NewFlagSet("install", flag.ContinueOnError)
-	fset.SetOutput(stderr)
 	modelsDir := fset.String("models-dir", "", "Ollama models `folder` (default $OLLAMA_MODELS, else ~/.ollama/models)")
 	outputDir := fset.String("output-dir", "downloaded-models", "where a model named on the command line is pulled to first")
 	registry := fset.String("registry", "https://registry.ollama.ai", "registry a named model is pulled from")
-	fset.Usage = func() {
-		fmt.Fprint(stderr, installUsage)
-		fset.PrintDefaults()
-	}
-	paths, code, ok := subcommandArgs(fset, args)
+	paths, code, ok := subcommandArgs(fset, args, installUsage, stdout, stderr)
 	if !ok {
 		return code
 	}

@@ -156,7 +156,7 @@ func TestRunInstallCommand(t *testing.T) {
 	}{
 		{"no argument", nil, 2, "name a zip", ""},
 		{"unknown flag", []string{"-force", good}, 2, "flag provided but not defined", ""},
-		{"help", []string{"-h"}, 0, "Examples:", ""},
+		{"help", []string{"-h"}, 0, "", ""}, // on stdout: TestCLIHelpOnStdout
 		{"model name without a puller", []string{"tiny:latest"}, 2, "not a zip or a folder", ""},
 		{"missing file", []string{filepath.Join(dir, "nope.zip")}, 1, "no such file", ""},
 		{"tampered", []string{bad}, 1, "nothing was installed", ""},

@@ -14,8 +14,10 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // version is the tool's own version, shown by -h and the API.
@@ -71,6 +73,10 @@ type options struct {
 	rateLimit   int64 // parsed -limit-rate, bytes/s
 	listen      string
 	token       string
+	schedule    string
+	window      timeWindow // parsed -schedule
+	splitSize   string
+	split       int64 // parsed -split, bytes
 	concurrency int
 	connections int
 	retries     int
@@ -78,22 +84,45 @@ type options struct {
 	verbose     bool
 	keepStaging bool
 	noBrowser   bool
+	force       bool
 	args        []string
+
+	clock func() time.Time // time.Now, moved by OMD_TEST_CLOCK_OFFSET in browser tests
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancelCause(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-signals
+		stop(signalError{sig})
+		// A second Ctrl-C does not wait for the clean stop.
+		sig = <-signals
+		os.Exit(exitCode(signalError{sig}))
+	}()
 	err := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
 	os.Exit(exitCode(err))
 }
 
-// exitCode maps an error to SPEC §3's exit codes: 0 done, 1 a download
-// failed, 2 bad usage.
+// signalError is how a run stopped by a signal ends: shells and scripts
+// expect 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+type signalError struct{ sig os.Signal }
+
+func (e signalError) Error() string { return "stopped by " + e.sig.String() }
+
+// exitCode maps an error to the exit codes: 0 done, 1 a download failed,
+// 2 bad usage, 128+n after signal n.
 func exitCode(err error) int {
+	var se signalError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &se):
+		if n, ok := se.sig.(syscall.Signal); ok {
+			return 128 + int(n)
+		}
+		return 130
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, new(exitStatus)):
@@ -124,6 +153,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			code = runVerifyCommand(ctx, args[1:], stdout, stderr)
 		case "serve-models":
 			code = runServeModelsCommand(ctx, args[1:], stdout, stderr)
+		case "help":
+			args = []string{"-h"}
 		}
 		if code == 0 {
 			return nil
@@ -132,7 +163,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return exitStatus(code)
 		}
 	}
-	opts, err := parseOptions(args, stderr)
+	opts, err := parseOptions(args, stdout)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "ollama-model-downloader: %v\n", err)
@@ -140,27 +171,43 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return err
 	}
-	level := slog.LevelInfo
-	if opts.verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	app, err := newApp(opts, stdout, stderr, log)
+	app, err := newApp(opts, stdout, stderr, newLogger(stderr, opts.verbose, len(opts.args) > 0))
 	if err != nil {
 		fmt.Fprintf(stderr, "ollama-model-downloader: %v\n", err)
 		return err
 	}
 	if len(opts.args) == 0 {
-		return app.serveUI(ctx)
+		err = app.serveUI(ctx)
+	} else {
+		err = app.downloadAll(ctx, app.requests())
 	}
-	return app.downloadAll(ctx)
+	var se signalError
+	if err != nil && !errors.As(err, &se) && !errors.Is(err, errDownloadsFailed) {
+		fmt.Fprintf(stderr, "ollama-model-downloader: %s\n", singleLine(err.Error()))
+	}
+	return err
+}
+
+// newLogger is the one logger, set up once. With -v it records every
+// request and decision. Without it a command-line run prints only its own
+// lines (progress, and one line per download), never log records; the web
+// UI prints warnings, in plain words.
+func newLogger(stderr io.Writer, verbose, cli bool) *slog.Logger {
+	switch {
+	case verbose:
+		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case cli:
+		return slog.New(slog.DiscardHandler)
+	default:
+		return slog.New(plainLogHandler{out: stderr, level: slog.LevelWarn})
+	}
 }
 
 // parseOptions reads flags that may come before or after the arguments:
 // the flag package stops at the first argument, so parsing resumes after
 // each one. "--" ends the flags.
-func parseOptions(args []string, stderr io.Writer) (options, error) {
-	var o options
+func parseOptions(args []string, stdout io.Writer) (options, error) {
+	o := options{clock: testClock(os.Getenv("OMD_TEST_CLOCK_OFFSET"))}
 	fs := flag.NewFlagSet("ollama-model-downloader", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.output, "o", "", "output `path` (zip for a model, file for a URL)")
@@ -179,11 +226,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (requests and responses, URLs redacted)")
 	fs.BoolVar(&o.keepStaging, "keep-staging", false, "keep the model's staging folder after zipping")
 	fs.BoolVar(&o.noBrowser, "no-browser", false, "do not open the browser when starting the web UI")
+	fs.BoolVar(&o.force, "force", false, "download a URL again even when this folder has it complete and unchanged upstream")
+	fs.StringVar(&o.schedule, "schedule", "", "download only in this daily window, local time, like 02:00-07:00 (the web UI sets its own in Settings)")
+	fs.StringVar(&o.splitSize, "split", "", "write a model's zip in parts of at most `SIZE` (K/M/G, e.g. 4G for FAT32): NAME.zip.001, .002…")
 	fs.Usage = func() {} // an unknown flag gets one line, not the whole usage
 	rest, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stderr, usage)
-		fs.SetOutput(stderr)
+		fmt.Fprint(stdout, usage)
+		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		return o, err
 	}
@@ -224,6 +274,14 @@ func (o *options) validate() error {
 		o.sha256 = strings.ToLower(o.sha256)
 		if !isHex64(o.sha256) {
 			return badInputf("-sha256 must be 64 hexadecimal characters")
+		}
+	}
+	if o.window, err = parseScheduleFlag(o.schedule); err != nil {
+		return err
+	}
+	if o.splitSize != "" {
+		if o.split, err = parseRate(o.splitSize); err != nil || o.split <= 0 {
+			return badInputf("-split takes a size such as 4G (K, M, G), got %q", o.splitSize)
 		}
 	}
 	if strings.TrimSpace(o.outputDir) == "" {
@@ -271,14 +329,20 @@ func parseInterspersed(fset *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // subcommandArgs is parseInterspersed for a subcommand. When ok is false
-// the command ends with code: 0 after -h, 2 after a bad flag (which the
-// flag package has already reported).
-func subcommandArgs(fset *flag.FlagSet, args []string) (rest []string, code int, ok bool) {
+// the command ends with code: 0 after -h (usage on stdout, so that
+// "-h | less" shows it), 2 after a bad flag (one line on stderr).
+func subcommandArgs(fset *flag.FlagSet, args []string, usage string, stdout, stderr io.Writer) (rest []string, code int, ok bool) {
+	fset.SetOutput(io.Discard)
+	fset.Usage = func() {}
 	rest, err := parseInterspersed(fset, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		fset.SetOutput(stdout)
+		fset.PrintDefaults()
 		return nil, 0, false
 	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\nRun 'ollama-model-downloader %s -h' for usage.\n", fset.Name(), err, fset.Name())
 		return nil, 2, false
 	}
 	return rest, 0, true
@@ -321,3 +385,55 @@ func registryHost(registry string) string {
 	}
 	return u.Host
 }
+
+// testClock is time.Now, moved by offset (a Go duration, e.g. "-5h"):
+// the browser tests set OMD_TEST_CLOCK_OFFSET to put the server outside
+// or inside a time window without waiting for the hour. Empty or invalid
+// is the real clock.
+func testClock(offset string) func() time.Time {
+	d, err := time.ParseDuration(offset)
+	if offset == "" || err != nil {
+		return time.Now
+	}
+	return func() time.Time { return time.Now().Add(d) }
+}
+
+// plainLogHandler prints records at or above level as one plain line,
+// "warning: could not open the browser (err=…)", for the web UI's
+// terminal: no timestamps or level=… fields a person has to read past.
+type plainLogHandler struct {
+	out   io.Writer
+	level slog.Level
+	attrs []slog.Attr
+}
+
+func (h plainLogHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h plainLogHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(r.Level.String()))
+	b.WriteString(": ")
+	b.WriteString(r.Message)
+	var kv []string
+	add := func(a slog.Attr) bool {
+		kv = append(kv, a.Key+"="+a.Value.String())
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	if len(kv) > 0 {
+		b.WriteString(" (" + strings.Join(kv, ", ") + ")")
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(h.out, b.String())
+	return err
+}
+
+func (h plainLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	h.attrs = append(slices.Clip(h.attrs), attrs...)
+	return h
+}
+
+func (h plainLogHandler) WithGroup(string) slog.Handler { return h }

@@ -88,15 +88,10 @@ func newModelMirror(sources []string, log *slog.Logger) *modelMirror {
 // failed, 2 bad usage.
 func runServeModelsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("serve-models", flag.ContinueOnError)
-	fset.SetOutput(stderr)
 	listen := fset.String("listen", defaultMirrorListen, "address to listen on; 0.0.0.0:11435 serves the LAN")
 	outputDir := fset.String("output-dir", "downloaded-models", "folder whose zips are served when no argument is given")
 	verbose := fset.Bool("v", false, "log every request")
-	fset.Usage = func() {
-		fmt.Fprint(stderr, serveModelsUsage)
-		fset.PrintDefaults()
-	}
-	sources, code, ok := subcommandArgs(fset, args)
+	sources, code, ok := subcommandArgs(fset, args, serveModelsUsage, stdout, stderr)
 	if !ok {
 		return code
 	}

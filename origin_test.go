@@ -30,6 +30,7 @@ type origin struct {
 	ranges   []string // Range header of every GET, "" for none
 	ifRanges []string // If-Range header of every GET
 	auths    []string // Authorization header of every request
+	log      []originRequest
 
 	throttle    atomic.Int64 // nanoseconds to pause after each 8 KiB; changeable while serving
 	inflight    atomic.Int64
@@ -37,6 +38,14 @@ type origin struct {
 	requests    atomic.Int64
 	gets        atomic.Int64
 	bytesSent   atomic.Int64
+}
+
+// originRequest is one request as the origin saw it.
+type originRequest struct {
+	Method, Range      string
+	IfNoneMatch, IfMod string // conditional headers
+	At                 time.Time
+	Status             int // what it answered
 }
 
 type originOptions struct {
@@ -58,6 +67,13 @@ type originOptions struct {
 	claimRanges bool   // with noRanges: still say Accept-Ranges: bytes (a lying server)
 	throttle    time.Duration
 	chunk       int // bytes written between throttle pauses; 8 KiB when 0
+
+	headFailFirst  int    // answer the first N HEADs with headFailStatus
+	headFailStatus int    // e.g. 503
+	headRetryAfter string // Retry-After header on those
+	lastModified   string // Last-Modified header
+	noETag         bool   // no ETag (Last-Modified still sent when set)
+	noConditional  bool   // ignore If-None-Match / If-Modified-Since (never 304)
 }
 
 type originOption func(*originOptions)
@@ -85,6 +101,13 @@ func failFirst(n, status int, retryAfter string) originOption {
 func dropAfter(k int64, times int) originOption {
 	return func(o *originOptions) { o.dropAfter, o.dropTimes = k, times }
 }
+func failFirstHead(n, status int, retryAfter string) originOption {
+	return func(o *originOptions) { o.headFailFirst, o.headFailStatus, o.headRetryAfter = n, status, retryAfter }
+}
+func withLastModified(v string) originOption { return func(o *originOptions) { o.lastModified = v } }
+func withoutETag() originOption              { return func(o *originOptions) { o.noETag = true } }
+func withoutValidators() originOption        { return func(o *originOptions) { o.noValidator = true } }
+func withoutConditional() originOption       { return func(o *originOptions) { o.noConditional = true } }
 func stallAfter(k int64, times int) originOption {
 	return func(o *originOptions) { o.stallAfter, o.stallTimes = k, times }
 }
@@ -140,6 +163,20 @@ func (o *origin) content() []byte {
 	return o.data
 }
 
+// requestLog is every request so far, in arrival order.
+func (o *origin) requestLog() []originRequest {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]originRequest(nil), o.log...)
+}
+
+// setLastModified changes the Last-Modified header for later requests.
+func (o *origin) setLastModified(v string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.opts.lastModified = v
+}
+
 func (o *origin) seenRanges() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -148,20 +185,43 @@ func (o *origin) seenRanges() []string {
 
 func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 	o.requests.Add(1)
+	sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	w = sw
 	o.mu.Lock()
-	data, etag := o.data, o.etag
+	data, etag, lastModified := o.data, o.etag, o.opts.lastModified
+	heads := 0
+	for _, l := range o.log {
+		if l.Method == http.MethodHead {
+			heads++
+		}
+	}
+	o.log = append(o.log, originRequest{Method: r.Method, Range: r.Header.Get("Range"),
+		IfNoneMatch: r.Header.Get("If-None-Match"), IfMod: r.Header.Get("If-Modified-Since"), At: time.Now()})
+	entry := len(o.log) - 1
 	o.auths = append(o.auths, r.Header.Get("Authorization"))
 	if r.Method == http.MethodGet {
 		o.ranges = append(o.ranges, r.Header.Get("Range"))
 		o.ifRanges = append(o.ifRanges, r.Header.Get("If-Range"))
 	}
 	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.log[entry].Status = sw.status
+		o.mu.Unlock()
+	}()
 	if r.URL.EscapedPath() != o.opts.path {
 		http.NotFound(w, r)
 		return
 	}
 	if r.Method == http.MethodHead && o.opts.noHead {
 		http.Error(w, "no HEAD here", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.Method == http.MethodHead && heads < o.opts.headFailFirst {
+		if o.opts.headRetryAfter != "" {
+			w.Header().Set("Retry-After", o.opts.headRetryAfter)
+		}
+		w.WriteHeader(o.opts.headFailStatus)
 		return
 	}
 	var n int64
@@ -186,8 +246,15 @@ func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 	if o.opts.disposition != "" {
 		w.Header().Set("Content-Disposition", o.opts.disposition)
 	}
-	if !o.opts.noValidator {
+	if !o.opts.noValidator && !o.opts.noETag {
 		w.Header().Set("ETag", etag)
+	}
+	if !o.opts.noValidator && lastModified != "" {
+		w.Header().Set("Last-Modified", lastModified)
+	}
+	if !o.opts.noConditional && notModified(r, w.Header()) {
+		w.WriteHeader(http.StatusNotModified)
+		return
 	}
 	var out io.Writer = w
 	if r.Method == http.MethodGet {
@@ -228,6 +295,39 @@ func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 		rw.Write(data[wrong:])
 	default:
 		http.ServeContent(rw, r, "", time.Time{}, bytes.NewReader(data))
+	}
+}
+
+// notModified applies If-None-Match (weak comparison) and, without it,
+// If-Modified-Since to a GET or HEAD, as RFC 9110 §13.2.2 orders them.
+func notModified(r *http.Request, h http.Header) bool {
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		etag := h.Get("ETag")
+		return etag != "" && strings.TrimPrefix(inm, "W/") == strings.TrimPrefix(etag, "W/")
+	}
+	ims, lm := r.Header.Get("If-Modified-Since"), h.Get("Last-Modified")
+	if ims == "" || lm == "" {
+		return false
+	}
+	since, err1 := http.ParseTime(ims)
+	modified, err2 := http.ParseTime(lm)
+	return err1 == nil && err2 == nil && !modified.After(since)
+}
+
+// statusRecorder notes the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -125,4 +130,45 @@ func (w timeWindow) NextOpen(t time.Time) time.Time {
 		return t
 	}
 	return w.NextChange(t)
+}
+
+// windowSetting is the time window as .state/schedule.json keeps it, so
+// that the web UI's window survives a restart.
+type windowSetting struct {
+	Start string `json:"schedule_start"`
+	End   string `json:"schedule_end"`
+}
+
+// windowFile is where the web UI keeps its time window.
+func windowFile(outputDir string) string {
+	return filepath.Join(outputDir, ".state", "schedule.json")
+}
+
+// loadWindow reads the saved window; none saved is always.
+func loadWindow(outputDir string) (timeWindow, error) {
+	data, err := os.ReadFile(windowFile(outputDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return timeWindow{}, nil
+	}
+	var ws windowSetting
+	if err == nil {
+		err = json.Unmarshal(data, &ws)
+	}
+	if err != nil {
+		return timeWindow{}, fmt.Errorf("reading the saved time window %s: %w", windowFile(outputDir), err)
+	}
+	w, err := parseTimeWindow(ws.Start, ws.End)
+	if err != nil {
+		return timeWindow{}, fmt.Errorf("the saved time window %s: %w", windowFile(outputDir), err)
+	}
+	return w, nil
+}
+
+// saveWindow keeps w for the next start.
+func saveWindow(path string, w timeWindow) error {
+	data, err := json.Marshal(windowSetting{Start: w.Start(), End: w.End()})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, 0o644, writeBytes(data))
 }

@@ -171,7 +171,7 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 		// Preallocate, then record the switch to segments before any
 		// offset write, so a crash never mistakes holes for data.
 		if err := t.file.Truncate(s.size); err != nil {
-			return &diskError{fmt.Errorf("preallocating %s: %w", partPath(t.path), err)}
+			return writeFailure(err, t.path, "preallocating")
 		}
 		s.hashed = t.offset
 		seg := &segment{pos: t.offset, end: s.size, owned: true}
@@ -181,6 +181,15 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 		}
 		s.launch(ctx, errc, seg, first, true)
 	} else {
+		// A resumed .part is sparse where ranges are missing: they need
+		// room, checked before the first request.
+		missing := int64(0)
+		for _, r := range t.state.Segments {
+			missing += max(r[1]-r[0], 0)
+		}
+		if err := d.checkSpace(t, missing); err != nil {
+			return err
+		}
 		t.hash.Reset()
 		for _, r := range t.state.Segments {
 			if r[1] > r[0] {
@@ -237,7 +246,11 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 			}
 			if now.Sub(lastCheckpoint) >= d.checkpointEvery {
 				if err := s.checkpoint(); err != nil {
-					d.log.Warn("saving resume state", "file", t.path, "error", err)
+					if errors.Is(err, errNoSpace) && fatal == nil && ctx.Err() == nil {
+						fatal = err // the disk is full: stop every connection now
+						cancel(err)
+					}
+					d.logCheckpointFailure("saving resume state", t, err)
 				}
 				lastCheckpoint = now
 			}
@@ -264,7 +277,7 @@ func (d *rangeDownloader) fetchSegments(ctx context.Context, t *transfer, first 
 		}
 	}
 	if err := s.checkpoint(); err != nil {
-		d.log.Warn("saving resume state", "file", t.path, "error", err)
+		d.logCheckpointFailure("saving resume state", t, err)
 	}
 	if fatal != nil || ctx.Err() != nil {
 		stopHash()
@@ -382,7 +395,7 @@ func (s *segmentedTransfer) checkpoint() error {
 	}
 	s.mu.Unlock()
 	if err := s.t.file.Sync(); err != nil {
-		return &diskError{fmt.Errorf("syncing %s: %w", partPath(s.t.path), err)}
+		return writeFailure(err, s.t.path, "syncing")
 	}
 	s.t.mu.Lock()
 	s.t.state.Segments = ranges
@@ -617,7 +630,7 @@ func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.R
 		}
 		if failures > s.t.req.Retries {
 			s.release(seg)
-			return fmt.Errorf("giving up after %d attempts: %w", failures, err)
+			return fmt.Errorf("giving up after %s: %w", attemptsText(failures), err)
 		}
 		delay := s.d.retryDelay(max(failures, 1), err)
 		s.d.log.Debug("retrying range", "url", redactURL(s.t.req.URL), "at", s.posOf(seg), "after", delay, "error", err)
@@ -691,7 +704,7 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			if n > 0 {
 				if _, err := s.t.file.WriteAt(buf[:n], pos); err != nil {
 					s.localWait.stop()
-					return &diskError{fmt.Errorf("writing %s: %w", partPath(s.t.path), err)}
+					return writeFailure(err, s.t.path, "writing")
 				}
 			}
 			s.localWait.stop()
@@ -716,7 +729,7 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			if errors.Is(context.Cause(ctx), errStalled) {
 				return fmt.Errorf("less than %d bytes in %s at byte %d: %w", s.d.lowSpeedBytes, s.d.stallTimeout, s.posOf(seg), errStalled)
 			}
-			return fmt.Errorf("reading at byte %d: %w", s.posOf(seg), rerr)
+			return withKind(errTransport, fmt.Errorf("connection lost at byte %d: %w", s.posOf(seg), rerr))
 		}
 	}
 }

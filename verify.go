@@ -25,9 +25,7 @@ Examples:
 // code: 0 sound, 1 problems found, 2 bad usage.
 func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() { fmt.Fprint(stderr, verifyUsage) }
-	paths, code, ok := subcommandArgs(fset, args)
+	paths, code, ok := subcommandArgs(fset, args, verifyUsage, stdout, stderr)
 	if !ok {
 		return code
 	}
