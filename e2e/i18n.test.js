@@ -114,13 +114,13 @@ describe('failures in words, in each language', { timeout: 120_000 }, () => {
         srv.close(() => resolve(port));
       });
     });
-    const originPort = new URL(origin.base).port;
     const want = [
       { name: 'gone.bin', code: 'not_found', url: `${origin.base}/missing/gone.bin` },
       { name: 'locked.bin', code: 'forbidden', url: `${origin.base}/status/403/locked.bin` },
       { name: 'private.bin', code: 'unauthorized', url: `${origin.base}/status/401/private.bin` },
       { name: 'refused.bin', code: 'refused', url: `http://127.0.0.1:${closed}/refused.bin` },
-      { name: 'plain.bin', code: 'tls', url: `https://127.0.0.1:${originPort}/data/4096/0/plain.bin` },
+      { name: 'broken.bin', code: 'server_error', url: `${origin.base}/status/500/broken.bin` },
+      { name: 'teapot.bin', code: 'http_error', url: `${origin.base}/status/418/teapot.bin` },
       { name: 'wrong-sum.bin', code: 'checksum', url: origin.url('wrong-sum.bin', 4096), sha256: '0'.repeat(64) },
       { name: 'nosuch:1', code: 'model_not_found', url: 'nosuch:1' },
     ];

@@ -84,8 +84,13 @@ async function screenshotsInAllTabs(lang) {
     for (const scheme of ['light', 'dark']) {
       await page.setViewportSize(vp);
       await page.emulateMedia({ colorScheme: scheme });
-      // Every tab in light mode; the busiest ones in dark mode too.
-      const shown = scheme === 'light' ? ['active', 'queue', 'finished', 'library', 'history', 'stats'] : ['active', 'finished', 'library'];
+      // Every tab on a light desktop; the busiest ones elsewhere.
+      const shown = {
+        'desktop-light': ['active', 'queue', 'finished', 'library', 'history', 'stats'],
+        'desktop-dark': ['active', 'library'],
+        'phone-light': ['active', 'queue', 'library', 'history'],
+        'phone-dark': ['active'],
+      }[`${size}-${scheme}`];
       for (const tab of shown) {
         await page.click(`#tab-${tab}`);
         const filled = { library: '#library-body tr', history: '#history-body tr', stats: '#daily-chart svg' }[tab];
@@ -546,7 +551,7 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     await setVisibility('hidden');
     await page.waitForTimeout(300); // a request already in flight may finish
     const hidden = streams().length;
-    await page.waitForTimeout(2500);
+    await page.waitForTimeout(1500);
     assert.equal(streams().length, hidden, 'nothing is fetched while hidden');
     await setVisibility('visible');
     await waitFor('the stream again once visible', async () => streams().length > hidden, 3000);
@@ -628,13 +633,40 @@ describe('Library: install into Ollama and share models', { timeout: 120_000 }, 
 
   it('pulls a model from the add box and installs it from the Library into OLLAMA_MODELS', async () => {
     await page2.goto(server.url);
+    // Typed, the model is shown before it is added: its size first.
+    await page2.fill('#add-url', 'tiny:1');
+    await page2.locator('#model-preview .mp-size').waitFor({ timeout: 10_000 });
+    const title = await page2.locator('#model-preview .mp-title > *').allTextContents();
+    assert.match(title[0], /^[۰-۹٫]+ کیلوبایت$/, `size first: ${title}`);
+    assert.ok(title[1].endsWith('tiny:1'), `then the name: ${title}`);
+    await shoot2('desktop-model-preview.png');
+    await page2.fill('#add-url', 'nosuch:1');
+    await page2.locator('#model-preview.err .err-sentence').waitFor({ timeout: 10_000 });
+    assert.equal(await page2.locator('#model-preview .err-sentence').textContent(), 'مدلی با این نام و برچسب در مخزن نیست.');
     await page2.fill('#add-url', 'tiny:1');
     await page2.click('#add-submit');
     await waitFor('the model zip in the library', async () => {
       const { files } = await api2('GET', '/api/library');
       return files.find((f) => f.kind === 'model');
     }, 30_000);
+    // The finished model's row: name:tag, and its layers, folded.
+    await page2.click('#tab-finished');
+    const modelRow = page2.locator('#list-finished li.job').first();
+    await modelRow.waitFor({ timeout: 5000 });
+    assert.match(await modelRow.locator('.job-name').textContent(), /tiny:1$/);
+    const job = (await api2('GET', '/api/downloads')).downloads.find((d) => d.kind === 'model');
+    assert.ok(job.layers && job.layers.length >= 2, JSON.stringify(job.layers));
+    assert.equal(await modelRow.locator('.job-layers').getAttribute('open'), null);
+    assert.equal(await modelRow.locator('.job-layers summary').textContent(), `${new Intl.NumberFormat('fa-IR').format(job.layers.length)} لایه`);
+    await modelRow.locator('.job-layers summary').click();
+    assert.equal(await modelRow.locator('.layer-list li').count(), job.layers.length);
+    assert.match(await modelRow.locator('.layer-list').textContent(), /وزن‌ها/);
+    await shoot2('desktop-model-row.png');
     await page2.click('#tab-library');
+    // Models as `ollama list` shows them.
+    const modelLine = page2.locator('#models-body tr').first();
+    await modelLine.waitFor({ timeout: 5000 });
+    assert.match(await modelLine.textContent(), /tiny:1/);
     const install = page2.locator('#library-body tr button[data-install]');
     await install.first().waitFor({ timeout: 5000 });
     assert.equal(await install.count(), 1);
@@ -674,6 +706,12 @@ describe('Library: install into Ollama and share models', { timeout: 120_000 }, 
     assert.equal(v2.status, 200);
     assert.ok(Buffer.from(await v2.arrayBuffer()).equals(registry.manifest), 'the mirror serves the pulled manifest');
     assert.equal(await page2.locator('#mirror-toggle').getAttribute('aria-pressed'), 'true');
+    // Its figures, followed while the Library is shown.
+    await page2.locator('#mirror-stats [data-stat="served"] dd').waitFor({ timeout: 5000 });
+    const served = () => page2.locator('#mirror-stats [data-stat="served"] dd').textContent();
+    const before = await served();
+    await fetch(`${address}/v2/library/tiny/manifests/1`);
+    await waitFor('the served bytes to grow on the page', async () => (await served()) !== before, 8000);
     assert.deepEqual(await latinOutsideBdi('#panel-library'), [], 'Library text outside <bdi> must be Persian');
     await shoot2('desktop-library-mirror.png');
     await page2.setViewportSize(phone);
@@ -684,7 +722,8 @@ describe('Library: install into Ollama and share models', { timeout: 120_000 }, 
     await page2.locator('#mirror-info').waitFor({ state: 'hidden', timeout: 5000 });
     assert.equal((await api2('GET', '/api/mirror')).running, false);
     await assert.rejects(fetch(`${address}/v2/`), 'the mirror stopped listening');
-    assert.deepEqual(errors2, []);
+    // The model preview's deliberate 404 (nosuch:1) is logged by Chromium itself.
+    assert.deepEqual(errors2.filter((e) => !/status of 404/.test(e)), []);
   });
 
   const shoot2 = (file) => shootPage(page2, `fa-${file}`);

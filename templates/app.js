@@ -1123,7 +1123,8 @@ async function showPreview(name) {
         layers ? h('span', { class: 'chip' }, I.t('layers.summary', { n: layers, count: I.num(layers) })) : null,
         m.license ? h('span', { class: 'chip', title: String(m.license).slice(0, 500) }, h('span', { class: 'chip-k', text: I.t('model.license') }),
           h('bdi', { dir: 'ltr', text: String(m.license).split('\n')[0].slice(0, 60) })) : null,
-        m.on_disk ? h('span', { class: 'chip ok' }, icon('check'), I.t('model.onDisk')) : null)));
+        m.on_disk > 0 ? h('span', { class: 'chip ok' }, icon('check'),
+          m.on_disk >= m.size ? I.t('model.onDiskAll') : I.t('model.onDisk', { size: I.bytes(m.on_disk) })) : null)));
   box.hidden = false;
 }
 
@@ -1322,7 +1323,7 @@ async function loadLibrary() {
   $('models-body').replaceChildren(...models.map((m) => h('tr', {},
     h('td', { class: 'name-cell' }, h('div', { class: 'job-title' },
       h('span', { class: 'job-kind model' }, icon('model')),
-      h('div', { class: 'job-name-wrap' }, bidi(m.name, 'job-name'), m.path ? bidi(m.parts > 1 ? `${m.path} (${m.parts})` : m.path, 'job-source') : null))),
+      h('div', { class: 'job-name-wrap' }, bidi(m.name, 'job-name'), m.path ? bidi(Array.isArray(m.parts) && m.parts.length > 1 ? `${m.path} (+${m.parts.length - 1})` : m.path, 'job-source') : null))),
     h('td', { class: 'num', 'data-label': I.t('models.id') }, h('bdi', { dir: 'ltr', class: 'mono', text: String(m.id || '').replace(/^sha256:/, '').slice(0, 12) })),
     h('td', { class: 'num', 'data-label': I.t('models.size'), text: I.bytes(m.size) }),
     h('td', { class: 'num', 'data-label': I.t('models.params') }, m.parameters ? h('bdi', { dir: 'ltr', text: m.parameters }) : '—'),
