@@ -354,11 +354,10 @@ func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequ
 		}
 	}()
 	printer := a.startPrinter(waitCtx, func() []transferStatus {
-		out := make([]transferStatus, 0, len(ids))
-		for _, id := range ids {
-			if v, err := m.Get(id); err == nil {
-				out = append(out, statusOf(v))
-			}
+		views := m.Views(ids)
+		out := make([]transferStatus, len(views))
+		for i, v := range views {
+			out[i] = statusOf(v)
 		}
 		return out
 	})
@@ -378,12 +377,12 @@ func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequ
 	<-runDone
 
 	views := make([]jobView, len(ids))
+	got := m.Views(ids)
 	for i, id := range ids {
-		v, err := m.Get(id)
-		if err != nil {
-			v = jobView{ID: id, Source: reqs[i].Source, State: jobFailed, Error: err.Error()}
+		views[i] = jobView{ID: id, Source: reqs[i].Source, State: jobFailed, Error: "the download left the queue"}
+		for len(got) > 0 && got[0].ID == id {
+			views[i], got = got[0], got[1:]
 		}
-		views[i] = v
 	}
 	if yielded {
 		fmt.Fprintf(a.stderr, "A web UI took %s over; following the downloads there.\n", a.opts.outputDir)

@@ -189,10 +189,28 @@ func removePartial(path string) error {
 			}
 		}
 	}
+	removeSidecarTemps(path)
 	if len(more) > 0 {
 		return fmt.Errorf("%w; %s", first, strings.Join(more, "; "))
 	}
 	return first
+}
+
+// removeSidecarTemps deletes the temp files (writeFileAtomic's
+// "<sidecar>.tmp-<digits>") that a process killed while replacing path's
+// sidecar left behind.
+func removeSidecarTemps(path string) {
+	dir, prefix := filepath.Dir(path), filepath.Base(sidecarPath(path))+".tmp-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // transfer is the state of one Download call.
@@ -601,6 +619,9 @@ func (c ctxReader) Read(p []byte) (int, error) {
 func (d *rangeDownloader) openPart(t *transfer) error {
 	if err := os.MkdirAll(filepath.Dir(t.path), 0o755); err != nil {
 		return fmt.Errorf("creating folder for %s: %w", t.path, err)
+	}
+	if exists(partPath(t.path)) {
+		removeSidecarTemps(t.path) // an earlier run may have been killed mid-checkpoint
 	}
 	f, err := os.OpenFile(partPath(t.path), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {

@@ -1051,3 +1051,32 @@ func TestCheckUnchanged(t *testing.T) {
 		}
 	})
 }
+
+// TestDownloadRemovesStaleSidecarTemps: a process killed while replacing
+// the sidecar leaves its temp file; the resume removes it, and nothing else.
+func TestDownloadRemovesStaleSidecarTemps(t *testing.T) {
+	o := newOrigin(t, withSize(64<<10))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.bin")
+	have := int64(16 << 10)
+	if err := os.WriteFile(partPath(path), o.content()[:have], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writePartState(path, partState{URL: o.FileURL(), ETag: `"v1"`, Size: 64 << 10, Committed: have}); err != nil {
+		t.Fatal(err)
+	}
+	stale, other := sidecarPath(path)+".tmp-3032268718", sidecarPath(path)+".tmp-notes.txt"
+	for _, p := range []string{stale, other} {
+		if err := os.WriteFile(p, []byte("{"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := testDownloader(t).Download(t.Context(), fileRequest{URL: o.FileURL(), Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed != have {
+		t.Errorf("resumed %d bytes, want %d", res.Resumed, have)
+	}
+	assertNoTempFiles(t, dir, "x.bin", filepath.Base(other))
+}

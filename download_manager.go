@@ -1239,36 +1239,37 @@ func (m *manager) Changed() <-chan struct{} {
 // Wait returns when every listed download is finished, with an error naming
 // those that failed, or ctx's error when ctx is done first.
 func (m *manager) Wait(ctx context.Context, ids ...string) error {
-	seen := make(map[string]bool)
-	for {
-		m.mu.Lock()
-		var errs []error
-		pending := false
-		// One pass over the queue, not one per id: a CLI run waits for
-		// hundreds of downloads and wakes on every change.
-		byID := make(map[string]*managerJob, len(m.jobs))
-		for _, j := range m.jobs {
-			byID[j.ID] = j
+	// The jobs are looked up once: a CLI run waits for thousands and
+	// wakes on every change, so a wake-up looks only at those still
+	// pending. A job removed meanwhile keeps its last state.
+	m.mu.Lock()
+	byID := make(map[string]*managerJob, len(m.jobs))
+	for _, j := range m.jobs {
+		byID[j.ID] = j
+	}
+	pending := make([]*managerJob, 0, len(ids))
+	for _, id := range ids {
+		j := byID[id]
+		if j == nil {
+			m.mu.Unlock()
+			return fmt.Errorf("download %s: %w", id, errNotFound)
 		}
-		for _, id := range ids {
-			j := byID[id]
-			if j == nil {
-				if !seen[id] {
-					m.mu.Unlock()
-					return fmt.Errorf("download %s: %w", id, errNotFound)
-				}
-				continue // removed, so it was finished
-			}
-			seen[id] = true
+		pending = append(pending, j)
+	}
+	var errs []error
+	for {
+		pending = slices.DeleteFunc(pending, func(j *managerJob) bool {
 			if !stateFinished(j.State) || j.run != nil {
-				pending = true
-			} else if j.State == jobFailed {
+				return false
+			}
+			if j.State == jobFailed {
 				errs = append(errs, fmt.Errorf("%s: %s", j.Source, j.Error))
 			}
-		}
+			return true
+		})
 		ch := m.changed
 		m.mu.Unlock()
-		if !pending {
+		if len(pending) == 0 {
 			return errors.Join(errs...)
 		}
 		select {
@@ -1276,7 +1277,26 @@ func (m *manager) Wait(ctx context.Context, ids ...string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		m.mu.Lock()
 	}
+}
+
+// Views returns the listed downloads (unknown IDs are left out), for a
+// display that follows many: one pass over the queue, not one per ID.
+func (m *manager) Views(ids []string) []jobView {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	pos := make(map[string]int, len(m.jobs))
+	for i, j := range m.jobs {
+		pos[j.ID] = i
+	}
+	out := make([]jobView, 0, len(ids))
+	for _, id := range ids {
+		if i, ok := pos[id]; ok {
+			out = append(out, m.viewLocked(m.jobs[i], i))
+		}
+	}
+	return out
 }
 
 // scheduleLocked starts queued jobs, in queue order, while fewer than
@@ -1705,11 +1725,12 @@ func (m *manager) writeLocked() {
 	if len(m.pending) == 0 && len(m.pendingDel) == 0 {
 		return
 	}
+	// Each line carries its job's rank, so the order of the lines does
+	// not matter; walking the pending set, not the queue, keeps a change
+	// O(1) with 10,000 jobs queued.
 	puts := make([]*managerJob, 0, len(m.pending))
-	for _, j := range m.jobs { // queue order, for a readable journal
-		if m.pending[j.ID] != nil {
-			puts = append(puts, m.storedCopy(j))
-		}
+	for _, j := range m.pending {
+		puts = append(puts, m.storedCopy(j))
 	}
 	err := m.store.write(puts, m.pendingDel)
 	if err == nil && m.store.needsSnapshot(len(m.jobs)) {

@@ -12,10 +12,11 @@
 set -euo pipefail
 
 REPS=${REPS:-5}
-SCENARIOS=${SCENARIOS:-"big throttled small sha state rss16 gobench"}
+SCENARIOS=${SCENARIOS:-"big throttled small many history sha state rss16 gobench"}
 BIG_MIB=${BIG_MIB:-1024}           # scenario big and sha
 THROTTLED_MIB=${THROTTLED_MIB:-256} # scenario throttled
 SMALL_COUNT=${SMALL_COUNT:-200}     # scenario small: files of 1 MiB
+MANY_COUNT=${MANY_COUNT:-2000}      # scenario many: files of 64 KiB
 RATE=${RATE:-4m}                    # nginx limit_rate per connection on the throttled server
 FAST_PORT=${FAST_PORT:-18481}
 SLOW_PORT=${SLOW_PORT:-18482}
@@ -210,6 +211,61 @@ scenario_small() {
 # read it makes of an existing file before accepting it. Pointing -o at a
 # complete file with -sha256 runs exactly that (plus one HEAD request):
 # the same file, the same page cache, a whole process like the peers.
+# scenario_many: 2,000 files of 64 KiB in one command (issue 18: ≤ 2×
+# curl -Z --parallel-max 16, every file durable).
+scenario_many() {
+	local out=$WORK/out list=$WORK/many.list rep i f n cmd tools=(omd curl aria2c) urls=()
+	for ((n = 1; n <= MANY_COUNT; n++)); do
+		urls+=("http://127.0.0.1:$FAST_PORT/many/$(printf 'm%04d.bin' "$n")")
+	done
+	printf '%s\n' "${urls[@]}" >"$list"
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for i in $(rotate ${#tools[@]} "$rep"); do
+			case ${tools[i]} in
+			omd) cmd=("$OMD" -concurrency "$PARALLEL" -output-dir "$out" "${urls[@]}") ;;
+			curl) cmd=(curl -sS -f -Z --parallel-max "$PARALLEL" --output-dir "$out" --remote-name-all "${urls[@]}") ;;
+			aria2c) cmd=(aria2c -j"$PARALLEL" -q -d "$out" -i "$list") ;;
+			esac
+			if run_one many "${tools[i]}" "$rep" "$out" "${cmd[@]}" && ((rep == 1)); then
+				for ((n = 1; n <= MANY_COUNT; n += 97)); do
+					f=$(printf 'm%04d.bin' "$n")
+					check_same "$out/$f" "$WWW/many/$f" "$rep"
+				done
+			fi
+			rm -rf "$out"
+		done
+	done
+}
+
+# scenario_history: one tiny download by a command whose output folder's
+# history already holds 100,000 records, against the same in an empty
+# folder (issue 18: ≤ 50 ms and ≤ 20 MB RSS). The folder is copied fresh
+# for every run; the record must reach history.json.
+scenario_history() {
+	local fixture=$WORK/history-fixture out=$WORK/out rep t0 t1 rss url=http://127.0.0.1:$FAST_PORT/tiny.bin kind
+	if [[ ! -d $fixture/.history ]]; then
+		say "writing a 100,000-record history"
+		(cd "$ROOT" && go test -run '^TestHistoryFixture$' -count 1 . -args -history-fixture "$fixture") >/dev/null ||
+			die "could not write the history fixture"
+	fi
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for kind in omd-100k omd-empty; do
+			rm -rf "$out"
+			if [[ $kind == omd-100k ]]; then cp -a "$fixture" "$out"; else mkdir -p "$out"; fi
+			sync
+			t0=$(date +%s%N)
+			/usr/bin/time -f %M -o "$LOGS/history.rss" "$OMD" -output-dir "$out" "$url" >/dev/null 2>&1 || die "history run failed"
+			t1=$(date +%s%N)
+			rss=$(tail -n 1 "$LOGS/history.rss")
+			grep -q '"source":"http://127.0.0.1:'"$FAST_PORT"'/tiny.bin"' "$out/.history/history.json" ||
+				die "the record did not reach history.json"
+			printf 'history\t%s\t%s\t%s\t%s\t-\n' "$kind" "$rep" $(((t1 - t0) / 1000)) "$rss" >>"$RAW"
+			say "history $kind rep $rep: $(((t1 - t0) / 1000000)) ms, $rss KiB"
+		done
+	done
+	rm -rf "$out"
+}
+
 scenario_sha() {
 	local url=http://127.0.0.1:$FAST_PORT/big.bin out=$WORK/out file=$WWW/big.bin want rep i cmd tools=(omd openssl sha256sum)
 	want=$(sha256sum "$file" | cut -d' ' -f1) # also warms the page cache
@@ -284,14 +340,14 @@ scenario_gobench() {
 
 # summarize prints the medians, the ratios and the targets as markdown.
 summarize() {
-	awk -F'\t' -v big="$BIG_MIB" -v thr="$THROTTLED_MIB" -v small="$SMALL_COUNT" -v reps="$REPS" -v rate="$RATE" \
+	awk -F'\t' -v big="$BIG_MIB" -v thr="$THROTTLED_MIB" -v small="$SMALL_COUNT" -v many="$MANY_COUNT" -v reps="$REPS" -v rate="$RATE" \
 		-v state="$STATE" -v gobench="$RESULTS/gobench.txt" '
 	function median(key,   n, i, j, t, v) {
 		n = split(walls[key], v, " ")
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
 		return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 	}
-	function mib(scen) { return scen == "big" || scen == "sha" || scen == "rss16" ? big : scen == "throttled" ? thr : small }
+	function mib(scen) { return scen == "big" || scen == "sha" || scen == "rss16" ? big : scen == "throttled" ? thr : scen == "many" ? many / 16 : scen == "history" ? 1 / 256 : small }
 	{
 		key = $1 SUBSEP $2
 		if (!(key in walls)) { order[++count] = key }
@@ -321,7 +377,7 @@ summarize() {
 				mib(k[1]) * 1048576 / 1e6 / m[order[c]], peak[order[c]] / 1024, ratio, (order[c] in gets ? gets[order[c]] : "")
 		}
 		print ""
-		print "## Targets (issue 8)"
+		print "## Targets (issues 8 and 18)"
 		print ""
 		print "| target | measured | met |"
 		print "|---|---|---|"
@@ -332,6 +388,9 @@ summarize() {
 		target("throttled", "aria2c", 0.9, "throttled " thr " MiB: omd ≤ 0.9× aria2c -x16 -s16 -k1M")
 		target("small", "curl", 1.0, small " × 1 MiB: omd ≤ 1.0× curl -Z --parallel-max 16")
 		target("small", "aria2c", 1.0, small " × 1 MiB: omd ≤ 1.0× aria2c -j16 -i list")
+		target("many", "curl", 2.0, many " × 64 KiB: omd ≤ 2× curl -Z --parallel-max 16 (issue 18)")
+		o = "history" SUBSEP "omd-100k"
+		if (o in m) printf "| one 4 KiB download beside a 100,000-record history: ≤ 50 ms and ≤ 20 MB RSS (issue 18; empty folder: %.0f ms) | %.0f ms, %.1f MiB | %s |\n", m["history" SUBSEP "omd-empty"] * 1000, m[o] * 1000, peak[o] / 1024, (m[o] <= 0.05 && peak[o] <= 20 * 1024 * 1.048576 ? "yes" : "**no**")
 		target("sha", "openssl", 1 / 0.9, "SHA-256 of " big " MiB: omd speed ≥ 0.9× openssl dgst (wall ≤ 1.11×)")
 		o = "rss16" SUBSEP "omd"
 		if (o in peak) printf "| peak RSS < 32 MiB, %d MiB throttled (needs 16 connections; omd made %s GET requests) | %.1f MiB | %s |\n", big, gets[o], peak[o] / 1024, (peak[o] < 32768 ? "yes" : "**no**")
@@ -377,7 +436,15 @@ main() {
 	fi
 	make_file "$WWW/big.bin" "$BIG_MIB"
 	make_file "$WWW/mid.bin" "$THROTTLED_MIB"
+	head -c 4096 /dev/urandom >"$WWW/tiny.bin"
 	local n
+	if [[ " $SCENARIOS " == *" many "* ]]; then
+		mkdir -p "$WWW/many"
+		for ((n = 1; n <= MANY_COUNT; n++)); do
+			f=$WWW/many/$(printf 'm%04d.bin' "$n")
+			[[ -f $f ]] || head -c 65536 /dev/urandom >"$f"
+		done
+	fi
 	for ((n = 1; n <= SMALL_COUNT; n++)); do
 		make_file "$WWW/small/$(printf 'f%03d.bin' "$n")" 1 2>/dev/null
 	done
