@@ -559,6 +559,38 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     assert.ok(again.some((u) => /\/api\/events\?since=\d+/.test(u)) || again.some((u) => /\/api\/events$/.test(u)), JSON.stringify(again));
   });
 
+  it('polls ?since= once a second when the server refuses the event stream, only while visible', async () => {
+    const context = page.context();
+    const other = await context.newPage();
+    const polls = [];
+    other.on('request', (r) => { if (/\/api\/downloads(\?|$)/.test(r.url())) polls.push(r.url()); });
+    // Past its cap on streams the server answers 503.
+    await other.route('**/api/events*', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":"too many event streams","error_code":""}' }));
+    await other.goto(omd.url);
+    await waitFor('polling', () => polls.length >= 3, 8000);
+    const { rev } = await api('GET', '/api/downloads');
+    if (typeof rev === 'number') assert.ok(polls.slice(1).every((u) => /since=\d+/.test(u)), `polls ask for changes only: ${polls}`);
+    await waitFor('rows from polling', async () => (await other.locator('#count-active').textContent()) !== '');
+    await other.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await other.waitForTimeout(300);
+    const n = polls.length;
+    await other.waitForTimeout(1500);
+    assert.equal(polls.length, n, 'no polling while hidden');
+    await other.close();
+  });
+
+  it('takes an access token out of the address bar', async () => {
+    await page.goto(`${omd.url}?token=not-kept-in-history#history`);
+    await page.locator('#tab-history[aria-selected="true"]').waitFor();
+    const url = new URL(page.url());
+    assert.equal(url.searchParams.has('token'), false, page.url());
+    assert.equal(url.hash, '#history');
+    await page.click('#tab-active');
+  });
+
   it('made no request to any other host and logged no console error', () => {
     const own = new URL(omd.url).origin;
     const foreign = requests.filter((u) => !u.startsWith(`${own}/`) && !u.startsWith('data:') && !u.startsWith('blob:'));
