@@ -88,7 +88,7 @@ describe('a daily time window for the queue', { timeout: 120_000 }, () => {
     await page.locator('#schedule-bar.closed').waitFor({ timeout: 5000 });
     const bar = await page.locator('#schedule-text').textContent();
     assert.match(bar, /۰۲:۰۰ تا ۰۷:۰۰/);
-    assert.match(bar, /صف در .*۰۲:۰۰.* دوباره راه می‌افتد/);
+    assert.match(bar, /صف .*ساعت ۰۲:۰۰ دوباره راه می‌افتد/);
     assert.equal(await page.locator('#schedule-label').textContent(), '۰۲:۰۰ تا ۰۷:۰۰');
     await shoot(page, 'fa-desktop-light-schedule-closed.png');
   });

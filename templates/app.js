@@ -182,9 +182,32 @@ function bucketOf(state) {
   return finished(state) ? 'finished' : 'running';
 }
 
+// sums is the overall progress of what is still to do (queued, running,
+// paused): bytes done, bytes in all (a download of unknown size counts what
+// it has so far), and how many sizes are unknown yet. Kept the same way.
+const sums = { done: 0, total: 0, unknown: 0 };
+
+function addSums(j, sign) {
+  if (ended(j.state)) return;
+  const done = j.bytes_done > 0 ? j.bytes_done : 0;
+  sums.done += sign * done;
+  if (j.bytes_total > 0) {
+    sums.total += sign * j.bytes_total;
+  } else {
+    sums.total += sign * done;
+    sums.unknown += sign;
+  }
+}
+
 function recount() {
   for (const k of Object.keys(counts)) counts[k] = 0;
-  for (const j of store.jobs.values()) counts[bucketOf(j.state)]++;
+  sums.done = 0;
+  sums.total = 0;
+  sums.unknown = 0;
+  for (const j of store.jobs.values()) {
+    counts[bucketOf(j.state)]++;
+    addSums(j, 1);
+  }
 }
 
 // upsert keeps the newer of two copies of a download (an action's answer
@@ -193,8 +216,12 @@ function upsert(j) {
   const old = store.jobs.get(j.id);
   if (old && typeof old.rev === 'number' && typeof j.rev === 'number' && j.rev < old.rev) return false;
   store.jobs.set(j.id, j);
-  if (old) counts[bucketOf(old.state)]--;
+  if (old) {
+    counts[bucketOf(old.state)]--;
+    addSums(old, -1);
+  }
   counts[bucketOf(j.state)]++;
+  addSums(j, 1);
   if (!old) listsDirty = true;
   else if (tabsOf(old.state) !== tabsOf(j.state)) moves.push([j.id, tabsOf(old.state)]);
   return true;
@@ -205,6 +232,7 @@ function forget(id) {
   if (!old) return false;
   store.jobs.delete(id);
   counts[bucketOf(old.state)]--;
+  addSums(old, -1);
   return true;
 }
 
@@ -475,33 +503,24 @@ function renderHeader() {
     box.replaceChildren(...parts);
   }
 
-  let done = 0;
-  let total = 0;
-  let speed = 0;
-  let eta = -1;
-  const s = store.summary;
-  if (s && typeof s.bytes_total === 'number') {
-    done = s.bytes_done || 0;
-    total = s.bytes_total || 0;
-    speed = s.speed || 0;
-    eta = typeof s.eta_seconds === 'number' ? s.eta_seconds : -1;
-  } else {
+  // Bytes from the page's own sums (the server's summary has no total as
+  // soon as one queued download's size is unknown, which is most queues).
+  const { done, total, unknown } = sums;
+  let speed = store.summary && typeof store.summary.speed === 'number' ? store.summary.speed : store.totalSpeed;
+  if (typeof speed !== 'number') {
+    speed = 0;
     for (const id of lists.active) {
       const j = store.jobs.get(id);
-      if (j.state === 'failed') continue;
-      done += j.bytes_done > 0 ? j.bytes_done : 0;
-      total += j.bytes_total > 0 ? j.bytes_total : (j.bytes_done > 0 ? j.bytes_done : 0);
       if (running(j.state) && j.speed > 0) speed += j.speed;
     }
-    if (typeof store.totalSpeed === 'number') speed = store.totalSpeed;
-    eta = speed > 0 && total > done ? (total - done) / speed : -1;
   }
+  const eta = speed > 0 && total > done ? (total - done) / speed : -1;
   const figures = [];
-  if (total > 0) figures.push(I.progressBytes(done, total));
-  else if (done > 0) figures.push(I.t('overall.done', { size: I.bytes(done) })); // a size not known yet
+  if (total > 0) figures.push(unknown ? I.t('unit.ofAtLeast', { done: I.bytes(done), total: I.bytes(total) }) : I.progressBytes(done, total));
   if (c.running > 0) {
     figures.push(I.speed(speed));
-    figures.push(eta >= 0 ? I.t('overall.left', { time: I.duration(eta) }) : I.t('overall.leftUnknown'));
+    if (eta < 0) figures.push(I.t('overall.leftUnknown'));
+    else figures.push(I.t(unknown ? 'overall.leftAtLeast' : 'overall.left', { time: I.duration(eta) }));
   }
   setText($('overall-figures'), figures.join(I.t('sep')));
   const bar = $('overall-bar');

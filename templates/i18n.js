@@ -28,7 +28,7 @@ export function makeI18n(lang) {
   const dateOpts = { calendar: lang.calendar, numberingSystem: lang.digits };
   const dateTimeFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, dateStyle: 'medium', timeStyle: 'short', hourCycle: 'h23' });
   const clockFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
-  const weekdayClockFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, weekday: 'long', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  const weekdayFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, weekday: 'long' });
   const dayFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, month: 'short', day: 'numeric', timeZone: 'UTC' });
   const longDayFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, dateStyle: 'full', timeZone: 'UTC' });
 
@@ -125,11 +125,11 @@ export function makeI18n(lang) {
     return Number.isFinite(v) && v > 0 ? dateTimeFmt.format(new Date(v)) : '—';
   }
 
-  // when is a moment to come: "02:00" today, "Tuesday 02:00" later.
+  // when is a moment to come: "at 02:00" today, "on Tuesday at 02:00" later.
   function when(d) {
     const today = new Date();
     const same = d.getFullYear() === today.getFullYear() && d.getMonth() === today.getMonth() && d.getDate() === today.getDate();
-    return same ? clockFmt.format(d) : weekdayClockFmt.format(d);
+    return same ? t('when.today', { time: clockFmt.format(d) }) : t('when.day', { day: weekdayFmt.format(d), time: clockFmt.format(d) });
   }
 
   // clock writes "HH:MM" (the server's schedule) in the page's digits.

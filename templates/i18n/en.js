@@ -21,6 +21,7 @@ export default {
 
     'unit.size': '{n} {unit}',
     'unit.of': '{done} of {total}',
+    'unit.ofAtLeast': '{done} of at least {total}',
     'unit.speed': '{size}/s',
     'unit.unknown': 'unknown',
     'dur.s': '{s} s',
@@ -36,7 +37,7 @@ export default {
     'overall.queued': '{count} queued',
     'overall.paused': '{count} paused',
     'overall.failed': '{count} failed',
-    'overall.done': '{size} so far',
+    'overall.leftAtLeast': 'at least {time} left',
     'overall.left': '{time} left',
     'overall.leftUnknown': 'time left unknown',
 
@@ -60,7 +61,9 @@ export default {
     'schedule.buttonLabel': 'Download window {start}–{end}: change',
     'schedule.buttonLabelAlways': 'Downloads run at any time: set a daily window',
     'schedule.closed': 'Outside the download window ({start}–{end}): nothing starts now.',
-    'schedule.next': 'The queue will next run at {when} (in {in}).',
+    'schedule.next': 'The queue will next run {when} (in {in}).',
+    'when.today': 'at {time}',
+    'when.day': 'on {day} at {time}',
     'schedule.open': 'Download window {start}–{end}: what is still running at {end} waits in the queue and goes on from where it stopped at {start}.',
     'schedule.change': 'Change',
     'schedule.title': 'Daily download window',

@@ -23,6 +23,7 @@ export default {
 
     'unit.size': '{n} {unit}',
     'unit.of': '{done} از {total}',
+    'unit.ofAtLeast': '{done} از دست‌کم {total}',
     'unit.speed': '{size}/ثانیه',
     'unit.unknown': 'نامعلوم',
     'dur.s': '{s} ثانیه',
@@ -38,7 +39,7 @@ export default {
     'overall.queued': '{count} در صف',
     'overall.paused': '{count} متوقف',
     'overall.failed': '{count} ناموفق',
-    'overall.done': '{size} تاکنون',
+    'overall.leftAtLeast': 'دست‌کم {time} مانده',
     'overall.left': '{time} مانده',
     'overall.leftUnknown': 'زمان باقی‌مانده نامعلوم',
 
@@ -62,7 +63,9 @@ export default {
     'schedule.buttonLabel': 'بازهٔ دانلود {start} تا {end}: تغییر',
     'schedule.buttonLabelAlways': 'دانلود در هر ساعتی: تعیین بازهٔ روزانه',
     'schedule.closed': 'بیرون از بازهٔ دانلود ({start} تا {end}): اکنون چیزی شروع نمی‌شود.',
-    'schedule.next': 'صف در {when} دوباره راه می‌افتد ({in} دیگر).',
+    'schedule.next': 'صف {when} دوباره راه می‌افتد ({in} دیگر).',
+    'when.today': 'ساعت {time}',
+    'when.day': '{day} ساعت {time}',
     'schedule.open': 'بازهٔ دانلود {start} تا {end}: آنچه ساعت {end} هنوز در جریان است در صف می‌ماند و ساعت {start} از همان‌جا ادامه می‌یابد.',
     'schedule.change': 'تغییر',
     'schedule.title': 'بازهٔ روزانهٔ دانلود',
