@@ -297,8 +297,9 @@ function announce(incoming, before) {
   let endedOne = false;
   for (const j of incoming) {
     const was = before.get(j.id);
+    const mine = localAdds.delete(j.id);
     if (was === undefined) {
-      if (localAdds.has(j.id)) localAdds.delete(j.id); else added.push(j);
+      if (!mine) added.push(j);
       continue;
     }
     if (was === j.state) continue;
@@ -1242,7 +1243,7 @@ function showSchedule() {
   if (s.open === false) {
     text.push(...I.tn('schedule.closed', { start: I.clock(s.start), end: I.clock(s.end) }));
     const next = Date.parse(s.next_start || '');
-    if (Number.isFinite(next)) {
+    if (Number.isFinite(next) && next > 0) {
       text.push(' ', ...I.tn('schedule.next', { when: h('strong', { text: I.when(new Date(next)) }), in: I.duration(Math.max(0, (next - Date.now()) / 1000)) }));
     }
   } else {
