@@ -80,7 +80,7 @@ const iconByExt = new Map([
   ...['pdf', 'doc', 'docx', 'odt', 'txt', 'md', 'epub', 'rtf', 'xls', 'xlsx', 'ods', 'ppt', 'pptx'].map((e) => [e, 'doc']),
   ...['json', 'jsonl', 'csv', 'tsv', 'parquet', 'xml', 'yaml', 'yml', 'sql', 'py', 'js', 'go', 'sh', 'html'].map((e) => [e, 'code']),
   ...['exe', 'msi', 'deb', 'rpm', 'apk', 'appimage', 'pkg', 'snap', 'flatpak', 'jar'].map((e) => [e, 'app']),
-  ...['gguf', 'ggml', 'safetensors', 'pt', 'pth', 'onnx', 'ckpt', 'bin', 'h5', 'tflite', 'mlmodel'].map((e) => [e, 'weights']),
+  ...['gguf', 'ggml', 'safetensors', 'pt', 'pth', 'onnx', 'ckpt', 'h5', 'tflite', 'mlmodel'].map((e) => [e, 'weights']),
 ]);
 
 export function fileIcon(kind, name) {
