@@ -428,6 +428,12 @@ function rebuildLists() {
   }
   listsDirty = false;
   moves.length = 0;
+  queueMoved();
+}
+
+// queueMoved: the queued rows of Active say their place in the queue.
+function queueMoved() {
+  for (const row of vlists.active.rendered()) if (row.dataset.state === 'queued') row._item = null;
 }
 
 // placeIn is where id is, or would go, in a list sorted by queue order.
@@ -466,9 +472,10 @@ function applyMoves() {
       }
     }
   }
+  const queueChanged = moves.some(([id, before]) => before.includes('queue') !== tabsOf(store.jobs.get(id)?.state).includes('queue'));
   moves.length = 0;
   if (listsDirty) rebuildLists();
-  else if (moves.length) applyMoves();
+  else if (queueChanged) queueMoved();
 }
 
 function renderAll() {
@@ -493,15 +500,12 @@ function renderAll() {
 // and the progress of everything not finished yet.
 function renderHeader() {
   const c = counts;
-  const parts = [];
-  for (const k of ['running', 'queued', 'paused', 'failed']) {
-    if (c[k] > 0 || k === 'running') parts.push(h('span', { class: `oc oc-${k}`, 'data-n': String(c[k]), text: I.t(`overall.${k}`, { n: c[k], count: I.num(c[k]) }) }));
-  }
-  const key = parts.map((p) => p.textContent).join('|');
+  const shown = ['running', 'queued', 'paused', 'failed'].filter((k) => c[k] > 0 || k === 'running');
+  const key = `${I.lang.code}|${shown.map((k) => `${k}${c[k]}`).join('|')}`;
   const box = $('overall-counts');
   if (box.dataset.key !== key) {
     box.dataset.key = key;
-    box.replaceChildren(...parts);
+    box.replaceChildren(...shown.map((k) => h('span', { class: `oc oc-${k}`, 'data-n': String(c[k]), text: I.t(`overall.${k}`, { n: c[k], count: I.num(c[k]) }) })));
   }
 
   // Bytes from the page's own sums (the server's summary has no total as
@@ -840,6 +844,7 @@ function makeLists() {
       build: (id, j) => buildRow(tab, id, j),
       update: updateRow,
       estimate: estimateRow,
+      positional: tab === 'queue',
     });
   }
 }

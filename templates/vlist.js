@@ -14,9 +14,12 @@ export class VirtualList {
   // height (a row is measured again only when that key changes, so that a
   // progress update forces no layout of its own); estimate(item) guesses
   // the height in px of a row never measured.
-  constructor(ul, { get, build, update, estimate, overscan = 800 }) {
+  // positional: a row shows its place (first, last), so a change of place
+  // fills it again; otherwise only a change of its item does.
+  constructor(ul, { get, build, update, estimate, overscan = 800, positional = false }) {
     this.ul = ul;
     this.get = get;
+    this.positional = positional;
     this.build = build;
     this.update = update;
     this.estimate = estimate;
@@ -148,15 +151,18 @@ export class VirtualList {
         row = this.build(id, item);
         this.rows.set(id, row);
       }
-      if (row._item !== item || row._index !== i || row._count !== n) {
+      const moved = row._index !== i || row._count !== n;
+      if (row._item !== item || (moved && this.positional)) {
         row._item = item;
-        row._index = i;
-        row._count = n;
         const shape = this.update(row, item, i, n);
         if (shape !== row._shape) {
           row._shape = shape;
           measure = true;
         }
+      }
+      if (moved) {
+        row._index = i;
+        row._count = n;
         row.setAttribute('aria-posinset', String(i + 1));
         row.setAttribute('aria-setsize', String(n));
       }
@@ -174,20 +180,25 @@ export class VirtualList {
     if (!measure) return false;
     // Measure: the distance from a row's top to the next one's includes the
     // gap between them; the last row takes the gap seen above it.
-    let moved = false;
     const shown = [];
     for (let i = start; i < end; i++) shown.push(this.rows.get(this.items[i]));
     let gap = 0;
     const tops = shown.map((r) => r.offsetTop);
     if (shown.length >= 2) gap = Math.max(0, tops[1] - tops[0] - shown[0].offsetHeight);
+    // A height that differs from what was assumed moves every row below it:
+    // the offsets shift in one pass (no walk over the items' heights).
+    const olds = shown.map((_, k) => off[start + k + 1] - off[start + k]);
+    let acc = 0;
     for (let k = 0; k < shown.length; k++) {
       const hgt = k + 1 < shown.length ? tops[k + 1] - tops[k] : shown[k].offsetHeight + gap;
-      const id = this.items[start + k];
-      const old = this.heights.get(id) ?? this.estimate(this.get(id));
-      if (hgt > 0) this.heights.set(id, hgt);
-      if (hgt > 0 && Math.abs(old - hgt) > 0.5) moved = true;
+      const i = start + k;
+      const old = olds[k];
+      if (hgt > 0) this.heights.set(this.items[i], hgt);
+      if (hgt > 0 && Math.abs(old - hgt) > 0.5) acc += hgt - old;
+      off[i + 1] += acc;
     }
-    if (moved) this.offsets = null;
-    return moved;
+    if (acc === 0) return false;
+    for (let i = end + 1; i <= n; i++) off[i] += acc;
+    return true;
   }
 }
