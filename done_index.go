@@ -60,21 +60,7 @@ func (d doneIndex) remember(rawURL string, e doneEntry) error {
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(d.dir, ".entry-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), d.file(rawURL))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return replaceFile(d.file(rawURL), 0o644, data)
 }
 
 // validators are the entry's, for rangeDownloader.CheckUnchanged.

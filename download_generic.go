@@ -1497,7 +1497,9 @@ func writePartState(path string, st partState) error {
 	if err != nil {
 		return err
 	}
-	err = writeFileAtomic(sidecarPath(path), 0o644, writeBytes(data))
+	// Not fsynced: the data it names is, and a sidecar lost to a power
+	// cut only makes the state older (or unreadable: a restart from 0).
+	err = replaceFile(sidecarPath(path), 0o644, data)
 	if err != nil && errors.Is(err, errNoSpace) && overwriteInPlace(sidecarPath(path), data) == nil {
 		return nil
 	}

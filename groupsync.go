@@ -1,6 +1,9 @@
 package main
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // groupSync lets many callers that each need "sync this file" share one
 // fsync, the way a database commits many transactions with one: a caller
@@ -9,6 +12,11 @@ import "sync"
 // one folder cost a couple of folder syncs, not twenty in a row.
 type groupSync struct {
 	syncing sync.Mutex // one sync at a time
+	// gather is how long a sync waits for more requests before it starts,
+	// once requests have come faster than that: a database's commit
+	// delay. Many small files finishing at once then share a sync where
+	// they would each have had their own.
+	gather time.Duration
 
 	mu        sync.Mutex
 	requested uint64 // requests so far
@@ -32,6 +40,12 @@ func (g *groupSync) do(syncFile func() error) error {
 		g.mu.Unlock()
 		return err
 	}
+	busy := g.gather > 0 && g.requested-g.synced > 1
+	g.mu.Unlock()
+	if busy {
+		time.Sleep(g.gather)
+	}
+	g.mu.Lock()
 	covers := g.requested
 	g.mu.Unlock()
 
@@ -56,7 +70,7 @@ func (f *folderSyncs) sync(dir string) error {
 	}
 	g := f.folders[dir]
 	if g == nil {
-		g = &groupSync{}
+		g = &groupSync{gather: time.Millisecond}
 		f.folders[dir] = g
 	}
 	f.mu.Unlock()

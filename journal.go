@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // journal is an append-only file of JSON lines, one operation each, beside
@@ -58,7 +59,7 @@ func openJournal(path string) (*journal, [][]byte, error) {
 			lines = append(lines, line)
 		}
 	}
-	return &journal{path: path, f: f, size: complete}, lines, nil
+	return &journal{path: path, f: f, size: complete, syncs: groupSync{gather: time.Millisecond}}, lines, nil
 }
 
 // Write appends lines (each without its newline) in one write, at the

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,10 +71,8 @@ func (o *folderOwner) Announce(info ownerInfo) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(o.infoPath, 0o600, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
+	// Not fsynced: after a power cut there is no owner to reach anyway.
+	return replaceFile(o.infoPath, 0o600, data)
 }
 
 // Release withdraws the announcement and lets the folder go.
