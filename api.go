@@ -4,9 +4,9 @@ import (
 	"archive/zip"
 	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
@@ -45,6 +45,7 @@ const (
 	maxBodyBytes    = 64 << 10 // request bodies: forms, JSON, nothing bigger
 	maxLibraryFiles = 10000    // keeps GET /api/library bounded on a huge folder
 	maxRetries      = 100
+	maxAddURLs      = 1000 // downloads per add request; the queue itself holds maxQueueJobs
 )
 
 // server is the REST API and the embedded web UI, with the security checks
@@ -78,11 +79,20 @@ type server struct {
 	mirrorMu sync.Mutex
 	mirror   *uiMirror
 
-	cacheMu      sync.Mutex
-	cacheBody    []byte
-	cacheActive  bool
-	cacheAt      time.Time
-	cacheChanged <-chan struct{}
+	// throttle counts wrong access tokens per client address.
+	throttle authThrottle
+
+	// cache is the whole download list as last encoded (events.go).
+	cacheMu sync.Mutex
+	cache   *fullBody
+
+	// events hands each update of the list to every event stream.
+	events            eventHub
+	maxStreams        int           // concurrent event streams
+	eventWriteTimeout time.Duration // a stream whose client does not read ends after it
+
+	// gzipWriters are reused: a compressor's state is hundreds of KB.
+	gzipWriters sync.Pool
 }
 
 // serverConfig is what main hands the server.
@@ -92,7 +102,7 @@ type serverConfig struct {
 	Files     *rangeDownloader // for the global speed limit; nil = not adjustable
 	OutputDir string
 	Addr      string // host:port the server is reachable at, for the Host check; ListenAndServe sets it itself
-	Token     string // when set, every request needs it; required when listening beyond loopback
+	Token     string // when set, every request needs it; required when listening beyond loopback; at least minTokenLength
 	LocalKey  string // accepted like Token: the key a command of the same user reads from .state/owner.json
 	Yield     func() // a command-line owner's: a web UI asks for the folder (POST /api/owner/yield)
 	Version   string
@@ -126,6 +136,9 @@ func newServer(cfg serverConfig) *server {
 		keepAlive:       15 * time.Second,
 		pollCacheTTL:    250 * time.Millisecond,
 		shutdownTimeout: 5 * time.Second,
+
+		maxStreams:        maxEventStreams,
+		eventWriteTimeout: eventWriteTimeout,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -215,6 +228,18 @@ func (s *server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	}
+	// "GET /api/download/{id}" would take GET /api/download/add for the
+	// download "add" and answer 404: the path exists, the method is wrong.
+	if r.URL.Path == "/api/download/add" && r.Method != http.MethodPost {
+		h.Set("Allow", http.MethodPost)
+		s.writeError(w, r, errMethod("method %s is not allowed on %s (allowed: POST)", r.Method, r.URL.Path))
+		return
+	}
+	if acceptsGzip(r) && r.Method != http.MethodHead {
+		gw := &gzipResponseWriter{ResponseWriter: w, s: s}
+		defer gw.close()
+		w = gw
+	}
 	// ServeMux answers 404 and 405 in plain text; every answer here is JSON.
 	if handler, pattern := s.mux.Handler(r); pattern == "" {
 		rec := &headerRecorder{header: http.Header{}}
@@ -249,46 +274,6 @@ func (r *headerRecorder) WriteHeader(code int) {
 	if r.code == 0 {
 		r.code = code
 	}
-}
-
-// authorized enforces the optional token. It is accepted as
-// "Authorization: Bearer <token>", as the "token" cookie, or as ?token=
-// (which sets the cookie, so the printed URL logs the browser in once and
-// EventSource and file links work without headers).
-func (s *server) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if s.cfg.Token == "" {
-		return true
-	}
-	want := []byte(s.cfg.Token)
-	same := func(got string) bool { return got != "" && subtle.ConstantTimeCompare([]byte(got), want) == 1 }
-
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, tok, _ := strings.Cut(auth, " ")
-		tok = strings.TrimSpace(tok)
-		if strings.EqualFold(scheme, "Bearer") && (same(tok) || s.cfg.LocalKey != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.LocalKey)) == 1) {
-			return true
-		}
-	}
-	if c, err := r.Cookie("token"); err == nil && same(c.Value) {
-		return true
-	}
-	if q := r.URL.Query(); same(q.Get("token")) {
-		http.SetCookie(w, &http.Cookie{
-			Name: "token", Value: s.cfg.Token, Path: "/",
-			HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		})
-		// Take the token out of the address bar and the browser history.
-		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/api/") {
-			q.Del("token")
-			u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
-			http.Redirect(w, r, u.String(), http.StatusSeeOther)
-			return false
-		}
-		return true
-	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="ollama-model-downloader"`)
-	s.writeError(w, r, errUnauthorized("this server needs its access token: open the URL it printed at start (…/?token=…) or send \"Authorization: Bearer <token>\""))
-	return false
 }
 
 // httpError is an answer with a status that none of the sentinels names.
@@ -340,7 +325,20 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &mbe):
 		msg = fmt.Sprintf("request body is larger than %d KiB", mbe.Limit>>10)
 	}
-	s.writeJSON(w, code, map[string]string{"error": msg})
+	body := map[string]string{"error": msg}
+	if c := knownErrorCode(err); c != "" {
+		body["error_code"] = c
+	}
+	s.writeJSON(w, code, body)
+}
+
+// knownErrorCode is errorCode(err) (docs/API.md, "Error codes"), or "" when
+// it has none to give.
+func knownErrorCode(err error) string {
+	if c := errorCode(err); c != "unknown" {
+		return c
+	}
+	return ""
 }
 
 // writeJSON is the one JSON writer. The body is encoded before the status
@@ -362,6 +360,95 @@ func (s *server) writeBody(w http.ResponseWriter, code int, body []byte) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	w.Write(body)
+}
+
+// minGzipBytes: smaller JSON answers are sent as they are; compressing
+// them saves less than the gzip framing and the work cost.
+const minGzipBytes = 1024
+
+// acceptsGzip reports whether the client takes gzip (Accept-Encoding,
+// without q=0).
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") {
+				q := 1.0
+				if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+					q, _ = strconv.ParseFloat(v, 64) // unreadable: 0, not accepted
+				}
+				return q > 0
+			}
+		}
+	}
+	return false
+}
+
+func (s *server) gzipWriter(w io.Writer) *gzip.Writer {
+	if gz, ok := s.gzipWriters.Get().(*gzip.Writer); ok {
+		gz.Reset(w)
+		return gz
+	}
+	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
+	return gz
+}
+
+// gzipBytes compresses a whole answer once, for answers shared by many
+// clients (the download list).
+func (s *server) gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	gz := s.gzipWriter(&buf)
+	gz.Write(b)
+	gz.Close()
+	s.gzipWriters.Put(gz)
+	return buf.Bytes()
+}
+
+// gzipResponseWriter compresses JSON answers of at least minGzipBytes for a
+// client that accepts gzip. Anything else passes through untouched: the
+// UI's files and library files (Range requests count bytes of the file),
+// the event stream, and answers a handler has encoded itself.
+type gzipResponseWriter struct {
+	http.ResponseWriter
+	s       *server
+	gz      *gzip.Writer // set once compressing
+	decided bool
+}
+
+func (g *gzipResponseWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
+func (g *gzipResponseWriter) WriteHeader(code int) {
+	if !g.decided {
+		g.decided = true
+		h := g.Header()
+		if strings.HasPrefix(h.Get("Content-Type"), "application/json") && h.Get("Content-Encoding") == "" {
+			h.Add("Vary", "Accept-Encoding")
+			if n, err := strconv.Atoi(h.Get("Content-Length")); err != nil || n >= minGzipBytes {
+				h.Del("Content-Length")
+				h.Set("Content-Encoding", "gzip")
+				g.gz = g.s.gzipWriter(g.ResponseWriter)
+			}
+		}
+	}
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *gzipResponseWriter) Write(b []byte) (int, error) {
+	if !g.decided {
+		g.WriteHeader(http.StatusOK)
+	}
+	if g.gz != nil {
+		return g.gz.Write(b)
+	}
+	return g.ResponseWriter.Write(b)
+}
+
+func (g *gzipResponseWriter) close() {
+	if g.gz != nil {
+		g.gz.Close()
+		g.s.gzipWriters.Put(g.gz)
+		g.gz = nil
+	}
 }
 
 // params reads a request's parameters from a form (urlencoded or
@@ -433,65 +520,11 @@ func intParam(vals url.Values, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// downloadsResponse is the body of GET /api/downloads and of each SSE event.
-type downloadsResponse struct {
-	Downloads   []jobView `json:"downloads"`
-	Concurrency int       `json:"concurrency"`
-	TotalSpeed  float64   `json:"total_speed"` // bytes per second, all downloads together
-}
-
-// downloadsBody encodes the download list, and reports whether any
-// download is moving (its bytes change without a Changed signal). Pollers
-// share one encoding for pollCacheTTL unless the manager changed in
-// between: hundreds of downloads under dozens of pollers cost one List
-// and one Marshal per TTL.
-func (s *server) downloadsBody() (body []byte, active bool, err error) {
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
-	if s.cacheBody != nil && s.now().Sub(s.cacheAt) < s.pollCacheTTL && !isClosed(s.cacheChanged) {
-		return s.cacheBody, s.cacheActive, nil
-	}
-	// Take the change signal before listing, so a change during List
-	// invalidates what we are about to cache.
-	changed := s.cfg.Manager.Changed()
-	resp := downloadsResponse{Downloads: s.cfg.Manager.List(), Concurrency: s.cfg.Manager.Concurrency()}
-	if resp.Downloads == nil {
-		resp.Downloads = []jobView{}
-	}
-	for _, v := range resp.Downloads {
-		resp.TotalSpeed += v.Speed
-		active = active || stateRunning(v.State)
-	}
-	body, err = json.Marshal(resp)
-	if err != nil {
-		return nil, false, fmt.Errorf("encoding downloads: %w", err) // e.g. a NaN speed
-	}
-	s.cacheBody, s.cacheActive, s.cacheAt, s.cacheChanged = append(body, '\n'), active, s.now(), changed
-	return s.cacheBody, active, nil
-}
-
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-func (s *server) handleDownloads(w http.ResponseWriter, r *http.Request) {
-	body, _, err := s.downloadsBody()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeBody(w, http.StatusOK, body)
-}
-
 // addError is one line of an add request that the manager refused.
 type addError struct {
-	Source string `json:"source"`
-	Error  string `json:"error"`
+	Source    string `json:"source"`
+	Error     string `json:"error"`
+	ErrorCode string `json:"error_code,omitempty"`
 }
 
 func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
@@ -510,6 +543,10 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(sources) == 0 {
 		s.writeError(w, r, badInputf("url is empty: give a URL (https://…) or a model name (llama3:latest), one per line"))
+		return
+	}
+	if len(sources) > maxAddURLs {
+		s.writeError(w, r, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("%d downloads in one request: send at most %d at a time", len(sources), maxAddURLs)})
 		return
 	}
 	// url may repeat (several downloads); a field that takes one value must
@@ -545,29 +582,37 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	// Several lines are several downloads; the ones the manager accepts are
-	// kept even when another line is refused, and the refusals are listed.
-	added := []jobView{}
+	// Several lines are several downloads. Each is checked first; the good
+	// ones are then queued together, with one save of the queue (issue 18:
+	// one Add per line rewrote the queue file per line), even when another
+	// line is refused; the refusals are listed.
+	m := s.cfg.Manager
+	var reqs []addRequest
 	var failed []addError
 	var firstErr error
 	for _, src := range sources {
-		v, err := s.cfg.Manager.Add(addRequest{Source: src, Retries: retries, SHA256: sum, LimitRate: limit})
-		if err != nil {
+		req := addRequest{Source: src, Retries: retries, SHA256: sum, LimitRate: limit}
+		if _, err := m.newJob(req); err != nil {
 			if statusFor(err) == http.StatusInternalServerError {
 				s.writeError(w, r, fmt.Errorf("adding %s: %w", src, err))
 				return
 			}
 			firstErr = cmp.Or(firstErr, err)
-			failed = append(failed, addError{Source: src, Error: err.Error()})
+			failed = append(failed, addError{Source: src, Error: err.Error(), ErrorCode: knownErrorCode(err)})
 			continue
 		}
-		added = append(added, v)
+		reqs = append(reqs, req)
 	}
-	if len(added) == 0 {
+	if len(reqs) == 0 {
 		if len(sources) > 1 {
 			firstErr = fmt.Errorf("%s: %w", sources[0], firstErr)
 		}
 		s.writeError(w, r, firstErr)
+		return
+	}
+	added, err := m.AddAll(reqs)
+	if err != nil {
+		s.writeError(w, r, err) // a full queue is 409
 		return
 	}
 	s.writeJSON(w, http.StatusCreated, struct {
@@ -694,6 +739,12 @@ type settingsResponse struct {
 	LimitRate   int64  `json:"limit_rate"` // bytes per second over all downloads, 0 = none
 	OutputDir   string `json:"output_dir"`
 	Version     string `json:"version"`
+
+	// The daily time window, "HH:MM" local time; both "" = always.
+	ScheduleStart string     `json:"schedule_start"`
+	ScheduleEnd   string     `json:"schedule_end"`
+	ScheduleOpen  bool       `json:"schedule_open"` // downloads may start now
+	ScheduleNext  *time.Time `json:"schedule_next"` // while closed: when the window opens next; else null
 }
 
 func (s *server) settings() settingsResponse {
@@ -705,7 +756,15 @@ func (s *server) settings() settingsResponse {
 	if s.cfg.Files != nil {
 		rate = s.cfg.Files.RateLimit()
 	}
-	return settingsResponse{Concurrency: s.cfg.Manager.Concurrency(), LimitRate: rate, OutputDir: dir, Version: s.cfg.Version}
+	sched := s.cfg.Manager.Schedule()
+	resp := settingsResponse{
+		Concurrency: s.cfg.Manager.Concurrency(), LimitRate: rate, OutputDir: dir, Version: s.cfg.Version,
+		ScheduleStart: sched.Start, ScheduleEnd: sched.End, ScheduleOpen: sched.Open,
+	}
+	if !sched.NextStart.IsZero() {
+		resp.ScheduleNext = &sched.NextStart
+	}
+	return resp
 }
 
 func (s *server) handleSettings(w http.ResponseWriter, r *http.Request) {
@@ -718,11 +777,19 @@ func (s *server) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !vals.Has("concurrency") && !vals.Has("limit_rate") {
-		s.writeError(w, r, badInputf("nothing to change: send concurrency=<1–32> and/or limit_rate=<bytes per second, e.g. 2M; 0 = none>"))
+	schedule := vals.Has("schedule_start") || vals.Has("schedule_end")
+	if !vals.Has("concurrency") && !vals.Has("limit_rate") && !schedule {
+		s.writeError(w, r, badInputf("nothing to change: send concurrency=<1–32>, limit_rate=<bytes per second, e.g. 2M; 0 = none>, or schedule_start=HH:MM and schedule_end=HH:MM (both empty = any time)"))
 		return
 	}
 	// Validate everything before changing anything.
+	start, end := strings.TrimSpace(vals.Get("schedule_start")), strings.TrimSpace(vals.Get("schedule_end"))
+	if schedule {
+		if _, err := parseTimeWindow(start, end); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	var rate int64 = -1
 	if vals.Has("limit_rate") {
 		if s.cfg.Files == nil {
@@ -749,6 +816,12 @@ func (s *server) handleSetSettings(w http.ResponseWriter, r *http.Request) {
 	if rate >= 0 {
 		s.cfg.Files.SetRateLimit(rate)
 	}
+	if schedule {
+		if err := s.cfg.Manager.SetSchedule(start, end); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	s.writeJSON(w, http.StatusOK, s.settings())
 }
 
@@ -763,8 +836,10 @@ type libraryFile struct {
 
 // hiddenName reports whether a file or folder is ours rather than the
 // user's: dot-folders (.state, .history, .staging), partial downloads and
-// their sidecars, temporary files.
+// their sidecars, temporary files. Case does not matter: on macOS and
+// Windows ".STATE" and "x.PART" are the same files as ".state" and "x.part".
 func hiddenName(name string) bool {
+	name = strings.ToLower(name)
 	return strings.HasPrefix(name, ".") ||
 		strings.HasSuffix(name, ".part") ||
 		strings.HasSuffix(name, ".part.json") ||
@@ -855,68 +930,140 @@ func fileKind(fsys fs.FS, p string) string {
 	return ext
 }
 
+// maxLibraryPath bounds a library path from a URL: longer ones are refused
+// as bad input before the file system answers "name too long".
+const (
+	maxLibraryPath    = 1024
+	maxLibrarySegment = 255
+)
+
 // libraryPath checks a path from a URL before it reaches the file system:
-// relative, forward slashes, no . or .. segments, no NUL or backslash, and
-// not one of the files the library hides.
-func libraryPath(p string) (string, error) {
+// relative, forward slashes, no . or .. segments, no NUL or backslash, not
+// too long, and not one of the files the library hides.
+func libraryPath(p string) error {
 	switch {
 	case p == "":
-		return "", badInputf("file path is empty")
+		return badInputf("file path is empty")
+	case len(p) > maxLibraryPath:
+		return badInputf("file path is %d bytes long; the most is %d", len(p), maxLibraryPath)
 	case strings.ContainsAny(p, "\x00\\"):
-		return "", badInputf("file path %q has a NUL or a backslash", p)
+		return badInputf("file path %q has a NUL or a backslash", p)
 	case strings.HasPrefix(p, "/") || filepath.VolumeName(filepath.FromSlash(p)) != "" || len(p) >= 2 && p[1] == ':':
 		// "C:x" is relative to a drive's current folder on Windows: refused everywhere.
-		return "", badInputf("file path %q must be relative to the output folder", p)
+		return badInputf("file path %q must be relative to the output folder", p)
 	case !fs.ValidPath(p):
-		return "", badInputf("file path %q must not have empty, . or .. segments", p)
+		return badInputf("file path %q must not have empty, . or .. segments", p)
 	}
 	for seg := range strings.SplitSeq(p, "/") {
+		if len(seg) > maxLibrarySegment {
+			return badInputf("file path %q has a name longer than %d bytes", p, maxLibrarySegment)
+		}
 		if hiddenName(seg) {
-			return "", fmt.Errorf("library file %s: %w", p, errNotFound)
+			return fmt.Errorf("library file %s: %w", p, errNotFound)
 		}
 	}
-	return filepath.FromSlash(p), nil
+	return nil
 }
 
-// openLibraryFile opens a regular file of the library inside an os.Root:
-// nothing outside the output folder can be reached, symlinks included.
-func (s *server) openLibraryFile(p string) (*os.Root, *os.File, fs.FileInfo, error) {
-	name, err := libraryPath(p)
-	if err != nil {
-		return nil, nil, nil, err
+// libraryEntry is a regular file of the library, reached through a chain
+// of os.Roots, one per folder, in which no element is a symlink.
+type libraryEntry struct {
+	dir   *os.Root // the folder that holds the file
+	base  string   // the file's name in dir
+	file  *os.File
+	info  fs.FileInfo
+	roots []*os.Root
+}
+
+func (e *libraryEntry) Close() {
+	if e.file != nil {
+		e.file.Close()
 	}
+	for _, r := range slices.Backward(e.roots) {
+		r.Close()
+	}
+}
+
+// openLibraryFile opens a regular file of the library. Every element of
+// the path is checked with Lstat and must be a real folder or, last, a
+// regular file: a symlink is never followed, even one that stays inside
+// the output folder (out/link.json → .state/queue.json would otherwise
+// reach what hiddenName hides). Each folder is then opened as its own
+// os.Root and compared with what Lstat saw, and so is the file, so a swap
+// for a symlink between the check and the open is caught too.
+func (s *server) openLibraryFile(p string) (*libraryEntry, error) {
+	if err := libraryPath(p); err != nil {
+		return nil, err
+	}
+	notFound := fmt.Errorf("library file %s: %w", p, errNotFound)
 	root, err := os.OpenRoot(s.cfg.OutputDir)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("library file %s: %w", p, errNotFound)
+		return nil, notFound
 	}
-	f, err := root.Open(name)
-	if err != nil {
-		root.Close()
-		if errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "escapes") {
-			return nil, nil, nil, fmt.Errorf("library file %s: %w", p, errNotFound)
+	e := &libraryEntry{dir: root, roots: []*os.Root{root}}
+	fail := func(err error) (*libraryEntry, error) {
+		for _, r := range slices.Backward(e.roots) {
+			r.Close()
 		}
-		return nil, nil, nil, fmt.Errorf("opening library file %s: %w", p, err)
+		if e.file != nil {
+			e.file.Close()
+		}
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotFound) || strings.Contains(err.Error(), "escapes") {
+			return nil, notFound
+		}
+		return nil, fmt.Errorf("opening library file %s: %w", p, err)
 	}
-	info, err := f.Stat()
-	if err == nil && !info.Mode().IsRegular() {
-		err = fmt.Errorf("library file %s: %w", p, errNotFound)
+	segs := strings.Split(p, "/")
+	for _, seg := range segs[:len(segs)-1] {
+		info, err := e.dir.Lstat(seg)
+		if err != nil {
+			return fail(err)
+		}
+		if !info.IsDir() { // a symlink to a folder is not one
+			return fail(errNotFound)
+		}
+		sub, err := e.dir.OpenRoot(seg)
+		if err != nil {
+			return fail(err)
+		}
+		e.roots = append(e.roots, sub)
+		got, err := sub.Stat(".")
+		if err != nil {
+			return fail(err)
+		}
+		if !os.SameFile(info, got) {
+			return fail(errNotFound)
+		}
+		e.dir = sub
 	}
+	e.base = segs[len(segs)-1]
+	info, err := e.dir.Lstat(e.base)
 	if err != nil {
-		f.Close()
-		root.Close()
-		return nil, nil, nil, err
+		return fail(err)
 	}
-	return root, f, info, nil
+	if !info.Mode().IsRegular() {
+		return fail(errNotFound)
+	}
+	if e.file, err = e.dir.Open(e.base); err != nil {
+		return fail(err)
+	}
+	if e.info, err = e.file.Stat(); err != nil {
+		return fail(err)
+	}
+	if !e.info.Mode().IsRegular() || !os.SameFile(info, e.info) {
+		return fail(errNotFound)
+	}
+	return e, nil
 }
 
 func (s *server) handleLibraryFile(w http.ResponseWriter, r *http.Request) {
-	root, f, info, err := s.openLibraryFile(r.PathValue("path"))
+	e, err := s.openLibraryFile(r.PathValue("path"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	defer root.Close()
-	defer f.Close()
+	defer e.Close()
+	info := e.info
 	h := w.Header()
 	ctype := mime.TypeByExtension(path.Ext(info.Name()))
 	if ctype == "" {
@@ -928,19 +1075,24 @@ func (s *server) handleLibraryFile(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": info.Name()}))
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "no-cache")
-	http.ServeContent(w, r, info.Name(), info.ModTime(), f)
+	http.ServeContent(w, r, info.Name(), info.ModTime(), e.file)
 }
 
 func (s *server) handleLibraryDelete(w http.ResponseWriter, r *http.Request) {
 	p := r.PathValue("path")
-	root, f, _, err := s.openLibraryFile(p)
+	e, err := s.openLibraryFile(p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	f.Close()
-	defer root.Close()
-	if err := root.Remove(filepath.FromSlash(p)); err != nil {
+	defer e.Close()
+	// Windows cannot remove a file that is open.
+	e.file.Close()
+	e.file = nil
+	// Removed by its name in the folder that was checked: the folders on
+	// the way cannot be swapped any more, and a file swapped for a symlink
+	// meanwhile is the symlink that goes.
+	if err := e.dir.Remove(e.base); err != nil {
 		s.writeError(w, r, fmt.Errorf("deleting library file %s: %w", p, err))
 		return
 	}
@@ -988,59 +1140,6 @@ func (s *server) handleHistoryClear(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleStatistics(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, s.cfg.History.Stats(s.now()))
-}
-
-// handleEvents streams the /api/downloads body as server-sent events: at
-// once, then on each change, and every eventInterval while a download is
-// moving (progress is not a manager change), but never more than once per
-// eventInterval; a comment every keepAlive keeps proxies from closing it.
-func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-
-	ctx := r.Context()
-	keepAlive := time.NewTicker(s.keepAlive)
-	defer keepAlive.Stop()
-	for {
-		changed := s.cfg.Manager.Changed()
-		body, active, err := s.downloadsBody()
-		if err != nil {
-			s.log.Error("event stream", "err", err)
-			return
-		}
-		if _, err := fmt.Fprintf(w, "event: downloads\ndata: %s\n", body); err != nil {
-			return
-		}
-		if rc.Flush() != nil {
-			return
-		}
-		// Never sooner than eventInterval: a burst of changes is one event.
-		if !s.sleep(ctx, s.eventInterval) {
-			return
-		}
-		if active {
-			continue // progress moves without a change signal: push it each interval
-		}
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.stopping:
-				return
-			case <-keepAlive.C:
-				if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
-					return
-				}
-			case <-changed:
-				break wait
-			}
-		}
-	}
 }
 
 // sleep waits d unless the request or the server ends first.
@@ -1277,7 +1376,10 @@ func (s *server) ListenAndServe(ctx context.Context, addr string, ready func(url
 		host = "127.0.0.1"
 	}
 	if !isLoopbackHost(host) && s.cfg.Token == "" {
-		return badInputf("listening on %s lets other machines in: set an access token (-token) too", host)
+		return badInputf("listening on %s lets other machines in: set an access token (-token-file PATH or OMD_TOKEN) too", host)
+	}
+	if err := checkToken(s.cfg.Token); err != nil {
+		return err
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, port))
@@ -1359,13 +1461,18 @@ func (s *server) handleLibraryInstall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := strings.TrimSpace(vals.Get("path"))
-	root, f, _, err := s.openLibraryFile(p)
+	e, err := s.openLibraryFile(p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	f.Close()
-	root.Close()
+	e.Close()
+	// A relative folder would be resolved against wherever the server was
+	// started, which the person calling the API cannot see.
+	if md := strings.TrimSpace(vals.Get("models_dir")); md != "" && !filepath.IsAbs(md) {
+		s.writeError(w, r, badInputf("models_dir %q must be an absolute path, e.g. /home/me/.ollama/models; leave it out for the default", md))
+		return
+	}
 	modelsDir, err := resolveModelsDir(strings.TrimSpace(vals.Get("models_dir")))
 	if err != nil {
 		s.writeError(w, r, err)

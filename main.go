@@ -73,6 +73,7 @@ type options struct {
 	rateLimit   int64 // parsed -limit-rate, bytes/s
 	listen      string
 	token       string
+	tokenFile   string
 	schedule    string
 	window      timeWindow // parsed -schedule
 	splitSize   string
@@ -217,8 +218,9 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 	fs.StringVar(&o.proxy, "proxy", "", "proxy `URL` (http://, https://, socks5://); default: HTTPS_PROXY, HTTP_PROXY, ALL_PROXY")
 	fs.StringVar(&o.sha256, "sha256", "", "expected SHA-256 (64 hex) of the single URL argument, checked before the file is published")
 	fs.StringVar(&o.limitRate, "limit-rate", "0", "overall speed limit in bytes/s, like curl: 500K, 2M, 0 = none (changeable later in the web UI)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1", "`address` the web UI listens on; anything but loopback requires -token")
-	fs.StringVar(&o.token, "token", os.Getenv("OMD_TOKEN"), "access `token` for the web UI and API (env OMD_TOKEN)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1", "`address` the web UI listens on; anything but loopback requires an access token (-token-file or OMD_TOKEN)")
+	fs.StringVar(&o.token, "token", os.Getenv("OMD_TOKEN"), "access `token` for the web UI and API, at least 16 characters (visible in ps: prefer -token-file or env OMD_TOKEN)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "read the access token from this `file` (surrounding white space ignored)")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "concurrent downloads / blob downloads, 1–32")
 	fs.IntVar(&o.connections, "connections", 16, "most connections per file, 1–32; added while they make it faster (servers must support Range)")
 	fs.IntVar(&o.retries, "retries", 3, "retry attempts per transfer, 0–100")
@@ -241,6 +243,16 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 		return o, badInputf("%v", err)
 	}
 	o.args = rest
+	if o.tokenFile != "" {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "token" })
+		if explicit {
+			return o, badInputf("give -token or -token-file, not both")
+		}
+		if o.token, err = readTokenFile(o.tokenFile); err != nil {
+			return o, err
+		}
+	}
 	return o, o.validate()
 }
 
@@ -275,6 +287,12 @@ func (o *options) validate() error {
 		if !isHex64(o.sha256) {
 			return badInputf("-sha256 must be 64 hexadecimal characters")
 		}
+	}
+	if err := checkToken(o.token); err != nil {
+		return err
+	}
+	if listen := strings.Trim(o.listen, "[]"); len(o.args) == 0 && listen != "" && !isLoopbackHost(listen) && o.token == "" {
+		return badInputf("-listen %s lets other machines reach the web UI and its API, so it needs an access token: add -token-file PATH (a file holding at least %d random characters) or set OMD_TOKEN, or leave -listen out to stay on 127.0.0.1", o.listen, minTokenLength)
 	}
 	if o.window, err = parseScheduleFlag(o.schedule); err != nil {
 		return err
