@@ -586,12 +586,38 @@ func (s *server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	// ones are then queued together, with one save of the queue (issue 18:
 	// one Add per line rewrote the queue file per line), even when another
 	// line is refused; the refusals are listed.
+	// A model can go straight into an Ollama models folder (absolute, as
+	// the install API asks), or into a zip split in parts; a URL can be
+	// fetched again even when unchanged upstream.
+	force := vals.Get("force") == "true" || vals.Get("force") == "1"
+	modelsDir := strings.TrimSpace(vals.Get("models_dir"))
+	if modelsDir != "" && !filepath.IsAbs(modelsDir) {
+		s.writeError(w, r, badInputf("models_dir must be an absolute path, got %q", modelsDir))
+		return
+	}
+	var split int64
+	if v := strings.TrimSpace(vals.Get("split")); v != "" && v != "0" {
+		if split, err = parseRate(v); err != nil || split <= 0 {
+			s.writeError(w, r, badInputf("split takes a size such as 4G (K, M, G), got %q", v))
+			return
+		}
+	}
+	// Where a file goes is the server's to decide (docs/API.md), except for
+	// a command of this same user handing over its -o: it proves itself
+	// with the key only it can read (.state/owner.json, mode 0600).
+	var output string
+	if s.fromLocalKey(r) {
+		output = strings.TrimSpace(vals.Get("output"))
+	}
 	m := s.cfg.Manager
 	var reqs []addRequest
 	var failed []addError
 	var firstErr error
 	for _, src := range sources {
-		req := addRequest{Source: src, Retries: retries, SHA256: sum, LimitRate: limit}
+		req := addRequest{Source: src, Retries: retries, SHA256: sum, LimitRate: limit, Force: force, Output: output}
+		if !isURLArg(src) {
+			req.ModelsDir, req.Split, req.Force = modelsDir, split, false
+		}
 		if _, err := m.newJob(req); err != nil {
 			if statusFor(err) == http.StatusInternalServerError {
 				s.writeError(w, r, fmt.Errorf("adding %s: %w", src, err))

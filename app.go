@@ -33,9 +33,11 @@ type app struct {
 }
 
 // maxTakeovers bounds how often one run changes hands between owning the
-// folder and following its owner; each change needs another process to
-// start, stop or die.
-const maxTakeovers = 100
+// folder and following its owner (each change needs another process to
+// start, stop or die); with the pause after an owner that stopped
+// answering, it is also at least a minute of waiting for one that is
+// still letting go.
+const maxTakeovers = 1000
 
 func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, error) {
 	client, err := newHTTPClient(opts.proxy)
@@ -273,6 +275,11 @@ func (a *app) downloadAll(ctx context.Context, reqs []addRequest) error {
 			}
 			views, err := a.follow(ctx, info, reqs)
 			if errors.Is(err, errOwnerGone) {
+				// It may still hold the lock while it stops: give it a
+				// moment rather than spin.
+				if sleepCtx(ctx, 60*time.Millisecond) != nil {
+					return context.Cause(ctx)
+				}
 				continue
 			}
 			if err != nil {
@@ -323,7 +330,7 @@ func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequ
 	yield := make(chan struct{}, 1)
 	srv := newServer(serverConfig{
 		Manager: m, History: history, Files: a.files, OutputDir: a.opts.outputDir,
-		Token: key, Version: version, Log: a.log,
+		Token: key, LocalKey: key, Version: version, Log: a.log,
 		Yield: func() {
 			select {
 			case yield <- struct{}{}:
@@ -369,6 +376,7 @@ func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequ
 	// Stop serving first, so that followers see this owner go and take
 	// the folder over; then stop the queue (what still runs keeps its
 	// .part and stays queued) and let the folder go.
+	owner.Withdraw()
 	stopSrv()
 	if err := <-srvDone; err != nil {
 		a.log.Warn("loopback API", "err", err)
@@ -477,6 +485,7 @@ func (a *app) follow(ctx context.Context, info ownerInfo, reqs []addRequest) ([]
 	defer stopPrinter()
 
 	var rev uint64
+	toldWindow := false
 	for {
 		d, err := c.List(ctx, rev)
 		if err != nil {
@@ -501,6 +510,11 @@ func (a *app) follow(ctx context.Context, info ownerInfo, reqs []addRequest) ([]
 		pending := slices.ContainsFunc(views, func(v jobView) bool { return !stateFinished(v.State) })
 		mu.Unlock()
 		rev = d.Rev
+		if sch := d.Schedule; pending && sch != nil && !sch.Open && !toldWindow {
+			fmt.Fprintf(a.stderr, "The owner's download window (%s–%s) is closed: the downloads start at %s.\n",
+				sch.Start, sch.End, sch.NextStart.Local().Format("15:04 on Mon 2 Jan"))
+			toldWindow = true
+		}
 		if !pending {
 			if info.Kind == ownerCLI {
 				for _, v := range views {

@@ -324,3 +324,10 @@ func (t *authThrottle) evictLocked(now time.Time) {
 		}
 	}
 }
+
+// fromLocalKey reports whether the request carries this server's local
+// key: another process of the same user, which read it from owner.json.
+func (s *server) fromLocalKey(r *http.Request) bool {
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return s.cfg.LocalKey != "" && strings.EqualFold(scheme, "Bearer") && sameSecret(strings.TrimSpace(tok), s.cfg.LocalKey)
+}

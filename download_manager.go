@@ -246,6 +246,10 @@ func newManager(cfg managerConfig) (*manager, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	// Revisions start from the clock, so that one a client kept from an
+	// earlier run is older than any of this run (and gets the full list).
+	m.rev = uint64(time.Now().UnixMicro())
+	m.removedFrom = m.rev
 	if cfg.OwnJobsOnly {
 		m.own = make(map[string]bool)
 	}
@@ -539,8 +543,11 @@ func (m *manager) AddAll(reqs []addRequest) ([]jobView, error) {
 		if len(m.jobs)+len(jobs) > maxQueueJobs {
 			return nil, &jobStateError{msg: fmt.Sprintf("the queue is full: it holds %d downloads and takes at most %d; clear finished ones (or remove some) and add again", len(m.jobs), maxQueueJobs)}
 		}
+		// One look at the queue for the whole batch: adding N to a queue
+		// of Q costs N+Q, not N×Q.
+		idx := m.addIndexLocked()
 		for i, j := range jobs {
-			jobs[i] = m.addLocked(j)
+			jobs[i] = m.addLocked(j, idx)
 			if m.own != nil {
 				m.own[jobs[i].ID] = true
 			}
@@ -557,18 +564,46 @@ func (m *manager) AddAll(reqs []addRequest) ([]jobView, error) {
 	return views, nil
 }
 
-// addLocked queues j, or returns the unfinished job for the same source.
-func (m *manager) addLocked(j *managerJob) *managerJob {
+// addIndex is what addLocked needs to know of the queue: the IDs in use
+// and the unfinished jobs by what they download.
+type addIndex struct {
+	ids        map[string]bool
+	unfinished map[string]*managerJob
+}
+
+func (m *manager) addIndexLocked() addIndex {
+	idx := addIndex{ids: make(map[string]bool, len(m.jobs)), unfinished: make(map[string]*managerJob)}
 	for _, o := range m.jobs {
-		if !stateFinished(o.State) && o.Kind == j.Kind && o.Output == j.Output && o.ModelsDir == j.ModelsDir && o.sameSource(j) {
-			if o.State == jobPaused {
-				o.State = jobQueued
-				m.markLocked(o)
-			}
-			return o
+		idx.ids[o.ID] = true
+		if !stateFinished(o.State) {
+			idx.unfinished[o.addKey()] = o
 		}
 	}
-	j.ID = m.newIDLocked()
+	return idx
+}
+
+// addKey says what a job downloads, and where to: two adds with the same
+// key are one download.
+func (j *managerJob) addKey() string {
+	src := j.Source
+	if j.Kind == jobKindModel && j.name.Model != "" {
+		src = strings.ToLower(j.name.String())
+	}
+	return j.Kind + "\x00" + j.Output + "\x00" + j.ModelsDir + "\x00" + src
+}
+
+// addLocked queues j, or returns the unfinished job for the same source.
+func (m *manager) addLocked(j *managerJob, idx addIndex) *managerJob {
+	if o := idx.unfinished[j.addKey()]; o != nil {
+		if o.State == jobPaused {
+			o.State = jobQueued
+			m.markLocked(o)
+		}
+		return o
+	}
+	j.ID = m.newIDLocked(idx.ids)
+	idx.ids[j.ID] = true
+	idx.unfinished[j.addKey()] = j
 	j.CreatedAt = m.now().UTC()
 	j.Rank = 0
 	if n := len(m.jobs); n > 0 {
@@ -666,11 +701,11 @@ func (m *manager) newJob(req addRequest) (*managerJob, error) {
 // random digits, so that IDs made by two processes in the same second
 // (ten CLI runs in a loop) never meet — the history keeps one record per
 // ID, and a second-derived counter lost records that way (issue 18).
-func (m *manager) newIDLocked() string {
+func (m *manager) newIDLocked(inUse map[string]bool) string {
 	now := m.now().Unix()
 	for {
 		id := fmt.Sprintf("d-%d-%s", now, newRandomID())
-		if m.findLocked(id) < 0 {
+		if !inUse[id] {
 			return id
 		}
 	}
@@ -1004,6 +1039,16 @@ func (m *manager) Retry(id string) error {
 // downloaded file (or a failed job's partial data), but only inside the
 // output folder.
 func (m *manager) Remove(id string, deleteFile bool) error {
+	// A download that has just finished may still be writing its history
+	// record: wait for that (briefly) rather than refuse.
+	m.mu.Lock()
+	if j, err := m.lookupLocked(id); err == nil && stateFinished(j.State) && j.run != nil {
+		done := j.run.done
+		m.mu.Unlock()
+		m.waitStopped(done)
+	} else {
+		m.mu.Unlock()
+	}
 	var rel, state, kind, p string
 	var name modelName
 	err := m.change(id, func(j *managerJob) (chan struct{}, error) {

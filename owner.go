@@ -75,6 +75,15 @@ func (o *folderOwner) Announce(info ownerInfo) error {
 	return replaceFile(o.infoPath, 0o600, data)
 }
 
+// Withdraw takes the announcement back while the folder is still held:
+// the owner is stopping, and others should wait for the lock rather
+// than call it.
+func (o *folderOwner) Withdraw() {
+	if o != nil {
+		os.Remove(o.infoPath)
+	}
+}
+
 // Release withdraws the announcement and lets the folder go.
 func (o *folderOwner) Release() error {
 	if o == nil || o.lock == nil {

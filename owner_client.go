@@ -154,8 +154,8 @@ func (c *ownerClient) Add(ctx context.Context, reqs []addRequest) ([]jobView, er
 
 // List returns the owner's queue as it is now, or only what changed since
 // rev when the owner can tell (GET /api/downloads?since=).
-func (c *ownerClient) List(ctx context.Context, since uint64) (downloadsDelta, error) {
-	var d downloadsDelta
+func (c *ownerClient) List(ctx context.Context, since uint64) (ownerList, error) {
+	var d ownerList
 	path := "/api/downloads"
 	if since > 0 {
 		path += "?since=" + strconv.FormatUint(since, 10)
@@ -167,6 +167,12 @@ func (c *ownerClient) List(ctx context.Context, since uint64) (downloadsDelta, e
 		d.Full = true // an owner that sends no revisions sends everything
 	}
 	return d, nil
+}
+
+// ownerList is GET /api/downloads as a follower reads it.
+type ownerList struct {
+	downloadsDelta
+	Schedule *scheduleView `json:"schedule"`
 }
 
 // Pause asks the owner to pause one download (Ctrl-C in the CLI that

@@ -576,3 +576,45 @@ func TestCLIScheduleWaits(t *testing.T) {
 	}
 	checkFile(t, filepath.Join(dir, "downloaded-models", "data.bin"), o.content())
 }
+
+// TestCLIBesideWebUIOutsideItsWindow: a command handing a download to a
+// web UI whose time window is closed says what it waits for, and Ctrl-C
+// leaves the download paused in the web UI (the same command resumes it).
+func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
+	o := newOrigin(t, withSize(64<<10))
+	dir := t.TempDir()
+	ui := startWebUI(t, dir, "out")
+	now := time.Now()
+	form := "schedule_start=" + now.Add(2*time.Hour).Format("15:04") + "&schedule_end=" + now.Add(3*time.Hour).Format("15:04")
+	resp, err := http.Post(ui.URL+"api/settings", "application/x-www-form-urlencoded", strings.NewReader(form))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("setting the window: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	cmd := command(t, t.Context(), dir, "-output-dir", "out", o.FileURL())
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(stderr.String(), "download window") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no word of the window: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Errorf("exit after Ctrl-C: %v, want 130", err)
+	}
+	if n := o.requests.Load(); n != 0 {
+		t.Errorf("%d requests outside the window", n)
+	}
+	if listed := ui.downloads(t); len(listed) != 1 || listed[0].State != jobPaused {
+		t.Errorf("the web UI lists %+v, want the download paused", listed)
+	}
+}
