@@ -3,6 +3,7 @@
 // download stays visibly in progress for a while.
 //
 //   GET /data/<size>/<bytes per second, 0 = unthrottled>/<file name>
+//   GET /status/<HTTP status>/<file name>   answers that status
 //
 // Any other path answers 404, which is how a test makes a download fail.
 import http from 'node:http';
@@ -50,7 +51,13 @@ export async function startOrigin() {
   // a file into ranges must not make it finish sooner than the test expects.
   const nextSend = new Map(); // path → time (ms) the next chunk may leave
   const server = http.createServer((req, res) => {
-    requests.push({ method: req.method, url: req.url, range: req.headers.range || '' });
+    requests.push({ method: req.method, url: req.url, range: req.headers.range || '', at: Date.now() });
+    const st = /^\/status\/(\d{3})\/[^/?]+$/.exec(req.url);
+    if (st) {
+      res.writeHead(Number(st[1]), { 'content-type': 'text/plain' });
+      res.end(`status ${st[1]}\n`);
+      return;
+    }
     const m = /^\/data\/(\d+)\/(\d+)\/([^/?]+)$/.exec(req.url);
     if (!m || !['GET', 'HEAD'].includes(req.method)) {
       res.writeHead(404, { 'content-type': 'text/plain' });
