@@ -247,8 +247,18 @@ func (a *app) requests() []addRequest {
 // way — the owner exits or is killed, a web UI starts — and the run
 // carries on from the .part files either way.
 func (a *app) downloadAll(ctx context.Context, reqs []addRequest) error {
-	if err := a.makeOutputDir(); err != nil {
+	views, err := a.runDownloads(ctx, reqs)
+	if err != nil {
 		return err
+	}
+	return a.report(ctx, views)
+}
+
+// runDownloads is downloadAll without the final lines: the downloads as
+// they ended (or stopped), in the order of reqs.
+func (a *app) runDownloads(ctx context.Context, reqs []addRequest) ([]jobView, error) {
+	if err := a.makeOutputDir(); err != nil {
+		return nil, err
 	}
 	for range maxTakeovers {
 		owner, err := claimFolder(a.opts.outputDir)
@@ -261,36 +271,30 @@ func (a *app) downloadAll(ctx context.Context, reqs []addRequest) error {
 				a.waitForWebUI(ctx)
 				continue
 			}
-			if err != nil {
-				return err
-			}
-			return a.report(ctx, views)
+			return views, err
 		case errors.Is(err, errLocked):
 			info, err := a.waitForOwner(ctx)
 			if errors.Is(err, errOwnerGone) {
 				continue // it let go while we looked
 			}
 			if err != nil {
-				return err
+				return nil, err
 			}
 			views, err := a.follow(ctx, info, reqs)
 			if errors.Is(err, errOwnerGone) {
 				// It may still hold the lock while it stops: give it a
 				// moment rather than spin.
 				if sleepCtx(ctx, 60*time.Millisecond) != nil {
-					return context.Cause(ctx)
+					return nil, context.Cause(ctx)
 				}
 				continue
 			}
-			if err != nil {
-				return err
-			}
-			return a.report(ctx, views)
+			return views, err
 		default:
-			return err
+			return nil, err
 		}
 	}
-	return fmt.Errorf("the ownership of %s changed hands %d times during this run; giving up", a.opts.outputDir, maxTakeovers)
+	return nil, fmt.Errorf("the ownership of %s changed hands %d times during this run; giving up", a.opts.outputDir, maxTakeovers)
 }
 
 // errYielded ends a CLI owner's turn: a web UI asked for the folder.

@@ -1049,7 +1049,7 @@ func (m *manager) Remove(id string, deleteFile bool) error {
 	} else {
 		m.mu.Unlock()
 	}
-	var rel, state, kind, p string
+	var rel, state, kind, p, modelsDir string
 	var name modelName
 	err := m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if !stateFinished(j.State) {
@@ -1064,7 +1064,7 @@ func (m *manager) Remove(id string, deleteFile bool) error {
 				return nil, jobConflict("refusing to delete %s: it is outside the output folder %s", j.Path, m.outputDir)
 			}
 		}
-		kind, state, name, p = j.Kind, j.State, j.name, j.Path
+		kind, state, name, p, modelsDir = j.Kind, j.State, j.name, j.Path, j.ModelsDir
 		m.jobs = slices.DeleteFunc(m.jobs, func(o *managerJob) bool { return o == j })
 		m.removedLocked(j)
 		return nil, nil
@@ -1076,7 +1076,7 @@ func (m *manager) Remove(id string, deleteFile bool) error {
 		return nil
 	}
 	if state == jobFailed {
-		m.removeData(kind, p, name)
+		m.removeData(kind, p, name, modelsDir)
 	}
 	if err := m.removeInsideOutput(rel); err != nil {
 		return fmt.Errorf("download removed from the list, but deleting its file: %w", err)
@@ -1099,11 +1099,13 @@ func (m *manager) removeInsideOutput(rel string) error {
 }
 
 // removeData deletes a stopped transfer's partial data.
-func (m *manager) removeData(kind, p string, name modelName) {
+func (m *manager) removeData(kind, p string, name modelName, modelsDir string) {
 	var err error
 	switch {
 	case kind == jobKindFile && p != "":
 		err = removePartial(p)
+	case kind == jobKindModel && name.Model != "" && modelsDir != "":
+		err = removeInstallStaging(modelsDir, name)
 	case kind == jobKindModel && name.Model != "":
 		err = removePullStaging(m.outputDir, name)
 	}
@@ -1620,10 +1622,10 @@ func (m *manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 		if !clean && rec == nil {
 			break
 		}
-		kind, path, name := j.Kind, run.path, j.name
+		kind, path, name, modelsDir := j.Kind, run.path, j.name, j.ModelsDir
 		m.mu.Unlock()
 		if clean {
-			m.removeData(kind, path, name)
+			m.removeData(kind, path, name, modelsDir)
 			cleaned = true
 		}
 		if rec != nil && m.cfg.History != nil {

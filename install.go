@@ -10,13 +10,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"time"
 )
 
 const installUsage = `Usage: ollama-model-downloader install [-models-dir DIR] <file.zip | file.zip.001 | folder | model>...
@@ -97,7 +94,12 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 			}
 			fmt.Fprintf(stdout, "Pulling %s into %s\n", p, dir)
 			res, err := pull(ctx, installPullRequest{Ref: p, ModelsDir: dir, OutputDir: *outputDir, Registry: *registry})
-			if err != nil {
+			var stopped signalError
+			switch {
+			case errors.As(err, &stopped):
+				fmt.Fprintf(stderr, "install: stopped: %s (run the same command again to resume)\n", p)
+				return exitCode(err)
+			case err != nil:
 				fmt.Fprintln(stderr, "install:", err)
 				if errors.Is(err, errBadInput) {
 					return 2
@@ -116,53 +118,6 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 		}
 	}
 	return 0
-}
-
-// pullIntoModelsDir is "install NAME": a registry client for req.Registry
-// and one Pull into req.ModelsDir, with the CLI's progress line on stderr.
-func pullIntoModelsDir(ctx context.Context, req installPullRequest, stderr io.Writer) (pullResult, error) {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	client, err := newHTTPClient("")
-	if err != nil {
-		return pullResult{}, err
-	}
-	files := newRangeDownloader(client, log)
-	c, err := newRegistryClient(registryConfig{Registry: req.Registry, Concurrency: defaultConcurrency, Files: files, Client: client, Log: log})
-	if err != nil {
-		return pullResult{}, err
-	}
-	var mu sync.Mutex
-	last := transferStatus{Name: req.Ref, State: "resolving", Total: -1, ETA: -1}
-	speed := newSpeedTracker(10)
-	printer := newProgressPrinter(stderr, func() []transferStatus {
-		mu.Lock()
-		defer mu.Unlock()
-		s := last
-		s.Speed = speed.Speed()
-		if s.Total > 0 {
-			s.ETA = speed.ETA(s.Total - s.Done)
-		}
-		return []transferStatus{s}
-	})
-	pctx, stop := context.WithCancel(ctx)
-	printed := make(chan struct{})
-	go func() { printer.Run(pctx); close(printed) }()
-	res, err := c.Pull(ctx, pullRequest{Ref: req.Ref, OutputDir: req.OutputDir, ModelsDir: req.ModelsDir, Retries: -1, Progress: func(p pullProgress) {
-		mu.Lock()
-		last.State, last.Done, last.Total = p.Phase, p.Done, p.Total
-		mu.Unlock()
-		// Bytes from disk are not network speed.
-		speed.Sample(time.Now(), p.Done-p.Reused)
-	}})
-	mu.Lock()
-	last.State = "completed"
-	if err != nil {
-		last.State = "failed"
-	}
-	mu.Unlock()
-	stop()
-	<-printed
-	return res, err
 }
 
 // installedLine is the CLI's last word on "install NAME": what, its ID as

@@ -153,7 +153,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		code := -1
 		switch args[0] {
 		case "install":
-			code = runInstallCommandWith(ctx, args[1:], stdout, stderr, pullForInstall(stderr))
+			code = runInstallCommandWith(ctx, args[1:], stdout, stderr, pullForInstall(stdout, stderr))
 		case "verify":
 			code = runVerifyCommand(ctx, args[1:], stdout, stderr)
 		case "show":
@@ -380,10 +380,35 @@ func isURLArg(s string) bool {
 }
 
 // pullForInstall makes "install <model>" a pull straight into the models
-// folder (until the manager runs it).
-func pullForInstall(stderr io.Writer) installPuller {
+// folder through the output folder's queue, like any download: its
+// progress lines, its history record, and a web UI that owns the folder
+// running it (issue 15).
+func pullForInstall(stdout, stderr io.Writer) installPuller {
 	return func(ctx context.Context, req installPullRequest) (pullResult, error) {
-		return pullIntoModelsDir(ctx, req, stderr)
+		opts, err := parseOptions([]string{"-output-dir", req.OutputDir, "-registry", req.Registry, "--", req.Ref}, io.Discard)
+		if err != nil {
+			return pullResult{}, err
+		}
+		a, err := newApp(opts, stdout, stderr, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return pullResult{}, err
+		}
+		views, err := a.runDownloads(ctx, []addRequest{{Source: req.Ref, Retries: -1, ModelsDir: req.ModelsDir}})
+		if err != nil {
+			return pullResult{}, err
+		}
+		v := views[0]
+		switch {
+		case v.State == jobCompleted:
+		case ctx.Err() != nil:
+			return pullResult{}, context.Cause(ctx)
+		case v.State == jobFailed:
+			return pullResult{}, errors.New(v.Error)
+		default:
+			return pullResult{}, fmt.Errorf("%s stopped (%s): run the same command again to resume", req.Ref, v.State)
+		}
+		name, _ := parseModelName(req.Ref, registryHost(req.Registry))
+		return pullResult{Path: v.Path, Size: v.BytesTotal, Name: name, Reused: v.ReusedBytes}, nil
 	}
 }
 
