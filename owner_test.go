@@ -618,3 +618,39 @@ func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
 		t.Errorf("the web UI lists %+v, want the download paused", listed)
 	}
 }
+
+// TestModelRefusedWhatDoesNotFit: on a small tmpfs, a model pull (zip)
+// and an install whose blobs need more than the free space are refused
+// before the first blob byte, in one line that says where, what is
+// needed and what is free.
+func TestModelRefusedWhatDoesNotFit(t *testing.T) {
+	mnt := mountTmpfs(t, "1m")
+	f := newFakeRegistry(t)
+	f.addModel("library/big", "latest", testBytes(3<<20, 5), []byte("template"))
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"zip", []string{"-output-dir", "out", "-registry", f.URL, "big"}},
+		{"install", []string{"install", "-output-dir", "out", "-registry", f.URL, "-models-dir", filepath.Join(mnt, "models"), "big"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, mnt, tc.args...)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1\nstdout %s\nstderr %s", code, stdout, stderr)
+			}
+			if !strings.Contains(stderr, "not enough free space on "+mnt+": need ") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("stderr = %q, want one line: not enough free space on %s: need …", stderr, mnt)
+			}
+			f.mu.Lock()
+			var served int64
+			for _, n := range f.BytesServed {
+				served += n
+			}
+			f.mu.Unlock()
+			if served > 64<<10 {
+				t.Errorf("%d blob bytes fetched before refusing (only the small config may be)", served)
+			}
+		})
+	}
+}

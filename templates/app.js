@@ -657,7 +657,7 @@ function updateRow(row, j, index, count) {
   const badge = q('.badge');
   const phaseKey = `phase.${j.phase}`;
   let label = j.kind === 'model' && running(j.state) && j.phase && I.has(phaseKey) ? I.t(phaseKey) : I.t(`state.${j.state}`);
-  if (j.state === 'completed' && j.outcome === 'unchanged') label = I.t('state.unchanged');
+  if (j.state === 'completed' && (j.outcome === 'unchanged' || j.outcome === 'unchecked')) label = I.t('state.unchanged');
   setText(badge, label);
   badge.className = `badge ${j.state}`;
 
@@ -680,6 +680,7 @@ function updateRow(row, j, index, count) {
   // Notes: an unchanged or updated file, bytes reused, the Ollama folder.
   const notes = [];
   if (j.outcome === 'unchanged') notes.push(I.tn('note.unchanged'));
+  if (j.outcome === 'unchecked') notes.push(I.tn('note.unchecked'));
   if (j.outcome === 'updated') notes.push(I.tn('note.updated', { previous: bidi(j.previous_path || '', 'path') }));
   if (j.reused_bytes > 0) notes.push(I.tn('note.reused', { size: I.bytes(j.reused_bytes) }));
   if (j.models_dir) notes.push(I.tn('note.modelsDir', { dir: h('bdi', { dir: 'ltr', class: 'path', text: j.models_dir }) }));

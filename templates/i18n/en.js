@@ -176,6 +176,7 @@ export default {
     'row.waitsWindow': 'waits for {time}',
 
     'note.unchanged': 'Already downloaded and unchanged on the server: nothing was fetched.',
+    'note.unchecked': 'Already downloaded; the server could not be reached to check for a newer version, so the file was kept.',
     'note.updated': 'A newer version was downloaded beside the old one ({previous}).',
     'note.reused': '{size} reused from disk',
     'note.modelsDir': 'Into Ollama: {dir}',
