@@ -44,14 +44,15 @@ type rangeDownloader struct {
 	checkpointEvery time.Duration // how often a running transfer makes its progress durable
 	bufferSize      int
 
-	connections int           // most connections per download, when the request does not say
-	minSegment  int64         // no connection gets less than this many bytes to fetch
-	growEvery   time.Duration // how long the first connection is watched before more are opened
-	fastLink    float64       // bytes/s above which one connection is kept (the disk is the limit)
-	hosts       *hostSlots    // per-host connection cap shared by all downloads
-	limiter     *rateLimiter  // global speed limit over every download
-	buffers     *sync.Pool    // *[]byte of bufferSize, so memory does not grow with connections
-	folders     *folderSyncs  // renames in one folder share their fsync of it
+	connections int             // most connections per download, when the request does not say
+	minSegment  int64           // no connection gets less than this many bytes to fetch
+	growEvery   time.Duration   // how long the first connection is watched before more are opened
+	fastLink    float64         // bytes/s above which one connection is kept (the disk is the limit)
+	hosts       *hostSlots      // per-host connection cap shared by all downloads
+	limiter     *rateLimiter    // global speed limit over every download
+	buffers     *sync.Pool      // *[]byte of bufferSize, so memory does not grow with connections
+	folders     *folderSyncs    // renames in one folder share their fsync of it
+	smallSyncs  *smallFileSyncs // small files finishing together share one syncfs
 }
 
 // fileRequest describes one file transfer. See docs/ARCHITECTURE.md.
@@ -161,6 +162,7 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 		limiter:         newRateLimiter(0),
 		buffers:         &sync.Pool{},
 		folders:         &folderSyncs{},
+		smallSyncs:      &smallFileSyncs{},
 	}
 }
 
@@ -257,8 +259,9 @@ type transfer struct {
 	ckptDone chan struct{} // closed when the background checkpoint ends
 	ckptErr  error         // its failure; read only after ckptDone is closed
 
-	probed  probeInfo // what a HEAD said, when one was sent (sizeKnown)
-	claimed bool      // this call created the sidecar that reserves the name
+	probed    probeInfo // what a HEAD said, when one was sent (sizeKnown)
+	claimed   bool      // this call created the empty .part that reserves the name
+	claimFile *os.File  // that .part, open, for openPart
 
 	mu       sync.Mutex // guards resolved and state while several connections run
 	resolved string     // final URL after redirects, reused for Range requests
@@ -292,11 +295,16 @@ func (d *rangeDownloader) Download(ctx context.Context, req fileRequest) (fileRe
 	}
 	if req.Region == nil { // a region's owner knows what is done and checked the space for it
 		if done, res, err := d.alreadyDone(ctx, t); done || err != nil {
+			if t.claimed {
+				t.claimFile.Close()
+				_ = os.Remove(partPath(t.path))
+			}
 			return res, oneLine(err)
 		}
 		if err := d.checkSpaceAhead(t); err != nil {
 			if t.claimed {
-				_ = os.Remove(sidecarPath(t.path)) // a name reserved for nothing
+				t.claimFile.Close()
+				_ = os.Remove(partPath(t.path)) // a name reserved for nothing
 			}
 			return fileResult{}, err
 		}
@@ -398,7 +406,8 @@ func (d *rangeDownloader) choosePath(ctx context.Context, t *transfer) error {
 		}
 		// Claim the name before any byte is written: two downloads whose
 		// servers name them alike must never share a .part.
-		if err := claimPartState(candidate, t.req.URL); err != nil {
+		f, err := claimPart(candidate)
+		if err != nil {
 			if errors.Is(err, os.ErrExist) {
 				continue
 			}
@@ -407,7 +416,7 @@ func (d *rangeDownloader) choosePath(ctx context.Context, t *transfer) error {
 			}
 			return fmt.Errorf("reserving %s: %w", candidate, err)
 		}
-		t.path, t.claimed = candidate, true
+		t.path, t.claimed, t.claimFile = candidate, true, f
 		return nil
 	}
 	return fmt.Errorf("choosing a file name for %s: too many files named %q in %s", redactURL(t.req.URL), name, dir)
@@ -649,6 +658,19 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // openPart opens (or creates) the .part and decides how much of it to keep:
 // only what the sidecar says was synced, and only if it is for this URL.
 func (d *rangeDownloader) openPart(t *transfer) error {
+	if t.claimed && t.req.Region == nil {
+		// A new download: its .part was just made, empty. The sidecar is
+		// written at the first checkpoint (until then the queue knows the
+		// path): a small file that arrives within a second never has
+		// one, which spares 2,000 small files a file creation each.
+		t.file = t.claimFile
+		t.hash = newFileHash(t.req.SHA256)
+		if t.req.Hash != nil {
+			t.hash = t.req.Hash
+		}
+		t.state = partState{URL: t.req.URL, Size: -1}
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(t.path), 0o755); err != nil {
 		return fmt.Errorf("creating folder for %s: %w", t.path, err)
 	}
@@ -1230,7 +1252,13 @@ func (d *rangeDownloader) publish(ctx context.Context, t *transfer) (fileResult,
 		t.req.Verified()
 	}
 	syncStart := time.Now()
-	if err := t.file.Sync(); err != nil {
+	var err error
+	if t.req.Region == nil {
+		err = d.smallSyncs.sync(t.file, filepath.Dir(t.path), t.offset)
+	} else {
+		err = t.file.Sync()
+	}
+	if err != nil {
 		return fileResult{}, writeFailure(err, t.path, "syncing")
 	}
 	d.log.Debug("synced before publishing", "file", partPath(t.path), "took", time.Since(syncStart).Round(time.Millisecond))
@@ -1527,22 +1555,14 @@ func readPartState(path string) (partState, error) {
 	return st, nil
 }
 
-// claimPartState creates the sidecar for a new download, failing with
-// os.ErrExist when another download already claimed the name.
-func claimPartState(path, rawURL string) error {
+// claimPart creates the empty .part of a new download and returns it
+// open, failing with os.ErrExist when another download already claimed
+// the name.
+func claimPart(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	f, err := os.OpenFile(sidecarPath(path), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	data, _ := json.Marshal(partState{URL: rawURL, Size: -1})
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return os.OpenFile(partPath(path), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 }
 
 // writePartState replaces the sidecar atomically (temp file + rename).

@@ -76,3 +76,33 @@ func (f *folderSyncs) sync(dir string) error {
 	f.mu.Unlock()
 	return g.do(func() error { return syncFolder(dir) })
 }
+
+// smallFileSyncs makes small files durable in batches: one syncfs of the
+// folder's file system covers every file written before it, so files
+// finishing within a millisecond of each other share one (see
+// syncFilesystem). Where there is no syncfs, each file is fsynced.
+type smallFileSyncs struct {
+	folders folderSyncs
+}
+
+// smallFileMax is the largest file that waits for a shared syncfs; a
+// bigger one is fsynced alone (it was mostly written back by its
+// checkpoints already, and a syncfs would also flush others' data).
+const smallFileMax = 4 << 20
+
+func (s *smallFileSyncs) sync(f interface{ Sync() error }, dir string, size int64) error {
+	if !haveSyncfs || size > smallFileMax {
+		return f.Sync()
+	}
+	s.folders.mu.Lock()
+	if s.folders.folders == nil {
+		s.folders.folders = make(map[string]*groupSync)
+	}
+	g := s.folders.folders[dir]
+	if g == nil {
+		g = &groupSync{gather: time.Millisecond}
+		s.folders.folders[dir] = g
+	}
+	s.folders.mu.Unlock()
+	return g.do(func() error { return syncFilesystem(dir) })
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path"
@@ -83,6 +84,12 @@ type historyEntry struct {
 	rec     historyRecord
 	search  string
 	archive int // index in archives, -1 for history.json
+	// raw is the record's line as history.json holds it. A CLI run loads
+	// history.json without parsing its records (lazy: rec has only its
+	// ID) and writes the lines back as they were: recording one download
+	// costs no decoding and encoding of a thousand others.
+	raw  []byte
+	lazy bool
 }
 
 // historyArchive is one archive file as history.json lists it.
@@ -259,6 +266,12 @@ func (h *historyStore) loadSnapshot() (historySnapshot, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return snap, nil
 	}
+	if err == nil && !h.all {
+		if snap, ok := h.loadLines(data); ok {
+			h.seq, h.flushedAt = snap.Seq, snap.Seq
+			return snap, nil
+		}
+	}
 	if err == nil {
 		err = decodeSnapshot(data, &snap)
 	}
@@ -276,6 +289,76 @@ func (h *historyStore) loadSnapshot() (historySnapshot, error) {
 	}
 	h.seq, h.flushedAt = snap.Seq, snap.Seq
 	return snap, nil
+}
+
+// loadLines is loadSnapshot for a CLI run: history.json as writeRecords
+// lays it out (a header line, then one record per line) is split into
+// lines and only each record's ID is read. Anything else (an older or
+// hand-edited file) is left to the full parse: ok is false.
+func (h *historyStore) loadLines(data []byte) (snap historySnapshot, ok bool) {
+	head, rest, found := bytes.Cut(data, []byte("\n"))
+	if !found || !bytes.HasSuffix(head, []byte(`"records":[`)) {
+		return snap, false
+	}
+	if json.Unmarshal(append(bytes.Clone(head), "]}"...), &snap) != nil || snap.Version != historyFileVersion {
+		return snap, false
+	}
+	n := bytes.Count(rest, []byte("\n"))
+	entries := make([]historyEntry, 0, n)
+	ids := make(map[string]struct{}, n)
+	for line := range bytes.Lines(rest) {
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte(","))
+		if bytes.Equal(line, []byte("]}")) {
+			h.records = append(h.records, entries...)
+			maps.Copy(h.ids, ids)
+			return snap, true
+		}
+		id, ok := leadingID(line)
+		if _, dup := ids[id]; !ok || dup {
+			return snap, false
+		}
+		ids[id] = struct{}{}
+		entries = append(entries, historyEntry{rec: historyRecord{ID: id}, raw: line, lazy: true, archive: -1})
+	}
+	return snap, false
+}
+
+// leadingID reads the ID of a record line that starts {"id":"…", as
+// json.Marshal writes a historyRecord; an ID with escapes is not read.
+func leadingID(line []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(`{"id":"`))
+	if !ok || !bytes.HasSuffix(line, []byte("}")) {
+		return "", false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end <= 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return "", false
+	}
+	return string(rest[:end]), true
+}
+
+// parseAllLocked parses the records a CLI run loaded lazily, before
+// anything reads more than their IDs.
+func (h *historyStore) parseAllLocked() {
+	for i := range h.records {
+		h.parseLocked(i)
+	}
+}
+
+func (h *historyStore) parseLocked(i int) {
+	e := &h.records[i]
+	if !e.lazy {
+		return
+	}
+	var rec historyRecord
+	if json.Unmarshal(e.raw, &rec) == nil {
+		rec.ID = e.rec.ID
+		raw := e.raw
+		*e = newHistoryEntry(rec, e.archive)
+		e.raw = raw // unchanged: written back as it was
+		return
+	}
+	e.lazy = false // kept as it was written; only its ID is known
 }
 
 func decodeSnapshot(data []byte, snap *historySnapshot) error {
@@ -301,7 +384,8 @@ func (h *historyStore) loadArchives(snap historySnapshot) (bool, error) {
 	listed := make(map[string]bool)
 	rewrite := false
 	for _, a := range snap.Archives {
-		if _, err := os.Stat(h.path(a.File)); err != nil {
+		// A CLI run reads no archive: it need not check them either.
+		if _, err := h.statArchive(a.File); err != nil {
 			h.log.Warn("a history archive listed in history.json is missing", "file", a.File, "err", err)
 			rewrite = true
 			continue
@@ -371,6 +455,15 @@ func (h *historyStore) loadArchives(snap historySnapshot) (bool, error) {
 	h.records = append(older, h.records...)
 	h.recent = len(older)
 	return rewrite, nil
+}
+
+// statArchive checks that a listed archive is there, when this store
+// reads archives at all.
+func (h *historyStore) statArchive(name string) (fs.FileInfo, error) {
+	if !h.all {
+		return nil, nil
+	}
+	return os.Stat(h.path(name))
 }
 
 // readArchive reads one archive file; an unreadable one is moved aside.
@@ -475,6 +568,7 @@ func (h *historyStore) Get(id string) (historyRecord, bool) {
 	}
 	for i := len(h.records) - 1; i >= 0; i-- {
 		if h.records[i].rec.ID == id {
+			h.parseLocked(i)
 			return h.records[i].rec, true
 		}
 	}
@@ -641,13 +735,13 @@ func (h *historyStore) Delete(id string) error {
 // it: archives change only here.
 func (h *historyStore) deleteArchivedLocked(i int) error {
 	a := h.records[i].archive
-	var keep []historyRecord
+	var keep []historyEntry
 	for _, e := range h.records {
 		if e.archive == a && e.rec.ID != h.records[i].rec.ID {
-			keep = append(keep, e.rec)
+			keep = append(keep, e)
 		}
 	}
-	if err := h.writeRecords(h.archives[a].File, historySnapshot{Version: historyFileVersion, Records: keep}); err != nil {
+	if err := h.writeRecords(h.archives[a].File, historySnapshot{Version: historyFileVersion}, keep); err != nil {
 		return err
 	}
 	delete(h.ids, h.records[i].rec.ID)
@@ -685,14 +779,10 @@ func (h *historyStore) flushLocked() error {
 	for len(h.records)-h.recent >= 2*h.segment {
 		name := fmt.Sprintf("%s/%06d.json", historyArchiveDir, h.nextArchiveNumber())
 		chunk := h.records[h.recent : h.recent+h.segment]
-		recs := make([]historyRecord, len(chunk))
-		for k, e := range chunk {
-			recs[k] = e.rec
-		}
-		if err := h.writeRecords(name, historySnapshot{Version: historyFileVersion, Records: recs}); err != nil {
+		if err := h.writeRecords(name, historySnapshot{Version: historyFileVersion}, chunk); err != nil {
 			return err
 		}
-		h.archives = append(h.archives, historyArchive{File: name, Records: len(recs)})
+		h.archives = append(h.archives, historyArchive{File: name, Records: len(chunk)})
 		for k := range chunk {
 			chunk[k].archive = len(h.archives) - 1
 		}
@@ -709,11 +799,8 @@ func (h *historyStore) flushLocked() error {
 	for _, a := range h.archives {
 		total += a.Records
 	}
-	snap := historySnapshot{Version: historyFileVersion, Seq: h.seq, Total: total, Archives: h.archives, Records: make([]historyRecord, 0, len(h.records)-h.recent)}
-	for _, e := range h.records[h.recent:] {
-		snap.Records = append(snap.Records, e.rec)
-	}
-	if err := h.writeRecords(historyFileName, snap); err != nil {
+	snap := historySnapshot{Version: historyFileVersion, Seq: h.seq, Total: total, Archives: h.archives}
+	if err := h.writeRecords(historyFileName, snap, h.records[h.recent:]); err != nil {
 		return err
 	}
 	h.flushedAt = h.seq
@@ -738,10 +825,9 @@ func (h *historyStore) nextArchiveNumber() int {
 
 // writeRecords writes a snapshot or archive file atomically, one record per
 // line so that a person (or grep) can read it.
-func (h *historyStore) writeRecords(name string, snap historySnapshot) error {
+func (h *historyStore) writeRecords(name string, head historySnapshot, entries []historyEntry) error {
 	return writeFileAtomic(h.path(name), 0o644, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 256<<10)
-		head := snap
 		head.Records = nil
 		hb, err := json.Marshal(head)
 		if err != nil {
@@ -751,10 +837,12 @@ func (h *historyStore) writeRecords(name string, snap historySnapshot) error {
 		hb = bytes.TrimSuffix(hb, []byte("null}"))
 		bw.Write(hb)
 		bw.WriteByte('[')
-		for i, rec := range snap.Records {
-			line, err := json.Marshal(rec)
-			if err != nil {
-				return err
+		for i, e := range entries {
+			line := e.raw
+			if line == nil {
+				if line, err = json.Marshal(e.rec); err != nil {
+					return err
+				}
 			}
 			if i > 0 {
 				bw.WriteByte(',')
@@ -802,6 +890,7 @@ func (h *historyStore) List(q historyQuery) (historyPage, error) {
 	search := strings.ToLower(strings.TrimSpace(q.Search))
 
 	h.mu.Lock()
+	h.parseAllLocked()
 	defer h.mu.Unlock()
 	page := historyPage{Records: []historyRecord{}}
 	if status == "" && search == "" {
@@ -846,6 +935,7 @@ func (h *historyStore) Stats(now time.Time) historyStats {
 	var seconds float64
 
 	h.mu.Lock()
+	h.parseAllLocked()
 	st.RecoveredFrom = h.recovered
 	for i := range h.records {
 		r := &h.records[i].rec
