@@ -13,7 +13,25 @@ import (
 // path, fsync the folder. A reader, or a kill -9 at any moment, sees the
 // old content or the new one, never a mix. The temp file is removed on any
 // failure; a full disk gives the one-line diskFullError.
-func writeFileAtomic(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
+func writeFileAtomic(path string, perm os.FileMode, write func(w io.Writer) error) error {
+	return replaceWith(path, perm, write, true)
+}
+
+// replaceFile is writeFileAtomic without the fsyncs: a reader sees the old
+// content or the new, never a mix, but a power cut may lose the change or
+// leave the file empty. It is for state that a crash may only make older
+// or unreadable, never wrong: a .part's sidecar (its data is fsynced
+// before the sidecar names it, and an unreadable sidecar restarts the
+// download), a bucket of the index of finished URLs, owner.json. Two
+// fsyncs per small file were most of the cost of 2,000 small files
+// (issue 18).
+func replaceFile(path string, perm os.FileMode, data []byte) error {
+	return replaceWith(path, perm, writeBytes(data), false)
+}
+
+// replaceWith is the one "temp file, rename" writer; durable adds the
+// fsyncs of the file before the rename and of the folder after it.
+func replaceWith(path string, perm os.FileMode, write func(w io.Writer) error, durable bool) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -28,45 +46,10 @@ func writeFileAtomic(path string, perm os.FileMode, write func(w io.Writer) erro
 	if err := write(tmp); err != nil {
 		return atomicWriteError(path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return atomicWriteError(path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return atomicWriteError(path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return atomicWriteError(path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return atomicWriteError(path, err)
-	}
-	// The rename must reach the disk too; not every system can sync a
-	// folder, so a failure here does not undo a published file.
-	_ = syncFolder(dir)
-	return nil
-}
-
-// replaceFile is writeFileAtomic without the fsyncs: a reader sees the old
-// content or the new, never a mix, but a power cut may lose the change or
-// leave the file empty. It is for state that a crash may only make older
-// or unreadable, never wrong: a .part's sidecar (its data is fsynced
-// before the sidecar names it, and an unreadable sidecar restarts the
-// download), the index of finished URLs, owner.json. Two fsyncs per small
-// file were most of the cost of 2,000 small files (issue 18).
-func replaceFile(path string, perm os.FileMode, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return atomicWriteError(path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return atomicWriteError(path, err)
 		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return atomicWriteError(path, err)
 	}
 	if err := tmp.Chmod(perm); err != nil {
 		return atomicWriteError(path, err)
@@ -76,6 +59,11 @@ func replaceFile(path string, perm os.FileMode, data []byte) (err error) {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return atomicWriteError(path, err)
+	}
+	if durable {
+		// The rename must reach the disk too; not every system can sync
+		// a folder, so a failure here does not undo a published file.
+		_ = syncFolder(dir)
 	}
 	return nil
 }

@@ -82,15 +82,4 @@ func existingParent(dir string) string {
 
 // sizeText is a size for a person, in decimal units as df -H and file
 // managers show a disk's space: "4.7 GB".
-func sizeText(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
+func sizeText(n int64) string { return unitBytes(n, 1000, "kMGTPE", "B") }

@@ -226,27 +226,7 @@ func startCDNRegistry(t *testing.T, bin string) *cdnRegistry {
 	}))
 	t.Cleanup(cdn.Close)
 	cdnURL := strings.Replace(cdn.URL, "127.0.0.1", "localhost", 1)
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %s
-middleware:
-  storage:
-    - name: redirect
-      options:
-        baseurl: %s
-`, c.root, c.Host, cdnURL)
+	config := distributionConfig(c.root, c.Host, redirectMiddleware(cdnURL))
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)

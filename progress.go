@@ -117,15 +117,18 @@ func formatStatus(s transferStatus, width int) string {
 }
 
 // humanBytes formats a byte count with binary units, as curl and aria2 do.
-func humanBytes(n int64) string {
-	const unit = 1024
+func humanBytes(n int64) string { return unitBytes(n, 1024, "KMGTPE", "iB") }
+
+// unitBytes formats n in steps of unit with the given prefixes: binary
+// (humanBytes) for transfers, decimal (sizeText) for disk space.
+func unitBytes(n, unit int64, prefixes, suffix string) string {
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
+	div, exp := unit, 0
+	for m := n / unit; m >= unit && exp < len(prefixes)-1; m /= unit {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return fmt.Sprintf("%.1f %c%s", float64(n)/float64(div), prefixes[exp], suffix)
 }

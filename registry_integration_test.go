@@ -118,24 +118,9 @@ func startDistribution(t *testing.T, bin string, redirect bool) *distribution {
 		// Another host name for the CDN, as registry.ollama.ai's: the stock
 		// Ollama follows a blob redirect only to another host.
 		cdnURL := strings.Replace(cdn.URL, "127.0.0.1", "localhost", 1)
-		middleware = fmt.Sprintf("middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: %s\n", cdnURL)
+		middleware = redirectMiddleware(cdnURL)
 	}
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %s
-%s`, d.root, d.Host, middleware)
+	config := distributionConfig(d.root, d.Host, middleware)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -252,4 +237,32 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// distributionConfig is a Docker Distribution config: filesystem storage
+// under root (deletes allowed, no upload purging), listening on addr, with
+// the middleware section given ("" for none).
+func distributionConfig(root, addr, middleware string) string {
+	return fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: %s
+%s`, root, addr, middleware)
+}
+
+// redirectMiddleware sends blob GETs to cdnURL with a 307, as
+// registry.ollama.ai sends them to its CDN.
+func redirectMiddleware(cdnURL string) string {
+	return fmt.Sprintf("middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: %s\n", cdnURL)
 }
