@@ -74,6 +74,7 @@ type historyStore struct {
 	seq       int64 // last operation number
 	flushedAt int64 // last operation in history.json
 	timer     *time.Timer
+	lazy      int // records loaded as lines, not parsed yet
 	closed    bool
 	recovered string
 }
@@ -310,6 +311,7 @@ func (h *historyStore) loadLines(data []byte) (snap historySnapshot, ok bool) {
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte(","))
 		if bytes.Equal(line, []byte("]}")) {
 			h.records = append(h.records, entries...)
+			h.lazy += len(entries)
 			maps.Copy(h.ids, ids)
 			return snap, true
 		}
@@ -340,6 +342,9 @@ func leadingID(line []byte) (string, bool) {
 // parseAllLocked parses the records a CLI run loaded lazily, before
 // anything reads more than their IDs.
 func (h *historyStore) parseAllLocked() {
+	if h.lazy == 0 {
+		return
+	}
 	for i := range h.records {
 		h.parseLocked(i)
 	}
@@ -350,6 +355,7 @@ func (h *historyStore) parseLocked(i int) {
 	if !e.lazy {
 		return
 	}
+	h.lazy--
 	var rec historyRecord
 	if json.Unmarshal(e.raw, &rec) == nil {
 		rec.ID = e.rec.ID
