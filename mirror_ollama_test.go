@@ -22,96 +22,16 @@ import (
 	"time"
 )
 
-// ollamaBinary finds the stock Ollama the fidelity tests run: $OLLAMA_BIN,
-// then ../shared/tools/ollama (or ../../shared/…), then ollama on PATH.
-// Without it the test is skipped, except under CI, where it must be there.
-func ollamaBinary(t *testing.T) string {
-	t.Helper()
-	// ../../shared: a git worktree one folder deeper than the clone.
-	for _, p := range []string{os.Getenv("OLLAMA_BIN"), filepath.Join("..", "shared", "tools", "ollama"), filepath.Join("..", "..", "shared", "tools", "ollama")} {
-		if p == "" {
-			continue
-		}
-		if info, err := os.Stat(p); err == nil && !info.IsDir() {
-			abs, _ := filepath.Abs(p)
-			return abs
-		}
-	}
-	if p, err := exec.LookPath("ollama"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("the stock Ollama is missing: set OLLAMA_BIN or put it at ../shared/tools/ollama")
-	}
-	t.Skip("the stock Ollama is missing (set OLLAMA_BIN): skipping the fidelity test")
-	return ""
-}
+// lanHost is one machine of the LAN: a stock `ollama serve` with its own
+// HOME, models folder and port, that keeps what it pulls (no pruning).
+type lanHost struct{ *stockOllama }
 
-// registryBinaryOrSkip finds Debian's docker-registry.
-func registryBinaryOrSkip(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath(registryBinary)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (apt-get install docker-registry): %v", registryBinary, err)
-		}
-		t.Skipf("%s not installed; apt-get install docker-registry to run this test", registryBinary)
-	}
-	return bin
-}
-
-// lanHost is one machine of the LAN: its own `ollama serve` with its
-// own HOME, models folder and port.
-type lanHost struct {
-	bin, home, models, addr string
-	out                     *lockedBuffer
-}
-
-func (h *lanHost) env() []string {
-	return []string{"HOME=" + h.home, "OLLAMA_MODELS=" + h.models, "OLLAMA_HOST=" + h.addr, "OLLAMA_NO_CLOUD=1",
-		"OLLAMA_NOPRUNE=1", "PATH=/usr/bin:/bin", "NO_PROXY=*"}
-}
-
-// startOllamaHosts starts n hosts at once and waits (bounded) until each
-// answers.
+// startOllamaHosts starts n hosts and waits (bounded) until each answers.
 func startOllamaHosts(t *testing.T, bin string, n int) []*lanHost {
 	t.Helper()
 	hosts := make([]*lanHost, n)
 	for i := range hosts {
-		dir := t.TempDir()
-		h := &lanHost{bin: bin, home: filepath.Join(dir, "home"), models: filepath.Join(dir, "models"), addr: freeLoopbackAddr(t), out: &lockedBuffer{}}
-		os.MkdirAll(h.home, 0o755)
-		cmd := exec.Command(bin, "serve")
-		cmd.Env = h.env()
-		cmd.Stdout, cmd.Stderr = h.out, h.out
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting ollama serve: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				t.Errorf("ollama serve did not exit")
-			}
-		})
-		hosts[i] = h
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for _, h := range hosts {
-		for {
-			resp, err := http.Get("http://" + h.addr + "/api/version")
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ollama serve at %s did not answer: %v\n%s", h.addr, err, h.out.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		hosts[i] = &lanHost{startStockOllama(t, bin, filepath.Join(t.TempDir(), "models"), "OLLAMA_NOPRUNE=1", "NO_PROXY=*")}
 	}
 	return hosts
 }
@@ -320,8 +240,8 @@ func startTestCache(t *testing.T, upstream string, max int64, tune func(*modelCa
 // Docker Distribution (blobs redirected to a CDN under another host name),
 // as a LAN would from registry.ollama.ai.
 func TestCacheWithStockOllama(t *testing.T) {
-	ollama := ollamaBinary(t)
-	reg := startCDNRegistry(t, registryBinaryOrSkip(t))
+	ollama := findStockOllama(t)
+	reg := startCDNRegistry(t, findRegistry(t))
 	template, params := []byte("{{ .Prompt }}"), []byte(`{"temperature":0}`)
 	tiny := newFakeModel(t, "tiny:latest", testBytes(256<<10, 7), template, params)
 	reg.push(t, "library/tiny", "latest", tiny)
@@ -524,7 +444,7 @@ func TestCacheWithStockOllama(t *testing.T) {
 	// docs/INSTALL.md's fleet set-up: Docker Distribution in proxy mode as
 	// the shared cache, this cache's upstream pointing at it.
 	t.Run("a Distribution proxy as the upstream", func(t *testing.T) {
-		proxy := startProxyRegistry(t, registryBinaryOrSkip(t), reg.Upstream)
+		proxy := startProxyRegistry(t, findRegistry(t), reg.Upstream)
 		_, lan, _ := startTestCache(t, proxy, 0, nil)
 		a.mustPull(t, lan+"/library/pair:latest")
 		got := a.tree(t)

@@ -59,18 +59,19 @@ func findRegistry(t *testing.T) string {
 // stockOllama is one `ollama serve` with its own HOME, models folder and port.
 type stockOllama struct {
 	bin, home, models, host string
+	extraEnv                []string
 	out                     *lockedBuffer
 }
 
 func (o *stockOllama) env() []string {
-	return []string{"PATH=/usr/bin:/bin", "HOME=" + o.home, "OLLAMA_MODELS=" + o.models, "OLLAMA_HOST=" + o.host, "OLLAMA_NO_CLOUD=1"}
+	return append([]string{"PATH=/usr/bin:/bin", "HOME=" + o.home, "OLLAMA_MODELS=" + o.models, "OLLAMA_HOST=" + o.host, "OLLAMA_NO_CLOUD=1"}, o.extraEnv...)
 }
 
-// startStockOllama starts `ollama serve` on models and waits (bounded)
-// until it answers.
-func startStockOllama(t *testing.T, bin, models string) *stockOllama {
+// startStockOllama starts `ollama serve` on models, with extraEnv, and
+// waits (bounded) until it answers.
+func startStockOllama(t *testing.T, bin, models string, extraEnv ...string) *stockOllama {
 	t.Helper()
-	o := &stockOllama{bin: bin, home: t.TempDir(), models: models, host: freeLoopbackAddr(t), out: &lockedBuffer{}}
+	o := &stockOllama{bin: bin, home: t.TempDir(), models: models, host: freeLoopbackAddr(t), extraEnv: extraEnv, out: &lockedBuffer{}}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = o.env()
 	cmd.Stdout, cmd.Stderr = o.out, o.out

@@ -28,13 +28,7 @@ const registryBinary = "docker-registry"
 // sending blob GETs (307) to a second local server, as registry.ollama.ai
 // sends them to its CDN.
 func TestRegistryIntegration(t *testing.T) {
-	bin, err := exec.LookPath(registryBinary)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (apt-get install docker-registry): %v", registryBinary, err)
-		}
-		t.Skipf("%s not installed; apt-get install docker-registry to run this test", registryBinary)
-	}
+	bin := findRegistry(t)
 	for _, redirect := range []bool{false, true} {
 		name := "direct"
 		if redirect {
