@@ -1440,7 +1440,7 @@ func apiPullModelZip(t *testing.T, a *apiServer) string {
 	t.Helper()
 	f := newFakeRegistry(t)
 	tinyModel(f, "tiny", "latest")
-	c := newTestRegistryClient(t, f.URL)
+	c := newTestPuller(t, f.URL)
 	res, err := c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: a.dir, Retries: -1})
 	if err != nil {
 		t.Fatalf("Pull: %v", err)

@@ -45,6 +45,7 @@ func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, err
 		return nil, err
 	}
 	files := newRangeDownloader(client, log)
+	files.userAgent = "ollama-model-downloader/" + version
 	files.retries = opts.retries
 	files.connections = opts.connections
 	files.SetRateLimit(opts.rateLimit)
@@ -212,7 +213,7 @@ func (a *app) newManager(history *historyStore, cfg managerConfig) (*manager, er
 	cfg.Concurrency = a.opts.concurrency
 	cfg.Retries = a.opts.retries
 	cfg.Files = a.files
-	cfg.Models = a.registry
+	cfg.Models = newModelPuller(a.registry)
 	cfg.History = history
 	cfg.Log = a.log
 	cfg.KeepStaging = a.opts.keepStaging

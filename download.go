@@ -15,8 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -48,15 +46,14 @@ const (
 	envRegistryPassword = "OLLAMA_REGISTRY_PASSWORD"
 )
 
-// registryClient pulls Ollama models from an OCI / Docker v2 registry into
-// a staging folder laid out like ~/.ollama/models, then zips it.
+// registryClient speaks the OCI / Docker v2 registry protocol as Ollama
+// does: names, auth challenges, manifests and blobs.
 type registryClient struct {
 	cfg       registryConfig
 	base      *url.URL // scheme://host[:port] of the default registry, without credentials
 	userAgent string
 	platform  string
-	backoff   time.Duration    // first pause between manifest attempts; doubles
-	now       func() time.Time // the clock a zip's entry times come from
+	backoff   time.Duration // first pause between manifest attempts; doubles
 
 	mu    sync.Mutex
 	hosts map[string]*pullHost // by lower-case host
@@ -74,50 +71,6 @@ type registryConfig struct {
 	// Basic credentials for the registry host; "" = from Registry's
 	// user:pass, else OLLAMA_REGISTRY_USER / OLLAMA_REGISTRY_PASSWORD.
 	Username, Password string
-	// ReuseModelsDirs are Ollama models folders whose blobs a pull may
-	// take instead of fetching them; nil = the one Ollama uses here
-	// ($OLLAMA_MODELS, else ~/.ollama/models), empty = none.
-	ReuseModelsDirs []string
-	// fsType names a folder's file system ("vfat" for FAT32…); nil =
-	// fileSystemType. Tests set it to pretend.
-	fsType func(dir string) string
-}
-
-type pullRequest struct {
-	Ref         string             // as typed by the user
-	OutputDir   string             // staging lives under OutputDir/.staging/
-	Output      string             // zip path; "" = OutputDir/<ZipName>
-	KeepStaging bool               // keep the staging folder after zipping
-	Retries     int                // < 0 = default
-	Progress    func(pullProgress) // called often; must be cheap
-	Limiter     *rateLimiter       // optional speed cap shared by all of this pull's blobs
-	ModelsDir   string             // non-empty: install straight into this Ollama models folder, no zip
-	Split       int64              // > 0: write the zip as NAME.zip.001, .002… of at most Split bytes
-}
-
-type pullProgress struct {
-	Phase  string // "resolving", "downloading", "verifying", "packaging"
-	Done   int64  // bytes over all blobs
-	Total  int64  // -1 until the manifest is known
-	Reused int64  // bytes taken from disk instead of the network
-	Layers []layerProgress
-}
-
-// layerProgress is one blob of a model pull as the API shows it.
-type layerProgress struct {
-	Type   string `json:"type"` // model, template, license, params, system, projector, adapter, config…
-	Digest string `json:"digest"`
-	Size   int64  `json:"size"`
-	Done   int64  `json:"done"`
-	Reused bool   `json:"reused"`
-}
-
-type pullResult struct {
-	Path   string // the zip, its first part, or (ModelsDir) the manifest file
-	Size   int64
-	Name   modelName
-	Reused int64
-	Parts  []string
 }
 
 // pullHost is what a pull from one registry host needs: its base URL,
@@ -176,7 +129,6 @@ func newRegistryClient(cfg registryConfig) (*registryClient, error) {
 		userAgent: fmt.Sprintf("ollama/%s (%s %s) Go/%s", cfg.OllamaVersion, runtime.GOARCH, runtime.GOOS, runtime.Version()),
 		platform:  platform,
 		backoff:   500 * time.Millisecond,
-		now:       time.Now,
 		hosts:     map[string]*pullHost{},
 	}, nil
 }
@@ -222,6 +174,18 @@ func (c *registryClient) host(name modelName) *pullHost {
 	return h
 }
 
+// downloadBlob fetches blob digest of name through the engine (req names
+// where it goes and what it must hash to). The request goes to the name's
+// registry host with its credentials; a redirect to a CDN does not carry
+// them. A host that cannot be resolved is named in the error.
+func (c *registryClient) downloadBlob(ctx context.Context, name modelName, digest string, req fileRequest) error {
+	h := c.host(name)
+	req.URL = h.base.JoinPath("v2", name.Namespace, name.Model, "blobs", digest).String()
+	req.Header = http.Header{"User-Agent": {c.userAgent}}
+	_, err := h.files.Download(ctx, req)
+	return explainNetError(err, h.base.Hostname())
+}
+
 // blobDownloader is the shared engine with the registry host's
 // authenticating client: the token must reach the registry's blob URL but
 // never the CDN it redirects to, so it is added per request by
@@ -233,75 +197,19 @@ func blobDownloader(files *rangeDownloader, client httpDoer, log *slog.Logger) *
 	return files.withClient(client)
 }
 
-// Pull fetches a model's manifest and blobs and verifies every byte. By
-// default the blobs are downloaded straight into the zip (pullzip.go);
-// with ModelsDir they are installed into that Ollama models folder
-// instead (pullinstall.go). Blobs already on this machine are taken from
-// disk (reuse.go). Running it again after a failure, a cancel or a kill
-// continues: nothing verified is fetched again.
-func (c *registryClient) Pull(ctx context.Context, req pullRequest) (pullResult, error) {
-	name, err := parseModelName(strings.TrimSpace(req.Ref), c.DefaultHost())
-	if err != nil {
-		return pullResult{}, err
+// retries is the -retries set on the shared engine, else defaultRetries.
+func (c *registryClient) retries() int {
+	if c.cfg.Files != nil && c.cfg.Files.retries >= 0 {
+		return c.cfg.Files.retries
 	}
-	if req.OutputDir == "" && req.ModelsDir == "" {
-		return pullResult{}, badInputf("pulling %s: no output folder given", name.DisplayName())
-	}
-	if req.Split < 0 || req.Split > 0 && req.Split < minSplitSize {
-		return pullResult{}, badInputf("pulling %s: -split must be at least %s, got %d bytes", name.DisplayName(), sizeText(minSplitSize), req.Split)
-	}
-	retries := req.Retries
-	if retries < 0 && c.cfg.Files != nil {
-		retries = c.cfg.Files.retries // -retries, set on the shared engine
-	}
-	if retries < 0 {
-		retries = defaultRetries
-	}
-	prog := &pullCounter{fn: req.Progress, total: -1}
-	prog.phase("resolving")
-
-	h := c.host(name)
-	raw, m, err := c.resolveManifest(ctx, h, name, retries)
-	if err != nil {
-		return pullResult{}, err
-	}
-	blobs, err := manifestBlobs(m)
-	if err != nil {
-		return pullResult{}, fmt.Errorf("reading manifest of %s: %w", name.DisplayName(), err)
-	}
-	prog.start(blobs)
-	job := &pullJob{c: c, h: h, name: name, raw: raw, blobs: blobs, req: req, retries: retries, prog: prog}
-	if req.ModelsDir != "" {
-		return job.install(ctx)
-	}
-	return job.zip(ctx)
+	return defaultRetries
 }
 
-// pullJob is one Pull once its manifest is known.
-type pullJob struct {
-	c       *registryClient
-	h       *pullHost
-	name    modelName
-	raw     []byte // the manifest as served
-	blobs   []blobRef
-	req     pullRequest
-	retries int
-	prog    *pullCounter
-}
+// Concurrency is how many blobs a pull fetches at a time.
+func (c *registryClient) Concurrency() int { return c.cfg.Concurrency }
 
-// reuseDirs are the Ollama models folders a pull takes blobs from: the
-// configured ones, else the one Ollama uses here ($OLLAMA_MODELS, else
-// ~/.ollama/models); the install target comes first.
-func (j *pullJob) reuseDirs() []string {
-	dirs := []string{j.req.ModelsDir}
-	if j.c.cfg.ReuseModelsDirs != nil {
-		return append(dirs, j.c.cfg.ReuseModelsDirs...)
-	}
-	if d, err := resolveModelsDir(""); err == nil {
-		dirs = append(dirs, d)
-	}
-	return dirs
-}
+// Log is the logger the client was configured with.
+func (c *registryClient) Log() *slog.Logger { return c.cfg.Log }
 
 // ociDescriptor points at a blob or, in an index, at a manifest.
 type ociDescriptor struct {
@@ -350,7 +258,8 @@ func (m ociManifest) isIndex(contentType string) bool {
 // resolveManifest fetches the manifest a name points at, following an
 // index to the manifest for c.platform. It returns the bytes exactly as
 // served: Ollama's model ID is their sha256.
-func (c *registryClient) resolveManifest(ctx context.Context, h *pullHost, name modelName, retries int) ([]byte, ociManifest, error) {
+func (c *registryClient) resolveManifest(ctx context.Context, name modelName, retries int) ([]byte, ociManifest, error) {
+	h := c.host(name)
 	raw, ct, err := c.fetchManifest(ctx, h, name, name.Reference(), retries)
 	if err != nil {
 		return nil, ociManifest{}, err
@@ -584,314 +493,6 @@ func manifestBlobs(m ociManifest) (_ []blobRef, err error) {
 		blobs = append(blobs, blobRef{Digest: d.Digest, Size: d.Size, MediaType: d.MediaType})
 	}
 	return blobs, nil
-}
-
-// pullStagingDir is unique per model reference and safe as a path: every
-// part was validated by parseModelName, and the hash keeps apart names
-// that differ only in host or namespace.
-func pullStagingDir(outputDir string, name modelName) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(name.String())))
-	tag := name.Tag
-	if name.Digest != "" {
-		tag = digestFilePrefix + name.digestHex()[:zipDigestShortLen]
-	}
-	return filepath.Join(outputDir, ".staging", name.Model+"-"+tag+"-"+hex.EncodeToString(sum[:6]))
-}
-
-// removePullStaging deletes a pull's staging folder and the unfinished
-// zip it was writing (for cancel).
-func removePullStaging(outputDir string, name modelName) error {
-	staging := pullStagingDir(outputDir, name)
-	if data, err := os.ReadFile(filepath.Join(staging, zipStateFile)); err == nil {
-		var st zipPullState
-		if json.Unmarshal(data, &st) == nil {
-			for _, p := range st.Temp {
-				if strings.HasPrefix(filepath.Base(p), ".") { // only our hidden temporary names
-					os.Remove(p)
-				}
-			}
-		}
-	}
-	if err := os.RemoveAll(staging); err != nil {
-		return fmt.Errorf("removing staging of %s: %w", name.DisplayName(), err)
-	}
-	_ = os.Remove(filepath.Join(outputDir, ".staging")) // only if empty
-	return nil
-}
-
-// prepareStaging creates the staging folder and removes what a manifest
-// no longer lists (a tag that moved since an interrupted pull), keeping the
-// blobs and partial files of the current one.
-func prepareStaging(dir string, blobs []blobRef) error {
-	if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o755); err != nil {
-		return fmt.Errorf("creating staging folder: %w", err)
-	}
-	if err := os.RemoveAll(filepath.Join(dir, "manifests")); err != nil {
-		return fmt.Errorf("cleaning staging folder: %w", err)
-	}
-	entries, err := os.ReadDir(filepath.Join(dir, "blobs"))
-	if err != nil {
-		return fmt.Errorf("reading staging folder: %w", err)
-	}
-	for _, e := range entries {
-		keep := false
-		for _, b := range blobs {
-			if e.Name() == b.file() || strings.HasPrefix(e.Name(), b.file()+".") {
-				keep = true
-				break
-			}
-		}
-		if !keep {
-			if err := os.RemoveAll(filepath.Join(dir, "blobs", e.Name())); err != nil {
-				return fmt.Errorf("cleaning staging folder: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-// eachBlob runs fn for the blobs at the given indexes, cfg.Concurrency at
-// a time; the first failure stops the others.
-func (j *pullJob) eachBlob(ctx context.Context, indexes []int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, j.c.cfg.Concurrency)
-	errs := make([]error, len(indexes))
-	var wg sync.WaitGroup
-	for k, i := range indexes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[k] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			if err := fn(ctx, i); err != nil {
-				errs[k] = err
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	// Report the failure that stopped the pull, not the cancels it caused.
-	var first error
-	for _, err := range errs {
-		if err != nil && first == nil {
-			first = err
-		}
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	return first
-}
-
-// blobTarget is where fetchBlob puts a blob: a file published at Path, or
-// (Region) a zip entry, with Path naming only its resume state.
-type blobTarget struct {
-	Path   string
-	Region partFile
-}
-
-// fetchBlob downloads blob i through the resumable engine. Into a Region
-// it returns the CRC-32 of the bytes, computed in the engine's one hashing
-// pass (a file the engine finds complete is not read, so the CRC is only
-// meaningful for a Region). A
-// checksum mismatch (the engine already dropped the bad bytes) is retried
-// a bounded number of times: a manifest that lists a wrong size or a
-// registry that keeps sending bad bytes must end in a clear error, not a
-// loop.
-func (j *pullJob) fetchBlob(ctx context.Context, i int, dest blobTarget) (uint32, error) {
-	b := j.blobs[i]
-	u := j.h.base.JoinPath("v2", j.name.Namespace, j.name.Model, "blobs", b.Digest).String()
-	for attempt := 0; ; attempt++ {
-		sum := newBlobSum() // fresh per attempt: a resume feeds it the kept bytes
-		_, err := j.h.files.Download(ctx, fileRequest{
-			URL:      u,
-			Path:     dest.Path,
-			SHA256:   strings.TrimPrefix(b.Digest, digestAlgoPrefix),
-			Size:     b.Size,
-			Header:   http.Header{"User-Agent": {j.c.userAgent}},
-			Retries:  j.retries,
-			Limiter:  j.req.Limiter,
-			Progress: func(done, _ int64) { j.prog.set(i, done) },
-			Region:   dest.Region,
-			Hash:     sum,
-		})
-		if err == nil {
-			j.prog.set(i, b.Size)
-			return sum.CRC(), nil
-		}
-		if errors.Is(err, errConflict) && attempt == 0 && dest.Region == nil {
-			// A file in staging that is not this blob (staging edited by
-			// hand): it is ours to replace.
-			j.c.cfg.Log.Warn("replacing a staged blob that fails verification", "digest", b.Digest)
-			if rerr := os.Remove(dest.Path); rerr == nil {
-				j.prog.set(i, 0)
-				continue
-			}
-		}
-		if errors.Is(err, errChecksumMismatch) && attempt < j.retries && ctx.Err() == nil {
-			j.c.cfg.Log.Warn("blob failed verification, fetching it again", "digest", b.Digest, "attempt", attempt+1, "err", err)
-			j.prog.set(i, 0) // the engine deleted the bad bytes
-			continue
-		}
-		if errors.Is(err, errChecksumMismatch) {
-			err = fmt.Errorf("%w (after %d attempts; the manifest says %d bytes)", err, attempt+1, b.Size)
-		}
-		return 0, fmt.Errorf("downloading blob %s of %s: %w", b.Digest, j.name.DisplayName(), explainNetError(err, j.h.base.Hostname()))
-	}
-}
-
-// modelZipEntries lists the zip's entries in Ollama's layout, each with
-// the staging file it comes from and what it must hold:
-//
-//	blobs/sha256-<hex>
-//	manifests/<host>/<namespace>/<model>/<tag or sha256-hex>
-//
-// The host keeps its port as Ollama does. Windows cannot name a folder
-// "host:port", so staging uses "host_port" there; the zip keeps Ollama's.
-func modelZipEntries(dir string, name modelName, raw []byte, blobs []blobRef) []zipEntry {
-	entries := []zipEntry{{Name: "blobs/"}}
-	sorted := slices.Clone(blobs)
-	slices.SortFunc(sorted, func(a, b blobRef) int { return strings.Compare(a.Digest, b.Digest) })
-	for _, b := range sorted {
-		entries = append(entries, zipEntry{Name: "blobs/" + b.file(), Path: filepath.Join(dir, "blobs", b.file()),
-			Size: b.Size, SHA256: strings.TrimPrefix(b.Digest, digestAlgoPrefix)})
-	}
-	stagedHost := name.Host
-	if runtime.GOOS == "windows" {
-		stagedHost = strings.ReplaceAll(stagedHost, ":", "_")
-	}
-	zdir := "manifests/"
-	entries = append(entries, zipEntry{Name: zdir})
-	for _, part := range []string{name.Host, name.Namespace, name.Model} {
-		zdir = path.Join(zdir, part) + "/"
-		entries = append(entries, zipEntry{Name: zdir})
-	}
-	sum := sha256.Sum256(raw)
-	return append(entries, zipEntry{Name: zdir + name.ManifestFile(),
-		Path: filepath.Join(dir, "manifests", stagedHost, name.Namespace, name.Model, name.ManifestFile()),
-		Size: int64(len(raw)), SHA256: hex.EncodeToString(sum[:])})
-}
-
-// writeStagedManifest checks that every staged blob has its size (the
-// engine verified the digests) and writes the manifest byte-for-byte as
-// served: Ollama's model ID is its sha256.
-func writeStagedManifest(entries []zipEntry, raw []byte) error {
-	for _, e := range entries[:len(entries)-1] {
-		if e.Path == "" {
-			continue
-		}
-		fi, err := os.Stat(e.Path)
-		if err != nil {
-			return fmt.Errorf("checking staged blob: %w", err)
-		}
-		if fi.Size() != e.Size {
-			return fmt.Errorf("staged %s: %w: %d bytes, manifest says %d", e.Name, errChecksumMismatch, fi.Size(), e.Size)
-		}
-	}
-	m := entries[len(entries)-1].Path
-	if err := os.MkdirAll(filepath.Dir(m), 0o755); err != nil {
-		return fmt.Errorf("creating manifest folder: %w", err)
-	}
-	if err := writeFileAtomic(m, 0o644, writeBytes(raw)); err != nil {
-		return fmt.Errorf("writing manifest: %w", err)
-	}
-	return nil
-}
-
-// pullCounter sums per-blob progress and reports it; blob goroutines call
-// set concurrently, so the callback is serialized.
-type pullCounter struct {
-	fn     func(pullProgress)
-	mu     sync.Mutex
-	cur    string
-	layers []layerProgress
-	total  int64
-	reused int64
-}
-
-func (p *pullCounter) start(blobs []blobRef) {
-	p.mu.Lock()
-	p.layers = make([]layerProgress, len(blobs))
-	p.total = 0
-	for i, b := range blobs {
-		p.layers[i] = layerProgress{Type: layerType(b.MediaType), Digest: b.Digest, Size: b.Size}
-		p.total += b.Size
-	}
-	p.mu.Unlock()
-}
-
-// finish reports every blob as done (a pull that found its work done).
-func (p *pullCounter) finish() {
-	p.mu.Lock()
-	for i := range p.layers {
-		p.layers[i].Done = p.layers[i].Size
-	}
-	p.cur = "verifying"
-	p.mu.Unlock()
-	p.report()
-}
-
-func (p *pullCounter) phase(name string) {
-	p.mu.Lock()
-	p.cur = name
-	p.mu.Unlock()
-	p.report()
-}
-
-func (p *pullCounter) set(i int, done int64) {
-	p.mu.Lock()
-	p.layers[i].Done = done
-	p.mu.Unlock()
-	p.report()
-}
-
-// reuse counts blob i as taken from disk.
-func (p *pullCounter) reuse(i int) {
-	p.mu.Lock()
-	if !p.layers[i].Reused {
-		p.layers[i].Reused = true
-		p.reused += p.layers[i].Size
-	}
-	p.layers[i].Done = p.layers[i].Size
-	p.mu.Unlock()
-	p.report()
-}
-
-// unreuse takes back a reuse whose copy turned out not to be the blob.
-func (p *pullCounter) unreuse(i int) {
-	p.mu.Lock()
-	if p.layers[i].Reused {
-		p.layers[i].Reused = false
-		p.reused -= p.layers[i].Size
-	}
-	p.layers[i].Done = 0
-	p.mu.Unlock()
-	p.report()
-}
-
-func (p *pullCounter) reusedBytes() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.reused
-}
-
-func (p *pullCounter) report() {
-	if p.fn == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var done int64
-	for _, l := range p.layers {
-		done += l.Done
-	}
-	p.fn(pullProgress{Phase: p.cur, Done: done, Total: p.total, Reused: p.reused, Layers: slices.Clone(p.layers)})
 }
 
 // registryAuth is the transport for one registry host: it sets Ollama's

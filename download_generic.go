@@ -145,7 +145,7 @@ func newRangeDownloader(client httpDoer, log *slog.Logger) *rangeDownloader {
 	return &rangeDownloader{
 		client:          client,
 		log:             log,
-		userAgent:       "ollama-model-downloader/" + version,
+		userAgent:       "ollama-model-downloader",
 		retries:         3,
 		backoff:         time.Second,
 		maxBackoff:      30 * time.Second,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"syscall"
 	"bytes"
 	"context"
 	"errors"
@@ -29,7 +30,8 @@ func readFile(t *testing.T, path string) []byte {
 
 func assertNoPartial(t *testing.T, path string) {
 	t.Helper()
-	for _, p := range []string{partPath(path), sidecarPath(path)} {
+	// The engine's .part and its sidecar (partPath, sidecarPath).
+	for _, p := range []string{path + ".part", path + ".part.json"} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s still exists (err=%v)", p, err)
 		}
@@ -678,7 +680,7 @@ func fillDisk(dir string) error {
 	buf := make([]byte, 4096)
 	for range 1 << 16 { // 256 MiB at most
 		if _, err := f.Write(buf); err != nil {
-			if isNoSpace(err) {
+			if errors.Is(err, syscall.ENOSPC) {
 				return nil
 			}
 			return err

@@ -97,7 +97,7 @@ type managerConfig struct {
 	Concurrency int // 1–32
 	Retries     int // default per job
 	Files       *rangeDownloader
-	Models      *registryClient
+	Models      *modelPuller
 	History     *historyStore
 	Log         *slog.Logger
 	KeepStaging bool // models: keep the staging folder after zipping (-keep-staging)
@@ -281,6 +281,9 @@ func newManager(cfg managerConfig) (*manager, error) {
 	}
 	return m, nil
 }
+
+// Models is the puller model jobs go through (nil: files only).
+func (m *manager) Models() *modelPuller { return m.cfg.Models }
 
 // Recovered is the path a corrupt queue.json was moved to when the manager
 // started, or "" if none was.

@@ -1520,7 +1520,7 @@ func newRegistryManager(t *testing.T, dir string, f *fakeRegistry) (*manager, *h
 	files.connections = 1
 	m, err := newManager(managerConfig{
 		OutputDir: dir, Concurrency: 2, Retries: 3,
-		Files: files, Models: newTestRegistryClient(t, f.URL), History: hist,
+		Files: files, Models: newTestPuller(t, f.URL), History: hist,
 	})
 	if err != nil {
 		t.Fatal(err)

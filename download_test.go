@@ -97,6 +97,34 @@ func withManifestStatus(code int, body string) fakeOption {
 // fakeUser and fakePassword are the Basic credentials withBasicAuth accepts.
 const fakeUser, fakePassword = "alice", "s3cret"
 
+// The manifest shapes the fake registry serves, with the JSON names the
+// registry spec (and the product's own ociManifest) use.
+type fakeDescriptor struct {
+	MediaType string        `json:"mediaType"`
+	Digest    string        `json:"digest"`
+	Size      int64         `json:"size"`
+	Platform  *fakePlatform `json:"platform,omitempty"`
+}
+
+type fakePlatform struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+	Variant      string `json:"variant,omitempty"`
+}
+
+type fakeManifestDoc struct {
+	SchemaVersion int              `json:"schemaVersion"`
+	MediaType     string           `json:"mediaType"`
+	Config        *fakeDescriptor  `json:"config"`
+	Layers        []fakeDescriptor `json:"layers"`
+	Manifests     []fakeDescriptor `json:"manifests"`
+}
+
+const (
+	fakeMediaManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	fakeMediaIndex    = "application/vnd.oci.image.index.v1+json"
+)
+
 func newFakeRegistry(t *testing.T, opts ...fakeOption) *fakeRegistry {
 	t.Helper()
 	f := &fakeRegistry{
@@ -130,12 +158,12 @@ func digestOf(b []byte) string {
 }
 
 // addBlob stores data and returns its descriptor.
-func (f *fakeRegistry) addBlob(mediaType string, data []byte) ociDescriptor {
+func (f *fakeRegistry) addBlob(mediaType string, data []byte) fakeDescriptor {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d := digestOf(data)
 	f.blobs[d] = data
-	return ociDescriptor{MediaType: mediaType, Digest: d, Size: int64(len(data))}
+	return fakeDescriptor{MediaType: mediaType, Digest: d, Size: int64(len(data))}
 }
 
 // addManifest stores raw manifest bytes under repo and ref (a tag, or ""
@@ -163,14 +191,14 @@ type fakeModel struct {
 func newFakeModel(t *testing.T, name string, layers ...[]byte) fakeModel {
 	t.Helper()
 	m := fakeModel{Blobs: map[string][]byte{}}
-	desc := func(mediaType string, b []byte) ociDescriptor {
-		d := ociDescriptor{MediaType: mediaType, Digest: digestOf(b), Size: int64(len(b))}
+	desc := func(mediaType string, b []byte) fakeDescriptor {
+		d := fakeDescriptor{MediaType: mediaType, Digest: digestOf(b), Size: int64(len(b))}
 		m.Blobs[d.Digest] = b
 		return d
 	}
 	cfg := []byte(fmt.Sprintf(`{"model_format":"gguf","model_family":"fake","file_type":"Q4_0","architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"name":%q}`, name))
 	c := desc("application/vnd.docker.container.image.v1+json", cfg)
-	man := ociManifest{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &c}
+	man := fakeManifestDoc{SchemaVersion: 2, MediaType: fakeMediaManifest, Config: &c}
 	types := []string{"application/vnd.ollama.image.model", "application/vnd.ollama.image.template", "application/vnd.ollama.image.params"}
 	for i, l := range layers {
 		man.Layers = append(man.Layers, desc(types[min(i, len(types)-1)], l))
@@ -191,25 +219,25 @@ func (f *fakeRegistry) addModel(repo, tag string, layers ...[]byte) fakeModel {
 	f.mu.Lock()
 	maps.Copy(f.blobs, m.Blobs)
 	f.mu.Unlock()
-	f.addManifest(repo, tag, mediaDockerManifest, m.Manifest)
+	f.addManifest(repo, tag, fakeMediaManifest, m.Manifest)
 	return m
 }
 
 // addIndex tags an OCI index pointing at models by "os/arch".
 func (f *fakeRegistry) addIndex(repo, tag string, platforms map[string]fakeModel) []byte {
 	f.t.Helper()
-	idx := ociManifest{SchemaVersion: 2, MediaType: mediaOCIIndex}
+	idx := fakeManifestDoc{SchemaVersion: 2, MediaType: fakeMediaIndex}
 	for _, p := range slices.Sorted(maps.Keys(platforms)) {
 		osName, arch, _ := strings.Cut(p, "/")
 		m := platforms[p]
-		idx.Manifests = append(idx.Manifests, ociDescriptor{MediaType: mediaDockerManifest, Digest: m.Digest, Size: int64(len(m.Manifest)),
-			Platform: &ociPlatform{OS: osName, Architecture: arch}})
+		idx.Manifests = append(idx.Manifests, fakeDescriptor{MediaType: fakeMediaManifest, Digest: m.Digest, Size: int64(len(m.Manifest)),
+			Platform: &fakePlatform{OS: osName, Architecture: arch}})
 	}
 	raw, err := json.Marshal(idx)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.addManifest(repo, tag, mediaOCIIndex, raw)
+	f.addManifest(repo, tag, fakeMediaIndex, raw)
 	return raw
 }
 
@@ -308,7 +336,7 @@ func (f *fakeRegistry) serveManifestGET(w http.ResponseWriter, r *http.Request, 
 	}
 	// Distribution refuses (404) a GET that does not accept the Docker v2
 	// type; registry.ollama.ai serves it.
-	if !strings.Contains(r.Header.Get("Accept"), mediaDockerManifest) {
+	if !strings.Contains(r.Header.Get("Accept"), fakeMediaManifest) {
 		http.Error(w, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"OCI manifest found, but accept header does not support OCI manifests"}]}`, http.StatusNotFound)
 		return
 	}
@@ -540,6 +568,33 @@ func newTestRegistryClient(t *testing.T, registry string, mods ...func(*registry
 	return c
 }
 
+// pullTestConfig is what a test may change before newTestPuller builds a
+// puller: the registry client's configuration and the puller's knobs.
+type pullTestConfig struct {
+	registryConfig
+	ReuseModelsDirs []string
+	fsType          func(dir string) string
+}
+
+// newTestPuller is newTestRegistryClient's client inside a model puller.
+func newTestPuller(t *testing.T, registry string, mods ...func(*pullTestConfig)) *modelPuller {
+	t.Helper()
+	var cfg pullTestConfig
+	c := newTestRegistryClient(t, registry, func(rc *registryConfig) {
+		cfg.registryConfig = *rc
+		for _, m := range mods {
+			m(&cfg)
+		}
+		*rc = cfg.registryConfig
+	})
+	p := newModelPuller(c)
+	p.reuseModelsDirs = cfg.ReuseModelsDirs
+	if cfg.fsType != nil {
+		p.fsType = cfg.fsType
+	}
+	return p
+}
+
 // tinyModel stores a three-layer model of about 300 KB as library/<name>.
 func tinyModel(f *fakeRegistry, name, tag string) fakeModel {
 	return f.addModel("library/"+name, tag, testBytes(300<<10, 1), []byte("{{ .Prompt }}"), []byte(`{"stop":["<|end|>"]}`))
@@ -565,7 +620,7 @@ func TestPull(t *testing.T) {
 			if tc.withUser {
 				registry = "http://" + fakeUser + ":" + fakePassword + "@" + f.Host
 			}
-			c := newTestRegistryClient(t, registry)
+			c := newTestPuller(t, registry)
 			out := t.TempDir()
 			var phases []string
 			var last pullProgress
@@ -660,7 +715,7 @@ func stagingTree(t *testing.T, dir string) map[string]zipContent {
 func TestPullKeepStaging(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "v1")
-	c := newTestRegistryClient(t, f.URL)
+	c := newTestPuller(t, f.URL)
 	out := t.TempDir()
 	name, err := parseModelName("tiny:v1", c.DefaultHost())
 	if err != nil {
@@ -691,7 +746,7 @@ func TestPullKeepStaging(t *testing.T) {
 func TestPullReplacesForeignStagedBlob(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
-	c := newTestRegistryClient(t, f.URL)
+	c := newTestPuller(t, f.URL)
 	out := t.TempDir()
 	name, err := parseModelName("tiny", c.DefaultHost())
 	if err != nil {
@@ -711,7 +766,7 @@ func TestPullReplacesForeignStagedBlob(t *testing.T) {
 func TestPullOutputAndRerun(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
-	c := newTestRegistryClient(t, f.URL)
+	c := newTestPuller(t, f.URL)
 	out := t.TempDir()
 	dest := filepath.Join(t.TempDir(), "sub", "my model.zip")
 	res, err := c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: out, Output: dest, Retries: -1})
@@ -752,7 +807,7 @@ func TestPullOutputAndRerun(t *testing.T) {
 func TestPullDigest(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
-	c := newTestRegistryClient(t, f.URL)
+	c := newTestPuller(t, f.URL)
 	hexDigest := strings.TrimPrefix(m.Digest, "sha256:")
 
 	res, err := c.Pull(t.Context(), pullRequest{Ref: "tiny@" + m.Digest, OutputDir: t.TempDir(), Retries: -1})
@@ -787,7 +842,7 @@ func TestPullIndex(t *testing.T) {
 		want     fakeModel
 	}{{"linux/arm64", arm}, {"linux/amd64", amd}} {
 		t.Run(tc.platform, func(t *testing.T) {
-			c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.Platform = tc.platform })
+			c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.Platform = tc.platform })
 			res, err := c.Pull(t.Context(), pullRequest{Ref: "multi", OutputDir: t.TempDir(), Retries: -1})
 			if err != nil {
 				t.Fatal(err)
@@ -796,7 +851,7 @@ func TestPullIndex(t *testing.T) {
 		})
 	}
 	t.Run("no match", func(t *testing.T) {
-		c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.Platform = "windows/amd64" })
+		c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.Platform = "windows/amd64" })
 		_, err := c.Pull(t.Context(), pullRequest{Ref: "multi", OutputDir: t.TempDir(), Retries: -1})
 		if !errors.Is(err, errNotFound) || !strings.Contains(err.Error(), "available: linux/amd64, linux/arm64") {
 			t.Fatalf("err = %v, want errNotFound listing linux/amd64, linux/arm64", err)
@@ -839,7 +894,7 @@ func TestPullErrors(t *testing.T) {
 			if tc.manifest != "" {
 				f.addManifest("library/bad", "latest", mediaDockerManifest, []byte(tc.manifest))
 			}
-			c := newTestRegistryClient(t, f.URL)
+			c := newTestPuller(t, f.URL)
 			parent := t.TempDir()
 			out := filepath.Join(parent, "out")
 			_, err := c.Pull(t.Context(), pullRequest{Ref: tc.ref, OutputDir: out, Retries: 1})
@@ -870,7 +925,7 @@ func TestPullErrors(t *testing.T) {
 func TestPullManifestRetry(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
-	c := newTestRegistryClient(t, f.URL)
+	c := newTestPuller(t, f.URL)
 	f.set(func(f *fakeRegistry) { f.manifestFail = 2 })
 	res, err := c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: 2})
 	if err != nil {
@@ -892,7 +947,7 @@ func TestPullOtherHostGetsNoCredentials(t *testing.T) {
 	home := newFakeRegistry(t, withBasicAuth())
 	other := newFakeRegistry(t)
 	m := tinyModel(other, "tiny", "latest")
-	c := newTestRegistryClient(t, "http://"+fakeUser+":"+fakePassword+"@"+home.Host)
+	c := newTestPuller(t, "http://"+fakeUser+":"+fakePassword+"@"+home.Host)
 	res, err := c.Pull(t.Context(), pullRequest{Ref: other.Host + "/library/tiny", OutputDir: t.TempDir(), Retries: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -919,7 +974,7 @@ func TestPullFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeRegistry(t, tc.opts...)
 			m := tinyModel(f, "tiny", "latest")
-			c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.Concurrency = 1 })
+			c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.Concurrency = 1 })
 			res, err := c.Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: 3})
 			if err != nil {
 				t.Fatalf("Pull: %v", err)
@@ -961,9 +1016,9 @@ func TestPullBadBlobs(t *testing.T) {
 			cfg := f.addBlob("application/vnd.docker.container.image.v1+json", []byte(`{}`))
 			d := f.addBlob("application/vnd.ollama.image.model", layer)
 			d.Size += tc.sizeDelta
-			raw, _ := json.Marshal(ociManifest{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &cfg, Layers: []ociDescriptor{d}})
+			raw, _ := json.Marshal(fakeManifestDoc{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &cfg, Layers: []fakeDescriptor{d}})
 			f.addManifest("library/bad", "latest", mediaDockerManifest, raw)
-			c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.Concurrency = 1 })
+			c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.Concurrency = 1 })
 			out := t.TempDir()
 			const retries = 2
 			_, err := c.Pull(t.Context(), pullRequest{Ref: "bad", OutputDir: out, Retries: retries})
@@ -985,9 +1040,9 @@ func TestPullDuplicateBlob(t *testing.T) {
 	f := newFakeRegistry(t)
 	cfg := f.addBlob("application/vnd.docker.container.image.v1+json", []byte(`{"a":1}`))
 	l := f.addBlob("application/vnd.ollama.image.model", testBytes(20<<10, 5))
-	raw, _ := json.Marshal(ociManifest{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &cfg, Layers: []ociDescriptor{l, cfg, l}})
+	raw, _ := json.Marshal(fakeManifestDoc{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &cfg, Layers: []fakeDescriptor{l, cfg, l}})
 	f.addManifest("library/dup", "latest", mediaDockerManifest, raw)
-	c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.Concurrency = 4 })
+	c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.Concurrency = 4 })
 	var last pullProgress
 	res, err := c.Pull(t.Context(), pullRequest{Ref: "dup", OutputDir: t.TempDir(), Retries: -1, Progress: func(p pullProgress) { last = p }})
 	if err != nil {
@@ -1015,7 +1070,7 @@ func TestPullResume(t *testing.T) {
 	bigDigest := digestOf(big)
 	const holdAt = 1 << 20
 	f.set(func(f *fakeRegistry) { f.hold[bigDigest] = holdAt })
-	c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.Concurrency = 4 })
+	c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.Concurrency = 4 })
 	out := t.TempDir()
 
 	var smallBytes int64
@@ -1266,7 +1321,7 @@ func TestPullCDNNotResolvable(t *testing.T) {
 		}
 		return dial(ctx, network, addr)
 	}
-	c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) {
+	c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) {
 		cfg.Client = &http.Client{Transport: tr}
 		cfg.Files.client = cfg.Client
 	})

@@ -94,13 +94,13 @@ func TestErrorCodes(t *testing.T) {
 		d.client = buildHTTPClient(http.ProxyURL(u))
 		return download(t, d, fileRequest{URL: target, Retries: 0})
 	}
-	pull := func(t *testing.T, ref string, setup func(f *fakeRegistry), mods ...func(*registryConfig)) error {
+	pull := func(t *testing.T, ref string, setup func(f *fakeRegistry), mods ...func(*pullTestConfig)) error {
 		f := newFakeRegistry(t)
 		tinyModel(f, "tiny", "latest")
 		if setup != nil {
 			setup(f)
 		}
-		_, err := newTestRegistryClient(t, f.URL, mods...).Pull(t.Context(), pullRequest{Ref: ref, OutputDir: t.TempDir(), Retries: 0})
+		_, err := newTestPuller(t, f.URL, mods...).Pull(t.Context(), pullRequest{Ref: ref, OutputDir: t.TempDir(), Retries: 0})
 		return err
 	}
 
@@ -262,7 +262,7 @@ func TestErrorCodes(t *testing.T) {
 		{"no manifest for this platform", "platform", func(t *testing.T) error {
 			return pull(t, "multi", func(f *fakeRegistry) {
 				f.addIndex("library/multi", "latest", map[string]fakeModel{"linux/amd64": tinyModel(f, "tiny2", "latest")})
-			}, func(cfg *registryConfig) { cfg.Platform = "plan9/mips" })
+			}, func(cfg *pullTestConfig) { cfg.Platform = "plan9/mips" })
 		}},
 		{"corrupt model zip (the zip reader's sentinel)", "bad_zip", func(t *testing.T) error {
 			return fmt.Errorf("reading model.zip: %w", withKind(errBadZip, errors.New("zip: not a valid zip file")))

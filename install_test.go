@@ -202,7 +202,7 @@ func TestInstallNotes(t *testing.T) {
 func TestRunInstallCommandPullsModelNames(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
-	c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.ReuseModelsDirs = []string{} })
+	c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{} })
 	models := t.TempDir()
 	var got installPullRequest
 	pull := func(ctx context.Context, req installPullRequest) (pullResult, error) {
@@ -246,7 +246,7 @@ func TestRunInstallCommandPullsModelNames(t *testing.T) {
 func TestInstallPulledZip(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
-	res, err := newTestRegistryClient(t, f.URL).Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: -1})
+	res, err := newTestPuller(t, f.URL).Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -494,12 +494,12 @@ func (b *mirrorOutput) String() string {
 func TestMirrorRoundTripWithRegistryClient(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
-	first, err := newTestRegistryClient(t, f.URL).Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: -1})
+	first, err := newTestPuller(t, f.URL).Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: -1})
 	if err != nil {
 		t.Fatalf("pull from the registry: %v", err)
 	}
-	if code := runVerifyCommand(t.Context(), []string{first.Path}, io.Discard, io.Discard); code != 0 {
-		t.Fatalf("verify of the pulled zip: exit code %d", code)
+	if !verifyOne(t.Context(), first.Path, io.Discard) {
+		t.Fatal("verify of the pulled zip failed")
 	}
 
 	mirror := newModelMirror([]string{filepath.Dir(first.Path)}, nil)
@@ -512,7 +512,7 @@ func TestMirrorRoundTripWithRegistryClient(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	mirrorHost := strings.TrimPrefix(srv.URL, "http://")
-	c := newTestRegistryClient(t, srv.URL)
+	c := newTestPuller(t, srv.URL)
 	for _, tc := range []struct{ ref, file string }{
 		{"tiny", "latest"},
 		{"tiny@" + m.Digest, "sha256-" + strings.TrimPrefix(m.Digest, "sha256:")},
@@ -545,7 +545,7 @@ func TestMirrorServesKeptStaging(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
 	out := t.TempDir()
-	res, err := newTestRegistryClient(t, f.URL).Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: out, KeepStaging: true, Retries: -1})
+	res, err := newTestPuller(t, f.URL).Pull(t.Context(), pullRequest{Ref: "tiny", OutputDir: out, KeepStaging: true, Retries: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

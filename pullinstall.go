@@ -80,7 +80,7 @@ func (j *pullJob) install(ctx context.Context) (pullResult, error) {
 		} else if errors.Is(err, errReusedBlobDiffers) {
 			// Named for its digest but not holding it: the verified copy
 			// will take its place.
-			j.c.cfg.Log.Warn("a blob in the models folder is damaged; fetching it again", "path", target)
+			j.p.log.Warn("a blob in the models folder is damaged; fetching it again", "path", target)
 		}
 		if _, err := hashBlobFile(ctx, filepath.Join(stage, b.file()), b, nil); err == nil {
 			staged[i] = true
@@ -116,13 +116,13 @@ func (j *pullJob) install(ctx context.Context) (pullResult, error) {
 			err := stageReusedBlob(ctx, src, dest, b, func(n int64) { j.prog.set(i, n) })
 			if err == nil {
 				j.prog.reuse(i)
-				j.c.cfg.Log.Debug("blob taken from disk", "digest", b.Digest, "from", src.String())
+				j.p.log.Debug("blob taken from disk", "digest", b.Digest, "from", src.String())
 				return nil
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			j.c.cfg.Log.Warn("a copy on disk could not be used; fetching the blob", "digest", b.Digest, "from", src.String(), "err", err)
+			j.p.log.Warn("a copy on disk could not be used; fetching the blob", "digest", b.Digest, "from", src.String(), "err", err)
 			j.prog.unreuse(i)
 		}
 		return diskFullError(j.fetchToFile(ctx, i, dest), dest)
@@ -151,17 +151,17 @@ func (j *pullJob) install(ctx context.Context) (pullResult, error) {
 		}
 	}
 	if err := syncFolder(blobDir); err != nil {
-		j.c.cfg.Log.Warn("syncing the blobs folder", "path", blobDir, "err", err)
+		j.p.log.Warn("syncing the blobs folder", "path", blobDir, "err", err)
 	}
 	replaced, err := installManifest(stage, manifestPath, j.raw)
 	if err != nil {
 		return pullResult{}, fmt.Errorf("installing the manifest of %s: %w", j.name.DisplayName(), err)
 	}
 	if replaced != "" {
-		j.c.cfg.Log.Info("model updated", "model", j.name.DisplayName(), "was", replaced)
+		j.p.log.Info("model updated", "model", j.name.DisplayName(), "was", replaced)
 	}
 	if err := os.RemoveAll(stage); err != nil {
-		j.c.cfg.Log.Warn("removing staging folder", "path", stage, "err", err)
+		j.p.log.Warn("removing staging folder", "path", stage, "err", err)
 	}
 	_ = os.Remove(filepath.Dir(stage)) // only if no other pull uses it
 	result.Reused = j.prog.reusedBytes()

@@ -217,7 +217,7 @@ func TestInstallIntoRunningOllama(t *testing.T) {
 	}
 
 	target := startStockOllama(t, bin, t.TempDir())
-	c := newTestRegistryClient(t, reg.URL, noReuse)
+	c := newTestPuller(t, reg.URL, noReuse)
 	res, err := c.Pull(t.Context(), pullRequest{Ref: ref, ModelsDir: target.models, OutputDir: t.TempDir(), Retries: -1})
 	if err != nil {
 		t.Fatalf("Pull into the models folder: %v\nregistry log:\n%s", err, reg.log())
@@ -269,7 +269,7 @@ func TestInstallIntoRunningOllama(t *testing.T) {
 
 	// A zip of the installed model costs the registry's CDN nothing.
 	before = reg.cdnHits.Load()
-	zc := newTestRegistryClient(t, reg.URL, func(cfg *registryConfig) { cfg.ReuseModelsDirs = []string{target.models} })
+	zc := newTestPuller(t, reg.URL, func(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{target.models} })
 	z, err := zc.Pull(t.Context(), pullRequest{Ref: ref, OutputDir: t.TempDir(), Retries: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -424,11 +424,11 @@ func TestShowReadsTheConfig(t *testing.T) {
 	license := f.addBlob("application/vnd.ollama.image.license", []byte("\n  Apache License\n  Version 2.0, January 2004\n"))
 	tmpl := f.addBlob("application/vnd.ollama.image.template", []byte("{{ .Prompt }}"))
 	params := f.addBlob("application/vnd.ollama.image.params", []byte(`{"stop":["<|im_start|>","<|im_end|>"],"temperature":0.7}`))
-	man := ociManifest{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &cfgBlob, Layers: []ociDescriptor{model, tmpl, license, params}}
+	man := fakeManifestDoc{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &cfgBlob, Layers: []fakeDescriptor{model, tmpl, license, params}}
 	raw, _ := json.Marshal(man)
 	digest := f.addManifest("library/qwen", "0.5b", mediaDockerManifest, raw)
 
-	c := newTestRegistryClient(t, f.URL)
+	c := newTestPuller(t, f.URL)
 	info, err := c.Show(t.Context(), "qwen:0.5b", reusePlaces{})
 	if err != nil {
 		t.Fatal(err)
@@ -481,9 +481,9 @@ func TestLibraryListsModels(t *testing.T) {
 	f := newFakeRegistry(t)
 	cfg := f.addBlob("application/vnd.docker.container.image.v1+json", []byte(`{"model_family":"llama","model_type":"1.2B","file_type":"Q8_0"}`))
 	layer := f.addBlob("application/vnd.ollama.image.model", testBytes(3<<20, 3))
-	raw, _ := json.Marshal(ociManifest{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &cfg, Layers: []ociDescriptor{layer}})
+	raw, _ := json.Marshal(fakeManifestDoc{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &cfg, Layers: []fakeDescriptor{layer}})
 	digest := f.addManifest("library/llama3.2", "1b", mediaDockerManifest, raw)
-	c := newTestRegistryClient(t, f.URL, noReuse)
+	c := newTestPuller(t, f.URL, noReuse)
 	if _, err := c.Pull(t.Context(), pullRequest{Ref: "llama3.2:1b", OutputDir: a.dir, Split: 1 << 20, Retries: -1}); err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func (j *pullJob) zip(ctx context.Context) (pullResult, error) {
 	split := partSize(req.Split)
 	staging := pullStagingDir(req.OutputDir, j.name)
 	entries := modelZipEntries(staging, j.name, j.raw, j.blobs)
-	probe, err := planZip(zipSlots(entries), j.c.now())
+	probe, err := planZip(zipSlots(entries), j.p.now())
 	if err != nil {
 		return pullResult{}, fmt.Errorf("planning the zip of %s: %w", j.name.DisplayName(), err)
 	}
@@ -175,14 +175,14 @@ func (j *pullJob) zip(ctx context.Context) (pullResult, error) {
 	}
 	if !req.KeepStaging {
 		if err := removePullStaging(req.OutputDir, j.name); err != nil {
-			j.c.cfg.Log.Warn("removing staging folder", "path", staging, "err", err)
+			j.p.log.Warn("removing staging folder", "path", staging, "err", err)
 		}
 	} else {
 		_ = os.RemoveAll(filepath.Join(staging, "zip"))
 		_ = os.RemoveAll(filepath.Join(staging, "small"))
 		_ = os.Remove(filepath.Join(staging, zipStateFile))
 	}
-	j.c.cfg.Log.Debug("model pulled", "model", j.name.String(), "zip", final, "bytes", layout.Size, "reused", j.prog.reusedBytes())
+	j.p.log.Debug("model pulled", "model", j.name.String(), "zip", final, "bytes", layout.Size, "reused", j.prog.reusedBytes())
 	return pullResult{Path: final, Size: layout.Size, Name: j.name, Reused: j.prog.reusedBytes(), Parts: parts}, nil
 }
 
@@ -237,7 +237,7 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 			}
 			if err == nil {
 				j.prog.reuse(i)
-				j.c.cfg.Log.Debug("blob taken from disk", "digest", b.Digest, "from", src.String())
+				j.p.log.Debug("blob taken from disk", "digest", b.Digest, "from", src.String())
 				if b.Size <= smallBlobBytes {
 					remember(b.Digest, crc)
 					return nil
@@ -247,7 +247,7 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			j.c.cfg.Log.Warn("a copy on disk could not be used; fetching the blob", "digest", b.Digest, "from", src.String(), "err", err)
+			j.p.log.Warn("a copy on disk could not be used; fetching the blob", "digest", b.Digest, "from", src.String(), "err", err)
 			j.prog.unreuse(i)
 		}
 		if b.Size <= smallBlobBytes {
@@ -314,14 +314,14 @@ func (j *pullJob) zipAlreadyThere(ctx context.Context, out string, split int64, 
 		return pullResult{}, false
 	}
 	j.prog.finish()
-	j.c.cfg.Log.Debug("model already pulled", "model", j.name.String(), "zip", first)
+	j.p.log.Debug("model already pulled", "model", j.name.String(), "zip", first)
 	return pullResult{Path: first, Size: zs.Size(), Name: j.name, Parts: zs.Parts}, true
 }
 
 // checkFAT refuses, before anything is fetched, a zip (or a part) that a
 // FAT32 output folder cannot hold.
 func (j *pullJob) checkFAT(dir string, size, split int64) error {
-	fsType := j.c.cfg.fsType
+	fsType := j.p.fsType
 	if fsType == nil {
 		fsType = fileSystemType
 	}
@@ -350,14 +350,14 @@ func (j *pullJob) loadZipState(staging, out string, split int64) (zipPullState, 
 	var st zipPullState
 	data, err := os.ReadFile(filepath.Join(staging, zipStateFile))
 	if err != nil || json.Unmarshal(data, &st) != nil || st.Done == nil {
-		return zipPullState{Modified: j.c.now()}, true, nil
+		return zipPullState{Modified: j.p.now()}, true, nil
 	}
 	if st.Manifest != digestOfBytes(j.raw) || st.Output != out || st.Split != split || st.Modified.IsZero() {
-		return zipPullState{Modified: j.c.now(), Temp: st.Temp}, true, nil
+		return zipPullState{Modified: j.p.now(), Temp: st.Temp}, true, nil
 	}
 	for _, p := range st.Temp {
 		if _, err := os.Stat(p); err != nil {
-			return zipPullState{Modified: j.c.now(), Temp: st.Temp}, true, nil
+			return zipPullState{Modified: j.p.now(), Temp: st.Temp}, true, nil
 		}
 	}
 	return st, false, nil

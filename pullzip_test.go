@@ -12,13 +12,13 @@ import (
 )
 
 // fixedClock makes two pulls of one model write byte-identical zips.
-func fixedClock(c *registryClient) {
+func fixedClock(c *modelPuller) {
 	at := time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)
 	c.now = func() time.Time { return at }
 }
 
 // noReuse keeps a test's pulls away from this machine's own models.
-func noReuse(cfg *registryConfig) { cfg.ReuseModelsDirs = []string{} }
+func noReuse(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{} }
 
 // TestPullSplit: -split writes NAME.zip.001… each at most SIZE, whose
 // concatenation is byte for byte the zip an unsplit pull writes; verify,
@@ -26,7 +26,7 @@ func noReuse(cfg *registryConfig) { cfg.ReuseModelsDirs = []string{} }
 func TestPullSplit(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := f.addModel("library/big", "latest", testBytes(3<<20+12345, 4), []byte("template"), []byte(`{"p":1}`))
-	c := newTestRegistryClient(t, f.URL, noReuse)
+	c := newTestPuller(t, f.URL, noReuse)
 	fixedClock(c)
 
 	one, err := c.Pull(t.Context(), pullRequest{Ref: "big", OutputDir: t.TempDir(), Retries: -1})
@@ -142,7 +142,7 @@ func TestPullRefusesFAT32(t *testing.T) {
 	cfg := f.addBlob("application/vnd.docker.container.image.v1+json", []byte("{}"))
 	raw := []byte(`{"schemaVersion":2,"mediaType":"` + mediaDockerManifest + `","config":{"mediaType":"` + cfg.MediaType + `","digest":"` + cfg.Digest + `","size":2},"layers":[{"mediaType":"` + big.MediaType + `","digest":"` + big.Digest + `","size":5368709120}]}`)
 	f.addManifest("library/huge", "latest", mediaDockerManifest, raw)
-	c := newTestRegistryClient(t, f.URL, noReuse, func(cfg *registryConfig) { cfg.fsType = func(string) string { return "vfat" } })
+	c := newTestPuller(t, f.URL, noReuse, func(cfg *pullTestConfig) { cfg.fsType = func(string) string { return "vfat" } })
 
 	for _, split := range []int64{0, 5 << 30} {
 		out := t.TempDir()
@@ -167,7 +167,7 @@ func TestPullChecksFreeSpaceFirst(t *testing.T) {
 	cfg := f.addBlob("application/vnd.docker.container.image.v1+json", []byte("{}"))
 	raw := []byte(`{"schemaVersion":2,"mediaType":"` + mediaDockerManifest + `","config":{"mediaType":"` + cfg.MediaType + `","digest":"` + cfg.Digest + `","size":2},"layers":[{"mediaType":"` + big.MediaType + `","digest":"` + big.Digest + `","size":1125899906842624}]}`)
 	f.addManifest("library/huge", "latest", mediaDockerManifest, raw)
-	c := newTestRegistryClient(t, f.URL, noReuse)
+	c := newTestPuller(t, f.URL, noReuse)
 	for _, req := range []pullRequest{
 		{Ref: "huge", OutputDir: t.TempDir(), Retries: -1},
 		{Ref: "huge", ModelsDir: t.TempDir(), Retries: -1},
@@ -207,7 +207,7 @@ func TestPullReusesBlobsOnDisk(t *testing.T) {
 	}
 
 	t.Run("from a zip of the output folder", func(t *testing.T) {
-		c := newTestRegistryClient(t, f.URL, noReuse)
+		c := newTestPuller(t, f.URL, noReuse)
 		out := t.TempDir()
 		if _, err := c.Pull(t.Context(), pullRequest{Ref: "fam:small", OutputDir: out, Retries: -1}); err != nil {
 			t.Fatal(err)
@@ -228,7 +228,7 @@ func TestPullReusesBlobsOnDisk(t *testing.T) {
 
 	t.Run("install from a models folder and a zip", func(t *testing.T) {
 		theirs := t.TempDir() // another Ollama models folder ($OLLAMA_MODELS)
-		c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.ReuseModelsDirs = []string{theirs} })
+		c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{theirs} })
 		if _, err := c.Pull(t.Context(), pullRequest{Ref: "fam:small", ModelsDir: theirs, Retries: -1}); err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +261,7 @@ func TestPullReusesBlobsOnDisk(t *testing.T) {
 
 		// A zip pull now takes everything from the models folders.
 		before = served()
-		c2 := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.ReuseModelsDirs = []string{mine} })
+		c2 := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{mine} })
 		z, err := c2.Pull(t.Context(), pullRequest{Ref: "fam:large", OutputDir: t.TempDir(), Retries: -1})
 		if err != nil {
 			t.Fatal(err)
@@ -276,7 +276,7 @@ func TestPullReusesBlobsOnDisk(t *testing.T) {
 
 	t.Run("a damaged copy is fetched instead", func(t *testing.T) {
 		theirs := t.TempDir()
-		c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.ReuseModelsDirs = []string{theirs} })
+		c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{theirs} })
 		if _, err := c.Pull(t.Context(), pullRequest{Ref: "fam:small", ModelsDir: theirs, Retries: -1}); err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +325,7 @@ func TestRemoveStagingAfterCancel(t *testing.T) {
 	big := testBytes(2<<20, 17)
 	f.addModel("library/big", "latest", big, []byte("template"))
 	f.set(func(f *fakeRegistry) { f.hold[digestOf(big)] = 1 << 20 })
-	c := newTestRegistryClient(t, f.URL, noReuse)
+	c := newTestPuller(t, f.URL, noReuse)
 	name, err := parseModelName("big", c.DefaultHost())
 	if err != nil {
 		t.Fatal(err)

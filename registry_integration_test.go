@@ -39,7 +39,7 @@ func TestRegistryIntegration(t *testing.T) {
 			m := newFakeModel(t, "tiny:latest", testBytes(256<<10, 7), []byte("{{ .Prompt }}"), []byte(`{"temperature":0}`))
 			reg.push(t, "library/tiny", "latest", m)
 
-			c := newTestRegistryClient(t, reg.URL)
+			c := newTestPuller(t, reg.URL)
 			for _, ref := range []string{reg.Host + "/library/tiny", "tiny@" + m.Digest} {
 				res, err := c.Pull(t.Context(), pullRequest{Ref: ref, OutputDir: t.TempDir(), Retries: -1})
 				if err != nil {
@@ -182,7 +182,7 @@ func (d *distribution) push(t *testing.T, repo, tag string, m fakeModel) {
 		loc.RawQuery = q.Encode()
 		d.put(t, loc.String(), "application/octet-stream", data)
 	}
-	d.put(t, d.URL+"/v2/"+repo+"/manifests/"+tag, mediaDockerManifest, m.Manifest)
+	d.put(t, d.URL+"/v2/"+repo+"/manifests/"+tag, fakeMediaManifest, m.Manifest)
 }
 
 func (d *distribution) put(t *testing.T, u, contentType string, body []byte) {
@@ -199,7 +199,7 @@ func (d *distribution) put(t *testing.T, u, contentType string, body []byte) {
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT %s: %s: %s\n%s", redactURL(u), resp.Status, msg, d.log())
+		t.Fatalf("PUT %s: %s: %s\n%s", u, resp.Status, msg, d.log())
 	}
 }
 

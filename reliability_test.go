@@ -386,7 +386,7 @@ func TestReliabilityOutputIsAFile(t *testing.T) {
 // mentions want and that nothing was written in or beside the output.
 func pullExpectFailure(t *testing.T, registry, ref, want string) error {
 	t.Helper()
-	c := newTestRegistryClient(t, registry)
+	c := newTestPuller(t, registry)
 	parent := t.TempDir()
 	out := filepath.Join(parent, "out")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -446,7 +446,7 @@ func TestReliabilityIndexEntryDigest(t *testing.T) {
 	raw := `{"schemaVersion":2,"mediaType":"` + mediaOCIIndex + `","manifests":[{"mediaType":"` + mediaDockerManifest +
 		`","digest":"sha256:../../x","size":1,"platform":{"os":"linux","architecture":"amd64"}}]}`
 	f.addManifest("library/idx", "latest", mediaOCIIndex, []byte(raw))
-	c := newTestRegistryClient(t, f.URL, func(cfg *registryConfig) { cfg.Platform = "linux/amd64" })
+	c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.Platform = "linux/amd64" })
 	out := t.TempDir()
 	_, err := c.Pull(t.Context(), pullRequest{Ref: "idx", OutputDir: out, Retries: 0})
 	if err == nil || !strings.Contains(err.Error(), "invalid digest") {

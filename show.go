@@ -91,17 +91,14 @@ func (c ollamaConfig) family() string {
 // Show resolves a model and reads its manifest, config and small layers
 // (from disk when places hold them, else from the registry), never the
 // weights.
-func (c *registryClient) Show(ctx context.Context, ref string, places reusePlaces) (modelInfo, error) {
+func (p *modelPuller) Show(ctx context.Context, ref string, places reusePlaces) (modelInfo, error) {
+	c := p.reg
 	name, err := parseModelName(strings.TrimSpace(ref), c.DefaultHost())
 	if err != nil {
 		return modelInfo{}, err
 	}
-	retries := defaultRetries
-	if c.cfg.Files != nil && c.cfg.Files.retries >= 0 {
-		retries = c.cfg.Files.retries
-	}
-	h := c.host(name)
-	raw, m, err := c.resolveManifest(ctx, h, name, retries)
+	retries := c.retries()
+	raw, m, err := c.resolveManifest(ctx, name, retries)
 	if err != nil {
 		return modelInfo{}, err
 	}
@@ -135,7 +132,7 @@ func (c *registryClient) Show(ctx context.Context, ref string, places reusePlace
 		if !slices.Contains([]string{"config", "license", "system", "params"}, typ) || d.Size > maxShowBlob {
 			continue
 		}
-		data, err := c.smallBlob(ctx, h, name, b, local, retries)
+		data, err := smallBlob(ctx, c, name, b, local, retries)
 		if err != nil {
 			return modelInfo{}, err
 		}
@@ -160,13 +157,20 @@ func (c *registryClient) Show(ctx context.Context, ref string, places reusePlace
 
 // smallBlob reads one small blob, from a copy on disk when there is one
 // that hashes right, else from the registry; its digest is checked.
-func (c *registryClient) smallBlob(ctx context.Context, h *pullHost, name modelName, b blobRef, local map[string]blobSource, retries int) ([]byte, error) {
+func smallBlob(ctx context.Context, c *registryClient, name modelName, b blobRef, local map[string]blobSource, retries int) ([]byte, error) {
 	if src, ok := local[b.Digest]; ok {
 		var buf bytes.Buffer
 		if _, err := copyReusedBlob(ctx, &buf, src, nil); err == nil {
 			return buf.Bytes(), nil
 		}
 	}
+	return c.fetchSmallBlob(ctx, name, b, retries)
+}
+
+// fetchSmallBlob reads one small blob (a config, a license) into memory
+// from the registry, retrying what is worth retrying; its digest is checked.
+func (c *registryClient) fetchSmallBlob(ctx context.Context, name modelName, b blobRef, retries int) ([]byte, error) {
+	h := c.host(name)
 	u := h.base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
 	delay := c.backoff
 	for attempt := 0; ; attempt++ {
@@ -256,7 +260,7 @@ func runShowCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if d, err := resolveModelsDir(""); err == nil {
 		dirs = append(dirs, d)
 	}
-	info, err := c.Show(ctx, names[0], reusePlacesFor(*outputDir, dirs))
+	info, err := newModelPuller(c).Show(ctx, names[0], reusePlacesFor(*outputDir, dirs))
 	if err != nil {
 		fmt.Fprintln(stderr, "show:", err)
 		if errors.Is(err, errBadInput) || errors.Is(err, errNotFound) {
@@ -349,7 +353,7 @@ func (s *server) handleModelShow(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badInputf("name a model: /api/model/show?name=llama3.2:1b"))
 		return
 	}
-	if s.cfg.Manager == nil || s.cfg.Manager.cfg.Models == nil {
+	if s.cfg.Manager == nil || s.cfg.Manager.Models() == nil {
 		s.writeError(w, r, errors.New("model downloads are not configured"))
 		return
 	}
@@ -357,7 +361,7 @@ func (s *server) handleModelShow(w http.ResponseWriter, r *http.Request) {
 	if d, err := resolveModelsDir(""); err == nil {
 		dirs = append(dirs, d)
 	}
-	info, err := s.cfg.Manager.cfg.Models.Show(r.Context(), name, reusePlacesFor(s.cfg.OutputDir, dirs))
+	info, err := s.cfg.Manager.Models().Show(r.Context(), name, reusePlacesFor(s.cfg.OutputDir, dirs))
 	if err != nil {
 		if !errors.Is(err, errBadInput) && !errors.Is(err, errNotFound) && r.Context().Err() == nil {
 			// The registry or the network failed: say so, not "internal error".
