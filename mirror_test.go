@@ -56,15 +56,15 @@ func pullLikeOllama(t *testing.T, base, repo, tag string) map[string][]byte {
 		t.Errorf("manifest Content-Type = %q", got)
 	}
 	var doc struct {
-		Config manifestRef
-		Layers []manifestRef
+		Config fakeDescriptor
+		Layers []fakeDescriptor
 	}
 	if err := json.Unmarshal(manifest, &doc); err != nil {
 		t.Fatal(err)
 	}
 	baseURL, _ := url.Parse(base)
 	files := map[string][]byte{}
-	for _, ref := range append([]manifestRef{doc.Config}, doc.Layers...) {
+	for _, ref := range append([]fakeDescriptor{doc.Config}, doc.Layers...) {
 		blobURL := base + "/v2/" + repo + "/blobs/" + ref.Digest
 		head, err := client.Head(blobURL)
 		if err != nil {

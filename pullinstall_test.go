@@ -413,28 +413,33 @@ func TestInstallResumesAfterSIGKILL(t *testing.T) {
 	}
 }
 
-// TestShowReadsTheConfig: show on a model whose config this test wrote,
-// from the in-process registry: every field, and the model blob never
-// requested; the API answers the same, 400 for a bad name, 404 for an
-// unknown model.
-func TestShowReadsTheConfig(t *testing.T) {
-	f := newFakeRegistry(t)
+// addShowModel stores library/qwen:0.5b with a config, a license, a
+// template and params this test wrote; it returns the manifest's digest
+// the model blob's digest and the model's size.
+func addShowModel(f *fakeRegistry) (digest, modelDigest string, size int64) {
 	cfgBlob := f.addBlob("application/vnd.docker.container.image.v1+json", []byte(`{"model_format":"gguf","model_family":"qwen2","model_families":["qwen2"],"model_type":"494.03M","file_type":"Q4_0","architecture":"amd64","os":"linux"}`))
 	model := f.addBlob("application/vnd.ollama.image.model", testBytes(300_000, 2))
 	license := f.addBlob("application/vnd.ollama.image.license", []byte("\n  Apache License\n  Version 2.0, January 2004\n"))
 	tmpl := f.addBlob("application/vnd.ollama.image.template", []byte("{{ .Prompt }}"))
 	params := f.addBlob("application/vnd.ollama.image.params", []byte(`{"stop":["<|im_start|>","<|im_end|>"],"temperature":0.7}`))
-	man := fakeManifestDoc{SchemaVersion: 2, MediaType: mediaDockerManifest, Config: &cfgBlob, Layers: []fakeDescriptor{model, tmpl, license, params}}
+	man := fakeManifestDoc{SchemaVersion: 2, MediaType: fakeMediaManifest, Config: &cfgBlob, Layers: []fakeDescriptor{model, tmpl, license, params}}
 	raw, _ := json.Marshal(man)
-	digest := f.addManifest("library/qwen", "0.5b", mediaDockerManifest, raw)
+	return f.addManifest("library/qwen", "0.5b", fakeMediaManifest, raw), model.Digest, cfgBlob.Size + model.Size + license.Size + tmpl.Size + params.Size
+}
 
+// TestShowReadsTheConfig: show on a model whose config this test wrote,
+// from the in-process registry: every field, and the model blob never
+// requested.
+func TestShowReadsTheConfig(t *testing.T) {
+	f := newFakeRegistry(t)
+	digest, modelDigest, size := addShowModel(f)
 	c := newTestPuller(t, f.URL)
 	info, err := c.Show(t.Context(), "qwen:0.5b", reusePlaces{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := modelInfo{Name: f.Host + "/library/qwen:0.5b", Display: "qwen:0.5b", ID: strings.TrimPrefix(digest, "sha256:")[:12], Digest: digest,
-		Size: cfgBlob.Size + model.Size + license.Size + tmpl.Size + params.Size, Family: "qwen2", Parameters: "494.03M", Quantization: "Q4_0",
+		Size: size, Family: "qwen2", Parameters: "494.03M", Quantization: "Q4_0",
 		License: "Apache License"}
 	if info.Name != want.Name || info.ID != want.ID || info.Size != want.Size || info.Family != want.Family || info.Parameters != want.Parameters ||
 		info.Quantization != want.Quantization || info.License != want.License || !strings.Contains(info.Params, "temperature") {
@@ -447,8 +452,19 @@ func TestShowReadsTheConfig(t *testing.T) {
 	if got := strings.Join(types, " "); got != "config model template license params" {
 		t.Errorf("layer types %q", got)
 	}
-	if n := f.count(func(f *fakeRegistry) int { return f.CDNHits[model.Digest] + f.RegistryBlobHits[model.Digest] }); n != 0 {
+	if n := f.count(func(f *fakeRegistry) int { return f.CDNHits[modelDigest] + f.RegistryBlobHits[modelDigest] }); n != 0 {
 		t.Errorf("show requested the model blob %d times", n)
+	}
+}
+
+// TestShowPrintsWhatOllamaShows: the show command's text names the model,
+// its ID, parameters, quantization, license and params.
+func TestShowPrintsWhatOllamaShows(t *testing.T) {
+	f := newFakeRegistry(t)
+	addShowModel(f)
+	info, err := newTestPuller(t, f.URL).Show(t.Context(), "qwen:0.5b", reusePlaces{})
+	if err != nil {
+		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	printModelInfo(&out, info)
@@ -457,11 +473,18 @@ func TestShowReadsTheConfig(t *testing.T) {
 			t.Errorf("show's text lacks %q:\n%s", s, out.String())
 		}
 	}
+}
 
+// TestShowAPI: GET /api/model/show answers what show prints, 400 for a
+// bad name, 404 for an unknown model.
+func TestShowAPI(t *testing.T) {
+	f := newFakeRegistry(t)
+	digest, _, size := addShowModel(f)
+	c := newTestPuller(t, f.URL)
 	a := newAPIServer(t, func(cfg *serverConfig) { cfg.Manager.cfg.Models = c })
 	code, _, body := a.do(t, "GET", "/api/model/show?name=qwen:0.5b", nil)
 	var got modelInfo
-	if code != http.StatusOK || json.Unmarshal(body, &got) != nil || got.ID != info.ID || got.Size != info.Size || len(got.Layers) != 5 {
+	if code != http.StatusOK || json.Unmarshal(body, &got) != nil || got.Digest != digest || got.Size != size || len(got.Layers) != 5 {
 		t.Errorf("GET /api/model/show: %d %s", code, body)
 	}
 	for _, tc := range []struct {
