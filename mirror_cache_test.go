@@ -56,7 +56,7 @@ func getBody(t *testing.T, u, rng string) (*http.Response, []byte, error) {
 	if rng != "" {
 		req.Header.Set("Range", rng)
 	}
-	req.Header.Set("Accept", mediaDockerManifest)
+	req.Header.Set("Accept", fakeMediaManifest)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, nil, err
