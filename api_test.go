@@ -1455,9 +1455,9 @@ func apiPullModelZip(t *testing.T, a *apiServer) string {
 func TestLibraryInstall(t *testing.T) {
 	a := newAPIServer(t)
 	p := apiPullModelZip(t, a)
-	models := filepath.Join(t.TempDir(), "models")
+	modelsDir := filepath.Join(t.TempDir(), "models")
 
-	body, k, v := apiForm("path", p, "models_dir", models)
+	body, k, v := apiForm("path", p, "models_dir", modelsDir)
 	code, _, resp := a.do(t, "POST", "/api/library/install", body, k, v)
 	if code != http.StatusOK {
 		t.Fatalf("install: %d %s", code, resp)
@@ -1466,7 +1466,7 @@ func TestLibraryInstall(t *testing.T) {
 	if err := json.Unmarshal(resp, &got); err != nil {
 		t.Fatal(err)
 	}
-	if !got.OK || got.ModelsDir != models || !strings.Contains(got.Output, "tiny:latest: installed") {
+	if !got.OK || got.ModelsDir != modelsDir || !strings.Contains(got.Output, "tiny:latest: installed") {
 		t.Errorf("answer = %+v", got)
 	}
 	// The models folder holds exactly the zip's files.
@@ -1476,7 +1476,7 @@ func TestLibraryInstall(t *testing.T) {
 			want[name] = []byte(zc.Data)
 		}
 	}
-	if tree := readTree(t, models); !reflect.DeepEqual(tree, want) {
+	if tree := readTree(t, modelsDir); !reflect.DeepEqual(tree, want) {
 		t.Errorf("models folder has %d files, want the zip's %d", len(tree), len(want))
 	}
 
@@ -1484,11 +1484,11 @@ func TestLibraryInstall(t *testing.T) {
 	manifest := ""
 	for name := range want {
 		if strings.HasPrefix(name, "manifests/") {
-			manifest = filepath.Join(models, filepath.FromSlash(name))
+			manifest = filepath.Join(modelsDir, filepath.FromSlash(name))
 		}
 	}
 	apiWriteFile(t, manifest, `{"schemaVersion":2}`)
-	body, k, v = apiForm("path", p, "models_dir", models)
+	body, k, v = apiForm("path", p, "models_dir", modelsDir)
 	code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
 	apiWantError(t, code, hdr, resp, http.StatusConflict)
 	if data, _ := os.ReadFile(manifest); string(data) != `{"schemaVersion":2}` {
@@ -1537,11 +1537,11 @@ func TestLibraryInstallRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			models := filepath.Join(t.TempDir(), "models")
-			body, k, v := apiForm("path", tc.path, "models_dir", models)
+			modelsDir := filepath.Join(t.TempDir(), "models")
+			body, k, v := apiForm("path", tc.path, "models_dir", modelsDir)
 			code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
 			apiWantError(t, code, hdr, resp, tc.code)
-			if _, err := os.Stat(models); !errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(modelsDir); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("models folder was created or written: %v", err)
 			}
 		})
@@ -1724,10 +1724,10 @@ func TestAPIPerDownloadSpeedLimit(t *testing.T) {
 // queue), and hidden names are matched whatever their case.
 func TestLibrarySymlinksInside(t *testing.T) {
 	a := newAPIServer(t)
-	// The manager owns .state/queue.json and rewrites it: a file of our own
+	// The manager owns .state/q.json and rewrites it: a file of our own
 	// beside it stands for it.
-	queue := filepath.Join(a.dir, ".state", "probe.json")
-	apiWriteFile(t, queue, "QUEUE-SECRET")
+	q := filepath.Join(a.dir, ".state", "probe.json")
+	apiWriteFile(t, q, "QUEUE-SECRET")
 	apiWriteFile(t, filepath.Join(a.dir, "sub", "ok.txt"), "ok")
 	apiWriteFile(t, filepath.Join(a.dir, "big.iso.PART"), "partial")
 	apiWriteFile(t, filepath.Join(a.dir, "big.iso.Part.Json"), "{}")
@@ -1750,7 +1750,7 @@ func TestLibrarySymlinksInside(t *testing.T) {
 			}
 		}
 	}
-	if data, err := os.ReadFile(queue); err != nil || string(data) != "QUEUE-SECRET" {
+	if data, err := os.ReadFile(q); err != nil || string(data) != "QUEUE-SECRET" {
 		t.Fatalf("queue after the refused requests: %q, %v", data, err)
 	}
 	code, _, body := a.do(t, "GET", "/api/library", nil)
@@ -1774,10 +1774,10 @@ func TestLibrarySymlinksInside(t *testing.T) {
 // must see one and the same folder (a bounded loop of tries).
 func TestLibrarySymlinkSwap(t *testing.T) {
 	a := newAPIServer(t)
-	// The manager owns .state/queue.json and rewrites it: a file of our own
+	// The manager owns .state/q.json and rewrites it: a file of our own
 	// beside it stands for it.
-	queue := filepath.Join(a.dir, ".state", "probe.json")
-	apiWriteFile(t, queue, "QUEUE-SECRET")
+	q := filepath.Join(a.dir, ".state", "probe.json")
+	apiWriteFile(t, q, "QUEUE-SECRET")
 	real, link, sub := filepath.Join(a.dir, "real"), filepath.Join(a.dir, "link"), filepath.Join(a.dir, "sub")
 	apiWriteFile(t, filepath.Join(real, "probe.json"), "decoy")
 	if err := os.Symlink(".state", link); err != nil {
@@ -1830,7 +1830,7 @@ func TestLibrarySymlinkSwap(t *testing.T) {
 		if bytes.Contains(rec.Body.Bytes(), []byte("QUEUE-SECRET")) {
 			t.Fatalf("try %d: %s sub/probe.json reached .state: %s", i+1, method, rec.Body)
 		}
-		if _, err := os.Stat(queue); err != nil {
+		if _, err := os.Stat(q); err != nil {
 			t.Fatalf("try %d: %s sub/probe.json removed the file in .state: %v", i+1, method, err)
 		}
 	}

@@ -49,7 +49,7 @@ func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, err
 	files.retries = opts.retries
 	files.connections = opts.connections
 	files.SetRateLimit(opts.rateLimit)
-	registry, err := newRegistryClient(registryConfig{
+	reg, err := newRegistryClient(registryConfig{
 		Registry:    opts.registry,
 		Platform:    opts.platform,
 		Concurrency: opts.concurrency,
@@ -61,7 +61,7 @@ func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, err
 		return nil, err
 	}
 	return &app{
-		opts: opts, stdout: stdout, stderr: stderr, log: log, files: files, registry: registry,
+		opts: opts, stdout: stdout, stderr: stderr, log: log, files: files, registry: reg,
 		now: opts.clock, ownerWait: 30 * time.Second, followPoll: 250 * time.Millisecond,
 	}, nil
 }
@@ -88,25 +88,25 @@ func (a *app) serveUI(ctx context.Context) error {
 	if err := a.makeOutputDir(); err != nil {
 		return err
 	}
-	owner, err := a.claimForUI(ctx)
-	if err != nil || owner == nil {
+	own, err := a.claimForUI(ctx)
+	if err != nil || own == nil {
 		return err
 	}
-	defer owner.Release()
+	defer own.Release()
 
-	history, err := openHistory(a.opts.outputDir, a.log)
+	hist, err := openHistory(a.opts.outputDir, a.log)
 	if err != nil {
 		return err
 	}
-	defer history.Close()
-	if aside := history.Recovered(); aside != "" {
+	defer hist.Close()
+	if aside := hist.Recovered(); aside != "" {
 		fmt.Fprintf(a.stderr, "warning: the history was unreadable and was moved to %s\n", aside)
 	}
 	window, err := loadWindow(a.opts.outputDir)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "warning: %v; downloads may run at any time\n", err)
 	}
-	m, err := a.newManager(history, managerConfig{Window: window, WindowFile: windowFile(a.opts.outputDir)})
+	m, err := a.newManager(hist, managerConfig{Window: window, WindowFile: windowFile(a.opts.outputDir)})
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (a *app) serveUI(ctx context.Context) error {
 	key := newRandomID() + newRandomID()
 	srv := newServer(serverConfig{
 		Manager:   m,
-		History:   history,
+		History:   hist,
 		Files:     a.files,
 		OutputDir: a.opts.outputDir,
 		Token:     a.opts.token,
@@ -128,7 +128,7 @@ func (a *app) serveUI(ctx context.Context) error {
 	})
 	addr := net.JoinHostPort(a.opts.listen, strconv.Itoa(a.opts.port))
 	serveErr := srv.ListenAndServe(ctx, addr, func(open string) {
-		if err := owner.Announce(ownerInfo{Kind: ownerWeb, URL: baseURL(open), Key: key}); err != nil {
+		if err := own.Announce(ownerInfo{Kind: ownerWeb, URL: baseURL(open), Key: key}); err != nil {
 			a.log.Warn("announcing the web UI in the output folder", "err", err)
 		}
 		fmt.Fprintf(a.stdout, "Web UI: %s\n", open)
@@ -149,9 +149,9 @@ func (a *app) claimForUI(ctx context.Context) (*folderOwner, error) {
 	asked := false
 	deadline := time.Now().Add(a.ownerWait)
 	for {
-		owner, err := claimFolder(a.opts.outputDir)
+		own, err := claimFolder(a.opts.outputDir)
 		if err == nil {
-			return owner, nil
+			return own, nil
 		}
 		if !errors.Is(err, errLocked) {
 			return nil, err
@@ -208,13 +208,13 @@ func baseURL(open string) string {
 
 // newManager builds the download manager over the output folder, with
 // the history; cfg adds what the caller decides.
-func (a *app) newManager(history *historyStore, cfg managerConfig) (*manager, error) {
+func (a *app) newManager(hist *historyStore, cfg managerConfig) (*manager, error) {
 	cfg.OutputDir = a.opts.outputDir
 	cfg.Concurrency = a.opts.concurrency
 	cfg.Retries = a.opts.retries
 	cfg.Files = a.files
 	cfg.Models = newModelPuller(a.registry)
-	cfg.History = history
+	cfg.History = hist
 	cfg.Log = a.log
 	cfg.KeepStaging = a.opts.keepStaging
 	cfg.Now = a.now
@@ -262,10 +262,10 @@ func (a *app) runDownloads(ctx context.Context, reqs []addRequest) ([]jobView, e
 		return nil, err
 	}
 	for range maxTakeovers {
-		owner, err := claimFolder(a.opts.outputDir)
+		own, err := claimFolder(a.opts.outputDir)
 		switch {
 		case err == nil:
-			views, err := a.runAsOwner(ctx, owner, reqs)
+			views, err := a.runAsOwner(ctx, own, reqs)
 			if errors.Is(err, errYielded) {
 				// Leave the folder to the web UI that asked for it: do
 				// not take it back before it had its chance.
@@ -304,14 +304,14 @@ var errYielded = errors.New("handed the folder to the web UI")
 // runAsOwner runs the downloads in this process, which owns the folder:
 // its own queue run (only these downloads and those other commands hand
 // it), a loopback API for those other commands, and the progress display.
-func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequest) ([]jobView, error) {
-	defer owner.Release()
-	history, err := openRecentHistory(a.opts.outputDir, a.log)
+func (a *app) runAsOwner(ctx context.Context, own *folderOwner, reqs []addRequest) ([]jobView, error) {
+	defer own.Release()
+	hist, err := openRecentHistory(a.opts.outputDir, a.log)
 	if err != nil {
 		return nil, err
 	}
-	defer history.Close()
-	m, err := a.newManager(history, managerConfig{OwnJobsOnly: true, Window: a.opts.window})
+	defer hist.Close()
+	m, err := a.newManager(hist, managerConfig{OwnJobsOnly: true, Window: a.opts.window})
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +334,7 @@ func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequ
 	key := newRandomID() + newRandomID()
 	yield := make(chan struct{}, 1)
 	srv := newServer(serverConfig{
-		Manager: m, History: history, Files: a.files, OutputDir: a.opts.outputDir,
+		Manager: m, History: hist, Files: a.files, OutputDir: a.opts.outputDir,
 		Token: key, LocalKey: key, Version: version, Log: a.log,
 		Yield: func() {
 			select {
@@ -347,7 +347,7 @@ func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequ
 	srvDone := make(chan error, 1)
 	go func() {
 		srvDone <- srv.ListenAndServe(srvCtx, "127.0.0.1:0", func(open string) {
-			if err := owner.Announce(ownerInfo{Kind: ownerCLI, URL: baseURL(open), Key: key}); err != nil {
+			if err := own.Announce(ownerInfo{Kind: ownerCLI, URL: baseURL(open), Key: key}); err != nil {
 				a.log.Warn("announcing this run in the output folder", "err", err)
 			}
 		})
@@ -381,7 +381,7 @@ func (a *app) runAsOwner(ctx context.Context, owner *folderOwner, reqs []addRequ
 	// Stop serving first, so that followers see this owner go and take
 	// the folder over; then stop the queue (what still runs keeps its
 	// .part and stays queued) and let the folder go.
-	owner.Withdraw()
+	own.Withdraw()
 	stopSrv()
 	if err := <-srvDone; err != nil {
 		a.log.Warn("loopback API", "err", err)

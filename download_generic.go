@@ -1413,8 +1413,8 @@ func retryable(err error) bool {
 	if errors.As(err, &now) {
 		return true
 	}
-	var disk *diskError
-	if errors.As(err, &disk) || errorsIsAny(err, errBadInput, errConflict, errChecksumMismatch, errNoSpace, errRedirectLoop) {
+	var diskErr *diskError
+	if errors.As(err, &diskErr) || errorsIsAny(err, errBadInput, errConflict, errChecksumMismatch, errNoSpace, errRedirectLoop) {
 		return false
 	}
 	var proxy *proxyError

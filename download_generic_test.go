@@ -454,7 +454,7 @@ func TestDownloadFollowsRedirectAndReResolvesExpiredURL(t *testing.T) {
 		o.serve(w, r2)
 	}))
 	defer cdn.Close()
-	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	registryURL := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer secret" {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
@@ -462,14 +462,14 @@ func TestDownloadFollowsRedirectAndReResolvesExpiredURL(t *testing.T) {
 		sig := issued.Add(1) // every resolve invalidates the previous URL
 		http.Redirect(w, r, fmt.Sprintf("%s/files/data.bin?sig=%d", cdn.URL, sig), http.StatusTemporaryRedirect)
 	}))
-	defer registry.Close()
+	defer registryURL.Close()
 
 	// Expire the first URL as soon as the first connection drops.
 	path := filepath.Join(t.TempDir(), "blob")
 	d := testDownloader(t)
 	var expired atomic.Bool
 	res, err := d.Download(t.Context(), fileRequest{
-		URL: registry.URL + "/v2/m/blobs/x", Path: path, Size: int64(len(o.content())),
+		URL: registryURL.URL + "/v2/m/blobs/x", Path: path, Size: int64(len(o.content())),
 		SHA256: sha256Of(o.content()), Header: http.Header{"Authorization": {"Bearer secret"}}, Retries: 2,
 		Progress: func(done, total int64) {
 			if done >= 64<<10 && expired.CompareAndSwap(false, true) {

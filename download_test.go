@@ -548,7 +548,7 @@ func expectedTree(host, namespace, model, file string, m fakeModel) map[string]z
 
 // newTestRegistryClient returns a client for f with short delays; mods
 // change its configuration before it is built.
-func newTestRegistryClient(t *testing.T, registry string, mods ...func(*registryConfig)) *registryClient {
+func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*registryConfig)) *registryClient {
 	t.Helper()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
@@ -556,7 +556,7 @@ func newTestRegistryClient(t *testing.T, registry string, mods ...func(*registry
 	files := newRangeDownloader(&http.Client{Transport: tr}, log)
 	files.backoff, files.maxBackoff = time.Millisecond, 5*time.Millisecond
 	files.stallTimeout = 10 * time.Second
-	cfg := registryConfig{Registry: registry, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
+	cfg := registryConfig{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
 	for _, m := range mods {
 		m(&cfg)
 	}
@@ -577,10 +577,10 @@ type pullTestConfig struct {
 }
 
 // newTestPuller is newTestRegistryClient's client inside a model puller.
-func newTestPuller(t *testing.T, registry string, mods ...func(*pullTestConfig)) *modelPuller {
+func newTestPuller(t *testing.T, registryURL string, mods ...func(*pullTestConfig)) *modelPuller {
 	t.Helper()
 	var cfg pullTestConfig
-	c := newTestRegistryClient(t, registry, func(rc *registryConfig) {
+	c := newTestRegistryClient(t, registryURL, func(rc *registryConfig) {
 		cfg.registryConfig = *rc
 		for _, m := range mods {
 			m(&cfg)
@@ -616,11 +616,11 @@ func TestPull(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeRegistry(t, tc.opts...)
 			m := tinyModel(f, "tiny", "latest")
-			registry := f.URL
+			registryURL := f.URL
 			if tc.withUser {
-				registry = "http://" + fakeUser + ":" + fakePassword + "@" + f.Host
+				registryURL = "http://" + fakeUser + ":" + fakePassword + "@" + f.Host
 			}
-			c := newTestPuller(t, registry)
+			c := newTestPuller(t, registryURL)
 			out := t.TempDir()
 			var phases []string
 			var last pullProgress

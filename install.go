@@ -72,7 +72,7 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 	fset := flag.NewFlagSet("install", flag.ContinueOnError)
 	modelsDir := fset.String("models-dir", "", "Ollama models `folder` (default $OLLAMA_MODELS, else ~/.ollama/models)")
 	outputDir := fset.String("output-dir", "downloaded-models", "`folder` whose zips and staging folders may already hold blobs of a named model")
-	registry := fset.String("registry", "https://registry.ollama.ai", "registry a named model is pulled from")
+	registryURL := fset.String("registry", "https://registry.ollama.ai", "registry a named model is pulled from")
 	paths, code, ok := subcommandArgs(fset, args, installUsage, stdout, stderr)
 	if !ok {
 		return code
@@ -93,7 +93,7 @@ func runInstallCommandWith(ctx context.Context, args []string, stdout, stderr io
 				return 2
 			}
 			fmt.Fprintf(stdout, "Pulling %s into %s\n", p, dir)
-			res, err := pull(ctx, installPullRequest{Ref: p, ModelsDir: dir, OutputDir: *outputDir, Registry: *registry})
+			res, err := pull(ctx, installPullRequest{Ref: p, ModelsDir: dir, OutputDir: *outputDir, Registry: *registryURL})
 			var stopped signalError
 			switch {
 			case errors.As(err, &stopped):

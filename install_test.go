@@ -18,13 +18,13 @@ func TestInstallZip(t *testing.T) {
 	m := newTestModel(t, "registry.ollama.ai", "library", "tiny", "latest", 1, 70_000, 300)
 	zipPath := filepath.Join(t.TempDir(), "tiny-latest.zip")
 	writeTestZip(t, zipPath, m.entries())
-	models := filepath.Join(t.TempDir(), "models") // does not exist yet
+	modelsDir := filepath.Join(t.TempDir(), "models") // does not exist yet
 
 	var out bytes.Buffer
-	if err := installZip(t.Context(), zipPath, models, &out); err != nil {
+	if err := installZip(t.Context(), zipPath, modelsDir, &out); err != nil {
 		t.Fatalf("installZip: %v\n%s", err, out.String())
 	}
-	if got := readTree(t, models); !reflect.DeepEqual(got, m.files()) {
+	if got := readTree(t, modelsDir); !reflect.DeepEqual(got, m.files()) {
 		t.Errorf("models folder holds %d files, want exactly the zip's %d", len(got), len(m.files()))
 	}
 	for _, want := range []string{"tiny:latest: installed", "written", "ollama run tiny:latest"} {
@@ -32,14 +32,14 @@ func TestInstallZip(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	fi, err := os.Stat(filepath.Join(models, filepath.FromSlash(m.manifest.name)))
+	fi, err := os.Stat(filepath.Join(modelsDir, filepath.FromSlash(m.manifest.name)))
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("manifest mode = %v, %v; want 0644", fi.Mode(), err)
 	}
 
 	// Again: everything is there and identical, nothing to do.
 	out.Reset()
-	if err := installZip(t.Context(), zipPath, models, &out); err != nil {
+	if err := installZip(t.Context(), zipPath, modelsDir, &out); err != nil {
 		t.Fatalf("second installZip: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "already installed") || strings.Contains(out.String(), "written") {
@@ -51,14 +51,14 @@ func TestInstallZip(t *testing.T) {
 	zip2 := filepath.Join(t.TempDir(), "tiny-q8.zip")
 	writeTestZip(t, zip2, m2.entries())
 	out.Reset()
-	if err := installZip(t.Context(), zip2, models, &out); err != nil {
+	if err := installZip(t.Context(), zip2, modelsDir, &out); err != nil {
 		t.Fatalf("installing a second tag: %v\n%s", err, out.String())
 	}
 	want := m.files()
 	for k, v := range m2.files() {
 		want[k] = v
 	}
-	if got := readTree(t, models); !reflect.DeepEqual(got, want) {
+	if got := readTree(t, modelsDir); !reflect.DeepEqual(got, want) {
 		t.Errorf("after two installs: %d files, want %d", len(got), len(want))
 	}
 	if !strings.Contains(out.String(), "already present") {
@@ -70,12 +70,12 @@ func TestInstallFromFolder(t *testing.T) {
 	m := newTestModel(t, "127.0.0.1:5000", "library", "tiny", "latest", 3, 4000)
 	src := t.TempDir()
 	writeTestFolder(t, src, m.entries())
-	models := t.TempDir()
+	modelsDir := t.TempDir()
 	var out bytes.Buffer
-	if err := installZip(t.Context(), src, models, &out); err != nil {
+	if err := installZip(t.Context(), src, modelsDir, &out); err != nil {
 		t.Fatalf("installZip(folder): %v\n%s", err, out.String())
 	}
-	if got := readTree(t, models); !reflect.DeepEqual(got, m.files()) {
+	if got := readTree(t, modelsDir); !reflect.DeepEqual(got, m.files()) {
 		t.Errorf("models folder differs from the source folder")
 	}
 }
@@ -87,9 +87,9 @@ func TestInstallRefusesTamperedZips(t *testing.T) {
 			zipPath := filepath.Join(t.TempDir(), "bad.zip")
 			writeTestZip(t, zipPath, tc.mutate(m, m.entries()))
 			root := t.TempDir()
-			models := filepath.Join(root, "models")
+			modelsDir := filepath.Join(root, "models")
 			var out bytes.Buffer
-			err := installZip(t.Context(), zipPath, models, &out)
+			err := installZip(t.Context(), zipPath, modelsDir, &out)
 			if err == nil {
 				t.Fatalf("installZip accepted a zip with %s:\n%s", tc.name, out.String())
 			}
@@ -99,7 +99,7 @@ func TestInstallRefusesTamperedZips(t *testing.T) {
 			if got := readTree(t, root); len(got) != 0 {
 				t.Errorf("files written after a refused install: %v", got)
 			}
-			if _, err := os.Stat(models); !os.IsNotExist(err) {
+			if _, err := os.Stat(modelsDir); !os.IsNotExist(err) {
 				t.Errorf("models folder created after a refused install: %v", err)
 			}
 		})
@@ -124,15 +124,15 @@ func TestInstallNeverOverwritesADifferentFile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			models := t.TempDir()
-			writeTestFolder(t, models, tc.existing)
-			before := readTree(t, models)
+			modelsDir := t.TempDir()
+			writeTestFolder(t, modelsDir, tc.existing)
+			before := readTree(t, modelsDir)
 			var out bytes.Buffer
-			err := installZip(t.Context(), zipPath, models, &out)
+			err := installZip(t.Context(), zipPath, modelsDir, &out)
 			if !errors.Is(err, errConflict) {
 				t.Fatalf("installZip = %v, want errConflict\n%s", err, out.String())
 			}
-			if got := readTree(t, models); !reflect.DeepEqual(got, before) {
+			if got := readTree(t, modelsDir); !reflect.DeepEqual(got, before) {
 				t.Errorf("models folder changed: %d files, was %d", len(got), len(before))
 			}
 		})
@@ -203,7 +203,7 @@ func TestRunInstallCommandPullsModelNames(t *testing.T) {
 	f := newFakeRegistry(t)
 	m := tinyModel(f, "tiny", "latest")
 	c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{} })
-	models := t.TempDir()
+	modelsDir := t.TempDir()
 	var got installPullRequest
 	pull := func(ctx context.Context, req installPullRequest) (pullResult, error) {
 		got = req
@@ -214,11 +214,11 @@ func TestRunInstallCommandPullsModelNames(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	out := filepath.Join(t.TempDir(), "out")
-	args := []string{"tiny", "-models-dir", models, "-output-dir", out, "-registry", "http://127.0.0.1:5000"}
+	args := []string{"tiny", "-models-dir", modelsDir, "-output-dir", out, "-registry", "http://127.0.0.1:5000"}
 	if code := runInstallCommandWith(t.Context(), args, &stdout, &stderr, pull); code != 0 {
 		t.Fatalf("exit code = %d: %s", code, stderr.String())
 	}
-	if want := (installPullRequest{Ref: "tiny", ModelsDir: models, OutputDir: out, Registry: "http://127.0.0.1:5000"}); got != want {
+	if want := (installPullRequest{Ref: "tiny", ModelsDir: modelsDir, OutputDir: out, Registry: "http://127.0.0.1:5000"}); got != want {
 		t.Errorf("pull(%+v), want %+v", got, want)
 	}
 	want := map[string][]byte{}
@@ -227,7 +227,7 @@ func TestRunInstallCommandPullsModelNames(t *testing.T) {
 			want[name] = []byte(c.Data)
 		}
 	}
-	if got := readTree(t, models); !reflect.DeepEqual(got, want) {
+	if got := readTree(t, modelsDir); !reflect.DeepEqual(got, want) {
 		t.Errorf("models folder holds %v, want exactly the model", slices.Sorted(maps.Keys(got)))
 	}
 	if !strings.Contains(stdout.String(), "Installed "+f.Host+"/library/tiny:latest (ID "+strings.TrimPrefix(m.Digest, "sha256:")[:12]) {
@@ -236,7 +236,7 @@ func TestRunInstallCommandPullsModelNames(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("install NAME wrote into the output folder: %v", err)
 	}
-	if code := runInstallCommandWith(t.Context(), []string{"bad name!", "-models-dir", models}, &stdout, &stderr, pull); code != 2 {
+	if code := runInstallCommandWith(t.Context(), []string{"bad name!", "-models-dir", modelsDir}, &stdout, &stderr, pull); code != 2 {
 		t.Errorf("bad model name: exit code = %d, want 2", code)
 	}
 }
@@ -250,9 +250,9 @@ func TestInstallPulledZip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	models := t.TempDir()
+	modelsDir := t.TempDir()
 	var out bytes.Buffer
-	if err := installZip(t.Context(), res.Path, models, &out); err != nil {
+	if err := installZip(t.Context(), res.Path, modelsDir, &out); err != nil {
 		t.Fatalf("installZip: %v\n%s", err, out.String())
 	}
 	want := map[string][]byte{}
@@ -261,7 +261,7 @@ func TestInstallPulledZip(t *testing.T) {
 			want[name] = []byte(c.Data)
 		}
 	}
-	if got := readTree(t, models); !reflect.DeepEqual(got, want) {
+	if got := readTree(t, modelsDir); !reflect.DeepEqual(got, want) {
 		t.Errorf("installed %d files, want %d", len(got), len(want))
 	}
 }

@@ -414,8 +414,8 @@ func pullForInstall(stdout, stderr io.Writer) installPuller {
 
 // registryHost is the host[:port] of the -registry URL, the default host of
 // model names.
-func registryHost(registry string) string {
-	u, err := url.Parse(registry)
+func registryHost(registryURL string) string {
+	u, err := url.Parse(registryURL)
 	if err != nil {
 		return ""
 	}

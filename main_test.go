@@ -293,15 +293,15 @@ func TestCLICarryModelToAnotherMachine(t *testing.T) {
 	zipPath := filepath.Join(dir, "downloaded-models", "tiny-1.zip")
 	run(0, "verify", zipPath)
 
-	models := filepath.Join(dir, "models")
-	run(0, "install", "-models-dir", models, zipPath)
+	modelsDir := filepath.Join(dir, "models")
+	run(0, "install", "-models-dir", modelsDir, zipPath)
 	for digest, data := range m.Blobs {
-		blob := filepath.Join(models, "blobs", strings.Replace(digest, ":", "-", 1))
+		blob := filepath.Join(modelsDir, "blobs", strings.Replace(digest, ":", "-", 1))
 		if got := readFile(t, blob); !bytes.Equal(got, data) {
 			t.Errorf("installed blob %s differs", digest)
 		}
 	}
-	manifest := filepath.Join(models, "manifests", f.Host, "library", "tiny", "1")
+	manifest := filepath.Join(modelsDir, "manifests", f.Host, "library", "tiny", "1")
 	if got := readFile(t, manifest); !bytes.Equal(got, m.Manifest) {
 		t.Error("installed manifest is not byte-for-byte the served one")
 	}

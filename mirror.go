@@ -163,19 +163,19 @@ func (m *modelMirror) Close() error {
 
 // statsView is the statistics for the web UI's panel.
 func (m *modelMirror) statsView() mirrorStatsView {
-	models := map[string]bool{}
+	served := map[string]bool{}
 	idx := m.index()
 	for _, repo := range idx.repos {
 		for _, tag := range repo.tags {
-			models[strings.ToLower(repo.Name+":"+tag)] = true
+			served[strings.ToLower(repo.Name+":"+tag)] = true
 		}
 	}
 	if m.Cache != nil {
 		for _, e := range m.Cache.entries() {
-			models[strings.ToLower(e.name.Namespace+"/"+e.name.Model+":"+e.name.ManifestFile())] = true
+			served[strings.ToLower(e.name.Namespace+"/"+e.name.Model+":"+e.name.ManifestFile())] = true
 		}
 	}
-	return m.Stats.view(m.now(), len(models))
+	return m.Stats.view(m.now(), len(served))
 }
 
 // newMirrorServer is a mirror's HTTP server, with the web UI server's
@@ -589,7 +589,7 @@ func (m *modelMirror) serveBlob(w http.ResponseWriter, r *http.Request, name, di
 	var (
 		cached string
 		ref    blobRef
-		owner  modelName
+		own  modelName
 		known  bool
 		repo   modelName
 	)
@@ -599,7 +599,7 @@ func (m *modelMirror) serveBlob(w http.ResponseWriter, r *http.Request, name, di
 			registryError(w, http.StatusBadRequest, "NAME_INVALID", err.Error())
 			return
 		}
-		cached, ref, owner, known = m.Cache.lookupBlob(digest, repo)
+		cached, ref, own, known = m.Cache.lookupBlob(digest, repo)
 	}
 	var loc mirrorBlobLocation
 	inSources := false
@@ -613,7 +613,7 @@ func (m *modelMirror) serveBlob(w http.ResponseWriter, r *http.Request, name, di
 	if r.Method == http.MethodGet && r.URL.Query().Get("direct") == "" {
 		if alt := alternateHost(r); alt != "" {
 			if cached == "" && !inSources {
-				m.Cache.ensureFetch(ref, owner) // start now; the ranged requests follow it
+				m.Cache.ensureFetch(ref, own) // start now; the ranged requests follow it
 			}
 			target := "http://" + alt + "/v2/" + name + "/blobs/" + digest + "?direct=1"
 			http.Redirect(w, r, target, http.StatusTemporaryRedirect)
@@ -633,7 +633,7 @@ func (m *modelMirror) serveBlob(w http.ResponseWriter, r *http.Request, name, di
 	case inSources:
 		m.serveSourceBlob(w, r, loc)
 	default:
-		m.serveUpstreamBlob(w, r, ref, owner, repo)
+		m.serveUpstreamBlob(w, r, ref, own, repo)
 	}
 }
 
@@ -668,9 +668,9 @@ func (m *modelMirror) serveSourceBlob(w http.ResponseWriter, r *http.Request, lo
 // serveUpstreamBlob follows the upstream fetch of a blob (starting it
 // when none runs). A fetch that fails before anything was sent is
 // answered with 502; after, the connection is cut.
-func (m *modelMirror) serveUpstreamBlob(w http.ResponseWriter, r *http.Request, ref blobRef, owner, repo modelName) {
+func (m *modelMirror) serveUpstreamBlob(w http.ResponseWriter, r *http.Request, ref blobRef, own, repo modelName) {
 	defer m.Cache.hold(ref.Digest, repo)()
-	f, err := m.Cache.ensureFetch(ref, owner)
+	f, err := m.Cache.ensureFetch(ref, own)
 	if err != nil {
 		registryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error())
 		return

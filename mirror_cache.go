@@ -650,7 +650,7 @@ func (c *modelCache) writeReady() {
 // lookupBlob finds a blob a client asks for: its file when complete, else
 // its size and a model listing it (for the upstream URL) when a cached or
 // pending manifest names it. repo is the model the client asked under.
-func (c *modelCache) lookupBlob(digest string, repo modelName) (file string, ref blobRef, owner modelName, known bool) {
+func (c *modelCache) lookupBlob(digest string, repo modelName) (file string, ref blobRef, own modelName, known bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if size, ok := c.blobs[digest]; ok {
@@ -664,12 +664,12 @@ func (c *modelCache) lookupBlob(digest string, repo modelName) (file string, ref
 					continue
 				}
 				if !known || repoKey(e.name) == want {
-					ref, owner, known = b, e.name, true
+					ref, own, known = b, e.name, true
 				}
 			}
 		}
 	}
-	return "", ref, owner, known
+	return "", ref, own, known
 }
 
 // openBlob opens a complete blob through the folder's os.Root: a regular

@@ -176,7 +176,7 @@ func TestMirrorEndpoints(t *testing.T) {
 		deflated[i].method = zip.Deflate
 	}
 	writeTestZip(t, filepath.Join(dir, "d.zip"), deflated) // left out: no Range on compressed data
-	mirror, srv := newTestMirror(t, dir)
+	mir, srv := newTestMirror(t, dir)
 
 	layer := m1.blobs[m1.order[1]]
 	tests := []struct {
@@ -252,7 +252,7 @@ func TestMirrorEndpoints(t *testing.T) {
 	}
 
 	// A zip added while the mirror runs is served after the next rescan.
-	mirror.RescanAfter = 0
+	mir.RescanAfter = 0
 	m4 := newTestModel(t, "registry.ollama.ai", "library", "late", "latest", 4, 100)
 	writeTestZip(t, filepath.Join(dir, "late.zip"), m4.entries())
 	got := pullLikeOllama(t, srv.URL, "library/late", "latest")
@@ -502,13 +502,13 @@ func TestMirrorRoundTripWithRegistryClient(t *testing.T) {
 		t.Fatal("verify of the pulled zip failed")
 	}
 
-	mirror := newModelMirror([]string{filepath.Dir(first.Path)}, nil)
+	mir := newModelMirror([]string{filepath.Dir(first.Path)}, nil)
 	var direct atomic.Int64 // blob requests that arrived under the second host name
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.Host, "[::ffff:127.0.0.1]:") && strings.Contains(r.URL.Path, "/blobs/") {
 			direct.Add(1)
 		}
-		mirror.ServeHTTP(w, r)
+		mir.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	mirrorHost := strings.TrimPrefix(srv.URL, "http://")

@@ -191,10 +191,10 @@ func TestTwoCLIsAtOnce(t *testing.T) {
 	first := newOrigin(t, withSize(1<<20), withThrottle(20*time.Millisecond), withPath("/first.bin"))
 	second := newOrigin(t, withSize(1<<20), withThrottle(20*time.Millisecond), withPath("/second.bin"))
 	dir := t.TempDir()
-	owner := command(t, t.Context(), dir, "-output-dir", "out", "-connections", "1", first.FileURL())
+	own := command(t, t.Context(), dir, "-output-dir", "out", "-connections", "1", first.FileURL())
 	var ownerOut, ownerErr lockedBuffer
-	owner.Stdout, owner.Stderr = &ownerOut, &ownerErr
-	if err := owner.Start(); err != nil {
+	own.Stdout, own.Stderr = &ownerOut, &ownerErr
+	if err := own.Start(); err != nil {
 		t.Fatal(err)
 	}
 	waitOwner(t, filepath.Join(dir, "out"), ownerCLI)
@@ -215,7 +215,7 @@ func TestTwoCLIsAtOnce(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	first.setThrottle(0)
-	if err := owner.Wait(); err != nil {
+	if err := own.Wait(); err != nil {
 		t.Fatalf("first command: %v\n%s%s", err, ownerOut.String(), ownerErr.String())
 	}
 	second.setThrottle(time.Millisecond)
@@ -266,8 +266,8 @@ func TestKillOwnerThenTakeOver(t *testing.T) {
 	mine := newOrigin(t, withSize(2<<20), withThrottle(4*time.Millisecond), withPath("/mine.bin"))
 	theirs := newOrigin(t, withSize(512<<10), withThrottle(4*time.Millisecond), withPath("/theirs.bin"))
 	dir := t.TempDir()
-	owner := command(t, t.Context(), dir, "-output-dir", "out", "-connections", "1", mine.FileURL())
-	if err := owner.Start(); err != nil {
+	own := command(t, t.Context(), dir, "-output-dir", "out", "-connections", "1", mine.FileURL())
+	if err := own.Start(); err != nil {
 		t.Fatal(err)
 	}
 	waitOwner(t, filepath.Join(dir, "out"), ownerCLI)
@@ -286,8 +286,8 @@ func TestKillOwnerThenTakeOver(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	owner.Process.Signal(syscall.SIGKILL)
-	owner.Wait()
+	own.Process.Signal(syscall.SIGKILL)
+	own.Wait()
 	killedAt := time.Now()
 
 	done := make(chan error, 1)

@@ -46,16 +46,16 @@ func removeInstallStaging(modelsDir string, name modelName) error {
 // by rename, so Ollama never lists half a model. A kill at any moment
 // resumes from the staging folder.
 func (j *pullJob) install(ctx context.Context) (pullResult, error) {
-	models, err := filepath.Abs(j.req.ModelsDir)
+	modelsDir, err := filepath.Abs(j.req.ModelsDir)
 	if err != nil {
 		return pullResult{}, fmt.Errorf("models folder %s: %w", j.req.ModelsDir, err)
 	}
 	if runtime.GOOS == "windows" && strings.Contains(j.name.Host, ":") {
 		return pullResult{}, badInputf("%s: Ollama on Windows cannot have a folder named %q (the registry host has a port); nothing was installed", j.name.DisplayName(), j.name.Host)
 	}
-	blobDir := filepath.Join(models, "blobs")
-	manifestPath := filepath.Join(models, "manifests", j.name.Host, j.name.Namespace, j.name.Model, j.name.ManifestFile())
-	stage := installStagingDir(models, j.name)
+	blobDir := filepath.Join(modelsDir, "blobs")
+	manifestPath := filepath.Join(modelsDir, "manifests", j.name.Host, j.name.Namespace, j.name.Model, j.name.ManifestFile())
+	stage := installStagingDir(modelsDir, j.name)
 	var total int64
 	for _, b := range j.blobs {
 		total += b.Size
@@ -102,11 +102,11 @@ func (j *pullJob) install(ctx context.Context) (pullResult, error) {
 	for _, i := range todo {
 		need += j.blobs[i].Size
 	}
-	if err := checkFreeSpace(models, need); err != nil {
+	if err := checkFreeSpace(modelsDir, need); err != nil {
 		return pullResult{}, fmt.Errorf("installing %s: %w", j.name.DisplayName(), err)
 	}
 	if err := os.MkdirAll(stage, 0o755); err != nil {
-		return pullResult{}, fmt.Errorf("creating staging folder in %s: %w", models, err)
+		return pullResult{}, fmt.Errorf("creating staging folder in %s: %w", modelsDir, err)
 	}
 	j.prog.phase("downloading")
 	err = j.eachBlob(ctx, todo, func(ctx context.Context, i int) error {

@@ -69,9 +69,9 @@ func (o *stockOllama) env() []string {
 
 // startStockOllama starts `ollama serve` on models, with extraEnv, and
 // waits (bounded) until it answers.
-func startStockOllama(t *testing.T, bin, models string, extraEnv ...string) *stockOllama {
+func startStockOllama(t *testing.T, bin, modelsDir string, extraEnv ...string) *stockOllama {
 	t.Helper()
-	o := &stockOllama{bin: bin, home: t.TempDir(), models: models, host: freeLoopbackAddr(t), extraEnv: extraEnv, out: &lockedBuffer{}}
+	o := &stockOllama{bin: bin, home: t.TempDir(), models: modelsDir, host: freeLoopbackAddr(t), extraEnv: extraEnv, out: &lockedBuffer{}}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = o.env()
 	cmd.Stdout, cmd.Stderr = o.out, o.out
@@ -285,10 +285,10 @@ func TestInstallIntoRunningOllama(t *testing.T) {
 // are pruned: the staging folder is outside what Ollama prunes.
 func TestInstallStagingSurvivesOllamaServe(t *testing.T) {
 	bin := findStockOllama(t)
-	models := t.TempDir()
+	modelsDir := t.TempDir()
 	old := time.Now().Add(-2 * time.Hour)
 	hexDigest := strings.Repeat("ab", 32)
-	stage := filepath.Join(models, installStagingFolder, "tiny-latest-0123456789ab")
+	stage := filepath.Join(modelsDir, installStagingFolder, "tiny-latest-0123456789ab")
 	kept := []string{
 		filepath.Join(stage, "sha256-"+hexDigest),
 		filepath.Join(stage, "sha256-"+hexDigest+".part"),
@@ -296,8 +296,8 @@ func TestInstallStagingSurvivesOllamaServe(t *testing.T) {
 		filepath.Join(stage, "manifest"),
 	}
 	pruned := []string{
-		filepath.Join(models, "blobs", "sha256-"+hexDigest+"-partial"),
-		filepath.Join(models, "blobs", "sha256-"+hexDigest),
+		filepath.Join(modelsDir, "blobs", "sha256-"+hexDigest+"-partial"),
+		filepath.Join(modelsDir, "blobs", "sha256-"+hexDigest),
 	}
 	for _, p := range append(kept, pruned...) {
 		writeTestFile(t, p, "data")
@@ -307,7 +307,7 @@ func TestInstallStagingSurvivesOllamaServe(t *testing.T) {
 	}
 	os.Chtimes(stage, old, old)
 	os.Chtimes(filepath.Dir(stage), old, old)
-	o := startStockOllama(t, bin, models)
+	o := startStockOllama(t, bin, modelsDir)
 	deadline := time.Now().Add(15 * time.Second)
 	for !allGone(pruned) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -343,15 +343,15 @@ func TestInstallResumesAfterSIGKILL(t *testing.T) {
 	const trickleAt = 1 << 20
 	f.set(func(f *fakeRegistry) { f.trickle[bigDigest] = trickleAt })
 	dir := t.TempDir()
-	models := filepath.Join(dir, "models")
+	modelsDir := filepath.Join(dir, "models")
 	out := filepath.Join(dir, "out")
 	name, err := parseModelName("big", f.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sidecar := filepath.Join(models, installStagingFolder, filepath.Base(pullStagingDir("", name)), "sha256-"+strings.TrimPrefix(bigDigest, "sha256:"))
+	sidecar := filepath.Join(modelsDir, installStagingFolder, filepath.Base(pullStagingDir("", name)), "sha256-"+strings.TrimPrefix(bigDigest, "sha256:"))
 	noModels := "OLLAMA_MODELS=" + filepath.Join(dir, "no-models") // this machine's models stay out of it
-	args := []string{"install", "big", "-models-dir", models, "-registry", f.URL, "-output-dir", out}
+	args := []string{"install", "big", "-models-dir", modelsDir, "-registry", f.URL, "-output-dir", out}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -376,10 +376,10 @@ func TestInstallResumesAfterSIGKILL(t *testing.T) {
 	if committed < trickleAt {
 		t.Fatalf("install did not checkpoint %d bytes of the model blob within 10s\n%s", trickleAt, stderr.String())
 	}
-	if _, err := os.Stat(filepath.Join(models, "manifests")); err == nil {
+	if _, err := os.Stat(filepath.Join(modelsDir, "manifests")); err == nil {
 		t.Errorf("a killed install left a manifest: Ollama would list half a model")
 	}
-	entries, _ := os.ReadDir(filepath.Join(models, "blobs"))
+	entries, _ := os.ReadDir(filepath.Join(modelsDir, "blobs"))
 	for _, e := range entries {
 		if !regexp.MustCompile(`^sha256-[0-9a-f]{64}$`).MatchString(e.Name()) {
 			t.Errorf("a killed install left %s in blobs/ (Ollama prunes such names)", e.Name())
@@ -396,8 +396,8 @@ func TestInstallResumesAfterSIGKILL(t *testing.T) {
 	if !strings.Contains(string(msg), "Installed "+f.Host+"/library/big:latest") {
 		t.Errorf("second run said:\n%s", msg)
 	}
-	checkInstalled(t, models, f.Host, "big", "latest", m)
-	if _, err := os.Stat(filepath.Join(models, installStagingFolder)); err == nil {
+	checkInstalled(t, modelsDir, f.Host, "big", "latest", m)
+	if _, err := os.Stat(filepath.Join(modelsDir, installStagingFolder)); err == nil {
 		t.Errorf("the staging folder is left behind")
 	}
 	if _, err := os.Stat(filepath.Join(out, ".staging")); err == nil {

@@ -83,12 +83,12 @@ func TestPullSplit(t *testing.T) {
 	if code := runVerifyCommand(t.Context(), []string{base}, &stdout, &stderr); code != 0 {
 		t.Errorf("verify %s: exit %d\n%s%s", base, code, stdout.String(), stderr.String())
 	}
-	models := t.TempDir()
-	if code := runInstallCommand(t.Context(), []string{base + ".001", "-models-dir", models}, &stdout, &stderr); code != 0 {
+	modelsDir := t.TempDir()
+	if code := runInstallCommand(t.Context(), []string{base + ".001", "-models-dir", modelsDir}, &stdout, &stderr); code != 0 {
 		t.Fatalf("install of the first part: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 	for d, b := range m.Blobs {
-		if got, err := os.ReadFile(filepath.Join(models, "blobs", "sha256-"+strings.TrimPrefix(d, "sha256:"))); err != nil || !bytes.Equal(got, b) {
+		if got, err := os.ReadFile(filepath.Join(modelsDir, "blobs", "sha256-"+strings.TrimPrefix(d, "sha256:"))); err != nil || !bytes.Equal(got, b) {
 			t.Errorf("installed blob %s: %v", d[:19], err)
 		}
 	}
@@ -296,7 +296,7 @@ func TestPullReusesBlobsOnDisk(t *testing.T) {
 }
 
 // checkInstalled compares a models folder with exactly one model.
-func checkInstalled(t *testing.T, models, host, model, tag string, m fakeModel) {
+func checkInstalled(t *testing.T, modelsDir, host, model, tag string, m fakeModel) {
 	t.Helper()
 	want := map[string][]byte{}
 	for name, c := range expectedTree(host, "library", model, tag, m) {
@@ -304,7 +304,7 @@ func checkInstalled(t *testing.T, models, host, model, tag string, m fakeModel) 
 			want[name] = []byte(c.Data)
 		}
 	}
-	got := readTree(t, models)
+	got := readTree(t, modelsDir)
 	for name, data := range want {
 		if !bytes.Equal(got[name], data) {
 			t.Errorf("%s: %d bytes installed, want %d", name, len(got[name]), len(data))
@@ -330,9 +330,9 @@ func TestRemoveStagingAfterCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, models := t.TempDir(), t.TempDir()
+	out, modelsDir := t.TempDir(), t.TempDir()
 	writeTestFile(t, filepath.Join(out, "mine.txt"), "keep me")
-	for _, req := range []pullRequest{{Ref: "big", OutputDir: out, Retries: -1}, {Ref: "big", ModelsDir: models, Retries: -1}} {
+	for _, req := range []pullRequest{{Ref: "big", OutputDir: out, Retries: -1}, {Ref: "big", ModelsDir: modelsDir, Retries: -1}} {
 		ctx, cancel := context.WithCancel(t.Context())
 		errc := make(chan error, 1)
 		go func() { _, err := c.Pull(ctx, req); errc <- err }()
@@ -357,10 +357,10 @@ func TestRemoveStagingAfterCancel(t *testing.T) {
 	if entries, _ := os.ReadDir(out); len(entries) != 1 || entries[0].Name() != "mine.txt" {
 		t.Errorf("after removePullStaging the output folder holds %v", entries)
 	}
-	if err := removeInstallStaging(models, name); err != nil {
+	if err := removeInstallStaging(modelsDir, name); err != nil {
 		t.Fatal(err)
 	}
-	if entries, _ := os.ReadDir(models); len(entries) != 0 {
+	if entries, _ := os.ReadDir(modelsDir); len(entries) != 0 {
 		t.Errorf("after removeInstallStaging the models folder holds %v", entries)
 	}
 }

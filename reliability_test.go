@@ -384,9 +384,9 @@ func TestReliabilityOutputIsAFile(t *testing.T) {
 
 // pullExpectFailure pulls ref from a registry at url and checks the error
 // mentions want and that nothing was written in or beside the output.
-func pullExpectFailure(t *testing.T, registry, ref, want string) error {
+func pullExpectFailure(t *testing.T, registryURL, ref, want string) error {
 	t.Helper()
-	c := newTestPuller(t, registry)
+	c := newTestPuller(t, registryURL)
 	parent := t.TempDir()
 	out := filepath.Join(parent, "out")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)

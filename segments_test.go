@@ -251,14 +251,14 @@ func TestSegmentsThroughExpiringCDN(t *testing.T) {
 	}))
 	defer cdn.Close()
 	var resolves atomic.Int64
-	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	registryURL := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		resolves.Add(1)
 		http.Redirect(w, r, fmt.Sprintf("%s/files/data.bin?sig=%d", cdn.URL, issued.Add(1)), http.StatusTemporaryRedirect)
 	}))
-	defer registry.Close()
+	defer registryURL.Close()
 	var expired atomic.Bool
 	res, err := splittingDownloader(t).Download(t.Context(), fileRequest{
-		URL: registry.URL + "/v2/x/blobs/y", Path: filepath.Join(t.TempDir(), "blob"),
+		URL: registryURL.URL + "/v2/x/blobs/y", Path: filepath.Join(t.TempDir(), "blob"),
 		Header: http.Header{"Authorization": {"Bearer registry-only"}}, SHA256: sha256Of(o.content()), Retries: 3,
 		Progress: func(done, total int64) {
 			if done > 300<<10 && expired.CompareAndSwap(false, true) {

@@ -232,7 +232,7 @@ func firstLine(data []byte) string {
 // unknown model name.
 func runShowCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("show", flag.ContinueOnError)
-	registry := fset.String("registry", "https://registry.ollama.ai", "registry base `URL`")
+	registryURL := fset.String("registry", "https://registry.ollama.ai", "registry base `URL`")
 	platform := fset.String("platform", "", "`os/arch` for multi-arch indexes (default: this machine's)")
 	outputDir := fset.String("output-dir", "downloaded-models", "`folder` whose zips count as already on disk")
 	modelsDir := fset.String("models-dir", "", "Ollama models `folder` whose blobs count as already on disk (default $OLLAMA_MODELS, else ~/.ollama/models)")
@@ -251,7 +251,7 @@ func runShowCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "show:", err)
 		return 1
 	}
-	c, err := newRegistryClient(registryConfig{Registry: *registry, Platform: *platform, Client: client, Log: log})
+	c, err := newRegistryClient(registryConfig{Registry: *registryURL, Platform: *platform, Client: client, Log: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "show:", err)
 		return 2
@@ -390,10 +390,10 @@ type libraryModel struct {
 // split set once), newest first, through os.Root. A zip that cannot be
 // read or is over the caps is left out.
 func libraryModels(outputDir string) []libraryModel {
-	models := []libraryModel{}
+	list := []libraryModel{}
 	root, err := os.OpenRoot(outputDir)
 	if err != nil {
-		return models
+		return list
 	}
 	defer root.Close()
 	var zips []string
@@ -417,15 +417,15 @@ func libraryModels(outputDir string) []libraryModel {
 		return nil
 	})
 	for _, p := range zips {
-		models = append(models, zipModels(root, p)...)
+		list = append(list, zipModels(root, p)...)
 	}
-	sort.SliceStable(models, func(i, j int) bool {
-		if !models[i].Modified.Equal(models[j].Modified) {
-			return models[i].Modified.After(models[j].Modified)
+	sort.SliceStable(list, func(i, j int) bool {
+		if !list[i].Modified.Equal(list[j].Modified) {
+			return list[i].Modified.After(list[j].Modified)
 		}
-		return models[i].Path < models[j].Path
+		return list[i].Path < list[j].Path
 	})
-	return models
+	return list
 }
 
 // zipModels reads the models of one zip of the library.

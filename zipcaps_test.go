@@ -71,12 +71,12 @@ func TestManifestBombRefused(t *testing.T) {
 	if !errors.Is(err, errBadZip) || errorCode(err) != "bad_zip" {
 		t.Errorf("the refusal is not a bad_zip error: code %q", errorCode(err))
 	}
-	models := filepath.Join(dir, "models")
+	modelsDir := filepath.Join(dir, "models")
 	var out bytes.Buffer
-	if err := installZip(t.Context(), bomb, models, &out); err == nil {
+	if err := installZip(t.Context(), bomb, modelsDir, &out); err == nil {
 		t.Fatalf("installZip accepted the bomb")
 	}
-	if _, err := os.Stat(models); !os.IsNotExist(err) {
+	if _, err := os.Stat(modelsDir); !os.IsNotExist(err) {
 		t.Errorf("the refused install created the models folder (%v)", err)
 	}
 	var stdout, stderr bytes.Buffer
@@ -169,8 +169,8 @@ func TestLibraryInstallSymlinkSwap(t *testing.T) {
 	installed, refused := 0, 0
 	deadline := time.Now().Add(15 * time.Second)
 	for i := 0; i < 40 && time.Now().Before(deadline); i++ {
-		models := t.TempDir()
-		body, k, v := apiForm("path", "link.zip", "models_dir", models)
+		modelsDir := t.TempDir()
+		body, k, v := apiForm("path", "link.zip", "models_dir", modelsDir)
 		code, _, resp := a.do(t, "POST", "/api/library/install", body, k, v)
 		var got installResponse
 		json.Unmarshal(resp, &got)
@@ -179,10 +179,10 @@ func TestLibraryInstallSymlinkSwap(t *testing.T) {
 		} else {
 			refused++
 		}
-		if _, err := os.Stat(filepath.Join(models, "manifests", "registry.ollama.ai", "library", "evil")); err == nil {
+		if _, err := os.Stat(filepath.Join(modelsDir, "manifests", "registry.ollama.ai", "library", "evil")); err == nil {
 			close(stop)
 			wg.Wait()
-			t.Fatalf("install %d put the model from outside the output folder into %s (HTTP %d)", i, models, code)
+			t.Fatalf("install %d put the model from outside the output folder into %s (HTTP %d)", i, modelsDir, code)
 		}
 	}
 	close(stop)
