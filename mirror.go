@@ -589,7 +589,7 @@ func (m *modelMirror) serveBlob(w http.ResponseWriter, r *http.Request, name, di
 	var (
 		cached string
 		ref    blobRef
-		own  modelName
+		own    modelName
 		known  bool
 		repo   modelName
 	)
