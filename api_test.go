@@ -46,10 +46,17 @@ type apiServer struct {
 // as ListenAndServe would set it.
 func newAPIServer(t *testing.T, edit ...func(*serverConfig)) *apiServer {
 	t.Helper()
+	return newAPIServerWith(t, nil, edit...)
+}
+
+// newAPIServerWith is newAPIServer whose manager pulls models through
+// models (nil: files only).
+func newAPIServerWith(t *testing.T, models *modelPuller, edit ...func(*serverConfig)) *apiServer {
+	t.Helper()
 	dir := t.TempDir()
-	m, h := newAPITestManager(t, dir)
+	m, h, files := newAPITestManager(t, dir, models)
 	ts := httptest.NewUnstartedServer(nil)
-	cfg := serverConfig{Manager: m, History: h, Files: m.cfg.Files, OutputDir: dir, Addr: ts.Listener.Addr().String(), Version: "test"}
+	cfg := serverConfig{Manager: m, History: h, Files: files, OutputDir: dir, Addr: ts.Listener.Addr().String(), Version: "test"}
 	for _, e := range edit {
 		e(&cfg)
 	}
@@ -676,18 +683,17 @@ func apiCSPHash(inline string) string {
 
 // newAPITestManager runs a real manager with the real download engine over
 // dir until the test ends, and returns it with its history.
-func newAPITestManager(t testing.TB, dir string) (*manager, *historyStore) {
+func newAPITestManager(t testing.TB, dir string, models *modelPuller) (*manager, *historyStore, *rangeDownloader) {
 	t.Helper()
 	h := mustOpenHistory(t, dir)
 	files := newRangeDownloader(&http.Client{}, slog.New(slog.DiscardHandler))
 	files.backoff = 10 * time.Millisecond
 	files.maxBackoff = 50 * time.Millisecond
 	files.stallTimeout = 5 * time.Second
-	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 4, Retries: 1, Files: files, History: h})
+	m, err := newManager(managerConfig{OutputDir: dir, Concurrency: 4, Retries: 1, Files: files, Models: models, History: h, ProgressEvery: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.saveEvery = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -702,7 +708,7 @@ func newAPITestManager(t testing.TB, dir string) (*manager, *historyStore) {
 			t.Error("manager did not stop")
 		}
 	})
-	return m, h
+	return m, h, files
 }
 
 func apiWriteFile(t *testing.T, path, data string) {
@@ -1232,7 +1238,7 @@ func BenchmarkAPIDownloads(b *testing.B) {
 	defer close(hold)
 
 	dir := b.TempDir()
-	m, h := newAPITestManager(b, dir)
+	m, h, _ := newAPITestManager(b, dir, nil)
 	for i := range 500 {
 		if _, err := m.Add(addRequest{Source: fmt.Sprintf("%s/bench-%d.bin", origin.URL, i), Retries: -1}); err != nil {
 			b.Fatal(err)
@@ -1911,35 +1917,6 @@ func TestAddIsOneSave(t *testing.T) {
 	}
 	if d := a.getDownloads(t, ""); len(d.Downloads) != 300 {
 		t.Errorf("a refused request added downloads: %d now", len(d.Downloads))
-	}
-}
-
-// TestAddQueueFull: the manager's cap on the queue answers 409 with its
-// message, and nothing of the request is queued.
-func TestAddQueueFull(t *testing.T) {
-	a := newAPIServer(t)
-	closeWindow(t, a.cfg.Manager)
-	// Filled in place: adding 20,000 through AddAll takes seconds (each
-	// add scans the queue for the same source), and only the count matters.
-	m := a.cfg.Manager
-	m.mu.Lock()
-	for i := range maxQueueJobs - 2 {
-		m.jobs = append(m.jobs, &managerJob{ID: fmt.Sprintf("d-fill-%d", i), Kind: jobKindFile, Source: fmt.Sprintf("https://example.com/%d", i), State: jobCompleted, Total: -1})
-	}
-	m.mu.Unlock()
-	body, k, v := apiForm("url", "https://example.com/a\nhttps://example.com/b\nhttps://example.com/c")
-	code, hdr, resp := a.do(t, "POST", "/api/download/add", body, k, v)
-	msg := apiWantError(t, code, hdr, resp, http.StatusConflict)
-	if !strings.Contains(msg, "queue is full") {
-		t.Errorf("409 message %q", msg)
-	}
-	m.mu.Lock()
-	n := len(m.jobs)
-	// Gone again before the manager stops: only the count mattered.
-	m.jobs = slices.DeleteFunc(m.jobs, func(j *managerJob) bool { return strings.HasPrefix(j.ID, "d-fill-") })
-	m.mu.Unlock()
-	if n != maxQueueJobs-2 {
-		t.Errorf("%d downloads after a refused add, want %d", n, maxQueueJobs-2)
 	}
 }
 

@@ -205,6 +205,9 @@ func (c *registryClient) retries() int {
 	return defaultRetries
 }
 
+// Files is the engine blobs are fetched with (nil: a default one per host).
+func (c *registryClient) Files() *rangeDownloader { return c.cfg.Files }
+
 // Concurrency is how many blobs a pull fetches at a time.
 func (c *registryClient) Concurrency() int { return c.cfg.Concurrency }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -112,6 +113,9 @@ type managerConfig struct {
 	Window      timeWindow       // daily window in which downloads may start; zero = always
 	WindowFile  string           // where SetSchedule keeps the window for the next start; "" = not kept
 	Now         func() time.Time // the clock; nil = time.Now
+	// ProgressEvery is how often running downloads' progress is announced
+	// and saved; 0 = every second. Tests make it shorter.
+	ProgressEvery time.Duration
 }
 
 type addRequest struct {
@@ -236,7 +240,7 @@ func newManager(cfg managerConfig) (*manager, error) {
 		outputDir:   dir,
 		statePath:   filepath.Join(dir, ".state", filepath.Base(queueFile)),
 		now:         cfg.Now,
-		saveEvery:   time.Second,
+		saveEvery:   cmp.Or(cfg.ProgressEvery, time.Second),
 		stopTimeout: 5 * time.Second,
 		concurrency: cfg.Concurrency,
 		changed:     make(chan struct{}),
@@ -548,7 +552,7 @@ func (m *manager) AddAll(reqs []addRequest) ([]jobView, error) {
 	views := make([]jobView, len(jobs))
 	err := m.update(func() ([]chan struct{}, error) {
 		if len(m.jobs)+len(jobs) > maxQueueJobs {
-			return nil, &jobStateError{msg: fmt.Sprintf("the queue is full: it holds %d downloads and takes at most %d; clear finished ones (or remove some) and add again", len(m.jobs), maxQueueJobs)}
+			return nil, conflictf("the queue is full: it holds %d downloads and takes at most %d; clear finished ones (or remove some) and add again", len(m.jobs), maxQueueJobs)
 		}
 		// One look at the queue for the whole batch: adding N to a queue
 		// of Q costs N+Q, not N×Q.
@@ -861,18 +865,6 @@ func stateFinished(state string) bool {
 	return state == jobCompleted || state == jobFailed || state == jobCanceled
 }
 
-// jobStateError refuses an action the download's state does not allow. It
-// matches errConflict (HTTP 409) and its text is only the reason, for the
-// person who clicked.
-type jobStateError struct{ msg string }
-
-func (e *jobStateError) Error() string        { return e.msg }
-func (e *jobStateError) Is(target error) bool { return target == errConflict }
-
-func jobConflict(format string, args ...any) error {
-	return &jobStateError{msg: fmt.Sprintf(format, args...)}
-}
-
 // stateWords says a state in words for a sentence: "x.iso is already
 // finished".
 func stateWords(state string) string {
@@ -897,7 +889,7 @@ func stateWords(state string) string {
 func (m *manager) Pause(id string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobQueued && !stateRunning(j.State) {
-			return nil, jobConflict("%s is %s: only a queued or running download can be paused", j.displayName(), stateWords(j.State))
+			return nil, conflictf("%s is %s: only a queued or running download can be paused", j.displayName(), stateWords(j.State))
 		}
 		return m.pauseLocked(j), nil
 	})
@@ -974,7 +966,7 @@ func (m *manager) SetLimit(id string, bytesPerSecond int64) error {
 func (m *manager) Resume(id string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobPaused {
-			return nil, jobConflict("%s is %s: only a paused download can be resumed", j.displayName(), stateWords(j.State))
+			return nil, conflictf("%s is %s: only a paused download can be resumed", j.displayName(), stateWords(j.State))
 		}
 		j.State = jobQueued
 		m.markLocked(j)
@@ -988,7 +980,7 @@ func (m *manager) Resume(id string) error {
 func (m *manager) Cancel(id string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if stateFinished(j.State) {
-			return nil, jobConflict("%s is %s: there is nothing to cancel (remove it from the list instead)", j.displayName(), stateWords(j.State))
+			return nil, conflictf("%s is %s: there is nothing to cancel (remove it from the list instead)", j.displayName(), stateWords(j.State))
 		}
 		return m.cancelLocked(j), nil
 	})
@@ -1022,7 +1014,7 @@ func (m *manager) cancelLocked(j *managerJob) chan struct{} {
 func (m *manager) Retry(id string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobFailed && j.State != jobCanceled {
-			return nil, jobConflict("%s is %s: only a failed or canceled download can be retried", j.displayName(), stateWords(j.State))
+			return nil, conflictf("%s is %s: only a failed or canceled download can be retried", j.displayName(), stateWords(j.State))
 		}
 		if j.State == jobCanceled {
 			j.Done, j.Total = 0, -1
@@ -1060,15 +1052,15 @@ func (m *manager) Remove(id string, deleteFile bool) error {
 	var name modelName
 	err := m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if !stateFinished(j.State) {
-			return nil, jobConflict("%s is %s: cancel it first, then remove it", j.displayName(), stateWords(j.State))
+			return nil, conflictf("%s is %s: cancel it first, then remove it", j.displayName(), stateWords(j.State))
 		}
 		if j.run != nil {
-			return nil, jobConflict("%s is still stopping: try again in a moment", j.displayName())
+			return nil, conflictf("%s is still stopping: try again in a moment", j.displayName())
 		}
 		if deleteFile && j.Path != "" {
 			var ok bool
 			if rel, ok = m.insideOutput(j.Path); !ok {
-				return nil, jobConflict("refusing to delete %s: it is outside the output folder %s", j.Path, m.outputDir)
+				return nil, conflictf("refusing to delete %s: it is outside the output folder %s", j.Path, m.outputDir)
 			}
 		}
 		kind, state, name, p, modelsDir = j.Kind, j.State, j.name, j.Path, j.ModelsDir
@@ -1127,7 +1119,7 @@ func (m *manager) removeData(kind, p string, name modelName, modelsDir string) {
 func (m *manager) Move(id, where string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobQueued {
-			return nil, jobConflict("%s is %s: only a queued download can be moved in the queue", j.displayName(), stateWords(j.State))
+			return nil, conflictf("%s is %s: only a queued download can be moved in the queue", j.displayName(), stateWords(j.State))
 		}
 		i := slices.Index(m.jobs, j)
 		to := i

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1784,5 +1785,29 @@ func TestManagerCleansOnlyItsOwnTempFiles(t *testing.T) {
 	open("cli-queue.json")
 	if _, err := os.Stat(leftover.Name()); !errors.Is(err, os.ErrNotExist) {
 		t.Error("the CLI kept its own stale temp file")
+	}
+}
+
+// TestManagerQueueFull: the queue's cap refuses a batch that does not fit
+// with errConflict and a message saying so, and queues none of it.
+func TestManagerQueueFull(t *testing.T) {
+	m := newTestManager(t, t.TempDir(), 1, nil)
+	// Filled in place: adding 20,000 through AddAll takes seconds (each
+	// add scans the queue for the same source), and only the count matters.
+	m.mu.Lock()
+	for i := range maxQueueJobs - 2 {
+		m.jobs = append(m.jobs, &managerJob{ID: fmt.Sprintf("d-fill-%d", i), Kind: jobKindFile, Source: fmt.Sprintf("https://example.com/%d", i), State: jobCompleted, Total: -1})
+	}
+	m.mu.Unlock()
+	_, err := m.AddAll([]addRequest{{Source: "https://example.com/a"}, {Source: "https://example.com/b"}, {Source: "https://example.com/c"}})
+	if !errors.Is(err, errConflict) || !strings.Contains(err.Error(), "queue is full") {
+		t.Errorf("AddAll beyond the cap: %v, want errConflict saying the queue is full", err)
+	}
+	m.mu.Lock()
+	n := len(m.jobs)
+	m.jobs = slices.DeleteFunc(m.jobs, func(j *managerJob) bool { return strings.HasPrefix(j.ID, "d-fill-") })
+	m.mu.Unlock()
+	if n != maxQueueJobs-2 {
+		t.Errorf("%d downloads after a refused add, want %d", n, maxQueueJobs-2)
 	}
 }

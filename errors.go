@@ -56,6 +56,19 @@ func badInputf(format string, args ...any) error {
 	return &inputError{msg: fmt.Sprintf(format, args...)}
 }
 
+// conflictError refuses an action the current state does not allow (a
+// download already finished, a full queue). It matches errConflict (HTTP
+// 409) and its text is only the reason, for the person who asked.
+type conflictError struct{ msg string }
+
+func (e *conflictError) Error() string        { return e.msg }
+func (e *conflictError) Is(target error) bool { return target == errConflict }
+
+// conflictf returns an error matching errConflict with a formatted message.
+func conflictf(format string, args ...any) error {
+	return &conflictError{msg: fmt.Sprintf(format, args...)}
+}
+
 // badURLf is badInputf for a URL that cannot be fetched; it also matches
 // errBadURL, so its error code is bad_url.
 func badURLf(format string, args ...any) error {

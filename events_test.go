@@ -381,7 +381,7 @@ func benchEventStreams(b *testing.B, clients, jobs int, capped bool) {
 	defer close(hold)
 	origin := holdingOrigin(b, hold)
 	dir := b.TempDir()
-	m, h := newAPITestManager(b, dir)
+	m, h, _ := newAPITestManager(b, dir, nil)
 	m.SetConcurrency(1)
 	reqs := make([]addRequest, jobs)
 	for i := range reqs {

@@ -139,10 +139,7 @@ func openModelCache(cfg cacheConfig) (*modelCache, error) {
 		lock.Close()
 		return nil, fmt.Errorf("opening the model cache: %w", err)
 	}
-	retries := defaultRetries
-	if cfg.Upstream.cfg.Files != nil {
-		retries = cfg.Upstream.cfg.Files.retries
-	}
+	retries := cfg.Upstream.retries()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &modelCache{
 		dir:               cfg.Dir,

@@ -97,8 +97,8 @@ func TestCacheServesBlobWhileItArrives(t *testing.T) {
 	d := digestOf(layer)
 	f.set(func(f *fakeRegistry) { f.hold[d] = 2 << 20 }) // the upstream pauses after 2 MiB
 	mir, srv := newFakeCache(t, f, 0, func(c *modelCache) {
-		c.upstream.cfg.Files.connections = 1
-		c.upstream.cfg.Files.stallTimeout = 300 * time.Millisecond // then the engine resumes with a range
+		c.upstream.Files().connections = 1
+		c.upstream.Files().stallTimeout = 300 * time.Millisecond // then the engine resumes with a range
 	})
 	if resp, _, err := getBody(t, srv.URL+"/v2/library/big/manifests/latest", ""); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("manifest: %v %v", err, resp)
@@ -241,7 +241,7 @@ func TestCacheCutsFollowersOfABadAttempt(t *testing.T) {
 	layer := testBytes(1<<20, 9)
 	f.addModel("library/flaky", "latest", layer, []byte("{{ .Prompt }}"))
 	d := digestOf(layer)
-	_, srv := newFakeCache(t, f, 0, func(c *modelCache) { c.upstream.cfg.Files.connections = 1 })
+	_, srv := newFakeCache(t, f, 0, func(c *modelCache) { c.upstream.Files().connections = 1 })
 	getBody(t, srv.URL+"/v2/library/flaky/manifests/latest", "")
 	resp, body, err := getBody(t, srv.URL+"/v2/library/flaky/blobs/"+d+"?direct=1", "")
 	if err == nil && resp.StatusCode == http.StatusOK && !bytes.Equal(body, layer) {

@@ -219,7 +219,7 @@ func startTestCache(t *testing.T, upstream string, max int64, tune func(*modelCa
 		t.Fatal(err)
 	}
 	m.Cache.upstream.backoff = 10 * time.Millisecond
-	m.Cache.upstream.cfg.Files.backoff = 10 * time.Millisecond
+	m.Cache.upstream.Files().backoff = 10 * time.Millisecond
 	if tune != nil {
 		tune(m.Cache)
 	}

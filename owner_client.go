@@ -97,7 +97,7 @@ func (c *ownerClient) do(ctx context.Context, method, path string, body any, out
 		case http.StatusUnauthorized:
 			return fmt.Errorf("the web UI that owns this folder needs its access token: pass -token-file or set OMD_TOKEN (%s)", msg)
 		case http.StatusConflict:
-			return &jobStateError{msg: msg}
+			return conflictf("%s", msg)
 		}
 		return fmt.Errorf("the process that owns this folder answered %s: %s", resp.Status, msg)
 	}

@@ -481,7 +481,7 @@ func TestShowAPI(t *testing.T) {
 	f := newFakeRegistry(t)
 	digest, _, size := addShowModel(f)
 	c := newTestPuller(t, f.URL)
-	a := newAPIServer(t, func(cfg *serverConfig) { cfg.Manager.cfg.Models = c })
+	a := newAPIServerWith(t, c)
 	code, _, body := a.do(t, "GET", "/api/model/show?name=qwen:0.5b", nil)
 	var got modelInfo
 	if code != http.StatusOK || json.Unmarshal(body, &got) != nil || got.Digest != digest || got.Size != size || len(got.Layers) != 5 {
