@@ -8,6 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"ollama-model-downloader/internal/disk"
+	"ollama-model-downloader/internal/engine"
+	"ollama-model-downloader/internal/history"
+	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/owner"
+	"ollama-model-downloader/internal/queue"
+	"ollama-model-downloader/internal/registry"
+	"ollama-model-downloader/internal/server"
+	"ollama-model-downloader/internal/units"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,8 +32,8 @@ type app struct {
 	stdout   io.Writer
 	stderr   io.Writer
 	log      *slog.Logger
-	files    *rangeDownloader
-	registry *registryClient
+	files    *engine.Downloader
+	registry *registry.Client
 
 	// Knobs that tests turn.
 	now        func() time.Time
@@ -40,16 +49,16 @@ type app struct {
 const maxTakeovers = 1000
 
 func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, error) {
-	client, err := newHTTPClient(opts.proxy)
+	client, err := engine.NewHTTPClient(opts.proxy)
 	if err != nil {
 		return nil, err
 	}
-	files := newRangeDownloader(client, log)
-	files.userAgent = "ollama-model-downloader/" + version
-	files.retries = opts.retries
-	files.connections = opts.connections
+	files := engine.NewDownloader(client, log)
+	files.UserAgent = "ollama-model-downloader/" + version
+	files.Retries = opts.retries
+	files.Connections = opts.connections
 	files.SetRateLimit(opts.rateLimit)
-	reg, err := newRegistryClient(registryConfig{
+	reg, err := registry.New(registry.Config{
 		Registry:    opts.registry,
 		Platform:    opts.platform,
 		Concurrency: opts.concurrency,
@@ -94,7 +103,7 @@ func (a *app) serveUI(ctx context.Context) error {
 	}
 	defer own.Release()
 
-	hist, err := openHistory(a.opts.outputDir, a.log)
+	hist, err := history.Open(a.opts.outputDir, a.log)
 	if err != nil {
 		return err
 	}
@@ -102,11 +111,11 @@ func (a *app) serveUI(ctx context.Context) error {
 	if aside := hist.Recovered(); aside != "" {
 		fmt.Fprintf(a.stderr, "warning: the history was unreadable and was moved to %s\n", aside)
 	}
-	window, err := loadWindow(a.opts.outputDir)
+	window, err := queue.LoadWindow(a.opts.outputDir)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "warning: %v; downloads may run at any time\n", err)
 	}
-	m, err := a.newManager(hist, managerConfig{Window: window, WindowFile: windowFile(a.opts.outputDir)})
+	m, err := a.newManager(hist, queue.Config{Window: window, WindowFile: queue.WindowFile(a.opts.outputDir)})
 	if err != nil {
 		return err
 	}
@@ -115,8 +124,8 @@ func (a *app) serveUI(ctx context.Context) error {
 	runDone := make(chan error, 1)
 	go func() { runDone <- m.Run(runCtx) }()
 
-	key := newRandomID() + newRandomID()
-	srv := newServer(serverConfig{
+	key := history.NewID() + history.NewID()
+	srv := server.New(server.Config{
 		Manager:   m,
 		History:   hist,
 		Files:     a.files,
@@ -128,7 +137,7 @@ func (a *app) serveUI(ctx context.Context) error {
 	})
 	addr := net.JoinHostPort(a.opts.listen, strconv.Itoa(a.opts.port))
 	serveErr := srv.ListenAndServe(ctx, addr, func(open string) {
-		if err := own.Announce(ownerInfo{Kind: ownerWeb, URL: baseURL(open), Key: key}); err != nil {
+		if err := own.Announce(owner.Info{Kind: owner.KindWeb, URL: baseURL(open), Key: key}); err != nil {
 			a.log.Warn("announcing the web UI in the output folder", "err", err)
 		}
 		fmt.Fprintf(a.stdout, "Web UI: %s\n", open)
@@ -145,27 +154,27 @@ func (a *app) serveUI(ctx context.Context) error {
 // claimForUI makes this process the folder's owner. When a web UI already
 // owns it, it prints that UI's address, opens it, and returns a nil owner:
 // there is nothing more to do. A command-line run is asked to yield.
-func (a *app) claimForUI(ctx context.Context) (*folderOwner, error) {
+func (a *app) claimForUI(ctx context.Context) (*owner.Owner, error) {
 	asked := false
 	deadline := time.Now().Add(a.ownerWait)
 	for {
-		own, err := claimFolder(a.opts.outputDir)
+		own, err := owner.Claim(a.opts.outputDir)
 		if err == nil {
 			return own, nil
 		}
-		if !errors.Is(err, errLocked) {
+		if !errors.Is(err, disk.ErrLocked) {
 			return nil, err
 		}
-		info, ierr := readOwner(a.opts.outputDir)
+		info, ierr := owner.Read(a.opts.outputDir)
 		switch {
-		case ierr == nil && info.Kind == ownerWeb:
+		case ierr == nil && info.Kind == owner.KindWeb:
 			open := info.URL
 			fmt.Fprintf(a.stdout, "A web UI already serves %s: %s\n", a.opts.outputDir, open)
 			a.openBrowser(open)
 			return nil, nil
-		case ierr == nil && info.Kind == ownerCLI && !asked:
+		case ierr == nil && info.Kind == owner.KindCLI && !asked:
 			fmt.Fprintf(a.stderr, "A command-line run (pid %d) is downloading into %s; taking the folder over, its downloads continue here.\n", info.PID, a.opts.outputDir)
-			if err := newOwnerClient(info, a.opts.token).Yield(ctx); err != nil && !errors.Is(err, errOwnerGone) {
+			if err := owner.NewClient(info, a.opts.token).Yield(ctx); err != nil && !errors.Is(err, owner.ErrGone) {
 				return nil, fmt.Errorf("asking the command-line run (pid %d) to hand %s over: %w", info.PID, a.opts.outputDir, err)
 			}
 			asked = true
@@ -173,13 +182,13 @@ func (a *app) claimForUI(ctx context.Context) (*folderOwner, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("another process (%s) holds %s and does not let go; stop it, or use another -output-dir", ownerDescription(info, ierr), a.opts.outputDir)
 		}
-		if sleepCtx(ctx, 100*time.Millisecond) != nil {
+		if engine.Sleep(ctx, 100*time.Millisecond) != nil {
 			return nil, context.Cause(ctx)
 		}
 	}
 }
 
-func ownerDescription(info ownerInfo, err error) string {
+func ownerDescription(info owner.Info, err error) string {
 	if err != nil {
 		return "it has not said what it is"
 	}
@@ -208,17 +217,17 @@ func baseURL(open string) string {
 
 // newManager builds the download manager over the output folder, with
 // the history; cfg adds what the caller decides.
-func (a *app) newManager(hist *historyStore, cfg managerConfig) (*manager, error) {
+func (a *app) newManager(hist *history.Store, cfg queue.Config) (*queue.Manager, error) {
 	cfg.OutputDir = a.opts.outputDir
 	cfg.Concurrency = a.opts.concurrency
 	cfg.Retries = a.opts.retries
 	cfg.Files = a.files
-	cfg.Models = newModelPuller(a.registry)
+	cfg.Models = models.NewPuller(a.registry)
 	cfg.History = hist
 	cfg.Log = a.log
 	cfg.KeepStaging = a.opts.keepStaging
 	cfg.Now = a.now
-	m, err := newManager(cfg)
+	m, err := queue.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -229,11 +238,11 @@ func (a *app) newManager(hist *historyStore, cfg managerConfig) (*manager, error
 }
 
 // requests are the command's arguments as downloads.
-func (a *app) requests() []addRequest {
-	reqs := make([]addRequest, len(a.opts.args))
+func (a *app) requests() []queue.AddRequest {
+	reqs := make([]queue.AddRequest, len(a.opts.args))
 	for i, arg := range a.opts.args {
-		reqs[i] = addRequest{Source: arg, Retries: -1, SHA256: a.opts.sha256, Output: a.opts.output, Force: a.opts.force, Split: a.opts.split}
-		if isURLArg(arg) {
+		reqs[i] = queue.AddRequest{Source: arg, Retries: -1, SHA256: a.opts.sha256, Output: a.opts.output, Force: a.opts.force, Split: a.opts.split}
+		if engine.IsURL(arg) {
 			reqs[i].Split = 0
 		}
 	}
@@ -247,7 +256,7 @@ func (a *app) requests() []addRequest {
 // are handed to it and followed there. Ownership can change hands on the
 // way — the owner exits or is killed, a web UI starts — and the run
 // carries on from the .part files either way.
-func (a *app) downloadAll(ctx context.Context, reqs []addRequest) error {
+func (a *app) downloadAll(ctx context.Context, reqs []queue.AddRequest) error {
 	views, err := a.runDownloads(ctx, reqs)
 	if err != nil {
 		return err
@@ -257,12 +266,12 @@ func (a *app) downloadAll(ctx context.Context, reqs []addRequest) error {
 
 // runDownloads is downloadAll without the final lines: the downloads as
 // they ended (or stopped), in the order of reqs.
-func (a *app) runDownloads(ctx context.Context, reqs []addRequest) ([]jobView, error) {
+func (a *app) runDownloads(ctx context.Context, reqs []queue.AddRequest) ([]queue.JobView, error) {
 	if err := a.makeOutputDir(); err != nil {
 		return nil, err
 	}
 	for range maxTakeovers {
-		own, err := claimFolder(a.opts.outputDir)
+		own, err := owner.Claim(a.opts.outputDir)
 		switch {
 		case err == nil:
 			views, err := a.runAsOwner(ctx, own, reqs)
@@ -273,19 +282,19 @@ func (a *app) runDownloads(ctx context.Context, reqs []addRequest) ([]jobView, e
 				continue
 			}
 			return views, err
-		case errors.Is(err, errLocked):
+		case errors.Is(err, disk.ErrLocked):
 			info, err := a.waitForOwner(ctx)
-			if errors.Is(err, errOwnerGone) {
+			if errors.Is(err, owner.ErrGone) {
 				continue // it let go while we looked
 			}
 			if err != nil {
 				return nil, err
 			}
 			views, err := a.follow(ctx, info, reqs)
-			if errors.Is(err, errOwnerGone) {
+			if errors.Is(err, owner.ErrGone) {
 				// It may still hold the lock while it stops: give it a
 				// moment rather than spin.
-				if sleepCtx(ctx, 60*time.Millisecond) != nil {
+				if engine.Sleep(ctx, 60*time.Millisecond) != nil {
 					return nil, context.Cause(ctx)
 				}
 				continue
@@ -304,14 +313,14 @@ var errYielded = errors.New("handed the folder to the web UI")
 // runAsOwner runs the downloads in this process, which owns the folder:
 // its own queue run (only these downloads and those other commands hand
 // it), a loopback API for those other commands, and the progress display.
-func (a *app) runAsOwner(ctx context.Context, own *folderOwner, reqs []addRequest) ([]jobView, error) {
+func (a *app) runAsOwner(ctx context.Context, own *owner.Owner, reqs []queue.AddRequest) ([]queue.JobView, error) {
 	defer own.Release()
-	hist, err := openRecentHistory(a.opts.outputDir, a.log)
+	hist, err := history.OpenRecent(a.opts.outputDir, a.log)
 	if err != nil {
 		return nil, err
 	}
 	defer hist.Close()
-	m, err := a.newManager(hist, managerConfig{OwnJobsOnly: true, Window: a.opts.window})
+	m, err := a.newManager(hist, queue.Config{OwnJobsOnly: true, Window: a.opts.window})
 	if err != nil {
 		return nil, err
 	}
@@ -331,9 +340,9 @@ func (a *app) runAsOwner(ctx context.Context, own *folderOwner, reqs []addReques
 
 	// Other commands on this folder reach this run through its API, with
 	// a key only this user can read (owner.json is 0600).
-	key := newRandomID() + newRandomID()
+	key := history.NewID() + history.NewID()
 	yield := make(chan struct{}, 1)
-	srv := newServer(serverConfig{
+	srv := server.New(server.Config{
 		Manager: m, History: hist, Files: a.files, OutputDir: a.opts.outputDir,
 		Token: key, LocalKey: key, Version: version, Log: a.log,
 		Yield: func() {
@@ -347,7 +356,7 @@ func (a *app) runAsOwner(ctx context.Context, own *folderOwner, reqs []addReques
 	srvDone := make(chan error, 1)
 	go func() {
 		srvDone <- srv.ListenAndServe(srvCtx, "127.0.0.1:0", func(open string) {
-			if err := own.Announce(ownerInfo{Kind: ownerCLI, URL: baseURL(open), Key: key}); err != nil {
+			if err := own.Announce(owner.Info{Kind: owner.KindCLI, URL: baseURL(open), Key: key}); err != nil {
 				a.log.Warn("announcing this run in the output folder", "err", err)
 			}
 		})
@@ -389,10 +398,10 @@ func (a *app) runAsOwner(ctx context.Context, own *folderOwner, reqs []addReques
 	stopRun()
 	<-runDone
 
-	views := make([]jobView, len(ids))
+	views := make([]queue.JobView, len(ids))
 	got := m.Views(ids)
 	for i, id := range ids {
-		views[i] = jobView{ID: id, Source: reqs[i].Source, State: jobFailed, Error: "the download left the queue"}
+		views[i] = queue.JobView{ID: id, Source: reqs[i].Source, State: queue.JobFailed, Error: "the download left the queue"}
 		for len(got) > 0 && got[0].ID == id {
 			views[i], got = got[0], got[1:]
 		}
@@ -421,10 +430,10 @@ func (a *app) startPrinter(ctx context.Context, snapshot func() []transferStatus
 func (a *app) waitForWebUI(ctx context.Context) {
 	deadline := time.Now().Add(a.ownerWait)
 	for time.Now().Before(deadline) {
-		if info, err := readOwner(a.opts.outputDir); err == nil && info.Kind == ownerWeb {
+		if info, err := owner.Read(a.opts.outputDir); err == nil && info.Kind == owner.KindWeb {
 			return
 		}
-		if sleepCtx(ctx, 20*time.Millisecond) != nil {
+		if engine.Sleep(ctx, 20*time.Millisecond) != nil {
 			return
 		}
 	}
@@ -432,24 +441,24 @@ func (a *app) waitForWebUI(ctx context.Context) {
 
 // waitForOwner reads how to reach the folder's owner, waiting while it
 // starts. errOwnerGone means the folder came free meanwhile.
-func (a *app) waitForOwner(ctx context.Context) (ownerInfo, error) {
+func (a *app) waitForOwner(ctx context.Context) (owner.Info, error) {
 	deadline := time.Now().Add(a.ownerWait)
 	for {
-		info, err := readOwner(a.opts.outputDir)
+		info, err := owner.Read(a.opts.outputDir)
 		if err == nil {
 			return info, nil
 		}
-		if !errors.Is(err, errOwnerUnknown) {
+		if !errors.Is(err, owner.ErrUnknown) {
 			return info, err
 		}
-		if o, cerr := claimFolder(a.opts.outputDir); cerr == nil {
+		if o, cerr := owner.Claim(a.opts.outputDir); cerr == nil {
 			o.Release()
-			return info, errOwnerGone
+			return info, owner.ErrGone
 		}
 		if time.Now().After(deadline) {
 			return info, fmt.Errorf("another process owns %s but does not say how to reach it (an older version of this tool?); wait for it to finish or use another -output-dir", a.opts.outputDir)
 		}
-		if sleepCtx(ctx, 50*time.Millisecond) != nil {
+		if engine.Sleep(ctx, 50*time.Millisecond) != nil {
 			return info, context.Cause(ctx)
 		}
 	}
@@ -459,14 +468,14 @@ func (a *app) waitForOwner(ctx context.Context) (ownerInfo, error) {
 // they finish. On Ctrl-C they are paused there (run the same command
 // again to resume). errOwnerGone means the owner went away: the caller
 // takes the folder over.
-func (a *app) follow(ctx context.Context, info ownerInfo, reqs []addRequest) ([]jobView, error) {
-	c := newOwnerClient(info, a.opts.token)
+func (a *app) follow(ctx context.Context, info owner.Info, reqs []queue.AddRequest) ([]queue.JobView, error) {
+	c := owner.NewClient(info, a.opts.token)
 	jobs, err := c.Add(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
 	who := "the web UI at " + info.URL
-	if info.Kind == ownerCLI {
+	if info.Kind == owner.KindCLI {
 		who = fmt.Sprintf("another command (pid %d)", info.PID)
 	}
 	fmt.Fprintf(a.stderr, "%s owns %s: its queue runs these downloads; following them there.\n", who, a.opts.outputDir)
@@ -508,11 +517,11 @@ func (a *app) follow(ctx context.Context, info ownerInfo, reqs []addRequest) ([]
 			}
 		}
 		for _, id := range d.Removed {
-			if i, ok := index[id]; ok && !stateFinished(views[i].State) {
-				views[i].State, views[i].Error = jobFailed, "removed from the queue in the web UI"
+			if i, ok := index[id]; ok && !queue.StateFinished(views[i].State) {
+				views[i].State, views[i].Error = queue.JobFailed, "removed from the queue in the web UI"
 			}
 		}
-		pending := slices.ContainsFunc(views, func(v jobView) bool { return !stateFinished(v.State) })
+		pending := slices.ContainsFunc(views, func(v queue.JobView) bool { return !queue.StateFinished(v.State) })
 		mu.Unlock()
 		rev = d.Rev
 		if sch := d.Schedule; pending && sch != nil && !sch.Open && !toldWindow {
@@ -521,14 +530,14 @@ func (a *app) follow(ctx context.Context, info ownerInfo, reqs []addRequest) ([]
 			toldWindow = true
 		}
 		if !pending {
-			if info.Kind == ownerCLI {
+			if info.Kind == owner.KindCLI {
 				for _, v := range views {
 					c.Remove(ctx, v.ID) // the owning command keeps no list for us
 				}
 			}
 			return views, nil
 		}
-		if sleepCtx(ctx, a.followPoll) != nil {
+		if engine.Sleep(ctx, a.followPoll) != nil {
 			stopPrinter()
 			a.pauseAtOwner(c, views)
 			return views, nil
@@ -538,13 +547,13 @@ func (a *app) follow(ctx context.Context, info ownerInfo, reqs []addRequest) ([]
 
 // pauseAtOwner pauses the unfinished downloads of an interrupted follower:
 // Ctrl-C in the terminal stops them, as it would in an owning run.
-func (a *app) pauseAtOwner(c *ownerClient, views []jobView) {
+func (a *app) pauseAtOwner(c *owner.Client, views []queue.JobView) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i, v := range views {
-		if !stateFinished(v.State) {
+		if !queue.StateFinished(v.State) {
 			if err := c.Pause(ctx, v.ID); err == nil {
-				views[i].State = jobPaused
+				views[i].State = queue.JobPaused
 			}
 		}
 	}
@@ -553,24 +562,24 @@ func (a *app) pauseAtOwner(c *ownerClient, views []jobView) {
 // report prints one line per download and returns the run's outcome:
 // nil when every download is done, else an error (exit status 1, or the
 // signal's when the run was interrupted).
-func (a *app) report(ctx context.Context, views []jobView) error {
+func (a *app) report(ctx context.Context, views []queue.JobView) error {
 	failed := 0
 	for i, v := range views {
 		src := displaySource(a.opts.args[i])
 		switch {
-		case v.State == jobCompleted && v.Outcome == "unchanged":
+		case v.State == queue.JobCompleted && v.Outcome == "unchanged":
 			fmt.Fprintf(a.stdout, "already downloaded: %s\n", a.outputPath(v.Path))
-		case v.State == jobCompleted && v.Outcome == "unchecked":
+		case v.State == queue.JobCompleted && v.Outcome == "unchecked":
 			fmt.Fprintf(a.stdout, "already downloaded: %s (the server could not be reached to check for a newer version)\n", a.outputPath(v.Path))
-		case v.State == jobCompleted && v.Outcome == "updated":
+		case v.State == queue.JobCompleted && v.Outcome == "updated":
 			fmt.Fprintf(a.stdout, "done: %s (a newer version; the earlier one is kept as %s)\n", a.outputPath(v.Path), a.outputPath(v.PreviousPath))
-		case v.State == jobCompleted && v.ModelsDir != "":
+		case v.State == queue.JobCompleted && v.ModelsDir != "":
 			fmt.Fprintf(a.stdout, "installed: %s into %s%s\n", v.Name, v.ModelsDir, reusedNote(v.ReusedBytes))
-		case v.State == jobCompleted:
+		case v.State == queue.JobCompleted:
 			fmt.Fprintf(a.stdout, "done: %s%s\n", a.outputPath(v.Path), reusedNote(v.ReusedBytes))
-		case v.State == jobFailed:
+		case v.State == queue.JobFailed:
 			failed++
-			fmt.Fprintf(a.stderr, "failed: %s: %s\n", src, singleLine(v.Error))
+			fmt.Fprintf(a.stderr, "failed: %s: %s\n", src, queue.SingleLine(v.Error))
 		default:
 			failed++
 			fmt.Fprintf(a.stderr, "stopped: %s (run the same command again to resume)\n", src)
@@ -594,7 +603,7 @@ func reusedNote(n int64) string {
 	if n <= 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%s reused from disk)", sizeText(n))
+	return fmt.Sprintf(" (%s reused from disk)", units.Decimal(n))
 }
 
 // outputPath turns a job's path (relative to the output folder when inside
@@ -607,7 +616,7 @@ func (a *app) outputPath(p string) string {
 }
 
 // statusOf turns a job into a progress line.
-func statusOf(v jobView) transferStatus {
+func statusOf(v queue.JobView) transferStatus {
 	state := v.State
 	if v.Phase != "" && state == "downloading" {
 		state = v.Phase
@@ -624,8 +633,8 @@ func statusOf(v jobView) transferStatus {
 
 // displaySource is how an argument is named before its file name is known.
 func displaySource(src string) string {
-	if isURLArg(src) {
-		return redactURL(src)
+	if engine.IsURL(src) {
+		return engine.RedactURL(src)
 	}
 	return src
 }

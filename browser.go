@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"ollama-model-downloader/internal/fault"
 	"os/exec"
 	"runtime"
 )
@@ -35,7 +36,7 @@ func (b *browserOpener) Open(rawURL string) error {
 func browserCommand(goos, rawURL string) (string, []string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", nil, badInputf("not an http(s) URL to open in a browser: %q", rawURL)
+		return "", nil, fault.BadInputf("not an http(s) URL to open in a browser: %q", rawURL)
 	}
 	switch goos {
 	case "windows":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"ollama-model-downloader/internal/fault"
 	"slices"
 	"testing"
 )
@@ -42,7 +43,7 @@ func TestBrowserRefusesNonHTTP(t *testing.T) {
 			t.Errorf("started a command for %q", u)
 			return nil
 		}}
-		if err := b.Open(u); !errors.Is(err, errBadInput) {
+		if err := b.Open(u); !errors.Is(err, fault.ErrBadInput) {
 			t.Errorf("Open(%q) = %v, want errBadInput", u, err)
 		}
 	}

@@ -10,6 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"ollama-model-downloader/internal/disk"
+	"ollama-model-downloader/internal/engine"
+	"ollama-model-downloader/internal/fault"
+	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/registry"
+	"ollama-model-downloader/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,46 +23,6 @@ import (
 	"testing"
 	"time"
 )
-
-func TestInputErrorMatchesBadInput(t *testing.T) {
-	err := fmt.Errorf("adding download: %w", badInputf("retries must be 0-100, got %d", 500))
-	if !errors.Is(err, errBadInput) {
-		t.Fatalf("errors.Is(%v, errBadInput) = false", err)
-	}
-	if got, want := err.Error(), "adding download: retries must be 0-100, got 500"; got != want {
-		t.Errorf("message = %q, want %q", got, want)
-	}
-}
-
-func TestStatusErrorMessage(t *testing.T) {
-	tests := []struct {
-		name string
-		err  *statusError
-		want string
-	}{
-		{"without body", &statusError{Code: 404, URL: "https://h/x"}, "HTTP 404 Not Found"},
-		{"with body", &statusError{Code: 412, URL: "https://h/v2/", Body: "please upgrade"}, "HTTP 412 Precondition Failed: please upgrade"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.err.Error(); got != tc.want {
-				t.Errorf("Error() = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-// closedPort is a loopback address where nothing listens: connecting is refused.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
 
 // TestErrorCodes produces each failure for real where it can (httptest
 // origins and proxies, a closed port, an untrusted certificate, the fake
@@ -66,7 +32,7 @@ func closedPort(t *testing.T) string {
 func TestErrorCodes(t *testing.T) {
 	// download runs one Download of rawURL through d (testDownloader when
 	// nil), without retries unless the case sets them.
-	download := func(t *testing.T, d *rangeDownloader, req fileRequest) error {
+	download := func(t *testing.T, d *engine.Downloader, req engine.Request) error {
 		t.Helper()
 		if d == nil {
 			d = testDownloader(t)
@@ -83,7 +49,7 @@ func TestErrorCodes(t *testing.T) {
 				http.Error(w, body, code)
 			}))
 			t.Cleanup(srv.Close)
-			return download(t, nil, fileRequest{URL: srv.URL + "/file.bin", Retries: 1})
+			return download(t, nil, engine.Request{URL: srv.URL + "/file.bin", Retries: 1})
 		}
 	}
 	throughProxy := func(t *testing.T, proxy http.Handler, target string) error {
@@ -91,16 +57,16 @@ func TestErrorCodes(t *testing.T) {
 		t.Cleanup(p.Close)
 		u, _ := url.Parse(p.URL)
 		d := testDownloader(t)
-		d.client = buildHTTPClient(http.ProxyURL(u))
-		return download(t, d, fileRequest{URL: target, Retries: 0})
+		d.Client = engine.BuildHTTPClient(http.ProxyURL(u))
+		return download(t, d, engine.Request{URL: target, Retries: 0})
 	}
-	pull := func(t *testing.T, ref string, setup func(f *fakeRegistry), mods ...func(*pullTestConfig)) error {
-		f := newFakeRegistry(t)
-		tinyModel(f, "tiny", "latest")
+	pull := func(t *testing.T, ref string, setup func(f *testkit.FakeRegistry), mods ...func(*pullTestConfig)) error {
+		f := testkit.NewFakeRegistry(t)
+		testkit.TinyModel(f, "tiny", "latest")
 		if setup != nil {
 			setup(f)
 		}
-		_, err := newTestPuller(t, f.URL, mods...).Pull(t.Context(), pullRequest{Ref: ref, OutputDir: t.TempDir(), Retries: 0})
+		_, err := newTestPuller(t, f.URL, mods...).Pull(t.Context(), models.PullRequest{Ref: ref, OutputDir: t.TempDir(), Retries: 0})
 		return err
 	}
 
@@ -119,12 +85,12 @@ func TestErrorCodes(t *testing.T) {
 			return throughProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Proxy-Authenticate", `Basic realm="proxy"`)
 				http.Error(w, "credentials please", http.StatusProxyAuthRequired)
-			}), "http://"+closedPort(t)+"/file.bin")
+			}), "http://"+testkit.ClosedPort(t)+"/file.bin")
 		}},
 		{"proxy refuses CONNECT with 407", "proxy_auth", func(t *testing.T) error {
 			return throughProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusProxyAuthRequired)
-			}), "https://"+closedPort(t)+"/file.bin")
+			}), "https://"+testkit.ClosedPort(t)+"/file.bin")
 		}},
 		{"proxy refuses CONNECT with 502", "proxy", func(t *testing.T) error {
 			return throughProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -132,140 +98,142 @@ func TestErrorCodes(t *testing.T) {
 					t.Errorf("proxy got %s, want CONNECT", r.Method)
 				}
 				w.WriteHeader(http.StatusBadGateway)
-			}), "https://"+closedPort(t)+"/file.bin")
+			}), "https://"+testkit.ClosedPort(t)+"/file.bin")
 		}},
 		{"proxy on a dead port", "proxy", func(t *testing.T) error {
 			d := testDownloader(t)
-			d.client = buildHTTPClient(http.ProxyURL(&url.URL{Scheme: "http", Host: closedPort(t)}))
-			return download(t, d, fileRequest{URL: "http://" + closedPort(t) + "/file.bin"})
+			d.Client = engine.BuildHTTPClient(http.ProxyURL(&url.URL{Scheme: "http", Host: testkit.ClosedPort(t)}))
+			return download(t, d, engine.Request{URL: "http://" + testkit.ClosedPort(t) + "/file.bin"})
 		}},
 		{"host does not resolve", "dns", func(t *testing.T) error {
 			// The client's own transport, with a resolver that knows no
 			// names: nothing leaves loopback.
-			client := buildHTTPClient(nil)
+			client := engine.BuildHTTPClient(nil)
 			tr := client.Transport.(*http.Transport)
 			tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 				host, _, _ := net.SplitHostPort(addr)
 				return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
 			}
 			d := testDownloader(t)
-			d.client = client
-			return download(t, d, fileRequest{URL: "http://cdn.nowhere.test/file.bin", Retries: 2})
+			d.Client = client
+			return download(t, d, engine.Request{URL: "http://cdn.nowhere.test/file.bin", Retries: 2})
 		}},
 		{"connection refused", "refused", func(t *testing.T) error {
-			return download(t, nil, fileRequest{URL: "http://" + closedPort(t) + "/file.bin"})
+			return download(t, nil, engine.Request{URL: "http://" + testkit.ClosedPort(t) + "/file.bin"})
 		}},
 		{"no answer in time", "timeout", func(t *testing.T) error {
-			addr := silentServer(t)
+			addr := testkit.SilentServer(t)
 			d := testDownloader(t)
-			d.client.(*http.Client).Transport.(*http.Transport).ResponseHeaderTimeout = 200 * time.Millisecond
-			return download(t, d, fileRequest{URL: "http://" + addr + "/file.bin"})
+			d.Client.(*http.Client).Transport.(*http.Transport).ResponseHeaderTimeout = 200 * time.Millisecond
+			return download(t, d, engine.Request{URL: "http://" + addr + "/file.bin"})
 		}},
 		{"connection closed mid-body", "network", func(t *testing.T) error {
-			o := newOrigin(t, withSize(100<<10), dropAfter(10<<10, 10))
-			return download(t, nil, fileRequest{URL: o.FileURL(), Connections: 1})
+			o := testkit.NewOrigin(t, testkit.WithSize(100<<10), testkit.DropAfter(10<<10, 10))
+			return download(t, nil, engine.Request{URL: o.FileURL(), Connections: 1})
 		}},
 		{"connection closed before an answer", "network", func(t *testing.T) error {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				panic(http.ErrAbortHandler)
 			}))
 			t.Cleanup(srv.Close)
-			return download(t, nil, fileRequest{URL: srv.URL + "/file.bin"})
+			return download(t, nil, engine.Request{URL: srv.URL + "/file.bin"})
 		}},
 		{"no data for the stall timeout", "stalled", func(t *testing.T) error {
-			o := newOrigin(t, withSize(100<<10), stallAfter(10<<10, 10))
+			o := testkit.NewOrigin(t, testkit.WithSize(100<<10), testkit.StallAfter(10<<10, 10))
 			d := testDownloader(t)
-			d.stallTimeout = 200 * time.Millisecond
-			return download(t, d, fileRequest{URL: o.FileURL(), Connections: 1})
+			d.StallTimeout = 200 * time.Millisecond
+			return download(t, d, engine.Request{URL: o.FileURL(), Connections: 1})
 		}},
 		{"untrusted certificate", "tls", func(t *testing.T) error {
 			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 			t.Cleanup(srv.Close)
 			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-			return download(t, nil, fileRequest{URL: srv.URL + "/file.bin"})
+			return download(t, nil, engine.Request{URL: srv.URL + "/file.bin"})
 		}},
 		{"redirect loop", "redirect_loop", func(t *testing.T) error {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, r.URL.Path, http.StatusFound)
 			}))
 			t.Cleanup(srv.Close)
-			return download(t, nil, fileRequest{URL: srv.URL + "/file.bin", Retries: 3})
+			return download(t, nil, engine.Request{URL: srv.URL + "/file.bin", Retries: 3})
 		}},
 		{"checksum mismatch", "checksum", func(t *testing.T) error {
-			o := newOrigin(t, withSize(10<<10))
-			return download(t, nil, fileRequest{URL: o.FileURL(), SHA256: strings.Repeat("0", 64)})
+			o := testkit.NewOrigin(t, testkit.WithSize(10<<10))
+			return download(t, nil, engine.Request{URL: o.FileURL(), SHA256: strings.Repeat("0", 64)})
 		}},
 		{"larger than the free space", "no_space", func(t *testing.T) error {
-			o := newOrigin(t, withSize(10<<10))
-			err := download(t, nil, fileRequest{URL: o.FileURL(), Size: 1 << 60})
-			if n := o.requests.Load(); n != 0 {
+			o := testkit.NewOrigin(t, testkit.WithSize(10<<10))
+			err := download(t, nil, engine.Request{URL: o.FileURL(), Size: 1 << 60})
+			if n := o.Requests.Load(); n != 0 {
 				t.Errorf("origin got %d requests before the refusal", n)
 			}
 			return err
 		}},
 		{"disk full (constructed; a real one in TestDownloadDiskFull)", "disk_full", func(t *testing.T) error {
-			return diskFullError(&os.PathError{Op: "write", Path: "x.part", Err: syscall.ENOSPC}, filepath.Join(t.TempDir(), "x"))
+			return disk.FullError(&os.PathError{Op: "write", Path: "x.part", Err: syscall.ENOSPC}, filepath.Join(t.TempDir(), "x"))
 		}},
 		{"a file where the folder must be", "permission", func(t *testing.T) error {
-			o := newOrigin(t, withSize(10<<10))
+			o := testkit.NewOrigin(t, testkit.WithSize(10<<10))
 			inTheWay := filepath.Join(t.TempDir(), "downloads")
 			if err := os.WriteFile(inTheWay, []byte("x"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			return download(t, nil, fileRequest{URL: o.FileURL(), Path: filepath.Join(inTheWay, "file.bin")})
+			return download(t, nil, engine.Request{URL: o.FileURL(), Path: filepath.Join(inTheWay, "file.bin")})
 		}},
 		{"a read-only folder", "permission", func(t *testing.T) error {
 			if os.Geteuid() == 0 {
 				t.Skip("root writes anywhere; the file-in-the-way case covers permission")
 			}
-			o := newOrigin(t, withSize(10<<10))
+			o := testkit.NewOrigin(t, testkit.WithSize(10<<10))
 			dir := t.TempDir()
 			if err := os.Chmod(dir, 0o555); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { os.Chmod(dir, 0o755) })
-			return download(t, nil, fileRequest{URL: o.FileURL(), Dir: dir})
+			return download(t, nil, engine.Request{URL: o.FileURL(), Dir: dir})
 		}},
 		{"not http", "bad_url", func(t *testing.T) error {
-			return download(t, nil, fileRequest{URL: "ftp://example.com/file.bin"})
+			return download(t, nil, engine.Request{URL: "ftp://example.com/file.bin"})
 		}},
 		{"canceled", "canceled", func(t *testing.T) error {
-			o := newOrigin(t, withSize(200<<10), withThrottle(10*time.Millisecond))
+			o := testkit.NewOrigin(t, testkit.WithSize(200<<10), testkit.WithThrottle(10*time.Millisecond))
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			_, err := testDownloader(t).Download(ctx, fileRequest{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "x"),
+			_, err := testDownloader(t).Download(ctx, engine.Request{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "x"),
 				Progress: func(done, total int64) { cancel() }})
 			return err
 		}},
 		{"unknown model", "model_not_found", func(t *testing.T) error { return pull(t, "nosuch", nil) }},
 		{"registry blocks (403)", "registry_refused", func(t *testing.T) error {
-			return pull(t, "tiny", func(f *fakeRegistry) {
-				f.set(func(f *fakeRegistry) { f.manifestCode, f.manifestBody = 403, "Forbidden" })
+			return pull(t, "tiny", func(f *testkit.FakeRegistry) {
+				f.Set(func(f *testkit.FakeRegistry) { f.ManifestCode, f.ManifestBody = 403, "Forbidden" })
 			})
 		}},
 		{"registry wants a newer client (412)", "registry_refused", func(t *testing.T) error {
-			return pull(t, "tiny", func(f *fakeRegistry) {
-				f.set(func(f *fakeRegistry) { f.manifestCode, f.manifestBody = 412, "upgrade" })
+			return pull(t, "tiny", func(f *testkit.FakeRegistry) {
+				f.Set(func(f *testkit.FakeRegistry) { f.ManifestCode, f.ManifestBody = 412, "upgrade" })
 			})
 		}},
 		{"registry needs credentials", "registry_auth", func(t *testing.T) error {
-			return pull(t, "tiny", func(f *fakeRegistry) { f.set(func(f *fakeRegistry) { f.auth = "nochallenge" }) })
+			return pull(t, "tiny", func(f *testkit.FakeRegistry) { f.Set(func(f *testkit.FakeRegistry) { f.Auth = "nochallenge" }) })
 		}},
 		{"manifest is not JSON", "bad_manifest", func(t *testing.T) error {
-			return pull(t, "bad", func(f *fakeRegistry) { f.addManifest("library/bad", "latest", mediaDockerManifest, []byte("<html>")) })
+			return pull(t, "bad", func(f *testkit.FakeRegistry) {
+				f.AddManifest("library/bad", "latest", registry.MediaDockerManifest, []byte("<html>"))
+			})
 		}},
 		{"manifest with a bad digest", "bad_manifest", func(t *testing.T) error {
-			return pull(t, "bad", func(f *fakeRegistry) {
-				f.addManifest("library/bad", "latest", mediaDockerManifest, []byte(`{"schemaVersion":2,"config":{"digest":"sha256:../x","size":1},"layers":[]}`))
+			return pull(t, "bad", func(f *testkit.FakeRegistry) {
+				f.AddManifest("library/bad", "latest", registry.MediaDockerManifest, []byte(`{"schemaVersion":2,"config":{"digest":"sha256:../x","size":1},"layers":[]}`))
 			})
 		}},
 		{"no manifest for this platform", "platform", func(t *testing.T) error {
-			return pull(t, "multi", func(f *fakeRegistry) {
-				f.addIndex("library/multi", "latest", map[string]fakeModel{"linux/amd64": tinyModel(f, "tiny2", "latest")})
+			return pull(t, "multi", func(f *testkit.FakeRegistry) {
+				f.AddIndex("library/multi", "latest", map[string]testkit.FakeModel{"linux/amd64": testkit.TinyModel(f, "tiny2", "latest")})
 			}, func(cfg *pullTestConfig) { cfg.Platform = "plan9/mips" })
 		}},
 		{"corrupt model zip (the zip reader's sentinel)", "bad_zip", func(t *testing.T) error {
-			return fmt.Errorf("reading model.zip: %w", withKind(errBadZip, errors.New("zip: not a valid zip file")))
+			return fmt.Errorf("reading model.zip: %w", fault.WithKind(fault.ErrBadZip, errors.New("zip: not a valid zip file")))
 		}},
 		{"anything else", "unknown", func(t *testing.T) error { return errors.New("something odd") }},
 	}
@@ -276,55 +244,16 @@ func TestErrorCodes(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if got := errorCode(err); got != tc.code {
+			if got := fault.Code(err); got != tc.code {
 				t.Errorf("errorCode(%q) = %q, want %q", err, got, tc.code)
 			}
-			t.Logf("%s: %v", errorCode(err), err)
+			t.Logf("%s: %v", fault.Code(err), err)
 			if strings.ContainsAny(err.Error(), "\r\n") {
 				t.Errorf("message is not one line: %q", err)
 			}
 		})
 	}
-	if errorCode(nil) != "" {
+	if fault.Code(nil) != "" {
 		t.Error("errorCode(nil) is not empty")
-	}
-}
-
-// silentServer accepts connections and never answers, until the test ends.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { close(done); l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				<-done
-				c.Close()
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
-
-func TestOneLine(t *testing.T) {
-	joined := errors.Join(errors.New("first"), errChecksumMismatch)
-	err := oneLine(joined)
-	if got, want := err.Error(), "first; checksum mismatch"; got != want {
-		t.Errorf("oneLine = %q, want %q", got, want)
-	}
-	if !errors.Is(err, errChecksumMismatch) {
-		t.Error("oneLine lost the wrapped error")
-	}
-	plain := errors.New("fine")
-	if oneLine(plain) != plain {
-		t.Error("a one-line error was wrapped")
 	}
 }

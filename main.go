@@ -12,6 +12,12 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"ollama-model-downloader/internal/engine"
+	"ollama-model-downloader/internal/fault"
+	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/queue"
+	"ollama-model-downloader/internal/registry"
+	"ollama-model-downloader/internal/server"
 	"os"
 	"os/signal"
 	"slices"
@@ -79,7 +85,7 @@ type options struct {
 	token       string
 	tokenFile   string
 	schedule    string
-	window      timeWindow // parsed -schedule
+	window      queue.Window // parsed -schedule
 	splitSize   string
 	split       int64 // parsed -split, bytes
 	concurrency int
@@ -134,7 +140,7 @@ func exitCode(err error) int {
 		var status exitStatus
 		errors.As(err, &status)
 		return int(status)
-	case errors.Is(err, errBadInput):
+	case errors.Is(err, fault.ErrBadInput):
 		return 2
 	default:
 		return 1
@@ -190,7 +196,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var se signalError
 	if err != nil && !errors.As(err, &se) && !errors.Is(err, errDownloadsFailed) {
-		fmt.Fprintf(stderr, "ollama-model-downloader: %s\n", singleLine(err.Error()))
+		fmt.Fprintf(stderr, "ollama-model-downloader: %s\n", queue.SingleLine(err.Error()))
 	}
 	return err
 }
@@ -246,16 +252,16 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 		return o, err
 	}
 	if err != nil {
-		return o, badInputf("%v", err)
+		return o, fault.BadInputf("%v", err)
 	}
 	o.args = rest
 	if o.tokenFile != "" {
 		explicit := false
 		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "token" })
 		if explicit {
-			return o, badInputf("give -token or -token-file, not both")
+			return o, fault.BadInputf("give -token or -token-file, not both")
 		}
-		if o.token, err = readTokenFile(o.tokenFile); err != nil {
+		if o.token, err = server.ReadTokenFile(o.tokenFile); err != nil {
 			return o, err
 		}
 	}
@@ -265,67 +271,67 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 // validate checks everything that can be checked before any request, so
 // bad input writes nothing.
 func (o *options) validate() error {
-	if o.concurrency < 1 || o.concurrency > maxConcurrency {
-		return badInputf("-concurrency must be between 1 and %d, got %d", maxConcurrency, o.concurrency)
+	if o.concurrency < 1 || o.concurrency > queue.MaxConcurrency {
+		return fault.BadInputf("-concurrency must be between 1 and %d, got %d", queue.MaxConcurrency, o.concurrency)
 	}
 	if o.connections < 1 || o.connections > 32 {
-		return badInputf("-connections must be between 1 and 32, got %d", o.connections)
+		return fault.BadInputf("-connections must be between 1 and 32, got %d", o.connections)
 	}
 	if o.retries < 0 || o.retries > 100 {
-		return badInputf("-retries must be between 0 and 100, got %d", o.retries)
+		return fault.BadInputf("-retries must be between 0 and 100, got %d", o.retries)
 	}
-	rate, err := parseRate(o.limitRate)
+	rate, err := engine.ParseRate(o.limitRate)
 	if err != nil {
-		return badInputf("-limit-rate: %v", err)
+		return fault.BadInputf("-limit-rate: %v", err)
 	}
 	o.rateLimit = rate
 	if o.port < 0 || o.port > 65535 {
-		return badInputf("-port must be between 0 and 65535, got %d", o.port)
+		return fault.BadInputf("-port must be between 0 and 65535, got %d", o.port)
 	}
 	if o.output != "" && len(o.args) > 1 {
-		return badInputf("-o names one output, but %d downloads were given", len(o.args))
+		return fault.BadInputf("-o names one output, but %d downloads were given", len(o.args))
 	}
 	if o.sha256 != "" {
-		if len(o.args) != 1 || !isURLArg(o.args[0]) {
-			return badInputf("-sha256 needs exactly one URL argument")
+		if len(o.args) != 1 || !engine.IsURL(o.args[0]) {
+			return fault.BadInputf("-sha256 needs exactly one URL argument")
 		}
 		o.sha256 = strings.ToLower(o.sha256)
-		if !isHex64(o.sha256) {
-			return badInputf("-sha256 must be 64 hexadecimal characters")
+		if !engine.IsHex64(o.sha256) {
+			return fault.BadInputf("-sha256 must be 64 hexadecimal characters")
 		}
 	}
-	if err := checkToken(o.token); err != nil {
+	if err := server.CheckToken(o.token); err != nil {
 		return err
 	}
-	if listen := strings.Trim(o.listen, "[]"); len(o.args) == 0 && listen != "" && !isLoopbackHost(listen) && o.token == "" {
-		return badInputf("-listen %s lets other machines reach the web UI and its API, so it needs an access token: add -token-file PATH (a file holding at least %d random characters) or set OMD_TOKEN, or leave -listen out to stay on 127.0.0.1", o.listen, minTokenLength)
+	if listen := strings.Trim(o.listen, "[]"); len(o.args) == 0 && listen != "" && !engine.IsLoopbackHost(listen) && o.token == "" {
+		return fault.BadInputf("-listen %s lets other machines reach the web UI and its API, so it needs an access token: add -token-file PATH (a file holding at least %d random characters) or set OMD_TOKEN, or leave -listen out to stay on 127.0.0.1", o.listen, server.MinTokenLength)
 	}
-	if o.window, err = parseScheduleFlag(o.schedule); err != nil {
+	if o.window, err = queue.ParseScheduleFlag(o.schedule); err != nil {
 		return err
 	}
 	if o.splitSize != "" {
-		if o.split, err = parseRate(o.splitSize); err != nil || o.split <= 0 {
-			return badInputf("-split takes a size such as 4G (K, M, G), got %q", o.splitSize)
+		if o.split, err = engine.ParseRate(o.splitSize); err != nil || o.split <= 0 {
+			return fault.BadInputf("-split takes a size such as 4G (K, M, G), got %q", o.splitSize)
 		}
 	}
 	if strings.TrimSpace(o.outputDir) == "" {
-		return badInputf("-output-dir must not be empty")
+		return fault.BadInputf("-output-dir must not be empty")
 	}
 	if u, err := url.Parse(o.registry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return badInputf("-registry must be an http:// or https:// URL, got %q", redactURL(o.registry))
+		return fault.BadInputf("-registry must be an http:// or https:// URL, got %q", engine.RedactURL(o.registry))
 	}
-	if _, err := proxyFor(o.proxy, func(string) string { return "" }); err != nil {
-		return badInputf("%v", err)
+	if _, err := engine.ProxyFor(o.proxy, func(string) string { return "" }); err != nil {
+		return fault.BadInputf("%v", err)
 	}
 	for _, arg := range o.args {
-		if isURLArg(arg) {
-			if err := checkDownloadURL(arg); err != nil {
-				return badInputf("%v", err)
+		if engine.IsURL(arg) {
+			if err := engine.CheckDownloadURL(arg); err != nil {
+				return fault.BadInputf("%v", err)
 			}
 			continue
 		}
-		if _, err := parseModelName(arg, registryHost(o.registry)); err != nil {
-			return badInputf("%q is neither a URL (http:// or https://) nor a valid model name: %v", arg, err)
+		if _, err := registry.ParseName(arg, registryHost(o.registry)); err != nil {
+			return fault.BadInputf("%q is neither a URL (http:// or https://) nor a valid model name: %v", arg, err)
 		}
 	}
 	return nil
@@ -372,43 +378,36 @@ func subcommandArgs(fset *flag.FlagSet, args []string, usage string, stdout, std
 	return rest, 0, true
 }
 
-// isURLArg is SPEC §3's detection: http:// or https:// is a file URL,
-// anything else a model reference.
-func isURLArg(s string) bool {
-	lower := strings.ToLower(s)
-	return strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://")
-}
-
 // pullForInstall makes "install <model>" a pull straight into the models
 // folder through the output folder's queue, like any download: its
 // progress lines, its history record, and a web UI that owns the folder
 // running it (issue 15).
-func pullForInstall(stdout, stderr io.Writer) installPuller {
-	return func(ctx context.Context, req installPullRequest) (pullResult, error) {
+func pullForInstall(stdout, stderr io.Writer) models.InstallPuller {
+	return func(ctx context.Context, req models.InstallPullRequest) (models.PullResult, error) {
 		opts, err := parseOptions([]string{"-output-dir", req.OutputDir, "-registry", req.Registry, "--", req.Ref}, io.Discard)
 		if err != nil {
-			return pullResult{}, err
+			return models.PullResult{}, err
 		}
 		a, err := newApp(opts, stdout, stderr, slog.New(slog.DiscardHandler))
 		if err != nil {
-			return pullResult{}, err
+			return models.PullResult{}, err
 		}
-		views, err := a.runDownloads(ctx, []addRequest{{Source: req.Ref, Retries: -1, ModelsDir: req.ModelsDir}})
+		views, err := a.runDownloads(ctx, []queue.AddRequest{{Source: req.Ref, Retries: -1, ModelsDir: req.ModelsDir}})
 		if err != nil {
-			return pullResult{}, err
+			return models.PullResult{}, err
 		}
 		v := views[0]
 		switch {
-		case v.State == jobCompleted:
+		case v.State == queue.JobCompleted:
 		case ctx.Err() != nil:
-			return pullResult{}, context.Cause(ctx)
-		case v.State == jobFailed:
-			return pullResult{}, errors.New(v.Error)
+			return models.PullResult{}, context.Cause(ctx)
+		case v.State == queue.JobFailed:
+			return models.PullResult{}, errors.New(v.Error)
 		default:
-			return pullResult{}, fmt.Errorf("%s stopped (%s): run the same command again to resume", req.Ref, v.State)
+			return models.PullResult{}, fmt.Errorf("%s stopped (%s): run the same command again to resume", req.Ref, v.State)
 		}
-		name, _ := parseModelName(req.Ref, registryHost(req.Registry))
-		return pullResult{Path: v.Path, Size: v.BytesTotal, Name: name, Reused: v.ReusedBytes}, nil
+		name, _ := registry.ParseName(req.Ref, registryHost(req.Registry))
+		return models.PullResult{Path: v.Path, Size: v.BytesTotal, Name: name, Reused: v.ReusedBytes}, nil
 	}
 }
 

@@ -7,8 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"ollama-model-downloader/internal/engine"
+	"ollama-model-downloader/internal/history"
+	"ollama-model-downloader/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +23,29 @@ import (
 	"testing"
 	"time"
 )
+
+// testDownloader is a downloader with short timeouts and no proxy.
+func testDownloader(t *testing.T) *engine.Downloader {
+	t.Helper()
+	d := engine.NewDownloader(engine.BuildHTTPClient(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d.Backoff = 5 * time.Millisecond
+	d.MaxBackoff = 20 * time.Millisecond
+	d.MaxRetryAfter = 2 * time.Second
+	d.StallTimeout = 2 * time.Second
+	d.CheckpointEvery = 10 * time.Millisecond
+	d.BufferSize = 16 << 10
+	return d
+}
+
+func mustOpenHistory(t testing.TB, outputDir string) *history.Store {
+	t.Helper()
+	h, err := history.Open(outputDir, nil)
+	if err != nil {
+		t.Fatalf("openHistory: %v", err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
 
 // TestMain lets a test run this very binary as the real command: with
 // OMD_TEST_MAIN=1 the test binary is ollama-model-downloader. Subprocess
@@ -122,7 +149,7 @@ func TestCLIHelp(t *testing.T) {
 }
 
 func TestCLIDownloadsAndReportsFailure(t *testing.T) {
-	o := newOrigin(t, withSize(100<<10))
+	o := testkit.NewOrigin(t, testkit.WithSize(100<<10))
 	dir := t.TempDir()
 	cmd := command(t, t.Context(), dir, o.FileURL(), o.URL+"/nothing-here", "-retries", "0")
 	var stdout, stderr bytes.Buffer
@@ -132,8 +159,8 @@ func TestCLIDownloadsAndReportsFailure(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("err = %v, want exit status 1 (one download failed); stderr=%s", err, stderr.String())
 	}
-	got := readFile(t, filepath.Join(dir, "downloaded-models", "data.bin"))
-	if !bytes.Equal(got, o.content()) {
+	got := testkit.ReadFile(t, filepath.Join(dir, "downloaded-models", "data.bin"))
+	if !bytes.Equal(got, o.Content()) {
 		t.Error("the good download is not byte-exact")
 	}
 	if !strings.Contains(stderr.String(), "HTTP 404") {
@@ -144,10 +171,10 @@ func TestCLIDownloadsAndReportsFailure(t *testing.T) {
 // TestCLIResumesAfterSIGKILL is the promise of issue 2: kill the process
 // mid-download, run the same command again, get the exact bytes.
 func TestCLIResumesAfterSIGKILL(t *testing.T) {
-	o := newOrigin(t, withSize(8<<20), withThrottle(10*time.Millisecond))
+	o := testkit.NewOrigin(t, testkit.WithSize(8<<20), testkit.WithThrottle(10*time.Millisecond))
 	dir := t.TempDir()
 	args := []string{o.FileURL(), "-retries", "5", "-connections", "4"}
-	part := partPath(filepath.Join(dir, "downloaded-models", "data.bin"))
+	part := engine.PartPath(filepath.Join(dir, "downloaded-models", "data.bin"))
 
 	cmd := command(t, t.Context(), dir, args...)
 	if err := cmd.Start(); err != nil {
@@ -155,7 +182,7 @@ func TestCLIResumesAfterSIGKILL(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if st, err := readPartState(strings.TrimSuffix(part, ".part")); err == nil && st.saved() >= 1<<20 {
+		if st, err := engine.ReadPartState(strings.TrimSuffix(part, ".part")); err == nil && st.Saved() >= 1<<20 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -170,30 +197,30 @@ func TestCLIResumesAfterSIGKILL(t *testing.T) {
 	cmd.Wait()
 	// The server notices the killed process's connections late (it writes
 	// into closed sockets until one fails); count from when it has.
-	for i := 0; i < 250 && o.inflight.Load() > 0; i++ {
+	for i := 0; i < 250 && o.Inflight.Load() > 0; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	sentBefore := o.bytesSent.Load()
+	sentBefore := o.BytesSent.Load()
 	if _, err := os.Stat(filepath.Join(dir, "downloaded-models", "data.bin")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("a finished file exists after the kill")
 	}
 
-	o.setThrottle(0)
+	o.SetThrottle(0)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	out, err := command(t, ctx, dir, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
-	got := readFile(t, filepath.Join(dir, "downloaded-models", "data.bin"))
-	if sha256Of(got) != sha256Of(o.content()) {
+	got := testkit.ReadFile(t, filepath.Join(dir, "downloaded-models", "data.bin"))
+	if testkit.Sha256Of(got) != testkit.Sha256Of(o.Content()) {
 		t.Fatal("sha256 differs after kill and resume")
 	}
-	resent := o.bytesSent.Load() - sentBefore
-	if total := int64(len(o.content())); resent >= total {
+	resent := o.BytesSent.Load() - sentBefore
+	if total := int64(len(o.Content())); resent >= total {
 		t.Errorf("second run fetched %d bytes of %d: nothing was resumed", resent, total)
 	}
-	ranges := o.seenRanges()
+	ranges := o.SeenRanges()
 	if last := ranges[len(ranges)-1]; !strings.HasPrefix(last, "bytes=") {
 		t.Errorf("second run's GET had Range %q, want a resume", last)
 	}
@@ -204,12 +231,12 @@ func TestCLIResumesAfterSIGKILL(t *testing.T) {
 // every kill: no finished file with wrong bytes, resume state readable;
 // at the end the same command finishes both files byte-exact.
 func TestCLISurvivesRepeatedKills(t *testing.T) {
-	a := newOrigin(t, withSize(6<<20), withThrottle(3*time.Millisecond), withPath("/a.bin"))
-	b := newOrigin(t, withSize(3<<20), withThrottle(3*time.Millisecond), withPath("/b.bin"), withoutHead())
+	a := testkit.NewOrigin(t, testkit.WithSize(6<<20), testkit.WithThrottle(3*time.Millisecond), testkit.WithPath("/a.bin"))
+	b := testkit.NewOrigin(t, testkit.WithSize(3<<20), testkit.WithThrottle(3*time.Millisecond), testkit.WithPath("/b.bin"), testkit.WithoutHead())
 	dir := t.TempDir()
 	out := filepath.Join(dir, "downloaded-models")
 	args := []string{a.FileURL(), b.FileURL(), "-connections", "4", "-retries", "10"}
-	want := map[string][]byte{"a.bin": a.content(), "b.bin": b.content()}
+	want := map[string][]byte{"a.bin": a.Content(), "b.bin": b.Content()}
 
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 0; i < 20 && time.Now().Before(deadline); i++ {
@@ -229,22 +256,22 @@ func TestCLISurvivesRepeatedKills(t *testing.T) {
 			if got, err := os.ReadFile(path); err == nil && !bytes.Equal(got, content) {
 				t.Fatalf("kill %d: finished file %s has wrong bytes", i, name)
 			}
-			if _, err := os.Stat(sidecarPath(path)); err == nil {
-				if _, err := readPartState(path); err != nil {
+			if _, err := os.Stat(engine.SidecarPath(path)); err == nil {
+				if _, err := engine.ReadPartState(path); err != nil {
 					t.Fatalf("kill %d: resume state of %s unreadable: %v", i, name, err)
 				}
 			}
 		}
 	}
-	a.setThrottle(0)
-	b.setThrottle(0)
+	a.SetThrottle(0)
+	b.SetThrottle(0)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	if msg, err := command(t, ctx, dir, args...).CombinedOutput(); err != nil {
 		t.Fatalf("final run: %v\n%s", err, msg)
 	}
 	for name, content := range want {
-		if got := readFile(t, filepath.Join(out, name)); !bytes.Equal(got, content) {
+		if got := testkit.ReadFile(t, filepath.Join(out, name)); !bytes.Equal(got, content) {
 			t.Errorf("%s differs after 20 kills", name)
 		}
 	}
@@ -260,7 +287,7 @@ func TestCLISurvivesRepeatedKills(t *testing.T) {
 	}
 	// The history holds both completions.
 	h := mustOpenHistory(t, out)
-	page, err := h.List(historyQuery{Status: "completed"})
+	page, err := h.List(history.Query{Status: "completed"})
 	if err != nil || page.Total != 2 {
 		t.Errorf("history has %d completed records (%v), want 2", page.Total, err)
 	}
@@ -270,8 +297,8 @@ func TestCLISurvivesRepeatedKills(t *testing.T) {
 // types it: pull a model, verify the zip, install it into a models folder;
 // and "install <model>" in one step.
 func TestCLICarryModelToAnotherMachine(t *testing.T) {
-	f := newFakeRegistry(t)
-	m := tinyModel(f, "tiny", "1")
+	f := testkit.NewFakeRegistry(t)
+	m := testkit.TinyModel(f, "tiny", "1")
 	dir := t.TempDir()
 	run := func(wantCode int, args ...string) string {
 		t.Helper()
@@ -297,19 +324,19 @@ func TestCLICarryModelToAnotherMachine(t *testing.T) {
 	run(0, "install", "-models-dir", modelsDir, zipPath)
 	for digest, data := range m.Blobs {
 		blob := filepath.Join(modelsDir, "blobs", strings.Replace(digest, ":", "-", 1))
-		if got := readFile(t, blob); !bytes.Equal(got, data) {
+		if got := testkit.ReadFile(t, blob); !bytes.Equal(got, data) {
 			t.Errorf("installed blob %s differs", digest)
 		}
 	}
 	manifest := filepath.Join(modelsDir, "manifests", f.Host, "library", "tiny", "1")
-	if got := readFile(t, manifest); !bytes.Equal(got, m.Manifest) {
+	if got := testkit.ReadFile(t, manifest); !bytes.Equal(got, m.Manifest) {
 		t.Error("installed manifest is not byte-for-byte the served one")
 	}
 
 	// A tampered zip is refused and installs nothing.
 	bad := filepath.Join(dir, "bad.zip")
-	data := readFile(t, zipPath)
-	i := bytes.Index(data, m.Blobs[digestOf(testBytes(300<<10, 1))][:64])
+	data := testkit.ReadFile(t, zipPath)
+	i := bytes.Index(data, m.Blobs[testkit.DigestOf(testkit.TestBytes(300<<10, 1))][:64])
 	data[i+10] ^= 0xff
 	if err := os.WriteFile(bad, data, 0o644); err != nil {
 		t.Fatal(err)
@@ -324,7 +351,7 @@ func TestCLICarryModelToAnotherMachine(t *testing.T) {
 	// One step: pull and install.
 	other := filepath.Join(dir, "models2")
 	run(0, "install", "-registry", f.URL, "-models-dir", other, "-output-dir", filepath.Join(dir, "o2"), ref)
-	if got := readFile(t, filepath.Join(other, "manifests", f.Host, "library", "tiny", "1")); !bytes.Equal(got, m.Manifest) {
+	if got := testkit.ReadFile(t, filepath.Join(other, "manifests", f.Host, "library", "tiny", "1")); !bytes.Equal(got, m.Manifest) {
 		t.Error("install <model> did not install the manifest")
 	}
 }

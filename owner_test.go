@@ -7,6 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"ollama-model-downloader/internal/history"
+	"ollama-model-downloader/internal/owner"
+	"ollama-model-downloader/internal/queue"
+	"ollama-model-downloader/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,11 +21,23 @@ import (
 	"time"
 )
 
+func checkFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("reading result: %v", err)
+		return
+	}
+	if testkit.Sha256Of(got) != testkit.Sha256Of(want) {
+		t.Errorf("%s: %d bytes, sha256 %s; want %d bytes, %s", path, len(got), testkit.Sha256Of(got), len(want), testkit.Sha256Of(want))
+	}
+}
+
 // webUI is a web UI process started by a test, with its printed address.
 type webUI struct {
 	cmd *exec.Cmd
 	URL string
-	out *lockedBuffer
+	out *testkit.LockedBuffer
 }
 
 // startWebUI runs the command with no argument on the output folder out
@@ -34,7 +50,7 @@ func startWebUI(t *testing.T, dir, out string, extra ...string) *webUI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &webUI{cmd: cmd, out: &lockedBuffer{}}
+	w := &webUI{cmd: cmd, out: &testkit.LockedBuffer{}}
 	cmd.Stderr = w.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -72,7 +88,7 @@ func (w *webUI) stop(t *testing.T) {
 }
 
 // downloads is the web UI's list.
-func (w *webUI) downloads(t *testing.T) []jobView {
+func (w *webUI) downloads(t *testing.T) []queue.JobView {
 	t.Helper()
 	resp, err := http.Get(w.URL + "api/downloads")
 	if err != nil {
@@ -80,7 +96,7 @@ func (w *webUI) downloads(t *testing.T) []jobView {
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Downloads []jobView `json:"downloads"`
+		Downloads []queue.JobView `json:"downloads"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatal(err)
@@ -111,10 +127,10 @@ func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr 
 
 // historyOf reads a folder's history as the web UI would after every
 // process let go of it.
-func historyOf(t *testing.T, outputDir string) []historyRecord {
+func historyOf(t *testing.T, outputDir string) []history.Record {
 	t.Helper()
 	h := mustOpenHistory(t, outputDir)
-	page, err := h.List(historyQuery{Limit: historyMaxLimit})
+	page, err := h.List(history.Query{Limit: history.HistoryMaxLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +139,7 @@ func historyOf(t *testing.T, outputDir string) []historyRecord {
 }
 
 // countSource counts the records of one source.
-func countSource(recs []historyRecord, source, status string) int {
+func countSource(recs []history.Record, source, status string) int {
 	n := 0
 	for _, r := range recs {
 		if r.Source == source && r.Status == status {
@@ -157,7 +173,7 @@ func TestTwoWebUIsOnOneFolder(t *testing.T) {
 // download to the web UI, shows it, exits 0; the web UI lists it and the
 // history records it once.
 func TestCLIBesideWebUI(t *testing.T) {
-	o := newOrigin(t, withSize(512<<10), withThrottle(5*time.Millisecond))
+	o := testkit.NewOrigin(t, testkit.WithSize(512<<10), testkit.WithThrottle(5*time.Millisecond))
 	dir := t.TempDir()
 	ui := startWebUI(t, dir, "out")
 	code, stdout, stderr := runCLI(t, dir, "-output-dir", "out", "-connections", "1", o.FileURL())
@@ -170,16 +186,16 @@ func TestCLIBesideWebUI(t *testing.T) {
 	if want := "done: " + filepath.Join("out", "data.bin"); strings.TrimSpace(stdout) != want {
 		t.Errorf("stdout = %q, want %q", stdout, want)
 	}
-	checkFile(t, filepath.Join(dir, "out", "data.bin"), o.content())
+	checkFile(t, filepath.Join(dir, "out", "data.bin"), o.Content())
 	listed := ui.downloads(t)
-	if len(listed) != 1 || listed[0].State != jobCompleted || listed[0].Source != o.FileURL() {
+	if len(listed) != 1 || listed[0].State != queue.JobCompleted || listed[0].Source != o.FileURL() {
 		t.Errorf("the web UI lists %+v, want the command's download, completed", listed)
 	}
 	ui.stop(t)
-	if n := countSource(historyOf(t, filepath.Join(dir, "out")), o.FileURL(), jobCompleted); n != 1 {
+	if n := countSource(historyOf(t, filepath.Join(dir, "out")), o.FileURL(), queue.JobCompleted); n != 1 {
 		t.Errorf("history holds %d completed records of the download, want 1", n)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "out", ".state", ownerInfoName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, "out", ".state", owner.OwnerInfoName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("owner.json left after the web UI stopped: %v", err)
 	}
 }
@@ -188,18 +204,18 @@ func TestCLIBesideWebUI(t *testing.T) {
 // when the first finishes its own and exits, the second takes the folder
 // over and resumes from the .part. Both finish, each recorded once.
 func TestTwoCLIsAtOnce(t *testing.T) {
-	first := newOrigin(t, withSize(1<<20), withThrottle(20*time.Millisecond), withPath("/first.bin"))
-	second := newOrigin(t, withSize(1<<20), withThrottle(20*time.Millisecond), withPath("/second.bin"))
+	first := testkit.NewOrigin(t, testkit.WithSize(1<<20), testkit.WithThrottle(20*time.Millisecond), testkit.WithPath("/first.bin"))
+	second := testkit.NewOrigin(t, testkit.WithSize(1<<20), testkit.WithThrottle(20*time.Millisecond), testkit.WithPath("/second.bin"))
 	dir := t.TempDir()
 	own := command(t, t.Context(), dir, "-output-dir", "out", "-connections", "1", first.FileURL())
-	var ownerOut, ownerErr lockedBuffer
+	var ownerOut, ownerErr testkit.LockedBuffer
 	own.Stdout, own.Stderr = &ownerOut, &ownerErr
 	if err := own.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitOwner(t, filepath.Join(dir, "out"), ownerCLI)
+	waitOwner(t, filepath.Join(dir, "out"), owner.KindCLI)
 	follower := command(t, t.Context(), dir, "-output-dir", "out", "-connections", "1", second.FileURL())
-	var fout, ferr lockedBuffer
+	var fout, ferr testkit.LockedBuffer
 	follower.Stdout, follower.Stderr = &fout, &ferr
 	if err := follower.Start(); err != nil {
 		t.Fatal(err)
@@ -208,17 +224,17 @@ func TestTwoCLIsAtOnce(t *testing.T) {
 	// one's own download finish: the first command exits, the second
 	// takes over.
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(ferr.String(), "another command (pid") || second.bytesSent.Load() < 32<<10 {
+	for !strings.Contains(ferr.String(), "another command (pid") || second.BytesSent.Load() < 32<<10 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the second command did not hand its download over: %s", ferr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	first.setThrottle(0)
+	first.SetThrottle(0)
 	if err := own.Wait(); err != nil {
 		t.Fatalf("first command: %v\n%s%s", err, ownerOut.String(), ownerErr.String())
 	}
-	second.setThrottle(time.Millisecond)
+	second.SetThrottle(time.Millisecond)
 	done := make(chan error, 1)
 	go func() { done <- follower.Wait() }()
 	select {
@@ -230,26 +246,26 @@ func TestTwoCLIsAtOnce(t *testing.T) {
 		follower.Process.Kill()
 		t.Fatalf("the second command did not finish within a minute\n%s", ferr.String())
 	}
-	checkFile(t, filepath.Join(dir, "out", "first.bin"), first.content())
-	checkFile(t, filepath.Join(dir, "out", "second.bin"), second.content())
-	if sent := second.bytesSent.Load(); sent > int64(len(second.content()))+128<<10 {
-		t.Errorf("the second file cost %d bytes for %d: the takeover fetched it again instead of resuming", sent, len(second.content()))
+	checkFile(t, filepath.Join(dir, "out", "first.bin"), first.Content())
+	checkFile(t, filepath.Join(dir, "out", "second.bin"), second.Content())
+	if sent := second.BytesSent.Load(); sent > int64(len(second.Content()))+128<<10 {
+		t.Errorf("the second file cost %d bytes for %d: the takeover fetched it again instead of resuming", sent, len(second.Content()))
 	}
-	if ranges := second.seenRanges(); len(ranges) < 2 || !strings.HasPrefix(ranges[len(ranges)-1], "bytes=") {
+	if ranges := second.SeenRanges(); len(ranges) < 2 || !strings.HasPrefix(ranges[len(ranges)-1], "bytes=") {
 		t.Errorf("the second file's requests had ranges %q, want a resume after the takeover", ranges)
 	}
 	recs := historyOf(t, filepath.Join(dir, "out"))
-	if a, b := countSource(recs, first.FileURL(), jobCompleted), countSource(recs, second.FileURL(), jobCompleted); a != 1 || b != 1 || len(recs) != 2 {
+	if a, b := countSource(recs, first.FileURL(), queue.JobCompleted), countSource(recs, second.FileURL(), queue.JobCompleted); a != 1 || b != 1 || len(recs) != 2 {
 		t.Errorf("history: %d records, first %d, second %d; want one each", len(recs), a, b)
 	}
 }
 
 // waitOwner waits until the folder's owner has said how to reach it.
-func waitOwner(t *testing.T, outputDir, kind string) ownerInfo {
+func waitOwner(t *testing.T, outputDir, kind string) owner.Info {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if info, err := readOwner(outputDir); err == nil && info.Kind == kind {
+		if info, err := owner.Read(outputDir); err == nil && info.Kind == kind {
 			return info
 		}
 		if time.Now().After(deadline) {
@@ -263,24 +279,24 @@ func waitOwner(t *testing.T, outputDir, kind string) ownerInfo {
 // that handed it a download takes the folder over at once and finishes;
 // the killed command run again resumes its own.
 func TestKillOwnerThenTakeOver(t *testing.T) {
-	mine := newOrigin(t, withSize(2<<20), withThrottle(4*time.Millisecond), withPath("/mine.bin"))
-	theirs := newOrigin(t, withSize(512<<10), withThrottle(4*time.Millisecond), withPath("/theirs.bin"))
+	mine := testkit.NewOrigin(t, testkit.WithSize(2<<20), testkit.WithThrottle(4*time.Millisecond), testkit.WithPath("/mine.bin"))
+	theirs := testkit.NewOrigin(t, testkit.WithSize(512<<10), testkit.WithThrottle(4*time.Millisecond), testkit.WithPath("/theirs.bin"))
 	dir := t.TempDir()
 	own := command(t, t.Context(), dir, "-output-dir", "out", "-connections", "1", mine.FileURL())
 	if err := own.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitOwner(t, filepath.Join(dir, "out"), ownerCLI)
+	waitOwner(t, filepath.Join(dir, "out"), owner.KindCLI)
 
 	follower := command(t, t.Context(), dir, "-output-dir", "out", "-connections", "1", theirs.FileURL())
-	var fout, ferr lockedBuffer
+	var fout, ferr testkit.LockedBuffer
 	follower.Stdout, follower.Stderr = &fout, &ferr
 	if err := follower.Start(); err != nil {
 		t.Fatal(err)
 	}
 	// Kill the owner once it runs the handed-over download.
 	deadline := time.Now().Add(15 * time.Second)
-	for theirs.bytesSent.Load() < 64<<10 {
+	for theirs.BytesSent.Load() < 64<<10 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the owner never started the handed-over download\n%s", ferr.String())
 		}
@@ -302,7 +318,7 @@ func TestKillOwnerThenTakeOver(t *testing.T) {
 		t.Fatalf("the follower did not finish within a minute of the kill\n%s", ferr.String())
 	}
 	t.Logf("the follower finished %v after the kill", time.Since(killedAt).Round(time.Millisecond))
-	checkFile(t, filepath.Join(dir, "out", "theirs.bin"), theirs.content())
+	checkFile(t, filepath.Join(dir, "out", "theirs.bin"), theirs.Content())
 	if _, err := os.Stat(filepath.Join(dir, "out", "mine.bin")); !errors.Is(err, os.ErrNotExist) {
 		t.Error("the killed owner's download was finished by the follower: it was not the follower's to run")
 	}
@@ -311,9 +327,9 @@ func TestKillOwnerThenTakeOver(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("the owner's command again: exit %d: %s", code, stderr)
 	}
-	checkFile(t, filepath.Join(dir, "out", "mine.bin"), mine.content())
+	checkFile(t, filepath.Join(dir, "out", "mine.bin"), mine.Content())
 	recs := historyOf(t, filepath.Join(dir, "out"))
-	if a, b := countSource(recs, mine.FileURL(), jobCompleted), countSource(recs, theirs.FileURL(), jobCompleted); a != 1 || b != 1 {
+	if a, b := countSource(recs, mine.FileURL(), queue.JobCompleted), countSource(recs, theirs.FileURL(), queue.JobCompleted); a != 1 || b != 1 {
 		t.Errorf("history: mine %d, theirs %d; want one each", a, b)
 	}
 }
@@ -322,15 +338,15 @@ func TestKillOwnerThenTakeOver(t *testing.T) {
 // into the folder asks the command to hand it over; the download goes on
 // in the web UI, which the command follows to the end.
 func TestWebUITakesOverFromCLI(t *testing.T) {
-	o := newOrigin(t, withSize(1<<20), withThrottle(4*time.Millisecond))
+	o := testkit.NewOrigin(t, testkit.WithSize(1<<20), testkit.WithThrottle(4*time.Millisecond))
 	dir := t.TempDir()
 	cli := command(t, t.Context(), dir, "-output-dir", "out", "-connections", "1", o.FileURL())
-	var cout, cerr lockedBuffer
+	var cout, cerr testkit.LockedBuffer
 	cli.Stdout, cli.Stderr = &cout, &cerr
 	if err := cli.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitOwner(t, filepath.Join(dir, "out"), ownerCLI)
+	waitOwner(t, filepath.Join(dir, "out"), owner.KindCLI)
 	ui := startWebUI(t, dir, "out")
 	done := make(chan error, 1)
 	go func() { done <- cli.Wait() }()
@@ -345,12 +361,12 @@ func TestWebUITakesOverFromCLI(t *testing.T) {
 	if !strings.Contains(cerr.String(), "A web UI took out over") {
 		t.Errorf("the command did not say it handed the folder over: %s", cerr.String())
 	}
-	checkFile(t, filepath.Join(dir, "out", "data.bin"), o.content())
-	if listed := ui.downloads(t); len(listed) != 1 || listed[0].State != jobCompleted {
+	checkFile(t, filepath.Join(dir, "out", "data.bin"), o.Content())
+	if listed := ui.downloads(t); len(listed) != 1 || listed[0].State != queue.JobCompleted {
 		t.Errorf("the web UI lists %+v, want the command's download, completed", listed)
 	}
 	ui.stop(t)
-	if n := countSource(historyOf(t, filepath.Join(dir, "out")), o.FileURL(), jobCompleted); n != 1 {
+	if n := countSource(historyOf(t, filepath.Join(dir, "out")), o.FileURL(), queue.JobCompleted); n != 1 {
 		t.Errorf("history holds %d records of the download, want 1", n)
 	}
 }
@@ -363,16 +379,16 @@ func TestCLIExitCodesOnSignals(t *testing.T) {
 		code int
 	}{{os.Interrupt, 130}, {syscall.SIGTERM, 143}} {
 		t.Run(tc.sig.String(), func(t *testing.T) {
-			o := newOrigin(t, withSize(1<<20), withThrottle(5*time.Millisecond))
+			o := testkit.NewOrigin(t, testkit.WithSize(1<<20), testkit.WithThrottle(5*time.Millisecond))
 			dir := t.TempDir()
 			cmd := command(t, t.Context(), dir, "-connections", "1", o.FileURL())
-			var stderr lockedBuffer
+			var stderr testkit.LockedBuffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(15 * time.Second)
-			for o.bytesSent.Load() < 64<<10 {
+			for o.BytesSent.Load() < 64<<10 {
 				if time.Now().After(deadline) {
 					t.Fatal("no download started")
 				}
@@ -387,11 +403,11 @@ func TestCLIExitCodesOnSignals(t *testing.T) {
 			if !strings.Contains(stderr.String(), "stopped: ") {
 				t.Errorf("stderr does not say the download stopped: %s", stderr.String())
 			}
-			o.setThrottle(0)
+			o.SetThrottle(0)
 			if code, _, e := runCLI(t, dir, "-connections", "1", o.FileURL()); code != 0 {
 				t.Fatalf("the same command again: exit %d: %s", code, e)
 			}
-			checkFile(t, filepath.Join(dir, "downloaded-models", "data.bin"), o.content())
+			checkFile(t, filepath.Join(dir, "downloaded-models", "data.bin"), o.Content())
 		})
 	}
 }
@@ -399,7 +415,7 @@ func TestCLIExitCodesOnSignals(t *testing.T) {
 // TestCLIPrintsNoLogRecords: without -v a run prints progress and one line
 // per download, never a log record; with -v it does.
 func TestCLIPrintsNoLogRecords(t *testing.T) {
-	o := newOrigin(t, withSize(64<<10))
+	o := testkit.NewOrigin(t, testkit.WithSize(64<<10))
 	dir := t.TempDir()
 	code, stdout, stderr := runCLI(t, dir, o.FileURL(), o.URL+"/missing", "-retries", "0")
 	if code != 1 {
@@ -453,7 +469,7 @@ func TestTenCLIRunsKeepEveryRecord(t *testing.T) {
 	dir := t.TempDir()
 	var sources []string
 	for i := range 10 {
-		o := newOrigin(t, withSize(4<<10), withPath("/f"+string(rune('a'+i))+".bin"))
+		o := testkit.NewOrigin(t, testkit.WithSize(4<<10), testkit.WithPath("/f"+string(rune('a'+i))+".bin"))
 		sources = append(sources, o.FileURL())
 		if code, _, stderr := runCLI(t, dir, o.FileURL()); code != 0 {
 			t.Fatalf("run %d: exit %d: %s", i, code, stderr)
@@ -461,7 +477,7 @@ func TestTenCLIRunsKeepEveryRecord(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for i := range 2 {
-		o := newOrigin(t, withSize(4<<10), withPath("/p"+string(rune('a'+i))+".bin"))
+		o := testkit.NewOrigin(t, testkit.WithSize(4<<10), testkit.WithPath("/p"+string(rune('a'+i))+".bin"))
 		sources = append(sources, o.FileURL())
 		wg.Go(func() {
 			if code, _, stderr := runCLI(t, dir, o.FileURL()); code != 0 {
@@ -472,7 +488,7 @@ func TestTenCLIRunsKeepEveryRecord(t *testing.T) {
 	wg.Wait()
 	recs := historyOf(t, filepath.Join(dir, "downloaded-models"))
 	for _, s := range sources {
-		if n := countSource(recs, s, jobCompleted); n != 1 {
+		if n := countSource(recs, s, queue.JobCompleted); n != 1 {
 			t.Errorf("%s: %d records, want 1", s, n)
 		}
 	}
@@ -486,37 +502,37 @@ func TestTenCLIRunsKeepEveryRecord(t *testing.T) {
 // Changed: the new version beside the old, which is kept. -force fetches
 // again regardless.
 func TestCLISameURLAgain(t *testing.T) {
-	o := newOrigin(t, withSize(256<<10))
+	o := testkit.NewOrigin(t, testkit.WithSize(256<<10))
 	dir := t.TempDir()
 	file := filepath.Join(dir, "downloaded-models", "data.bin")
 	if code, stdout, stderr := runCLI(t, dir, o.FileURL()); code != 0 || strings.TrimSpace(stdout) != "done: "+filepath.Join("downloaded-models", "data.bin") {
 		t.Fatalf("first run: exit %d, %q %q", code, stdout, stderr)
 	}
-	sent := o.bytesSent.Load()
+	sent := o.BytesSent.Load()
 	code, stdout, stderr := runCLI(t, dir, o.FileURL())
 	if code != 0 || strings.TrimSpace(stdout) != "already downloaded: "+filepath.Join("downloaded-models", "data.bin") {
 		t.Fatalf("unchanged: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	if n := o.bytesSent.Load() - sent; n != 0 {
+	if n := o.BytesSent.Load() - sent; n != 0 {
 		t.Errorf("unchanged: %d body bytes fetched, want none", n)
 	}
-	old := o.content()
-	o.replace(testBytes(300<<10, 9), `"v2"`)
+	old := o.Content()
+	o.Replace(testkit.TestBytes(300<<10, 9), `"v2"`)
 	code, stdout, stderr = runCLI(t, dir, o.FileURL())
 	if code != 0 || !strings.Contains(stdout, "a newer version") || !strings.Contains(stdout, "data (1).bin") {
 		t.Fatalf("changed: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	checkFile(t, file, old)
-	checkFile(t, filepath.Join(dir, "downloaded-models", "data (1).bin"), o.content())
+	checkFile(t, filepath.Join(dir, "downloaded-models", "data (1).bin"), o.Content())
 	if code, stdout, _ = runCLI(t, dir, o.FileURL()); code != 0 || !strings.Contains(stdout, "already downloaded: "+filepath.Join("downloaded-models", "data (1).bin")) {
 		t.Errorf("the new version again: exit %d, %q", code, stdout)
 	}
-	sent = o.bytesSent.Load()
+	sent = o.BytesSent.Load()
 	if code, stdout, _ = runCLI(t, dir, "-force", o.FileURL()); code != 0 || !strings.Contains(stdout, "done: ") {
 		t.Errorf("-force: exit %d, %q", code, stdout)
 	}
-	if n := o.bytesSent.Load() - sent; n != int64(len(o.content())) {
-		t.Errorf("-force fetched %d bytes, want the whole %d", n, len(o.content()))
+	if n := o.BytesSent.Load() - sent; n != int64(len(o.Content())) {
+		t.Errorf("-force fetched %d bytes, want the whole %d", n, len(o.Content()))
 	}
 }
 
@@ -524,8 +540,8 @@ func TestCLISameURLAgain(t *testing.T) {
 // free space is refused before any body byte, in one line that says where,
 // how much is needed and how much is free.
 func TestCLIRefusesWhatDoesNotFit(t *testing.T) {
-	mnt := mountTmpfs(t, "1m")
-	o := newOrigin(t, withSize(4<<20))
+	mnt := testkit.MountTmpfs(t, "1m")
+	o := testkit.NewOrigin(t, testkit.WithSize(4<<20))
 	code, stdout, stderr := runCLI(t, mnt, "-output-dir", "out", o.FileURL())
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\nstdout %s\nstderr %s", code, stdout, stderr)
@@ -534,7 +550,7 @@ func TestCLIRefusesWhatDoesNotFit(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], "not enough free space on "+mnt+": need 4.2 MB") || !strings.Contains(lines[0], "free") {
 		t.Errorf("stderr = %q, want one line: not enough free space on %s: need 4.2 MB, … free", stderr, mnt)
 	}
-	if n := o.bytesSent.Load(); n != 0 {
+	if n := o.BytesSent.Load(); n != 0 {
 		t.Errorf("%d body bytes fetched before refusing", n)
 	}
 	if _, err := os.Stat(filepath.Join(mnt, "out", "data.bin")); !errors.Is(err, os.ErrNotExist) {
@@ -545,12 +561,12 @@ func TestCLIRefusesWhatDoesNotFit(t *testing.T) {
 // TestCLIScheduleWaits: outside its -schedule window a command says what
 // it waits for and fetches nothing; Ctrl-C leaves the download queued.
 func TestCLIScheduleWaits(t *testing.T) {
-	o := newOrigin(t, withSize(64<<10))
+	o := testkit.NewOrigin(t, testkit.WithSize(64<<10))
 	dir := t.TempDir()
 	now := time.Now()
 	closed := now.Add(2*time.Hour).Format("15:04") + "-" + now.Add(3*time.Hour).Format("15:04")
 	cmd := command(t, t.Context(), dir, "-schedule", closed, o.FileURL())
-	var stderr lockedBuffer
+	var stderr testkit.LockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -566,7 +582,7 @@ func TestCLIScheduleWaits(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // a wrongly started download would ask now
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
-	if n := o.requests.Load(); n != 0 {
+	if n := o.Requests.Load(); n != 0 {
 		t.Errorf("%d requests outside the window", n)
 	}
 	// Inside the window it runs.
@@ -574,14 +590,14 @@ func TestCLIScheduleWaits(t *testing.T) {
 	if code, _, stderr := runCLI(t, dir, "-schedule", open, o.FileURL()); code != 0 {
 		t.Fatalf("inside the window: exit %d: %s", code, stderr)
 	}
-	checkFile(t, filepath.Join(dir, "downloaded-models", "data.bin"), o.content())
+	checkFile(t, filepath.Join(dir, "downloaded-models", "data.bin"), o.Content())
 }
 
 // TestCLIBesideWebUIOutsideItsWindow: a command handing a download to a
 // web UI whose time window is closed says what it waits for, and Ctrl-C
 // leaves the download paused in the web UI (the same command resumes it).
 func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
-	o := newOrigin(t, withSize(64<<10))
+	o := testkit.NewOrigin(t, testkit.WithSize(64<<10))
 	dir := t.TempDir()
 	ui := startWebUI(t, dir, "out")
 	now := time.Now()
@@ -592,7 +608,7 @@ func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
 	}
 	resp.Body.Close()
 	cmd := command(t, t.Context(), dir, "-output-dir", "out", o.FileURL())
-	var stderr lockedBuffer
+	var stderr testkit.LockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -611,10 +627,10 @@ func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
 		t.Errorf("exit after Ctrl-C: %v, want 130", err)
 	}
-	if n := o.requests.Load(); n != 0 {
+	if n := o.Requests.Load(); n != 0 {
 		t.Errorf("%d requests outside the window", n)
 	}
-	if listed := ui.downloads(t); len(listed) != 1 || listed[0].State != jobPaused {
+	if listed := ui.downloads(t); len(listed) != 1 || listed[0].State != queue.JobPaused {
 		t.Errorf("the web UI lists %+v, want the download paused", listed)
 	}
 }
@@ -624,9 +640,9 @@ func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
 // before the first blob byte, in one line that says where, what is
 // needed and what is free.
 func TestModelRefusedWhatDoesNotFit(t *testing.T) {
-	mnt := mountTmpfs(t, "1m")
-	f := newFakeRegistry(t)
-	f.addModel("library/big", "latest", testBytes(3<<20, 5), []byte("template"))
+	mnt := testkit.MountTmpfs(t, "1m")
+	f := testkit.NewFakeRegistry(t)
+	f.AddModel("library/big", "latest", testkit.TestBytes(3<<20, 5), []byte("template"))
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -642,12 +658,12 @@ func TestModelRefusedWhatDoesNotFit(t *testing.T) {
 			if !strings.Contains(stderr, "not enough free space on "+mnt+": need ") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 				t.Errorf("stderr = %q, want one line: not enough free space on %s: need …", stderr, mnt)
 			}
-			f.mu.Lock()
+			f.Mu.Lock()
 			var served int64
 			for _, n := range f.BytesServed {
 				served += n
 			}
-			f.mu.Unlock()
+			f.Mu.Unlock()
 			if served > 64<<10 {
 				t.Errorf("%d blob bytes fetched before refusing (only the small config may be)", served)
 			}

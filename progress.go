@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"ollama-model-downloader/internal/queue"
+	"ollama-model-downloader/internal/units"
 	"os"
 	"strings"
 	"time"
@@ -71,7 +73,7 @@ func (p *progressPrinter) draw(final bool) {
 			return // the summary follows
 		}
 		for _, s := range statuses {
-			if stateRunning(s.State) {
+			if queue.StateRunning(s.State) {
 				fmt.Fprintln(p.out, formatStatus(s, 0))
 			}
 		}
@@ -101,12 +103,12 @@ func formatStatus(s transferStatus, width int) string {
 	switch {
 	case s.Total > 0:
 		parts = append(parts, fmt.Sprintf("%5.1f%%", float64(s.Done)*100/float64(s.Total)),
-			humanBytes(s.Done)+" / "+humanBytes(s.Total))
+			units.Binary(s.Done)+" / "+units.Binary(s.Total))
 	default:
-		parts = append(parts, humanBytes(s.Done))
+		parts = append(parts, units.Binary(s.Done))
 	}
 	if s.State == "downloading" {
-		parts = append(parts, humanBytes(int64(s.Speed))+"/s")
+		parts = append(parts, units.Binary(int64(s.Speed))+"/s")
 		if s.ETA >= 0 {
 			parts = append(parts, "ETA "+s.ETA.Round(time.Second).String())
 		}
@@ -114,21 +116,4 @@ func formatStatus(s transferStatus, width int) string {
 		parts = append(parts, s.State)
 	}
 	return strings.Join(parts, "  ")
-}
-
-// humanBytes formats a byte count with binary units, as curl and aria2 do.
-func humanBytes(n int64) string { return unitBytes(n, 1024, "KMGTPE", "iB") }
-
-// unitBytes formats n in steps of unit with the given prefixes: binary
-// (humanBytes) for transfers, decimal (sizeText) for disk space.
-func unitBytes(n, unit int64, prefixes, suffix string) string {
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := unit, 0
-	for m := n / unit; m >= unit && exp < len(prefixes)-1; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %c%s", float64(n)/float64(div), prefixes[exp], suffix)
 }

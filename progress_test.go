@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"ollama-model-downloader/internal/units"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func TestHumanBytes(t *testing.T) {
 		{5 << 20, "5.0 MiB"}, {3 << 30, "3.0 GiB"}, {1 << 40, "1.0 TiB"},
 	}
 	for _, tc := range tests {
-		if got := humanBytes(tc.in); got != tc.want {
+		if got := units.Binary(tc.in); got != tc.want {
 			t.Errorf("humanBytes(%d) = %q, want %q", tc.in, got, tc.want)
 		}
 	}

@@ -260,7 +260,7 @@ scenario_history() {
 	local fixture=$WORK/history-fixture out=$WORK/out rep t0 t1 rss url=http://127.0.0.1:$FAST_PORT/tiny.bin kind
 	if [[ ! -d $fixture/.history ]]; then
 		say "writing a 100,000-record history"
-		(cd "$ROOT" && go test -run '^TestHistoryFixture$' -count 1 . -args -history-fixture "$fixture") >/dev/null ||
+		(cd "$ROOT" && go test -run '^TestHistoryFixture$' -count 1 ./internal/history -args -history-fixture "$fixture") >/dev/null ||
 			die "could not write the history fixture"
 	fi
 	for ((rep = 1; rep <= REPS; rep++)); do
@@ -507,7 +507,7 @@ scenario_cache() { REPS=$REPS OMD_BIN=$OMD bash "$BENCH/cache.sh"; } # the LAN c
 
 scenario_gobench() {
 	say "go test -bench (hashing, loopback engine)"
-	(cd "$ROOT" && go test -run '^$' -bench . -benchtime 5x -count 1 .) >"$RESULTS/gobench.txt" 2>&1 ||
+	(cd "$ROOT" && go test -run '^$' -bench . -benchtime 5x -count 1 ./internal/engine) >"$RESULTS/gobench.txt" 2>&1 ||
 		die "go test -bench failed: $(tail -n 5 "$RESULTS/gobench.txt")"
 }
 

@@ -1,0 +1,6 @@
+//go:build !linux && !darwin && !windows
+
+package disk
+
+// fileSystemType cannot tell here: no file system is taken for FAT.
+func FileSystemType(string) string { return "" }
