@@ -36,7 +36,7 @@ func runVerifyCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	code = 0
 	for _, p := range paths {
-		if !models.VerifyOne(ctx, p, stdout) {
+		if !models.VerifyAndReport(ctx, p, stdout) {
 			code = 1
 		}
 	}

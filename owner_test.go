@@ -130,7 +130,7 @@ func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr 
 func historyOf(t *testing.T, outputDir string) []history.Record {
 	t.Helper()
 	h := mustOpenHistory(t, outputDir)
-	page, err := h.List(history.Query{Limit: history.HistoryMaxLimit})
+	page, err := h.List(history.Query{Limit: history.MaxLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestCLIBesideWebUI(t *testing.T) {
 	if n := countSource(historyOf(t, filepath.Join(dir, "out")), o.FileURL(), queue.JobCompleted); n != 1 {
 		t.Errorf("history holds %d completed records of the download, want 1", n)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "out", ".state", owner.OwnerInfoName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, "out", ".state", owner.InfoName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("owner.json left after the web UI stopped: %v", err)
 	}
 }

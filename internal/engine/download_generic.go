@@ -161,7 +161,7 @@ func (d *Downloader) WithClient(client Doer) *Downloader {
 type transfer struct {
 	req     Request
 	path    string
-	state   partState
+	state   PartState
 	file    PartFile
 	hash    hash.Hash
 	offset  int64 // bytes in the .part that belong to the current state

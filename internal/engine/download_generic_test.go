@@ -384,7 +384,7 @@ func TestDownloadTrimsUnsyncedTail(t *testing.T) {
 	if err := os.WriteFile(PartPath(path), corrupt, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writePartState(path, partState{URL: o.FileURL(), ETag: `"v1"`, Size: int64(len(o.Content())), Committed: 40 << 10}); err != nil {
+	if err := writePartState(path, PartState{URL: o.FileURL(), ETag: `"v1"`, Size: int64(len(o.Content())), Committed: 40 << 10}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := testDownloader(t).Download(t.Context(), Request{URL: o.FileURL(), Path: path})
@@ -405,7 +405,7 @@ func TestDownload416MeansComplete(t *testing.T) {
 	if err := os.WriteFile(PartPath(path), o.Content(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writePartState(path, partState{URL: o.FileURL(), ETag: `"v1"`, Size: int64(len(o.Content())), Committed: int64(len(o.Content()))}); err != nil {
+	if err := writePartState(path, PartState{URL: o.FileURL(), ETag: `"v1"`, Size: int64(len(o.Content())), Committed: int64(len(o.Content()))}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := testDownloader(t).Download(t.Context(), Request{URL: o.FileURL(), Path: path})
@@ -739,7 +739,7 @@ func TestDownloadDiskFull(t *testing.T) {
 		if err := os.WriteFile(PartPath(path), o.Content()[:have], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := writePartState(path, partState{URL: o.FileURL(), ETag: `"v1"`, Size: 600 << 10, Committed: have}); err != nil {
+		if err := writePartState(path, PartState{URL: o.FileURL(), ETag: `"v1"`, Size: 600 << 10, Committed: have}); err != nil {
 			t.Fatal(err)
 		}
 		if free, _ := disk.FreeSpace(dir); free >= 600<<10 || free < 200<<10 {
@@ -1000,7 +1000,7 @@ func TestDownloadRemovesStaleSidecarTemps(t *testing.T) {
 	if err := os.WriteFile(PartPath(path), o.Content()[:have], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writePartState(path, partState{URL: o.FileURL(), ETag: `"v1"`, Size: 64 << 10, Committed: have}); err != nil {
+	if err := writePartState(path, PartState{URL: o.FileURL(), ETag: `"v1"`, Size: 64 << 10, Committed: have}); err != nil {
 		t.Fatal(err)
 	}
 	stale, other := SidecarPath(path)+".tmp-3032268718", SidecarPath(path)+".tmp-notes.txt"

@@ -13,9 +13,9 @@ import (
 	"strings"
 )
 
-// partState is the sidecar <path>.part.json: what the .part holds and which
+// PartState is the sidecar <path>.part.json: what the .part holds and which
 // validators to send with If-Range, so a resume after a restart is safe.
-type partState struct {
+type PartState struct {
 	URL          string `json:"url"`
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
@@ -102,7 +102,7 @@ func (d *Downloader) openPart(t *transfer) error {
 		if t.req.Hash != nil {
 			t.hash = t.req.Hash
 		}
-		t.state = partState{URL: t.req.URL, Size: -1}
+		t.state = PartState{URL: t.req.URL, Size: -1}
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(t.path), 0o755); err != nil {
@@ -130,7 +130,7 @@ func (d *Downloader) openPart(t *transfer) error {
 	st, err := ReadPartState(t.path)
 	fi, statErr := f.Stat()
 	if err != nil || statErr != nil || st.URL != t.req.URL || (t.req.Size > 0 && st.Size != t.req.Size) {
-		t.state = partState{URL: t.req.URL, Size: -1}
+		t.state = PartState{URL: t.req.URL, Size: -1}
 		return d.restart(t)
 	}
 	if st.Segments != nil {
@@ -248,7 +248,7 @@ func (t *transfer) waitCheckpoint() {
 }
 
 // saved is how many bytes of the file the state vouches for.
-func (st partState) Saved() int64 {
+func (st PartState) Saved() int64 {
 	if st.Segments == nil {
 		return st.Committed
 	}
@@ -259,8 +259,8 @@ func (st partState) Saved() int64 {
 	return st.Size - missing
 }
 
-func ReadPartState(path string) (partState, error) {
-	var st partState
+func ReadPartState(path string) (PartState, error) {
+	var st PartState
 	data, err := os.ReadFile(SidecarPath(path))
 	if err != nil {
 		return st, err
@@ -285,7 +285,7 @@ func claimPart(path string) (*os.File, error) {
 }
 
 // writePartState replaces the sidecar atomically (temp file + rename).
-func writePartState(path string, st partState) error {
+func writePartState(path string, st PartState) error {
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err

@@ -138,7 +138,7 @@ func (d *Downloader) splitSize() int64 {
 }
 
 // resumeSegments picks up a multi-connection .part after a restart.
-func (d *Downloader) resumeSegments(t *transfer, st partState, fileSize int64) error {
+func (d *Downloader) resumeSegments(t *transfer, st PartState, fileSize int64) error {
 	remaining := int64(0)
 	valid := st.Size > 0 && fileSize == st.Size
 	for _, s := range st.Segments {
@@ -148,7 +148,7 @@ func (d *Downloader) resumeSegments(t *transfer, st partState, fileSize int64) e
 		remaining += s[1] - s[0]
 	}
 	if !valid {
-		t.state = partState{URL: t.req.URL, Size: -1}
+		t.state = PartState{URL: t.req.URL, Size: -1}
 		return d.restart(t)
 	}
 	t.state = st

@@ -48,8 +48,8 @@ const (
 	historySegment      = 1000    // newest records history.json keeps, at least
 	historyLoadMax      = 100_000 // records the web UI holds in memory (History tab, statistics)
 	historyFlushDelay   = 500 * time.Millisecond
-	HistoryDefaultLimit = 50
-	HistoryMaxLimit     = 1000
+	DefaultLimit = 50
+	MaxLimit     = 1000
 	historyDays         = 30 // days in historyStats.Daily
 )
 

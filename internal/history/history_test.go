@@ -83,11 +83,11 @@ func crash(h *Store) {
 
 func listAll(t *testing.T, h *Store) []Record {
 	t.Helper()
-	page, err := h.List(Query{Limit: HistoryMaxLimit})
+	page, err := h.List(Query{Limit: MaxLimit})
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
-	if page.Total > HistoryMaxLimit {
+	if page.Total > MaxLimit {
 		t.Fatalf("listAll used with %d records", page.Total)
 	}
 	return page.Records
@@ -302,7 +302,7 @@ func TestHistoryConcurrentAdds(t *testing.T) {
 	// live one is closed before the folder is opened again.
 	check := func(name string, store *Store) {
 		t.Helper()
-		page, err := store.List(Query{Limit: HistoryMaxLimit})
+		page, err := store.List(Query{Limit: MaxLimit})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,9 +26,9 @@ func (h *Store) List(q Query) (Page, error) {
 		return Page{}, fault.BadInputf("offset must be 0 or more, got %d", q.Offset)
 	}
 	if q.Limit <= 0 {
-		q.Limit = HistoryDefaultLimit
+		q.Limit = DefaultLimit
 	}
-	q.Limit = min(q.Limit, HistoryMaxLimit)
+	q.Limit = min(q.Limit, MaxLimit)
 	status := strings.ToLower(strings.TrimSpace(q.Status))
 	switch status {
 	case "", "completed", "failed", "canceled":

@@ -295,7 +295,7 @@ func TestMirrorRoundTripWithRegistryClient(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pull from the registry: %v", err)
 	}
-	if !models.VerifyOne(t.Context(), first.Path, io.Discard) {
+	if !models.VerifyAndReport(t.Context(), first.Path, io.Discard) {
 		t.Fatal("verify of the pulled zip failed")
 	}
 

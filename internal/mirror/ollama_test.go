@@ -260,7 +260,7 @@ func TestCacheWithStockOllama(t *testing.T) {
 		if len(want) != len(tiny.Blobs)+1 {
 			t.Errorf("direct pull has %d files, want %d", len(want), len(tiny.Blobs)+1)
 		}
-		if !models.VerifyOne(t.Context(), cacheDir, io.Discard) {
+		if !models.VerifyAndReport(t.Context(), cacheDir, io.Discard) {
 			t.Errorf("verify of the cache folder")
 		}
 	})
@@ -437,7 +437,7 @@ func TestCacheWithStockOllama(t *testing.T) {
 				t.Errorf("blob of %d bytes: kept=%v, shared with the kept model=%v", len(data), kept, shared)
 			}
 		}
-		if !models.VerifyOne(t.Context(), dir, io.Discard) {
+		if !models.VerifyAndReport(t.Context(), dir, io.Discard) {
 			t.Errorf("verify of the cache folder after eviction")
 		}
 		c2.mustPull(t, small+"/library/eva:latest") // fetched again

@@ -45,7 +45,9 @@ func TestCountingWriterKeepsSendfile(t *testing.T) {
 	os.WriteFile(p, data, 0o644)
 	stats := newMirrorStats()
 	readFromUsed := false
+	served := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(served) // the count is final only once the handler returns
 		cw := countingWriter{ResponseWriter: w, n: &stats.served}
 		var _ io.ReaderFrom = cw
 		var _ http.Flusher = cw
@@ -58,6 +60,11 @@ func TestCountingWriterKeepsSendfile(t *testing.T) {
 	resp, body, err := testkit.GetBody(t, srv.URL, "bytes=1000-")
 	if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[1000:]) {
 		t.Fatalf("%v %v", err, resp)
+	}
+	select {
+	case <-served:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not return")
 	}
 	if !readFromUsed || stats.served.Load() != int64(len(data)-1000) {
 		t.Errorf("counted %d bytes (ReaderFrom %v), want %d", stats.served.Load(), readFromUsed, len(data)-1000)

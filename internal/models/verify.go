@@ -7,7 +7,7 @@ import (
 )
 
 // verifyOne checks one zip or folder and prints the outcome.
-func VerifyOne(ctx context.Context, src string, out io.Writer) bool {
+func VerifyAndReport(ctx context.Context, src string, out io.Writer) bool {
 	l, err := OpenLayout(src)
 	if err != nil {
 		fmt.Fprintf(out, "%s: FAILED: %v\n", src, err)

@@ -12,8 +12,8 @@ import (
 
 // Files under <output-dir>/.state that say who owns the folder.
 const (
-	ownerLockName = "owner.lock"
-	OwnerInfoName = "owner.json"
+	lockName = "owner.lock"
+	InfoName = "owner.json"
 )
 
 // folderOwner is this process's claim on an output folder (issue 14): one
@@ -50,11 +50,11 @@ func Claim(outputDir string) (*Owner, error) {
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return nil, fmt.Errorf("creating state folder: %w", err)
 	}
-	lock, err := disk.TryLock(filepath.Join(state, ownerLockName))
+	lock, err := disk.TryLock(filepath.Join(state, lockName))
 	if err != nil {
 		return nil, err
 	}
-	o := &Owner{lock: lock, infoPath: filepath.Join(state, OwnerInfoName)}
+	o := &Owner{lock: lock, infoPath: filepath.Join(state, InfoName)}
 	// What a previous owner announced is stale now: it died or left
 	// without cleaning up.
 	os.Remove(o.infoPath)
@@ -102,12 +102,12 @@ var ErrUnknown = errors.New("the process that owns this folder has not said how 
 // readOwner reads owner.json. Only meaningful while the lock is held by
 // someone: a file left by a dead owner is removed by the next claim.
 func Read(outputDir string) (Info, error) {
-	data, err := os.ReadFile(filepath.Join(outputDir, ".state", OwnerInfoName))
+	data, err := os.ReadFile(filepath.Join(outputDir, ".state", InfoName))
 	if errors.Is(err, os.ErrNotExist) {
 		return Info{}, ErrUnknown
 	}
 	if err != nil {
-		return Info{}, fmt.Errorf("reading %s: %w", OwnerInfoName, err)
+		return Info{}, fmt.Errorf("reading %s: %w", InfoName, err)
 	}
 	var info Info
 	if err := json.Unmarshal(data, &info); err != nil || info.URL == "" {

@@ -7,7 +7,7 @@ import (
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := intParam(q, "limit", history.HistoryDefaultLimit, 1, history.HistoryMaxLimit)
+	limit, err := intParam(q, "limit", history.DefaultLimit, 1, history.MaxLimit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -124,21 +124,21 @@ func WriteTestFolder(t testing.TB, dir string, entries []TestEntry) {
 	}
 }
 
-// tamperCase is a broken variant of a good model zip.
-type tamperCase struct {
+// TamperCase is a broken variant of a good model zip.
+type TamperCase struct {
 	Name    string
 	Mutate  func(m TestModel, entries []TestEntry) []TestEntry
 	Problem string // a piece of the problem Verify must report
 }
 
-func TamperCases() []tamperCase {
+func TamperCases() []TamperCase {
 	flip := func(m TestModel, es []TestEntry) []TestEntry {
 		b := append([]byte(nil), es[1].Data...)
 		b[len(b)/2] ^= 0x01
 		es[1].Data = b
 		return es
 	}
-	return []tamperCase{
+	return []TamperCase{
 		{"flipped byte", flip, "content has digest"},
 		{"missing blob", func(m TestModel, es []TestEntry) []TestEntry { return append(es[:1], es[2:]...) }, "which is missing"},
 		{"dot-dot entry", func(m TestModel, es []TestEntry) []TestEntry {
