@@ -40,17 +40,17 @@ import (
 // carries a sequence number and history.json records the last one it
 // includes, so a crash between the two replays nothing twice.
 const (
-	historyDirName      = ".history"
-	historyFileName     = "history.json"
-	historyJournalName  = "history.journal"
-	historyArchiveDir   = "archive"
-	historyFileVersion  = 2
-	historySegment      = 1000    // newest records history.json keeps, at least
-	historyLoadMax      = 100_000 // records the web UI holds in memory (History tab, statistics)
-	historyFlushDelay   = 500 * time.Millisecond
-	DefaultLimit = 50
-	MaxLimit     = 1000
-	historyDays         = 30 // days in historyStats.Daily
+	historyDirName     = ".history"
+	historyFileName    = "history.json"
+	historyJournalName = "history.journal"
+	historyArchiveDir  = "archive"
+	historyFileVersion = 2
+	historySegment     = 1000    // newest records history.json keeps, at least
+	historyLoadMax     = 100_000 // records the web UI holds in memory (History tab, statistics)
+	historyFlushDelay  = 500 * time.Millisecond
+	DefaultLimit       = 50
+	MaxLimit           = 1000
+	historyDays        = 30 // days in historyStats.Daily
 )
 
 // historyStore keeps one record per finished download in
