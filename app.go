@@ -56,6 +56,7 @@ func newApp(opts options, stdout, stderr io.Writer, log *slog.Logger) (*app, err
 	files := engine.NewDownloader(client, log)
 	files.UserAgent = "ollama-model-downloader/" + version
 	files.Retries = opts.retries
+	files.RetryFor = opts.retryFor
 	files.Connections = opts.connections
 	files.SetRateLimit(opts.rateLimit)
 	reg, err := registry.New(registry.Config{
@@ -579,7 +580,11 @@ func (a *app) report(ctx context.Context, views []queue.JobView) error {
 			fmt.Fprintf(a.stdout, "done: %s%s\n", a.outputPath(v.Path), reusedNote(v.ReusedBytes))
 		case v.State == queue.JobFailed:
 			failed++
-			fmt.Fprintf(a.stderr, "failed: %s: %s\n", src, queue.SingleLine(v.Error))
+			why := v.Error
+			if a.opts.verbose && v.ErrorDetail != "" {
+				why = v.ErrorDetail // the raw error too, with -v
+			}
+			fmt.Fprintf(a.stderr, "failed: %s: %s\n", src, queue.SingleLine(why))
 		default:
 			failed++
 			fmt.Fprintf(a.stderr, "stopped: %s (run the same command again to resume)\n", src)
@@ -628,7 +633,7 @@ func statusOf(v queue.JobView) transferStatus {
 	if v.ETASeconds >= 0 {
 		eta = time.Duration(v.ETASeconds) * time.Second
 	}
-	return transferStatus{Name: v.Name, State: state, Done: v.BytesDone, Total: v.BytesTotal, Speed: v.Speed, ETA: eta}
+	return transferStatus{Name: v.Name, State: state, Done: v.BytesDone, Total: v.BytesTotal, Speed: v.Speed, ETA: eta, Wait: v.Waiting, Now: time.Now()}
 }
 
 // displaySource is how an argument is named before its file name is known.

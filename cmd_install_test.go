@@ -255,7 +255,7 @@ func TestInstallResumesAfterSIGKILL(t *testing.T) {
 	var committed int64
 	for i := 0; i < 200 && committed < trickleAt; i++ {
 		if st, err := engine.ReadPartState(sidecar); err == nil {
-			committed = st.Committed
+			committed = st.Saved()
 		}
 		if committed < trickleAt {
 			time.Sleep(50 * time.Millisecond)

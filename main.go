@@ -48,6 +48,11 @@ Examples:
   ollama-model-downloader -proxy socks5://127.0.0.1:1080 https://host/x.bin
   ollama-model-downloader -sha256 <64 hex> https://host/x.bin
 
+  # A link that drops: a download waits the outage out by itself (up to
+  # -retry-for, 24h) and says "waiting for the network — next try in 20 s".
+  # A script that must fail fast instead:
+  ollama-model-downloader -retries 2 -retry-for 5m https://host/x.iso
+
   # At most 2 MiB/s, e.g. on a metered or shared link
   ollama-model-downloader -limit-rate 2M https://host/x.iso
 
@@ -91,6 +96,7 @@ type options struct {
 	concurrency int
 	connections int
 	retries     int
+	retryFor    time.Duration
 	port        int
 	verbose     bool
 	keepStaging bool
@@ -196,7 +202,11 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var se signalError
 	if err != nil && !errors.As(err, &se) && !errors.Is(err, errDownloadsFailed) {
-		fmt.Fprintf(stderr, "ollama-model-downloader: %s\n", queue.SingleLine(err.Error()))
+		msg := err.Error()
+		if opts.verbose {
+			msg = fault.Detail(err)
+		}
+		fmt.Fprintf(stderr, "ollama-model-downloader: %s\n", queue.SingleLine(msg))
 	}
 	return err
 }
@@ -235,7 +245,8 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 	fs.StringVar(&o.tokenFile, "token-file", "", "read the access token from this `file` (surrounding white space ignored)")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "concurrent downloads / blob downloads, 1–32")
 	fs.IntVar(&o.connections, "connections", 16, "most connections per file, 1–32; added while they make it faster (servers must support Range)")
-	fs.IntVar(&o.retries, "retries", 3, "retry attempts per transfer, 0–100")
+	fs.IntVar(&o.retries, "retries", -1, "give up after `N` failed attempts in a row that move nothing (0–100, for a script that must fail fast); -1 = no count: -retry-for decides")
+	fs.DurationVar(&o.retryFor, "retry-for", engine.DefaultRetryFor, "wait out failures that may pass (network down, busy server) for up to this `long` without progress, then give up; 0 = for ever")
 	fs.IntVar(&o.port, "port", 8080, "web UI `port`; 0 = a random free port (8080 falls back to a free port if taken)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (requests and responses, URLs redacted)")
 	fs.BoolVar(&o.keepStaging, "keep-staging", false, "keep the model's staging folder after zipping")
@@ -277,8 +288,11 @@ func (o *options) validate() error {
 	if o.connections < 1 || o.connections > 32 {
 		return fault.BadInputf("-connections must be between 1 and 32, got %d", o.connections)
 	}
-	if o.retries < 0 || o.retries > 100 {
-		return fault.BadInputf("-retries must be between 0 and 100, got %d", o.retries)
+	if o.retries < -1 || o.retries > 100 {
+		return fault.BadInputf("-retries must be between 0 and 100 (or -1 for no count), got %d", o.retries)
+	}
+	if o.retryFor < 0 {
+		return fault.BadInputf("-retry-for must not be negative, got %s", o.retryFor)
 	}
 	rate, err := engine.ParseRate(o.limitRate)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 func testDownloader(t *testing.T) *engine.Downloader {
 	t.Helper()
 	d := engine.NewDownloader(engine.BuildHTTPClient(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d.Retries = 3 // a failing test fails in milliseconds, not after RetryFor
 	d.Backoff = 5 * time.Millisecond
 	d.MaxBackoff = 20 * time.Millisecond
 	d.MaxRetryAfter = 2 * time.Second
@@ -79,7 +80,7 @@ func TestParseOptionsFlagsAnywhere(t *testing.T) {
 		{"flags after", []string{"https://h/x.iso", "-retries", "5"}, 5, 4, []string{"https://h/x.iso"}},
 		{"mixed", []string{"-concurrency=2", "https://h/a", "-retries", "1", "https://h/b"}, 1, 2, []string{"https://h/a", "https://h/b"}},
 		{"double dash", []string{"-retries", "0", "--", "https://h/-x"}, 0, 4, []string{"https://h/-x"}},
-		{"none", []string{"-port", "0"}, 3, 4, nil},
+		{"none", []string{"-port", "0"}, -1, 4, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

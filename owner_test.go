@@ -252,7 +252,7 @@ func TestTwoCLIsAtOnce(t *testing.T) {
 		t.Errorf("the second file cost %d bytes for %d: the takeover fetched it again instead of resuming", sent, len(second.Content()))
 	}
 	if ranges := second.SeenRanges(); len(ranges) < 2 || !strings.HasPrefix(ranges[len(ranges)-1], "bytes=") {
-		t.Errorf("the second file's requests had ranges %q, want a resume after the takeover", ranges)
+		t.Errorf("the second file's requests had ranges %q, want a resume after the takeover\n%s\n%s", ranges, ferr.String(), ownerErr.String())
 	}
 	recs := historyOf(t, filepath.Join(dir, "out"))
 	if a, b := countSource(recs, first.FileURL(), queue.JobCompleted), countSource(recs, second.FileURL(), queue.JobCompleted); a != 1 || b != 1 || len(recs) != 2 {

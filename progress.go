@@ -20,6 +20,8 @@ type transferStatus struct {
 	Total int64 // -1 when unknown
 	Speed float64
 	ETA   time.Duration // -1 when unknown
+	Wait  *queue.WaitView
+	Now   time.Time // when the status was taken, for the wait's countdown
 }
 
 // progressPrinter draws transfer progress on stderr: redrawn in place on a
@@ -107,7 +109,9 @@ func formatStatus(s transferStatus, width int) string {
 	default:
 		parts = append(parts, units.Binary(s.Done))
 	}
-	if s.State == "downloading" {
+	if s.Wait != nil && queue.StateRunning(s.State) {
+		parts = append(parts, waitText(s.Wait, s.Now))
+	} else if s.State == "downloading" {
 		parts = append(parts, units.Binary(int64(s.Speed))+"/s")
 		if s.ETA >= 0 {
 			parts = append(parts, "ETA "+s.ETA.Round(time.Second).String())
@@ -116,4 +120,22 @@ func formatStatus(s transferStatus, width int) string {
 		parts = append(parts, s.State)
 	}
 	return strings.Join(parts, "  ")
+}
+
+// waitText says, in place of the speed, what a download waiting out a
+// failure waits for and when it tries again: "waiting for the network —
+// next try in 20 s (attempt 7)" (issue 22).
+func waitText(w *queue.WaitView, now time.Time) string {
+	what := "waiting for the network"
+	switch w.Reason {
+	case "rate_limited":
+		what = "the server asks to wait (too many requests)"
+	case "server_error", "http_error":
+		what = "waiting for the server to recover"
+	}
+	left := w.NextTry.Sub(now)
+	if left < time.Second {
+		return fmt.Sprintf("%s — trying again (attempt %d)", what, w.Attempt)
+	}
+	return fmt.Sprintf("%s — next try in %s (attempt %d)", what, units.Duration(left), w.Attempt)
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,12 +32,15 @@ type Downloader struct {
 	Client          Doer
 	log             *slog.Logger
 	UserAgent       string
-	Retries         int           // attempts after the first, when the request does not say
+	Retries         int           // failed attempts in a row (moving nothing) allowed, when the request does not say; < 0 = no count
+	RetryFor        time.Duration // longest run of failures without progress before giving up; 0 = no limit
 	Backoff         time.Duration // first retry delay; doubled each time, with jitter
 	MaxBackoff      time.Duration
 	MaxRetryAfter   time.Duration // cap on a server's Retry-After
 	StallTimeout    time.Duration // fewer than lowSpeedBytes in this long drops the connection
 	lowSpeedBytes   int64
+	progressBytes   int64         // an attempt that moved this many bytes before failing made progress (madeProgress)
+	headBelowFree   int64         // a download named by its server asks with a HEAD first when its folder has less free
 	CheckpointEvery time.Duration // how often a running transfer makes its progress durable
 	BufferSize      int
 
@@ -49,17 +53,21 @@ type Downloader struct {
 	buffers     *sync.Pool           // *[]byte of bufferSize, so memory does not grow with connections
 	folders     *disk.FolderSyncs    // renames in one folder share their fsync of it
 	smallSyncs  *disk.SmallFileSyncs // small files finishing together share one syncfs
+	recovered   *Signal              // fired when a transfer that waited out a failure moves again
 }
 
 // fileRequest describes one file transfer. See docs/ARCHITECTURE.md.
 type Request struct {
-	URL     string
-	Dir     string      // folder for a name derived from the server (used when Path is "")
-	Path    string      // explicit destination file; wins over Dir
-	SHA256  string      // expected lower-case hex; "" = not checked
-	Size    int64       // expected size when known in advance; 0 = unknown
-	Header  http.Header // extra request headers
-	Retries int         // attempts after the first; < 0 = the downloader's default
+	URL    string
+	Dir    string      // folder for a name derived from the server (used when Path is "")
+	Path   string      // explicit destination file; wins over Dir
+	SHA256 string      // expected lower-case hex; "" = not checked
+	Size   int64       // expected size when known in advance; 0 = unknown
+	Header http.Header // extra request headers
+	// Retries is how many failed attempts in a row that moved nothing are
+	// retried (the downloader's RetryFor applies too); < 0 = the
+	// downloader's Retries.
+	Retries int
 	// Connections caps parallel connections for this file; 0 = the
 	// downloader's default, 1 = a single connection.
 	Connections int
@@ -70,6 +78,12 @@ type Request struct {
 	// unknown), from one goroutine at a time; it must be cheap.
 	Progress func(done, total int64)
 	OnPath   func(path string)
+	// Waiting, when set, hears when the transfer starts waiting out a
+	// transient failure (the network is down, the server busy) and, with
+	// the zero Wait, when it tries again.
+	Waiting func(Wait)
+	// TryNow, when set, ends such a wait at once when it fires.
+	TryNow *Signal
 	// Region, when set, receives the bytes instead of Path+".part": a part
 	// of another file (a blob's entry inside the model zip, zipplan.go).
 	// Path then names only the resume sidecar; nothing is renamed, and an
@@ -128,12 +142,15 @@ func NewDownloader(client Doer, log *slog.Logger) *Downloader {
 		Client:          client,
 		log:             log,
 		UserAgent:       "ollama-model-downloader",
-		Retries:         3,
+		Retries:         -1,
+		RetryFor:        DefaultRetryFor,
 		Backoff:         time.Second,
 		MaxBackoff:      30 * time.Second,
 		MaxRetryAfter:   5 * time.Minute,
 		StallTimeout:    30 * time.Second,
 		lowSpeedBytes:   1 << 10,
+		progressBytes:   64 << 10,
+		headBelowFree:   1 << 30,
 		CheckpointEvery: time.Second,
 		BufferSize:      256 << 10,
 		Connections:     16,
@@ -145,8 +162,14 @@ func NewDownloader(client Doer, log *slog.Logger) *Downloader {
 		buffers:         &sync.Pool{},
 		folders:         &disk.FolderSyncs{},
 		smallSyncs:      &disk.SmallFileSyncs{},
+		recovered:       &Signal{},
 	}
 }
+
+// DefaultRetryFor is how long a download waits out failures that may pass
+// (the network is down, the server busy) before it gives up, unless told
+// otherwise (-retry-for): a night's outage is waited out (issue 22).
+const DefaultRetryFor = 24 * time.Hour
 
 // withClient is the same engine — settings, buffers, host cap and speed
 // limit shared — sending through another client (the registry's, which
@@ -172,8 +195,10 @@ type transfer struct {
 	ckptErr  error         // its failure; read only after ckptDone is closed
 
 	probed    probeInfo // what a HEAD said, when one was sent (sizeKnown)
-	claimed   bool      // this call created the empty .part that reserves the name
-	claimFile *os.File  // that .part, open, for openPart
+	retry     *Retrier
+	moved     atomic.Int64 // bytes written into the .part by this call
+	claimed   bool         // this call created the empty .part that reserves the name
+	claimFile *os.File     // that .part, open, for openPart
 
 	mu       sync.Mutex // guards resolved and state while several connections run
 	resolved string     // final URL after redirects, reused for Range requests
@@ -198,37 +223,86 @@ func (d *Downloader) Download(ctx context.Context, req Request) (Result, error) 
 	if req.Connections <= 0 {
 		req.Connections = d.Connections
 	}
-	t := &transfer{req: req, probed: probeInfo{size: -1}}
-	if err := d.choosePath(ctx, t); err != nil {
-		return Result{}, fault.OneLine(err)
+	t := &transfer{req: req, probed: probeInfo{size: -1}, state: PartState{URL: req.URL, Size: -1}}
+	t.retry = d.NewRetrier(req.Retries, req.Waiting, req.TryNow)
+	t.path = req.Path
+	if t.path == "" {
+		t.path = d.ownPart(t)
 	}
-	if req.OnPath != nil {
-		req.OnPath(t.path)
+	if t.path == "" && d.lowOnSpace(t) {
+		// A disk nearly full: a HEAD first, so that a body that cannot
+		// be kept is not sent at all (the GET-first way would have the
+		// server send a first chunk before its size is known).
+		info, err := d.probe(ctx, t)
+		if err != nil {
+			return Result{}, fault.OneLine(err)
+		}
+		t.probed = info
+		if err := d.choosePath(t, info.name); err != nil {
+			return Result{}, fault.OneLine(err)
+		}
 	}
-	if req.Region == nil { // a region's owner knows what is done and checked the space for it
+	if t.path == "" {
+		// The first answer names the file (adoptName): one request for
+		// a small file, no HEAD before it.
+		if req.Size > 0 {
+			if err := disk.CheckFreeSpace(t.dir(), req.Size); err != nil {
+				return Result{}, err
+			}
+		}
+	} else if res, done, err := d.prepare(ctx, t); done || err != nil {
+		return res, fault.OneLine(err)
+	}
+	res, err := d.run(ctx, t)
+	if t.file != nil {
+		t.file.Close()
+	}
+	if err != nil && t.claimed && t.req.Region == nil && t.moved.Load() == 0 {
+		// This call named the file and kept none of it: the name is not
+		// held for nothing (a rerun would become "name (1).ext").
+		_ = RemovePartial(t.path)
+	}
+	return res, fault.OneLine(err)
+}
+
+// prepare readies a transfer whose path is known: a finished file there
+// ends it (alreadyDone), a known size must fit, the .part is opened.
+func (d *Downloader) prepare(ctx context.Context, t *transfer) (Result, bool, error) {
+	if t.req.OnPath != nil {
+		t.req.OnPath(t.path)
+	}
+	if t.req.Region == nil { // a region's owner knows what is done and checked the space for it
 		if done, res, err := d.alreadyDone(ctx, t); done || err != nil {
 			if t.claimed {
 				t.claimFile.Close()
 				_ = os.Remove(PartPath(t.path))
 			}
-			return res, fault.OneLine(err)
+			return res, true, err
 		}
 		if err := d.checkSpaceAhead(t); err != nil {
 			if t.claimed {
 				t.claimFile.Close()
 				_ = os.Remove(PartPath(t.path)) // a name reserved for nothing
 			}
-			return Result{}, err
+			return Result{}, true, err
 		}
 	}
-	if err := d.openPart(t); err != nil {
-		return Result{}, fault.OneLine(err)
+	return Result{}, false, d.openPart(t)
+}
+
+// lowOnSpace says whether the folder a download is named into has less
+// than headBelowFree free (or cannot say).
+func (d *Downloader) lowOnSpace(t *transfer) bool {
+	free, err := disk.FreeSpace(t.dir())
+	return err == nil && free < d.headBelowFree
+}
+
+// dir is the folder a download without a path is named into.
+func (t *transfer) dir() string {
+	if t.req.Dir == "" {
+		return "."
 	}
-	res, err := d.run(ctx, t)
-	if t.file != nil {
-		t.file.Close()
-	}
-	return res, fault.OneLine(err)
+	return t.req.Dir
 }
 
 // checkSpaceAhead refuses, before the first request for the body, a file
@@ -266,28 +340,73 @@ func CheckDownloadURL(raw string) error {
 	return nil
 }
 
-// choosePath decides where the file goes. An explicit Path is used as is;
-// otherwise the server names it (Content-Disposition, else the URL), and an
-// existing different file is never overwritten: "name (1).ext" is used.
-func (d *Downloader) choosePath(ctx context.Context, t *transfer) error {
-	if t.req.Path != "" {
-		t.path = t.req.Path
-		return nil
-	}
-	dir := t.req.Dir
-	if dir == "" {
-		dir = "."
-	}
-	info, err := d.probe(ctx, t)
+// ownPart finds this URL's own interrupted download under the name the
+// URL suggests ("name.ext", "name (1).ext"…), by the URL its sidecar
+// keeps: a rerun resumes it with a Range request instead of fetching
+// from byte 0. "" when there is none (the first answer then names the
+// file).
+func (d *Downloader) ownPart(t *transfer) string {
+	u, err := url.Parse(t.req.URL)
 	if err != nil {
-		return err
+		return ""
 	}
-	t.probed = info
-	name := info.name
+	name := fileNameFrom("", u, t.req.URL)
+	for i := 0; i < 1000; i++ {
+		candidate := filepath.Join(t.dir(), numberedName(name, i))
+		if !exists(PartPath(candidate)) {
+			if !exists(candidate) {
+				return "" // names are taken in order: none further
+			}
+			continue
+		}
+		if st, err := ReadPartState(candidate); err == nil && st.URL == t.req.URL && !exists(candidate) {
+			return candidate
+		}
+	}
+	return ""
+}
+
+// adoptName names a download from the server's first answer
+// (Content-Disposition, else the final URL), claims the name and opens
+// the .part. An existing different file is never overwritten: "name
+// (1).ext" is used; this URL's own interrupted download under that name is
+// resumed.
+func (d *Downloader) adoptName(ctx context.Context, t *transfer, resp *http.Response) error {
+	name := fileNameFrom(resp.Header.Get("Content-Disposition"), resp.Request.URL, t.req.URL)
+	if size := answerSize(resp); size > 0 {
+		if err := disk.CheckFreeSpace(t.dir(), size); err != nil {
+			return err // before the name is claimed: nothing is left behind
+		}
+	}
+	if err := d.choosePath(t, name); err != nil {
+		return fault.OneLine(err)
+	}
+	if t.req.OnPath != nil {
+		t.req.OnPath(t.path)
+	}
+	return d.openPart(t)
+}
+
+// answerSize is the size of the file an answer is part of (-1: unknown).
+func answerSize(resp *http.Response) int64 {
+	if resp.StatusCode == http.StatusPartialContent {
+		if cr, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil {
+			return cr.total
+		}
+		return -1
+	}
+	return resp.ContentLength
+}
+
+// choosePath picks the file name in the download's folder: name, or the
+// first "name (n).ext" that is free (or this URL's own .part), claimed
+// with an empty .part before any byte is written.
+func (d *Downloader) choosePath(t *transfer, name string) error {
+	dir := t.dir()
 	for i := 0; i < 1000; i++ {
 		candidate := filepath.Join(dir, numberedName(name, i))
 		if st, err := ReadPartState(candidate); err == nil {
-			if st.URL == t.req.URL {
+			if st.URL == t.req.URL && !exists(candidate) {
 				t.path = candidate // our own interrupted download: resume it
 				return nil
 			}
@@ -333,42 +452,21 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// run transfers with retries until the file is complete, then publishes it.
+// run transfers until the file is complete, then publishes it. A failure
+// that may pass is waited out (Retrier); progress is made durable first,
+// so a kill during a long wait loses nothing.
 func (d *Downloader) run(ctx context.Context, t *transfer) (Result, error) {
-	failures := 0
-	var lastErr error
+	t.retry = d.NewRetrier(t.req.Retries, t.req.Waiting, t.req.TryNow)
 	for {
-		before := t.offset
+		before := t.moved.Load()
 		err := d.fetch(ctx, t)
 		if err == nil {
+			t.retry.Alive()
 			return d.publish(ctx, t)
 		}
-		if ctx.Err() != nil {
-			d.checkpoint(t)
-			return Result{}, fmt.Errorf("interrupted: %w", context.Cause(ctx))
-		}
-		if !Retryable(err) {
-			d.checkpoint(t)
+		d.checkpoint(t)
+		if err := t.retry.Failed(ctx, err, d.madeProgress(t.moved.Load()-before, err)); err != nil {
 			return Result{}, err
-		}
-		// A connection that moved the file forward is not a failure to
-		// count: a flaky link that drops every few minutes still finishes.
-		// A stall is always one, or a trickle would be retried forever.
-		if madeProgress(t.offset-before, err) {
-			failures = 0
-		} else {
-			failures++
-		}
-		lastErr = err
-		if failures > t.req.Retries {
-			d.checkpoint(t)
-			return Result{}, fmt.Errorf("giving up after %s: %w", attemptsText(failures), lastErr)
-		}
-		delay := d.retryDelay(max(failures, 1), err)
-		d.log.Warn("retrying", "url", RedactURL(t.req.URL), "after", delay.Round(time.Millisecond), "error", err)
-		if err := Sleep(ctx, delay); err != nil {
-			d.checkpoint(t)
-			return Result{}, fmt.Errorf("interrupted: %w", context.Cause(ctx))
 		}
 	}
 }
@@ -449,7 +547,7 @@ func (d *Downloader) send(ctx context.Context, method, target string, headers, e
 	d.log.Debug("request", "method", method, "url", RedactURL(target), "range", req.Header.Get("Range"))
 	resp, err := d.Client.Do(req)
 	if err != nil {
-		return nil, describeNetError(target, err)
+		return nil, DescribeNetError(target, err)
 	}
 	d.log.Debug("response", "status", resp.StatusCode, "url", RedactURL(resp.Request.URL.String()),
 		"length", resp.ContentLength, "content-range", resp.Header.Get("Content-Range"))

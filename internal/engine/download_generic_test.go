@@ -58,9 +58,12 @@ func TestDownloadResumesAfterDroppedConnections(t *testing.T) {
 	if !bytes.Equal(testkit.ReadFile(t, res.Path), o.Content()) {
 		t.Fatal("bytes differ after resume")
 	}
+	// The first request asks for a first chunk (a file that may be split
+	// is never asked for in a request that would be cut short); it holds
+	// the whole small file, and each resume asks for the rest.
 	ranges := o.SeenRanges()
-	if len(ranges) != 4 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") {
-		t.Errorf("GET ranges = %q, want a plain GET then three Range requests", ranges)
+	if len(ranges) != 4 || ranges[0] != fmt.Sprintf("bytes=0-%d", 4<<20-1) || !strings.HasPrefix(ranges[1], "bytes=") || !strings.HasSuffix(ranges[1], "-") {
+		t.Errorf("GET ranges = %q, want a first chunk then three Range requests for the rest", ranges)
 	}
 	// Each connection moved the file forward, so Retries: 1 was enough.
 	if sent, size := o.BytesSent.Load(), int64(len(o.Content())); sent > size+3*(64<<10) {
@@ -695,7 +698,7 @@ func TestDownloadDiskFull(t *testing.T) {
 		testkit.AssertNoTempFiles(t, dir)
 	})
 
-	t.Run("size from the HEAD is refused before the body", func(t *testing.T) {
+	t.Run("size from the HEAD on a nearly full disk is refused before the body", func(t *testing.T) {
 		dir := testkit.MountTmpfs(t, "256k")
 		o := testkit.NewOrigin(t, testkit.WithSize(600<<10))
 		d := testDownloader(t)
@@ -713,6 +716,19 @@ func TestDownloadDiskFull(t *testing.T) {
 		if res.Path != filepath.Join(dir, "data.bin") || !bytes.Equal(testkit.ReadFile(t, res.Path), o.Content()) {
 			t.Errorf("after freeing space got %s, want the whole data.bin", res.Path)
 		}
+	})
+
+	t.Run("size from the first answer is refused before the name is claimed", func(t *testing.T) {
+		dir := testkit.MountTmpfs(t, "256k")
+		o := testkit.NewOrigin(t, testkit.WithSize(600<<10))
+		d := testDownloader(t)
+		d.headBelowFree = 0 // as on a disk with room to spare: no HEAD first
+		_, err := d.Download(t.Context(), Request{URL: o.FileURL(), Dir: dir})
+		assertRefusedForSpace(t, err, dir)
+		if n, gets := o.Requests.Load(), o.Gets.Load(); n != 1 || gets != 1 {
+			t.Errorf("origin saw %d requests (%d GETs), want the one GET", n, gets)
+		}
+		testkit.AssertNoTempFiles(t, dir)
 	})
 
 	t.Run("size from the GET's headers is refused before the body", func(t *testing.T) {
@@ -817,13 +833,13 @@ func TestDownloadSameNameFromTwoURLsAtOnce(t *testing.T) {
 	}
 }
 
-// TestDownloadHeadRetryAfter: a HEAD answered 503/429 with Retry-After
-// makes the next request wait that long (issue 14: it came 1 ms later).
-func TestDownloadHeadRetryAfter(t *testing.T) {
+// TestDownloadRetryAfter: an answer 503/429 with Retry-After makes the
+// next request wait that long (issue 14: it came 1 ms later).
+func TestDownloadRetryAfter(t *testing.T) {
 	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			t.Parallel()
-			o := testkit.NewOrigin(t, testkit.WithSize(10<<10), testkit.FailFirstHead(1, status, "2"))
+			o := testkit.NewOrigin(t, testkit.WithSize(10<<10), testkit.FailFirst(1, status, "2"))
 			res, err := testDownloader(t).Download(t.Context(), Request{URL: o.FileURL(), Dir: t.TempDir(), Retries: 3})
 			if err != nil {
 				t.Fatal(err)
@@ -832,11 +848,11 @@ func TestDownloadHeadRetryAfter(t *testing.T) {
 				t.Error("bytes differ")
 			}
 			log := o.RequestLog()
-			if len(log) < 2 || log[0].Method != http.MethodHead || log[0].Status != status {
-				t.Fatalf("requests = %+v, want a refused HEAD first", log)
+			if len(log) != 2 || log[0].Status != status {
+				t.Fatalf("requests = %+v, want a refused GET, then the one that succeeds", log)
 			}
 			if gap := log[1].At.Sub(log[0].At); gap < 2*time.Second {
-				t.Errorf("next request (%s) %v after the HEAD's Retry-After: 2", log[1].Method, gap)
+				t.Errorf("next request %v after the Retry-After: 2", gap)
 			}
 		})
 	}
@@ -1023,6 +1039,7 @@ func TestDownloadRemovesStaleSidecarTemps(t *testing.T) {
 func testDownloader(t *testing.T) *Downloader {
 	t.Helper()
 	d := NewDownloader(BuildHTTPClient(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d.Retries = 3 // a failing test fails in milliseconds, not after RetryFor
 	d.Backoff = 5 * time.Millisecond
 	d.MaxBackoff = 20 * time.Millisecond
 	d.MaxRetryAfter = 2 * time.Second

@@ -96,23 +96,43 @@ func (t *transfer) unwanted(resp *http.Response, target string) error {
 
 // fetch makes one request and copies its body into the .part. When the
 // server proves it can serve ranges and the file is large, the transfer
-// continues over several connections (segments.go).
+// continues over several connections (segments.go). A download without a
+// path yet is named by this first answer (adoptName): one round trip per
+// file, no HEAD before the GET (issue 22).
 func (d *Downloader) fetch(ctx context.Context, t *transfer) error {
 	if t.state.Segments != nil {
-		return d.fetchSegments(ctx, t, nil)
+		return d.fetchSegments(ctx, t, nil, 0)
 	}
 	start := t.offset
 	if t.noRange {
 		start = 0
 	}
+	end := int64(-1)
+	if d.mayChunk(t, start) {
+		// A file that may be split is asked for a chunk at a time, so
+		// that no request is ever cut short: a small one comes whole.
+		end = start + d.firstChunk()
+	}
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	resp, target, err := d.rangeRequest(reqCtx, t, start, -1)
+	resp, target, err := d.rangeRequest(reqCtx, t, start, end)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if t.path == "" && (resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable) {
+		if err := d.adoptName(ctx, t, resp); err != nil {
+			return err
+		}
+		if t.offset > 0 || t.state.Segments != nil {
+			// Our own interrupted download, under the name the server
+			// gives: resume it instead of taking this answer from byte 0.
+			resp.Body.Close()
+			return d.fetch(ctx, t)
+		}
+	}
 
+	respEnd := int64(-1) // where this answer's bytes end, when it says
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if t.offset > 0 {
@@ -141,6 +161,10 @@ func (d *Downloader) fetch(ctx context.Context, t *transfer) error {
 			}
 			t.state.Size = cr.total
 		}
+		if t.offset == 0 && t.state.ETag == "" && t.state.LastModified == "" {
+			t.state.ETag, t.state.LastModified = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+		}
+		respEnd = cr.end + 1
 	case http.StatusRequestedRangeNotSatisfiable:
 		total := int64(-1)
 		if cr, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil {
@@ -150,7 +174,11 @@ func (d *Downloader) fetch(ctx context.Context, t *transfer) error {
 			total = t.state.Size
 		}
 		if total >= 0 && t.offset == total {
-			return nil // we already have every byte
+			t.state.Size = total
+			return nil // we already have every byte (or the file is empty)
+		}
+		if start == 0 {
+			t.noRange = true // a server that refuses a range of a file it has
 		}
 		if err := d.restart(t); err != nil {
 			return err
@@ -167,9 +195,26 @@ func (d *Downloader) fetch(ctx context.Context, t *transfer) error {
 		}
 	}
 	if d.canSplit(t, resp) {
-		return d.fetchSegments(ctx, t, resp)
+		if respEnd < 0 {
+			respEnd = t.state.Size
+		}
+		return d.fetchSegments(ctx, t, resp, respEnd)
 	}
-	return d.copyBody(reqCtx, cancel, t, resp.Body)
+	if err := d.copyBody(reqCtx, cancel, t, resp.Body, respEnd); err != nil {
+		return err
+	}
+	if respEnd >= 0 && t.offset < t.state.Size {
+		return &retryNowError{fmt.Errorf("the server sent bytes %d-%d of %d: asking for the rest", start, respEnd-1, t.state.Size)}
+	}
+	return nil
+}
+
+// mayChunk says whether the request from start should ask for the first
+// chunk only: the file may be split over several connections, and is not
+// known to be small.
+func (d *Downloader) mayChunk(t *transfer, start int64) bool {
+	return t.req.Connections > 1 && !t.noSplit && !t.noRange &&
+		(t.state.Size < 0 || t.state.Size-start > d.firstChunk())
 }
 
 // adopt takes the size and validators of a fresh 200 response.
@@ -201,8 +246,9 @@ func (d *Downloader) checkSize(t *transfer, size int64) error {
 
 // copyBody streams the body into the .part, hashing as it writes, dropping
 // the connection when no byte arrives for stallTimeout, and making progress
-// durable every checkpointEvery.
-func (d *Downloader) copyBody(ctx context.Context, cancel context.CancelCauseFunc, t *transfer, body io.Reader) error {
+// durable every checkpointEvery. end is where the answer's bytes end (-1:
+// at the end of the file).
+func (d *Downloader) copyBody(ctx context.Context, cancel context.CancelCauseFunc, t *transfer, body io.Reader, end int64) error {
 	watchdog := d.watchStall(cancel)
 	defer watchdog.stop()
 	hasher := d.newAsyncHasher(t.hash)
@@ -231,6 +277,8 @@ func (d *Downloader) copyBody(ctx context.Context, cancel context.CancelCauseFun
 			hasher.add(buf[:n])
 			buf = hasher.next()
 			t.offset += int64(n)
+			t.moved.Add(int64(n))
+			t.retry.Alive()
 			if t.req.Progress != nil {
 				t.req.Progress(t.offset, t.state.Size)
 			}
@@ -242,8 +290,8 @@ func (d *Downloader) copyBody(ctx context.Context, cancel context.CancelCauseFun
 			}
 		}
 		if rerr == io.EOF {
-			if limit >= 0 && t.offset < limit {
-				return fmt.Errorf("connection closed at byte %d of %d: %w", t.offset, limit, io.ErrUnexpectedEOF)
+			if limit >= 0 && t.offset < limit && (end < 0 || t.offset < end) {
+				return connectionLost(t.offset, io.ErrUnexpectedEOF)
 			}
 			return nil
 		}
@@ -251,7 +299,7 @@ func (d *Downloader) copyBody(ctx context.Context, cancel context.CancelCauseFun
 			if cause := context.Cause(ctx); errors.Is(cause, fault.ErrStalled) {
 				return fmt.Errorf("less than %d bytes in %s at byte %d: %w", d.lowSpeedBytes, d.StallTimeout, t.offset, fault.ErrStalled)
 			}
-			return fault.WithKind(fault.ErrTransport, fmt.Errorf("connection lost at byte %d: %w", t.offset, rerr))
+			return connectionLost(t.offset, rerr)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"net/http"
 	"net/http/httptest"
+	"ollama-model-downloader/internal/fault"
 	"testing"
 )
 
@@ -99,7 +100,7 @@ func TestRedirectLoopStops(t *testing.T) {
 	}))
 	defer srv.Close()
 	_, err := testDownloader(t).Download(t.Context(), Request{URL: srv.URL + "/a", Dir: t.TempDir(), Retries: 5})
-	if err == nil || Retryable(err) {
+	if err == nil || fault.Transient(err) {
 		t.Fatalf("err = %v; want a redirect loop reported and not retried", err)
 	}
 }

@@ -20,36 +20,32 @@ type probeInfo struct {
 	notModified        bool // a conditional request was answered 304
 }
 
-// probe asks the server for the name and size without fetching the body.
+// probe asks the server for the name and size without fetching the body,
+// waiting out failures as the transfer would.
 func (d *Downloader) probe(ctx context.Context, t *transfer) (probeInfo, error) {
-	return d.ask(ctx, t.req.URL, t.req.Header, t.req.Retries, nil)
+	return d.ask(ctx, t.req.URL, t.req.Header, t.retry, nil)
 }
 
+// checkRetries bounds CheckUnchanged: a rerun of a finished URL that
+// cannot reach the server keeps the file it has ("unchecked") instead of
+// waiting out an outage.
+const checkRetries = 2
+
 // ask sends a HEAD (with the conditional headers cond, if any), retrying
-// as a download does and honouring a Retry-After. Some servers refuse HEAD
-// (405, 403 from presigned URLs signed for GET): then a GET for the first
-// byte answers the same questions, and its body is not read.
-func (d *Downloader) ask(ctx context.Context, rawURL string, header http.Header, retries int, cond http.Header) (probeInfo, error) {
-	var lastErr error
-	for attempt := 0; attempt <= retries; attempt++ {
-		if attempt > 0 {
-			if err := Sleep(ctx, d.retryDelay(attempt, lastErr)); err != nil {
-				return probeInfo{}, fmt.Errorf("asking %s about the file: %w", RedactURL(rawURL), err)
-			}
-		}
+// as r says and honouring a Retry-After. Some servers refuse HEAD (405,
+// 403 from presigned URLs signed for GET): then a GET for the first byte
+// answers the same questions, and its body is not read.
+func (d *Downloader) ask(ctx context.Context, rawURL string, header http.Header, r *Retrier, cond http.Header) (probeInfo, error) {
+	for {
 		info, err := d.askOnce(ctx, rawURL, header, cond)
 		if err == nil {
+			r.Alive()
 			return info, nil
 		}
-		if ctx.Err() != nil {
-			return probeInfo{}, fmt.Errorf("asking %s about the file: %w", RedactURL(rawURL), ctx.Err())
-		}
-		lastErr = err
-		if !Retryable(err) {
-			break
+		if err := r.Failed(ctx, err, false); err != nil {
+			return probeInfo{}, err
 		}
 	}
-	return probeInfo{}, lastErr
 }
 
 func (d *Downloader) askOnce(ctx context.Context, rawURL string, header, cond http.Header) (probeInfo, error) {
@@ -125,7 +121,7 @@ func (d *Downloader) CheckUnchanged(ctx context.Context, rawURL string, prev Val
 	if prev.LastModified != "" {
 		cond.Set("If-Modified-Since", prev.LastModified)
 	}
-	info, err := d.ask(ctx, rawURL, nil, d.Retries, cond)
+	info, err := d.ask(ctx, rawURL, nil, d.NewRetrier(checkRetries, nil, nil), cond)
 	if err != nil {
 		return false, fault.OneLine(fmt.Errorf("checking whether %s changed: %w", RedactURL(rawURL), err))
 	}

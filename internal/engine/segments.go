@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"ollama-model-downloader/internal/disk"
-	"ollama-model-downloader/internal/fault"
 	"slices"
 	"strings"
 	"sync"
@@ -24,10 +22,16 @@ import (
 var errRangesBroken = errors.New("server does not serve byte ranges reliably")
 
 // segment is a byte range [pos, end) still to be fetched; pos advances as
-// bytes are written, end shrinks when another connection takes half.
+// bytes are written, end shrinks when another connection takes a part.
+// Its connection asks for it a chunk at a time, [pos, reqEnd): a part
+// another connection takes is never one already asked for, so no request
+// is cut short and no byte is sent twice (issue 22: a takeover that cut a
+// running request threw away what was in flight, 2–4 MB each on a fast
+// link).
 type segment struct {
 	pos, end int64
-	owned    bool // a connection is fetching it
+	reqEnd   int64 // end of the bytes the running request asked for (≤ pos: none asked)
+	owned    bool  // a connection is fetching it
 
 	// For the endgame (takeTailLocked): the running request's cancel, and
 	// whether this range was itself taken over (it is not taken again).
@@ -43,6 +47,10 @@ var errRangeTaken = errors.New("range taken over by an idle connection")
 // idle connection takes its range over: a request that is streaming has
 // bytes in flight, and dropping it would fetch them twice.
 const endgameIdle = 200 * time.Millisecond
+
+// rateSpan is how often the transfer's speed, which sizes the requests
+// (chunkSize), is measured again.
+const rateSpan = 500 * time.Millisecond
 
 // endgameMaxSplit bounds the endgame (takeTailLocked) to ranges of at most
 // this many split sizes.
@@ -69,6 +77,8 @@ type segmentedTransfer struct {
 	// speed limit. A slow link is a reason to open more connections; a
 	// slow disk or a speed limit is not, so that time is not the link's.
 	localWait waitClock
+
+	rate atomic.Int64 // bytes/s over every connection, as of the last look: it sizes requests
 
 	hashed   int64      // t.hash covers [0, hashed); only the hasher goroutine touches both
 	hashDone chan error // the hasher's result once it has hashed the whole file
@@ -174,8 +184,15 @@ func (d *Downloader) resumeSegments(t *transfer, st PartState, fileSize int64) e
 
 // fetchSegments runs the multi-connection transfer until every byte is
 // on disk. first, when given, is the response already streaming from
-// t.offset (or from 0 for a 200); it becomes the first connection.
-func (d *Downloader) fetchSegments(ctx context.Context, t *transfer, first *http.Response) error {
+// t.offset (or from 0 for a 200) up to firstEnd; it becomes the first
+// connection.
+//
+// A connection that fails without moving its range forward gives the
+// range back and ends, while the others go on: a server that takes only
+// so many connections, or one connection that stalls, costs nothing more.
+// When the last one ends so (the network is down), the transfer returns
+// that failure and the caller waits it out (Retrier) and resumes here.
+func (d *Downloader) fetchSegments(ctx context.Context, t *transfer, first *http.Response, firstEnd int64) error {
 	conns := t.req.Connections
 	s := &segmentedTransfer{d: d, t: t, size: t.state.Size, maxConns: conns, minSplit: d.splitSize()}
 	if u, err := url.Parse(t.req.URL); err == nil {
@@ -192,7 +209,7 @@ func (d *Downloader) fetchSegments(ctx context.Context, t *transfer, first *http
 			return writeFailure(err, t.path, "preallocating")
 		}
 		s.hashed = t.offset
-		seg := &segment{pos: t.offset, end: s.size, owned: true}
+		seg := &segment{pos: t.offset, end: s.size, reqEnd: firstEnd, owned: true}
 		s.segs = []*segment{seg}
 		if err := s.checkpoint(); err != nil {
 			return err
@@ -241,19 +258,25 @@ func (d *Downloader) fetchSegments(ctx context.Context, t *transfer, first *http
 		return s.finish(ctx)
 	}
 
-	var fatal error
+	var fatal, lost error
 	ticker := time.NewTicker(min(100*time.Millisecond, d.growEvery))
 	defer ticker.Stop()
 	started, startDone := time.Now(), s.doneBytes()
 	lastCheckpoint, grown := started, false
 	lastLook, lookDone, lookWait := started, startDone, int64(0)
+	rateAt, rateDone := started, startDone
 	for s.running() > 0 {
 		select {
 		case err := <-errc:
 			s.mu.Lock()
 			s.workers--
 			s.mu.Unlock()
-			if err != nil && fatal == nil && ctx.Err() == nil {
+			var gone *connectionGone
+			switch {
+			case errors.As(err, &gone):
+				lost = gone.err // its range waits for another connection
+				d.log.Debug("connection ended", "url", RedactURL(t.req.URL), "error", gone.err)
+			case err != nil && fatal == nil && ctx.Err() == nil:
 				fatal = err
 				cancel(err)
 			}
@@ -272,6 +295,10 @@ func (d *Downloader) fetchSegments(ctx context.Context, t *transfer, first *http
 				}
 				lastCheckpoint = now
 			}
+			if span := now.Sub(rateAt); span >= rateSpan {
+				s.rate.Store(int64(float64(done-rateDone) / span.Seconds()))
+				rateAt, rateDone = now, done
+			}
 			if grown || now.Sub(lastLook) < d.growEvery || ctx.Err() != nil {
 				continue
 			}
@@ -287,6 +314,9 @@ func (d *Downloader) fetchSegments(ctx context.Context, t *transfer, first *http
 			span, waited := now.Sub(lastLook), time.Duration(wait-lookWait)
 			rate := float64(done-lookDone) / span.Seconds()
 			lastLook, lookDone, lookWait = now, done, wait
+			if s.rate.Load() == 0 {
+				s.rate.Store(int64(rate))
+			}
 			if rate < d.FastLink && waited < span/2 {
 				grown = true
 				s.shareOut(s.maxConns, startDone, done)
@@ -314,6 +344,9 @@ func (d *Downloader) fetchSegments(ctx context.Context, t *transfer, first *http
 	}
 	if err := context.Cause(ctx); err != nil {
 		return err
+	}
+	if lost != nil && s.remaining() > 0 {
+		return lost // every connection failed: the caller waits, then resumes
 	}
 	return s.finish(ctx)
 }
@@ -420,337 +453,6 @@ func (s *segmentedTransfer) checkpoint() error {
 	st := s.t.state
 	s.t.mu.Unlock()
 	return writePartState(s.t.path, st)
-}
-
-// grow adds connections until total connections are running (within the
-// per-host cap), each taking half of the largest range left. It reports
-// whether any started.
-func (s *segmentedTransfer) grow(ctx context.Context, errc chan error) {
-	s.mu.Lock()
-	want := s.maxConns - s.workers
-	s.mu.Unlock()
-	for range want {
-		if !s.d.hosts.acquire(s.host, false) {
-			break
-		}
-		seg := s.take(nil)
-		if seg == nil {
-			s.d.hosts.release(s.host)
-			break
-		}
-		s.launch(ctx, errc, seg, nil, false)
-	}
-}
-
-// take marks finished as done (when given) and returns the next range for
-// a connection: an unowned one, else the upper half of the largest.
-func (s *segmentedTransfer) take(finished *segment) *segment {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if finished != nil {
-		finished.owned = false
-		for i, seg := range s.segs {
-			if seg == finished && seg.pos >= seg.end {
-				s.segs = append(s.segs[:i], s.segs[i+1:]...)
-				break
-			}
-		}
-	}
-	for _, seg := range s.segs {
-		if !seg.owned && seg.end > seg.pos {
-			seg.owned = true
-			return seg
-		}
-	}
-	if s.t.noSplit {
-		return nil
-	}
-	if seg := s.takeTailLocked(); seg != nil {
-		return seg
-	}
-	var largest *segment
-	for _, seg := range s.segs {
-		if largest == nil || seg.end-seg.pos > largest.end-largest.pos {
-			largest = seg
-		}
-	}
-	if largest == nil || largest.end-largest.pos < 2*s.minSplit {
-		return nil
-	}
-	mid := largest.pos + (largest.end-largest.pos)/2
-	half := &segment{pos: mid, end: largest.end, owned: true}
-	largest.end = mid
-	s.segs = append(s.segs, half)
-	return half
-}
-
-// shareOut cuts the first connection's range into conns ranges before the
-// other connections open, so that each connection has an equal share of
-// what was left when the first one started (from startDone; done is now).
-// The first has already fetched part of its share, so it keeps that much
-// less: split by bytes alone it would finish last, alone, at the end. The
-// cut stays a split size ahead of its position, past any pending write.
-func (s *segmentedTransfer) shareOut(conns int, startDone, done int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.segs) != 1 || conns < 2 || s.t.noSplit {
-		return
-	}
-	first := s.segs[0]
-	share := (s.size - startDone) / int64(conns)
-	keep := max(share-(done-startDone), s.minSplit)
-	cut := first.pos + keep
-	rest := first.end - cut
-	n := min(int64(conns-1), rest/s.minSplit)
-	if n < 1 {
-		return // too little left: take halves ranges as connections ask
-	}
-	first.end = cut
-	for i := range n {
-		start, end := cut+rest*i/n, cut+rest*(i+1)/n
-		s.segs = append(s.segs, &segment{pos: start, end: end})
-	}
-}
-
-// takeTailLocked is the endgame: a connection left with nothing to do
-// takes over the largest range of at most endgameMaxSplit split sizes whose
-// request has delivered nothing for endgameIdle, and that request is
-// dropped. A stalled tail is then fetched at once instead of after the
-// stall timeout. A range is taken over once at most, so two idle
-// connections never pass one back and forth. Both requests carry the same
-// validators (If-Range), so a write still in flight from the old one puts
-// the same bytes where the new one will.
-func (s *segmentedTransfer) takeTailLocked() *segment {
-	var victim *segment
-	for _, seg := range s.segs {
-		left := seg.end - seg.pos
-		if !seg.owned || seg.cancel == nil || seg.takenOver || left <= 0 || left > endgameMaxSplit*s.minSplit ||
-			time.Since(seg.lastWrite) < endgameIdle {
-			continue
-		}
-		if victim == nil || left > victim.end-victim.pos {
-			victim = seg
-		}
-	}
-	if victim == nil {
-		return nil
-	}
-	taken := &segment{pos: victim.pos, end: victim.end, owned: true, takenOver: true}
-	victim.end = victim.pos
-	victim.cancel(errRangeTaken)
-	s.segs = append(s.segs, taken)
-	return taken
-}
-
-// takeOrWait is take for a connection that finished its range. With
-// nothing left to take while other connections still run, it looks again
-// every quarter of endgameIdle: one of them may stall, and its range is
-// then this connection's to take over (see takeTailLocked).
-func (s *segmentedTransfer) takeOrWait(ctx context.Context, finished *segment) *segment {
-	seg := s.take(finished)
-	if seg != nil {
-		return seg
-	}
-	s.mu.Lock()
-	s.waiting++
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.waiting--
-		s.mu.Unlock()
-	}()
-	for seg == nil && s.fetching() > 0 {
-		if Sleep(ctx, endgameIdle/4) != nil {
-			return nil
-		}
-		seg = s.take(nil)
-	}
-	return seg
-}
-
-// fetching is how many connections are fetching a range, not waiting.
-func (s *segmentedTransfer) fetching() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.workers - s.waiting
-}
-
-// release gives a range back unowned, for another connection to take.
-func (s *segmentedTransfer) release(seg *segment) {
-	s.mu.Lock()
-	seg.owned = false
-	s.mu.Unlock()
-}
-
-func (s *segmentedTransfer) launch(ctx context.Context, errc chan error, seg *segment, resp *http.Response, first bool) {
-	s.mu.Lock()
-	s.workers++
-	s.mu.Unlock()
-	if first {
-		s.d.hosts.acquire(s.host, true)
-	}
-	go func() {
-		defer s.d.hosts.release(s.host)
-		errc <- s.work(ctx, seg, resp)
-	}()
-}
-
-// work is one connection: it fetches its range, then takes another, until
-// none is left. A dropped connection is retried with backoff; a range that
-// cannot be fetched is given back for the others.
-func (s *segmentedTransfer) work(ctx context.Context, seg *segment, resp *http.Response) error {
-	buf := s.d.getBuffer()
-	defer s.d.putBuffer(buf)
-	failures := 0
-	for seg != nil {
-		reqCtx, cancelReq := context.WithCancelCause(ctx)
-		s.mu.Lock()
-		seg.cancel, seg.lastWrite = cancelReq, time.Now()
-		s.mu.Unlock()
-		var err error
-		if resp == nil {
-			resp, err = s.open(reqCtx, seg)
-		} else {
-			// The first response was opened under the caller's context:
-			// closing its body is what interrupts a read on stall or stop.
-			body := resp.Body
-			stop := context.AfterFunc(reqCtx, func() { body.Close() })
-			defer stop()
-		}
-		before := s.posOf(seg)
-		if err == nil {
-			err = s.copy(reqCtx, cancelReq, seg, resp.Body, buf)
-			resp.Body.Close()
-		}
-		resp = nil
-		s.mu.Lock()
-		seg.cancel = nil
-		s.mu.Unlock()
-		taken := errors.Is(context.Cause(reqCtx), errRangeTaken)
-		cancelReq(nil)
-		if err == nil || taken && ctx.Err() == nil {
-			failures = 0
-			seg = s.takeOrWait(ctx, seg)
-			continue
-		}
-		if ctx.Err() != nil {
-			s.release(seg)
-			return nil // the coordinator knows why
-		}
-		if errors.Is(err, errRangesBroken) || !Retryable(err) {
-			s.release(seg)
-			return err
-		}
-		if madeProgress(s.posOf(seg)-before, err) {
-			failures = 0
-		} else {
-			failures++
-		}
-		if failures > s.t.req.Retries {
-			s.release(seg)
-			return fmt.Errorf("giving up after %s: %w", attemptsText(failures), err)
-		}
-		delay := s.d.retryDelay(max(failures, 1), err)
-		s.d.log.Debug("retrying range", "url", RedactURL(s.t.req.URL), "at", s.posOf(seg), "after", delay, "error", err)
-		if Sleep(ctx, delay) != nil {
-			s.release(seg)
-			return nil
-		}
-	}
-	return nil
-}
-
-func (s *segmentedTransfer) full(seg *segment) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return seg.pos >= seg.end
-}
-
-func (s *segmentedTransfer) posOf(seg *segment) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return seg.pos
-}
-
-// open requests a connection's range and checks the answer strictly: only
-// a 206 for exactly that start, of a file of exactly the known size.
-func (s *segmentedTransfer) open(ctx context.Context, seg *segment) (*http.Response, error) {
-	s.mu.Lock()
-	start, end := seg.pos, seg.end
-	s.mu.Unlock()
-	resp, target, err := s.d.rangeRequest(ctx, s.t, start, end)
-	if err != nil {
-		return nil, err
-	}
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-		cr, err := parseContentRange(resp.Header.Get("Content-Range"))
-		if err == nil && cr.start == start && cr.total == s.size && !s.t.changed(resp) {
-			return resp, nil
-		}
-		resp.Body.Close()
-		return nil, fmt.Errorf("asked for bytes %d-%d, got %q: %w", start, end-1, resp.Header.Get("Content-Range"), errRangesBroken)
-	case http.StatusOK, http.StatusRequestedRangeNotSatisfiable:
-		resp.Body.Close()
-		return nil, fmt.Errorf("asked for bytes %d-%d, got HTTP %d: %w", start, end-1, resp.StatusCode, errRangesBroken)
-	default:
-		err := s.t.unwanted(resp, target)
-		resp.Body.Close()
-		return nil, err
-	}
-}
-
-// copy writes the body at the range's position until the range is full.
-// The range's end may shrink meanwhile (another connection took half):
-// writes are clamped to it, and a split never cuts below pos+buffer.
-func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCauseFunc, seg *segment, body io.Reader, buf []byte) error {
-	watchdog := s.d.watchStall(cancel)
-	defer watchdog.stop()
-	for {
-		n, rerr := body.Read(buf[:s.d.readSize(s.t)])
-		if n > 0 {
-			s.localWait.start()
-			if err := s.d.throttle(ctx, watchdog, s.t, n); err != nil {
-				s.localWait.stop()
-				return err
-			}
-			watchdog.got(n)
-			s.mu.Lock()
-			pos, end := seg.pos, seg.end
-			s.mu.Unlock()
-			n = int(min(int64(n), end-pos))
-			if n > 0 {
-				if _, err := s.t.file.WriteAt(buf[:n], pos); err != nil {
-					s.localWait.stop()
-					return writeFailure(err, s.t.path, "writing")
-				}
-				s.t.told(pos, pos+int64(n))
-			}
-			s.localWait.stop()
-			s.mu.Lock()
-			// The range may have been taken over during the write: then
-			// end is below pos+n and the bytes are the new request's.
-			seg.pos = min(seg.pos+int64(n), max(seg.end, seg.pos))
-			seg.lastWrite = time.Now()
-			full := seg.pos >= seg.end
-			s.mu.Unlock()
-			if full {
-				return nil
-			}
-		}
-		if rerr == io.EOF {
-			if s.full(seg) {
-				return nil
-			}
-			return fmt.Errorf("connection closed at byte %d: %w", s.posOf(seg), io.ErrUnexpectedEOF)
-		}
-		if rerr != nil {
-			if errors.Is(context.Cause(ctx), fault.ErrStalled) {
-				return fmt.Errorf("less than %d bytes in %s at byte %d: %w", s.d.lowSpeedBytes, s.d.StallTimeout, s.posOf(seg), fault.ErrStalled)
-			}
-			return fault.WithKind(fault.ErrTransport, fmt.Errorf("connection lost at byte %d: %w", s.posOf(seg), rerr))
-		}
-	}
 }
 
 // waitClock adds up the time during which at least one connection waited,

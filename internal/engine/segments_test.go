@@ -24,6 +24,7 @@ func splittingDownloader(t *testing.T) *Downloader {
 	d := testDownloader(t)
 	d.MinSegment = 16 << 10
 	d.BufferSize = 8 << 10
+	d.progressBytes = 16 << 10
 	d.growEvery = 20 * time.Millisecond
 	d.Connections = 8
 	return d

@@ -277,7 +277,7 @@ func IsTLSFailure(err error) bool {
 	case anyError(err, func(e error) bool { op, ok := e.(*net.OpError); return ok && op.Op == "remote error" }):
 		return true // an alert from the server, e.g. "tls: handshake failure"
 	}
-	return errors.Is(err, ErrTransport) && strings.Contains(err.Error(), "tls: ")
+	return errors.Is(err, ErrTransport) && strings.Contains(Detail(err), "tls: ")
 }
 
 // isTimeout: a connect, TLS handshake or response-header timeout.

@@ -64,7 +64,7 @@ type Cache struct {
 	lock     *disk.Lock
 
 	// Knobs that tests turn.
-	retries           int           // engine attempts per blob, and digest mismatches tolerated
+	retries           int           // the engine's failure budget per blob (< 0: no count, RetryFor decides); digest mismatches tolerated
 	revalidateTimeout time.Duration // how long a pull waits for upstream before using its cached manifest
 	failedTTL         time.Duration // a failed blob is answered as failed this long before it is tried again
 	activeGrace       time.Duration // a model pulled this recently is not evicted
@@ -391,14 +391,16 @@ func (c *Cache) manifest(ctx context.Context, name registry.Name) (*cacheEntry, 
 		c.pulledNow(cached)
 		return cached, nil
 	}
-	fetchCtx, retries := ctx, c.retries
+	// A client waits for this answer: a few tries, not an outage's wait
+	// (the blobs' fetches are the ones that wait an outage out).
+	fetchCtx, retries := ctx, registry.QuickRetries
 	if cached != nil {
 		var cancel context.CancelFunc
 		fetchCtx, cancel = context.WithTimeout(ctx, c.revalidateTimeout)
 		defer cancel()
 		retries = 0
 	}
-	raw, ct, err := c.Upstream.FetchManifest(fetchCtx, c.Upstream.Host(name), name, name.Reference(), retries)
+	raw, ct, err := c.Upstream.FetchManifest(fetchCtx, c.Upstream.Host(name), name, name.Reference(), c.Upstream.NewRetrier(name, retries, nil, nil))
 	switch {
 	case err == nil:
 		return c.adopt(name, raw, ct)
@@ -561,7 +563,7 @@ func (c *Cache) runFetch(f *blobFetch, b registry.Blob, name registry.Name) {
 		if err == nil || c.ctx.Err() != nil {
 			break
 		}
-		mismatch := errors.Is(err, fault.ErrChecksumMismatch) && attempt < c.retries
+		mismatch := errors.Is(err, fault.ErrChecksumMismatch) && attempt < models.MismatchRetries(c.retries)
 		foreign := errors.Is(err, fault.ErrConflict) && attempt == 0 // a stale different file where the blob goes
 		if !mismatch && !foreign {
 			break

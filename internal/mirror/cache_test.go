@@ -35,12 +35,12 @@ func newFakeCacheIn(t *testing.T, out, upstream string, max int64, tune func(*Ca
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr, CheckRedirect: engine.CheckRedirect}
 	files := engine.NewDownloader(client, slog.New(slog.DiscardHandler))
+	files.Retries = 3 // tests fail fast
 	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
 	m, err := Start(Options{Sources: []string{out}, OutputDir: out, Upstream: upstream, CacheMax: max, Client: client, Files: files})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Cache.Upstream.Backoff = time.Millisecond
 	if tune != nil {
 		tune(m.Cache)
 	}

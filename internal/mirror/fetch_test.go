@@ -281,6 +281,7 @@ func TestWrittenHook(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testkit.NewOrigin(t, testkit.WithSize(size), testkit.WithThrottle(time.Millisecond))
 			d := engine.NewDownloader(http.DefaultClient, slog.New(slog.DiscardHandler))
+			d.Retries = 3 // tests fail fast
 			d.MinSegment = 256 << 10
 			d.FastLink = 1 << 50 // any link is slow: split at once
 			dest := filepath.Join(t.TempDir(), "file.bin")
@@ -338,6 +339,7 @@ func TestWrittenHook(t *testing.T) {
 func TestVerifiedHookNotOnMismatch(t *testing.T) {
 	o := testkit.NewOrigin(t, testkit.WithSize(100<<10))
 	d := engine.NewDownloader(http.DefaultClient, slog.New(slog.DiscardHandler))
+	d.Retries = 3 // tests fail fast
 	_, err := d.Download(t.Context(), engine.Request{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "f"), SHA256: strings.Repeat("0", 64),
 		Verified: func() { t.Error("Verified called for a file that does not match") }})
 	if !errors.Is(err, fault.ErrChecksumMismatch) {

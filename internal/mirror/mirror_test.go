@@ -31,6 +31,7 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*regis
 	t.Cleanup(tr.CloseIdleConnections)
 	log := slog.New(slog.DiscardHandler)
 	files := engine.NewDownloader(&http.Client{Transport: tr}, log)
+	files.Retries = 3 // tests fail fast
 	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
 	files.StallTimeout = 10 * time.Second
 	cfg := registry.Config{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
@@ -41,7 +42,6 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*regis
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Backoff = time.Millisecond
 	return c
 }
 

@@ -220,7 +220,6 @@ func startTestCache(t *testing.T, upstream string, max int64, tune func(*Cache))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Cache.Upstream.Backoff = 10 * time.Millisecond
 	m.Cache.Upstream.Files().Backoff = 10 * time.Millisecond
 	if tune != nil {
 		tune(m.Cache)

@@ -57,6 +57,12 @@ type PullRequest struct {
 	Limiter     *engine.RateLimiter // optional speed cap shared by all of this pull's blobs
 	ModelsDir   string              // non-empty: install straight into this Ollama models folder, no zip
 	Split       int64               // > 0: write the zip as NAME.zip.001, .002… of at most Split bytes
+	// Waiting, when set, hears when the pull waits out a transient
+	// failure (of its manifest or any blob: the soonest next try) and,
+	// with the zero Wait, when nothing waits any more.
+	Waiting func(engine.Wait)
+	// TryNow, when set, ends every wait of the pull at once when it fires.
+	TryNow *engine.Signal
 }
 
 type PullProgress struct {
@@ -108,8 +114,9 @@ func (p *Puller) Pull(ctx context.Context, req PullRequest) (PullResult, error) 
 	}
 	prog := &pullCounter{fn: req.Progress, total: -1}
 	prog.phase("resolving")
+	waits := &pullWaits{fn: req.Waiting, by: map[int]engine.Wait{}}
 
-	raw, m, err := c.ResolveManifest(ctx, name, retries)
+	raw, m, err := c.ResolveManifest(ctx, name, c.NewRetrier(name, retries, waits.hook(-1), req.TryNow))
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -118,7 +125,7 @@ func (p *Puller) Pull(ctx context.Context, req PullRequest) (PullResult, error) 
 		return PullResult{}, fmt.Errorf("reading manifest of %s: %w", name.DisplayName(), err)
 	}
 	prog.start(blobs)
-	job := &pullJob{p: p, name: name, raw: raw, blobs: blobs, req: req, retries: retries, prog: prog}
+	job := &pullJob{p: p, name: name, raw: raw, blobs: blobs, req: req, retries: retries, prog: prog, waits: waits}
 	if req.ModelsDir != "" {
 		return job.install(ctx)
 	}
@@ -134,6 +141,7 @@ type pullJob struct {
 	req     PullRequest
 	retries int
 	prog    *pullCounter
+	waits   *pullWaits
 }
 
 // reuseDirs are the Ollama models folders a pull takes blobs from: the
@@ -278,6 +286,8 @@ func (j *pullJob) fetchBlob(ctx context.Context, i int, dest blobTarget) (uint32
 			Size:     b.Size,
 			Retries:  j.retries,
 			Limiter:  j.req.Limiter,
+			Waiting:  j.waits.hook(i),
+			TryNow:   j.req.TryNow,
 			Progress: func(done, _ int64) { j.prog.set(i, done) },
 			Region:   dest.Region,
 			Hash:     sum,
@@ -295,7 +305,7 @@ func (j *pullJob) fetchBlob(ctx context.Context, i int, dest blobTarget) (uint32
 				continue
 			}
 		}
-		if errors.Is(err, fault.ErrChecksumMismatch) && attempt < j.retries && ctx.Err() == nil {
+		if errors.Is(err, fault.ErrChecksumMismatch) && attempt < MismatchRetries(j.retries) && ctx.Err() == nil {
 			j.p.log.Warn("blob failed verification, fetching it again", "digest", b.Digest, "attempt", attempt+1, "err", err)
 			j.prog.set(i, 0) // the engine deleted the bad bytes
 			continue
@@ -453,4 +463,46 @@ func (p *pullCounter) report() {
 		done += l.Done
 	}
 	p.fn(PullProgress{Phase: p.cur, Done: done, Total: p.total, Reused: p.reused, Layers: slices.Clone(p.layers)})
+}
+
+// MismatchRetries is how often a blob whose bytes do not match its digest
+// is fetched again: retries, or 3 when retries has no count (a registry
+// that keeps sending bad bytes must end in a clear error, not a loop).
+func MismatchRetries(retries int) int {
+	if retries < 0 {
+		return 3
+	}
+	return retries
+}
+
+// pullWaits merges the waits of a pull's manifest and blobs into one
+// report: the pull waits while any of them does, and its next try is the
+// soonest of theirs.
+type pullWaits struct {
+	fn func(engine.Wait)
+	mu sync.Mutex
+	by map[int]engine.Wait // by blob index; -1 is the manifest
+}
+
+// hook is the Waiting callback for fetch i (nil when nobody listens).
+func (w *pullWaits) hook(i int) func(engine.Wait) {
+	if w.fn == nil {
+		return nil
+	}
+	return func(wait engine.Wait) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if wait.Next.IsZero() {
+			delete(w.by, i)
+		} else {
+			w.by[i] = wait
+		}
+		var soonest engine.Wait
+		for _, x := range w.by {
+			if soonest.Next.IsZero() || x.Next.Before(soonest.Next) {
+				soonest = x
+			}
+		}
+		w.fn(soonest)
+	}
 }

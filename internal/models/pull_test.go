@@ -33,6 +33,7 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*regis
 	t.Cleanup(tr.CloseIdleConnections)
 	log := slog.New(slog.DiscardHandler)
 	files := engine.NewDownloader(&http.Client{Transport: tr}, log)
+	files.Retries = 3 // tests fail fast
 	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
 	files.StallTimeout = 10 * time.Second
 	cfg := registry.Config{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
@@ -43,7 +44,6 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*regis
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Backoff = time.Millisecond
 	return c
 }
 
@@ -589,8 +589,8 @@ func TestPullResume(t *testing.T) {
 	if got := f.BytesServed[bigDigest]; got != int64(len(big)) {
 		t.Errorf("large blob: %d bytes served over both runs, want %d (resumed, not restarted)", got, len(big))
 	}
-	if want := fmt.Sprintf("bytes=%d-", holdAt); !slices.Contains(f.Ranges, want) {
-		t.Errorf("ranges on resume = %q, want %q", f.Ranges, want)
+	if want := fmt.Sprintf("bytes=%d-", holdAt); !slices.ContainsFunc(f.Ranges, func(r string) bool { return strings.HasPrefix(r, want) }) {
+		t.Errorf("ranges on resume = %q, want one from %q", f.Ranges, want)
 	}
 }
 

@@ -78,8 +78,13 @@ func (p *Puller) Show(ctx context.Context, ref string, places ReusePlaces) (Mode
 	if err != nil {
 		return ModelInfo{}, err
 	}
-	retries := c.Retries()
-	raw, m, err := c.ResolveManifest(ctx, name, retries)
+	// A question a person waits for: a registry out of reach is said in
+	// seconds, not waited out like a download.
+	retries := min(c.Retries(), registry.QuickRetries)
+	if retries < 0 {
+		retries = registry.QuickRetries
+	}
+	raw, m, err := c.ResolveManifest(ctx, name, c.NewRetrier(name, retries, nil, nil))
 	if err != nil {
 		return ModelInfo{}, err
 	}
@@ -145,7 +150,7 @@ func smallBlob(ctx context.Context, c *registry.Client, name registry.Name, b re
 			return buf.Bytes(), nil
 		}
 	}
-	return c.FetchSmallBlob(ctx, name, b, retries)
+	return c.FetchSmallBlob(ctx, name, b, c.NewRetrier(name, retries, nil, nil))
 }
 
 // firstLine is the first non-empty line of a text, trimmed and cut to a

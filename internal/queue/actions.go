@@ -354,6 +354,10 @@ func (m *Manager) cancelLocked(j *managerJob) chan struct{} {
 // from its partial data; a canceled one starts over.
 func (m *Manager) Retry(id string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
+		if j.run != nil && j.run.waiting != nil {
+			j.run.tryNow.Fire() // "try now": the wait ends, the transfer goes on
+			return nil, nil
+		}
 		if j.State != JobFailed && j.State != jobCanceled {
 			return nil, fault.Conflictf("%s is %s: only a failed or canceled download can be retried", j.displayName(), stateWords(j.State))
 		}
@@ -364,7 +368,7 @@ func (m *Manager) Retry(id string) error {
 			}
 		}
 		j.State = jobQueued
-		j.Error, j.ErrorCode = "", ""
+		j.Error, j.ErrorCode, j.ErrorDetail = "", "", ""
 		j.StartedAt, j.FinishedAt = time.Time{}, time.Time{}
 		j.Attempt++
 		j.Transferred, j.Active = 0, 0

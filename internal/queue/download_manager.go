@@ -143,6 +143,7 @@ type managerJob struct {
 	Done        int64     `json:"bytes_done"`
 	Total       int64     `json:"bytes_total"`
 	Error       string    `json:"error,omitempty"`
+	ErrorDetail string    `json:"error_detail,omitempty"` // the raw error behind Error (fault.Detail), for -v and the page's details
 	Attempt     int       `json:"attempt,omitempty"`
 	Transferred int64     `json:"bytes_transferred,omitempty"` // fetched during this attempt, for the average speed
 	Active      float64   `json:"active_seconds,omitempty"`    // time spent transferring during this attempt
@@ -177,6 +178,8 @@ type managerRun struct {
 	last    int64 // bytes done at the previous progress report
 	saved   int64 // bytes done when last written to the store
 	started time.Time
+	waiting *engine.Wait   // the failure the transfer waits out, while it does
+	tryNow  *engine.Signal // ends that wait (Retry on a waiting download)
 }
 
 // newManager loads <output-dir>/.state/queue.json. What was running or queued

@@ -29,6 +29,7 @@ import (
 func testDownloader(t *testing.T) *engine.Downloader {
 	t.Helper()
 	d := engine.NewDownloader(engine.BuildHTTPClient(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d.Retries = 3 // tests fail fast
 	d.Backoff = 5 * time.Millisecond
 	d.MaxBackoff = 20 * time.Millisecond
 	d.MaxRetryAfter = 2 * time.Second
@@ -46,6 +47,7 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*regis
 	t.Cleanup(tr.CloseIdleConnections)
 	log := slog.New(slog.DiscardHandler)
 	files := engine.NewDownloader(&http.Client{Transport: tr}, log)
+	files.Retries = 3 // tests fail fast
 	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
 	files.StallTimeout = 10 * time.Second
 	cfg := registry.Config{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
@@ -56,7 +58,6 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*regis
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Backoff = time.Millisecond
 	return c
 }
 

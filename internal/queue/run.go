@@ -67,11 +67,12 @@ func (m *Manager) startLocked(j *managerJob) {
 		speed:   engine.NewSpeedTracker(10),
 		last:    j.Done,
 		started: now,
+		tryNow:  &engine.Signal{},
 	}
 	j.run = run
 	j.State = jobDownloading
 	j.Phase = ""
-	j.Error, j.ErrorCode = "", ""
+	j.Error, j.ErrorCode, j.ErrorDetail = "", "", ""
 	j.Outcome, j.Previous = "", ""
 	if j.StartedAt.IsZero() {
 		j.StartedAt = now.UTC()
@@ -87,6 +88,8 @@ func (m *Manager) startLocked(j *managerJob) {
 			Limiter:  m.limiterLocked(j),
 			Progress: func(done, total int64) { m.progress(j, run, models.PullProgress{Done: done, Total: total}) },
 			OnPath:   func(p string) { m.onPath(j, run, p) },
+			Waiting:  func(w engine.Wait) { m.waiting(j, run, w) },
+			TryNow:   run.tryNow,
 		}
 		force := j.Force || j.Output != ""
 		go func() {
@@ -106,6 +109,8 @@ func (m *Manager) startLocked(j *managerJob) {
 		ModelsDir:   j.ModelsDir,
 		Split:       j.Split,
 		Progress:    func(p models.PullProgress) { m.progress(j, run, p) },
+		Waiting:     func(w engine.Wait) { m.waiting(j, run, w) },
+		TryNow:      run.tryNow,
 	}
 	go func() {
 		res, err := m.pull(ctx, req)
@@ -207,6 +212,25 @@ func (m *Manager) progress(j *managerJob, run *managerRun, p models.PullProgress
 	}
 }
 
+// waiting records that a transfer waits out a transient failure (the
+// network is down, the server busy) or, with the zero Wait, that it tries
+// again. The job stays running, not failed: the page and the CLI say
+// "waiting for the network — next try in 20 s" (issue 22).
+func (m *Manager) waiting(j *managerJob, run *managerRun, w engine.Wait) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if j.run != run || run.stop != "" {
+		return
+	}
+	if w.Next.IsZero() {
+		run.waiting = nil
+	} else {
+		run.waiting = &w
+	}
+	m.markLocked(j)
+	m.changedLocked()
+}
+
 // onPath learns where a file transfer writes. It goes to the journal at
 // once (one line) but is not waited for: until it is durable a restart
 // finds the same .part anyway, by the URL its sidecar was claimed with
@@ -264,10 +288,12 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 		j.State = JobFailed
 		j.Error = SingleLine(err.Error())
 		j.ErrorCode = fault.Code(err)
+		j.ErrorDetail = SingleLine(fault.Detail(err))
 		j.FinishedAt = now.UTC()
 		m.log.Warn("download failed", "id", j.ID, "source", j.safeSource(), "err", err)
 	}
 	j.Phase = ""
+	run.waiting = nil
 	m.markLocked(j)
 	// The transfer is over: its slot goes to the next download now, not
 	// after the history write below (j.run stays set until then, so no

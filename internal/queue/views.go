@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/models"
 	"path"
@@ -37,12 +38,25 @@ type JobView struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 
 	ErrorCode    string                 `json:"error_code"`
+	ErrorDetail  string                 `json:"error_detail,omitempty"` // the raw error behind error, for details
+	Waiting      *WaitView              `json:"waiting,omitempty"`      // set while a running download waits out a failure
 	Layers       []models.LayerProgress `json:"layers,omitempty"`
 	ReusedBytes  int64                  `json:"reused_bytes"`
 	Outcome      string                 `json:"outcome"` // "", "unchanged" (already downloaded, nothing fetched), "updated" (a newer version beside the old)
 	PreviousPath string                 `json:"previous_path,omitempty"`
 	ModelsDir    string                 `json:"models_dir,omitempty"`
 	Rev          uint64                 `json:"rev"`
+}
+
+// WaitView is a running download that waits out a failure that may pass
+// (the network is down, the server busy, a rate limit): it is not failed,
+// and tries again by itself at NextTry, or at once on POST …/retry.
+type WaitView struct {
+	Reason  string    `json:"reason"`  // error code of the failure (refused, dns, timeout, server_error…)
+	Error   string    `json:"error"`   // the failure in words
+	Attempt int       `json:"attempt"` // the next attempt's number (2 = the first retry)
+	NextTry time.Time `json:"next_try"`
+	Since   time.Time `json:"since"` // when the failures began
 }
 
 // Get returns one download.
@@ -87,6 +101,7 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 		FinishedAt: j.FinishedAt.Truncate(time.Second),
 
 		ErrorCode:    j.ErrorCode,
+		ErrorDetail:  j.ErrorDetail,
 		Layers:       j.layers,
 		ReusedBytes:  j.Reused,
 		Outcome:      j.Outcome,
@@ -97,6 +112,10 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 	if StateRunning(j.State) {
 		if j.Kind == jobKindModel {
 			v.Phase = j.Phase
+		}
+		if w := j.waitLocked(); w != nil {
+			v.Waiting = &WaitView{Reason: fault.Code(w.Err), Error: SingleLine(w.Err.Error()), Attempt: w.Attempt,
+				NextTry: w.Next.UTC().Truncate(time.Millisecond), Since: w.Since.UTC().Truncate(time.Second)}
 		}
 		if j.run != nil && j.run.speed != nil {
 			v.Speed = j.run.speed.Speed()
@@ -111,6 +130,14 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 		v.ETASeconds = 0
 	}
 	return v
+}
+
+// waitLocked is the failure the job's transfer waits out, if it does.
+func (j *managerJob) waitLocked() *engine.Wait {
+	if j.run == nil {
+		return nil
+	}
+	return j.run.waiting
 }
 
 func (j *managerJob) displayName() string {

@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 )
 
 const (
@@ -30,7 +29,6 @@ const (
 	// the version from an Ollama-style User-Agent.
 	defaultOllamaVersion = "0.13.0"
 	defaultConcurrency   = 4
-	defaultRetries       = 3
 	MaxManifestBytes     = 4 << 20
 	maxErrorBody         = 64 << 10
 	maxManifestBlobs     = 1024
@@ -55,7 +53,6 @@ type Client struct {
 	Base      *url.URL // scheme://host[:port] of the default registry, without credentials
 	UserAgent string
 	platform  string
-	Backoff   time.Duration // first pause between manifest attempts; doubles
 
 	mu    sync.Mutex
 	hosts map[string]*pullHost // by lower-case host
@@ -130,7 +127,6 @@ func New(cfg Config) (*Client, error) {
 		// The form Ollama sends (ollama/server/internal: "ollama/%s (%s %s) Go/%s").
 		UserAgent: fmt.Sprintf("ollama/%s (%s %s) Go/%s", cfg.OllamaVersion, runtime.GOARCH, runtime.GOOS, runtime.Version()),
 		platform:  platform,
-		Backoff:   500 * time.Millisecond,
 		hosts:     map[string]*pullHost{},
 	}, nil
 }
@@ -199,12 +195,27 @@ func blobDownloader(files *engine.Downloader, client engine.Doer, log *slog.Logg
 	return files.WithClient(client)
 }
 
-// retries is the -retries set on the shared engine, else defaultRetries.
+// Retries is the -retries set on the shared engine: failed attempts in a
+// row that a transfer retries (< 0: no count, the engine's RetryFor
+// decides).
 func (c *Client) Retries() int {
-	if c.Cfg.Files != nil && c.Cfg.Files.Retries >= 0 {
+	if c.Cfg.Files != nil {
 		return c.Cfg.Files.Retries
 	}
-	return defaultRetries
+	return -1
+}
+
+// QuickRetries bounds a question a person waits for (show, a model
+// preview): it fails in seconds when the registry is out of reach, where
+// a download waits the outage out.
+const QuickRetries = 2
+
+// NewRetrier follows the failures of one operation on name's registry
+// host (a manifest, a small blob) with the engine's policy: retries
+// failed attempts in a row (< 0: the engine's Retries), waiting and
+// tryNow as in engine.Request.
+func (c *Client) NewRetrier(name Name, retries int, waiting func(engine.Wait), tryNow *engine.Signal) *engine.Retrier {
+	return c.Host(name).Files.NewRetrier(retries, waiting, tryNow)
 }
 
 // Files is the engine blobs are fetched with (nil: a default one per host).
@@ -263,9 +274,9 @@ func (m Manifest) IsIndex(contentType string) bool {
 // resolveManifest fetches the manifest a name points at, following an
 // index to the manifest for c.platform. It returns the bytes exactly as
 // served: Ollama's model ID is their sha256.
-func (c *Client) ResolveManifest(ctx context.Context, name Name, retries int) ([]byte, Manifest, error) {
+func (c *Client) ResolveManifest(ctx context.Context, name Name, r *engine.Retrier) ([]byte, Manifest, error) {
 	h := c.Host(name)
-	raw, ct, err := c.FetchManifest(ctx, h, name, name.Reference(), retries)
+	raw, ct, err := c.FetchManifest(ctx, h, name, name.Reference(), r)
 	if err != nil {
 		return nil, Manifest{}, err
 	}
@@ -281,7 +292,7 @@ func (c *Client) ResolveManifest(ctx context.Context, name Name, retries int) ([
 		return nil, Manifest{}, fmt.Errorf("resolving %s: %w", name.DisplayName(), err)
 	}
 	c.Cfg.Log.Debug("index resolved", "model", name.String(), "platform", c.platform, "manifest", d.Digest)
-	raw, ct, err = c.FetchManifest(ctx, h, name, d.Digest, retries)
+	raw, ct, err = c.FetchManifest(ctx, h, name, d.Digest, r)
 	if err != nil {
 		return nil, Manifest{}, err
 	}
@@ -339,23 +350,24 @@ func choosePlatform(m Manifest, want string) (Descriptor, error) {
 	return *match, nil
 }
 
-// fetchManifest GETs one manifest by tag or digest, retrying transport
-// errors, 429 and 5xx a bounded number of times.
-func (c *Client) FetchManifest(ctx context.Context, h *pullHost, name Name, ref string, retries int) ([]byte, string, error) {
+// FetchManifest GETs one manifest by tag or digest, waiting out what may
+// pass (an outage, a busy registry) as r says; a refusal (404, 401, 403,
+// a manifest too large) ends it at once.
+func (c *Client) FetchManifest(ctx context.Context, h *pullHost, name Name, ref string, r *engine.Retrier) ([]byte, string, error) {
 	u := h.Base.JoinPath("v2", name.Namespace, name.Model, "manifests", ref).String()
-	delay := c.Backoff
-	for attempt := 0; ; attempt++ {
+	for {
 		raw, ct, err := c.fetchManifestOnce(ctx, h, name, u, ref)
-		if err == nil || attempt >= retries || !engine.Retryable(err) || ctx.Err() != nil {
-			return raw, ct, err
+		if err == nil {
+			r.Alive()
+			return raw, ct, nil
 		}
-		c.Cfg.Log.Warn("fetching manifest failed, retrying", "model", name.String(), "attempt", attempt+1, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, "", fmt.Errorf("fetching manifest of %s: %w", name.DisplayName(), ctx.Err())
-		case <-time.After(delay):
+		if ferr := r.Failed(ctx, err, false); ferr != nil {
+			if ctx.Err() != nil {
+				return nil, "", fmt.Errorf("fetching manifest of %s: %w", name.DisplayName(), ferr)
+			}
+			return nil, "", ferr
 		}
-		delay *= 2
+		c.Cfg.Log.Warn("fetching manifest failed, retrying", "model", name.String(), "err", err)
 	}
 }
 
@@ -367,7 +379,7 @@ func (c *Client) fetchManifestOnce(ctx context.Context, h *pullHost, name Name, 
 	req.Header.Set("Accept", manifestAccept)
 	resp, err := h.http.Do(req)
 	if err != nil {
-		return nil, "", fmt.Errorf("fetching manifest of %s: %w", name.DisplayName(), ExplainNetError(err, h.Base.Hostname()))
+		return nil, "", fmt.Errorf("fetching manifest of %s: %w", name.DisplayName(), ExplainNetError(engine.DescribeNetError(u, err), h.Base.Hostname()))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -430,17 +442,21 @@ func readErrorBody(r io.Reader) string {
 	return s
 }
 
-// explainNetError names the host that could not be resolved: for a blob
+// ExplainNetError names the host that could not be resolved: for a blob
 // this is usually the CDN the registry redirects to, not the registry.
 func ExplainNetError(err error, registryHostname string) error {
 	var dns *net.DNSError
 	if !errors.As(err, &dns) {
 		return err
 	}
-	if strings.EqualFold(dns.Name, registryHostname) {
-		return fmt.Errorf("cannot resolve the registry host %s (check DNS or use a proxy): %w", dns.Name, dns)
+	why := "the DNS did not answer: is the network down?"
+	if dns.IsNotFound {
+		why = "no such host"
 	}
-	return fmt.Errorf("cannot resolve %s, the download host the registry redirects blobs to (check DNS, or use a proxy that can reach it): %w", dns.Name, dns)
+	if strings.EqualFold(dns.Name, registryHostname) {
+		return fault.WithKind(fault.ErrTransport, fault.Quiet(fmt.Sprintf("cannot resolve the registry host %s (%s; check DNS or use a proxy)", dns.Name, why), err))
+	}
+	return fault.WithKind(fault.ErrTransport, fault.Quiet(fmt.Sprintf("cannot resolve %s, the download host the registry redirects blobs to (%s; check DNS, or use a proxy that can reach it)", dns.Name, why), err))
 }
 
 // blobRef is one blob of a model.

@@ -24,6 +24,7 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*Confi
 	t.Cleanup(tr.CloseIdleConnections)
 	log := slog.New(slog.DiscardHandler)
 	files := engine.NewDownloader(&http.Client{Transport: tr}, log)
+	files.Retries = 3 // tests fail fast
 	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
 	files.StallTimeout = 10 * time.Second
 	cfg := Config{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
@@ -34,7 +35,6 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Backoff = time.Millisecond
 	return c
 }
 

@@ -9,24 +9,21 @@ import (
 	"ollama-model-downloader/internal/fault"
 )
 
-// fetchSmallBlob reads one small blob (a config, a license) into memory
-// from the registry, retrying what is worth retrying; its digest is checked.
-func (c *Client) FetchSmallBlob(ctx context.Context, name Name, b Blob, retries int) ([]byte, error) {
+// FetchSmallBlob reads one small blob (a config, a license) into memory
+// from the registry, retrying what is worth retrying as r says; its digest
+// is checked.
+func (c *Client) FetchSmallBlob(ctx context.Context, name Name, b Blob, r *engine.Retrier) ([]byte, error) {
 	h := c.Host(name)
 	u := h.Base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
-	delay := c.Backoff
-	for attempt := 0; ; attempt++ {
+	for {
 		data, err := c.smallBlobOnce(ctx, h, u, b)
-		if err == nil || attempt >= retries || !engine.Retryable(err) || ctx.Err() != nil {
-			if err != nil {
-				return nil, fmt.Errorf("reading the %s layer of %s: %w", LayerType(b.MediaType), name.DisplayName(), ExplainNetError(err, h.Base.Hostname()))
-			}
+		if err == nil {
+			r.Alive()
 			return data, nil
 		}
-		if engine.Sleep(ctx, delay) != nil {
-			return nil, ctx.Err()
+		if err := r.Failed(ctx, err, false); err != nil {
+			return nil, fmt.Errorf("reading the %s layer of %s: %w", LayerType(b.MediaType), name.DisplayName(), ExplainNetError(err, h.Base.Hostname()))
 		}
-		delay *= 2
 	}
 }
 
@@ -37,7 +34,7 @@ func (c *Client) smallBlobOnce(ctx context.Context, h *pullHost, u string, b Blo
 	}
 	resp, err := h.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, engine.DescribeNetError(u, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

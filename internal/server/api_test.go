@@ -50,7 +50,9 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*regis
 	t.Cleanup(tr.CloseIdleConnections)
 	log := slog.New(slog.DiscardHandler)
 	files := engine.NewDownloader(&http.Client{Transport: tr}, log)
+	files.Retries = 3 // tests fail fast
 	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
+	files.Retries = 3
 	files.StallTimeout = 10 * time.Second
 	cfg := registry.Config{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
 	for _, m := range mods {
@@ -60,7 +62,6 @@ func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*regis
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Backoff = time.Millisecond
 	return c
 }
 
@@ -755,6 +756,7 @@ func newAPITestManager(t testing.TB, dir string, models *models.Puller) (*queue.
 	t.Helper()
 	h := mustOpenHistory(t, dir)
 	files := engine.NewDownloader(&http.Client{}, slog.New(slog.DiscardHandler))
+	files.Retries = 3 // tests fail fast
 	files.Backoff = 10 * time.Millisecond
 	files.MaxBackoff = 50 * time.Millisecond
 	files.StallTimeout = 5 * time.Second

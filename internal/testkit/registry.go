@@ -449,30 +449,35 @@ func (f *FakeRegistry) serveBlob(w http.ResponseWriter, r *http.Request, digest 
 		data[len(data)/2] ^= 0xff
 	}
 	w.Header().Set("ETag", `"`+digest+`"`)
-	if (drop || hold) && r.Header.Get("Range") == "" && r.Method == http.MethodGet {
-		cut := int64(len(data) / 2)
-		if hold {
-			cut = holdAt
+	// The knobs act on a request from byte 0: a plain GET, or the first
+	// chunk a downloader asks for ("bytes=0-N", answered 206 for it).
+	if end, first := firstWindow(r, len(data)); first && r.Method == http.MethodGet && (drop || hold || trickle) {
+		w.Header().Set("Content-Length", strconv.FormatInt(end, 10))
+		if r.Header.Get("Range") != "" {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", end-1, len(data)))
+			w.WriteHeader(http.StatusPartialContent)
+		} else {
+			w.WriteHeader(http.StatusOK)
 		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-		w.WriteHeader(http.StatusOK)
-		n, _ := w.Write(data[:cut])
-		f.addServed(digest, int64(n))
-		w.(http.Flusher).Flush()
-		if hold {
-			f.Held <- digest
-			<-r.Context().Done()
+		if drop || hold {
+			cut := min(int64(len(data)/2), end)
+			if hold {
+				cut = min(holdAt, end)
+			}
+			n, _ := w.Write(data[:cut])
+			f.addServed(digest, int64(n))
+			w.(http.Flusher).Flush()
+			if hold {
+				f.Held <- digest
+				<-r.Context().Done()
+			}
+			panic(http.ErrAbortHandler) // drop the connection mid-body
 		}
-		panic(http.ErrAbortHandler) // drop the connection mid-body
-	}
-	if trickle && r.Header.Get("Range") == "" && r.Method == http.MethodGet {
-		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-		w.WriteHeader(http.StatusOK)
-		n, _ := w.Write(data[:trickleAt])
+		n, _ := w.Write(data[:min(trickleAt, end)])
 		f.addServed(digest, int64(n))
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
-		for i := trickleAt; i < int64(len(data)); i++ {
+		for i := trickleAt; i < end; i++ {
 			w.(http.Flusher).Flush()
 			select {
 			case <-r.Context().Done():
@@ -496,6 +501,27 @@ func (f *FakeRegistry) serveBlob(w http.ResponseWriter, r *http.Request, digest 
 	}
 	http.ServeContent(cw, r, "", time.Time{}, body)
 	f.addServed(digest, cw.n)
+}
+
+// firstWindow reports whether r asks for the blob from byte 0 (no Range,
+// or "bytes=0-N") and where its answer ends.
+func firstWindow(r *http.Request, size int) (end int64, first bool) {
+	h := r.Header.Get("Range")
+	if h == "" {
+		return int64(size), true
+	}
+	last, ok := strings.CutPrefix(h, "bytes=0-")
+	if !ok {
+		return 0, false
+	}
+	if last == "" {
+		return int64(size), true
+	}
+	n, err := strconv.ParseInt(last, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return min(n+1, int64(size)), true
 }
 
 // pacedReader hands out 32 KiB per Read after a pause: a slow registry.
