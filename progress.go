@@ -31,12 +31,16 @@ type progressPrinter struct {
 	terminal bool
 	width    int
 	every    time.Duration // how often a plain line is logged per transfer
+	tick     time.Duration // how often the display looks at the transfers
 	snapshot func() []transferStatus
 	drawn    int // lines drawn last time (terminal mode)
+
+	lastPlain time.Time      // plain mode: when running lines were last logged
+	waitsTold map[string]int // plain mode: the wait attempt last told, by name
 }
 
 func newProgressPrinter(out io.Writer, snapshot func() []transferStatus) *progressPrinter {
-	return &progressPrinter{out: out, terminal: isTerminal(out), width: 100, every: 5 * time.Second, snapshot: snapshot}
+	return &progressPrinter{out: out, terminal: isTerminal(out), width: 100, every: 5 * time.Second, tick: 250 * time.Millisecond, snapshot: snapshot}
 }
 
 // isTerminal reports whether w is a character device (a TTY).
@@ -51,11 +55,7 @@ func isTerminal(w io.Writer) bool {
 
 // Run redraws until ctx is done, then draws the final state once.
 func (p *progressPrinter) Run(ctx context.Context) {
-	interval := p.every
-	if p.terminal {
-		interval = 250 * time.Millisecond
-	}
-	ticker := time.NewTicker(interval)
+	ticker := time.NewTicker(p.tick)
 	defer ticker.Stop()
 	for {
 		select {
@@ -74,9 +74,22 @@ func (p *progressPrinter) draw(final bool) {
 		if final {
 			return // the summary follows
 		}
+		// Plain lines (logs, pipes): the running downloads every few
+		// seconds, and a wait as soon as it begins, once per attempt.
+		periodic := time.Since(p.lastPlain) >= p.every
+		if periodic {
+			p.lastPlain = time.Now()
+		}
+		if p.waitsTold == nil {
+			p.waitsTold = map[string]int{}
+		}
 		for _, s := range statuses {
-			if queue.StateRunning(s.State) {
+			newWait := s.Wait != nil && p.waitsTold[s.Name] != s.Wait.Attempt
+			if queue.StateRunning(s.State) && (periodic || newWait) {
 				fmt.Fprintln(p.out, formatStatus(s, 0))
+				if s.Wait != nil {
+					p.waitsTold[s.Name] = s.Wait.Attempt
+				}
 			}
 		}
 		return

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"ollama-model-downloader/internal/queue"
 	"ollama-model-downloader/internal/units"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ func TestHumanBytes(t *testing.T) {
 }
 
 func TestFormatStatus(t *testing.T) {
+	noon := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
 		in   transferStatus
@@ -36,6 +38,16 @@ func TestFormatStatus(t *testing.T) {
 			"y  2.0 KiB  0 B/s"},
 		{"completed", transferStatus{Name: "z", State: "completed", Done: 10, Total: 10},
 			"z  100.0%  10 B / 10 B  completed"},
+		// Issue 22: in place of the speed, what it waits for and when it tries again.
+		{"waiting for the network", transferStatus{Name: "big2.bin", State: "downloading", Done: 7 << 20, Total: 100 << 20, ETA: -1, Now: noon,
+			Wait: &queue.WaitView{Reason: "refused", Attempt: 7, NextTry: noon.Add(20 * time.Second)}},
+			"big2.bin    7.0%  7.0 MiB / 100.0 MiB  waiting for the network — next try in 20 s (attempt 7)"},
+		{"waiting for the server", transferStatus{Name: "m", State: "downloading", Total: -1, ETA: -1, Now: noon,
+			Wait: &queue.WaitView{Reason: "server_error", Attempt: 3, NextTry: noon.Add(90 * time.Second)}},
+			"m  0 B  waiting for the server to recover — next try in 1 min 30 s (attempt 3)"},
+		{"trying again", transferStatus{Name: "m", State: "downloading", Total: -1, ETA: -1, Now: noon,
+			Wait: &queue.WaitView{Reason: "dns", Attempt: 4, NextTry: noon}},
+			"m  0 B  waiting for the network — trying again (attempt 4)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,7 +66,7 @@ func TestProgressPrinterPlainLines(t *testing.T) {
 			{Name: "b.bin", State: "completed", Done: 2, Total: 2},
 		}
 	})
-	p.every = time.Millisecond
+	p.every, p.tick = time.Millisecond, time.Millisecond
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	p.Run(ctx)
@@ -64,6 +76,27 @@ func TestProgressPrinterPlainLines(t *testing.T) {
 	}
 	if strings.Contains(text, "b.bin") || strings.Contains(text, "\x1b[") {
 		t.Errorf("plain output shows finished transfers or terminal codes: %q", text)
+	}
+}
+
+// TestProgressPrinterTellsWaitsAtOnce: in plain mode (logs, pipes) a wait
+// is told as soon as it begins, once per attempt, not at the next
+// periodic line.
+func TestProgressPrinterTellsWaitsAtOnce(t *testing.T) {
+	var out bytes.Buffer
+	attempt := 2
+	p := newProgressPrinter(&out, func() []transferStatus {
+		return []transferStatus{{Name: "a.bin", State: "downloading", Total: -1, ETA: -1, Now: time.Now(),
+			Wait: &queue.WaitView{Reason: "refused", Attempt: attempt, NextTry: time.Now().Add(time.Minute)}}}
+	})
+	p.every = time.Hour
+	p.draw(false) // the first periodic line
+	p.draw(false)
+	attempt = 3
+	p.draw(false)
+	p.draw(false)
+	if n := strings.Count(out.String(), "waiting for the network"); n != 2 {
+		t.Errorf("%d wait lines, want one per attempt (2):\n%s", n, out.String())
 	}
 }
 

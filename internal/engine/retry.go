@@ -276,7 +276,7 @@ func (r *Retrier) Failed(ctx context.Context, err error, moved bool) error {
 	if delay <= 0 {
 		return nil
 	}
-	r.d.log.Warn("waiting to retry", "after", delay.Round(time.Millisecond), "attempt", r.attempt+1, "error", err)
+	r.d.log.Info("waiting to retry", "after", delay.Round(time.Millisecond), "attempt", r.attempt+1, "error", err)
 	r.outage.Store(true)
 	if r.waiting != nil {
 		r.waiting(Wait{Err: err, Attempt: r.attempt + 1, Next: now.Add(delay), Since: cmp.Or(r.since, now)})

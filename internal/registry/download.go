@@ -367,7 +367,6 @@ func (c *Client) FetchManifest(ctx context.Context, h *pullHost, name Name, ref 
 			}
 			return nil, "", ferr
 		}
-		c.Cfg.Log.Warn("fetching manifest failed, retrying", "model", name.String(), "err", err)
 	}
 }
 

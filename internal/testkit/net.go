@@ -4,7 +4,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // closedPort is a loopback address where nothing listens: connecting is refused.
@@ -73,4 +75,34 @@ func GetBody(t *testing.T, u, rng string) (*http.Response, []byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp, body, err
+}
+
+// Stop ends srv as a server that goes away does: it stops listening and
+// drops every connection, so that a client meets "connection refused"
+// (issue 22's outage). The returned function starts it again, with the
+// same handler, on the same address; the test's cleanup stops it.
+func Stop(t *testing.T, srv *httptest.Server) (restart func()) {
+	t.Helper()
+	addr := srv.Listener.Addr().String()
+	handler := srv.Config.Handler
+	srv.Listener.Close()
+	srv.CloseClientConnections()
+	return func() {
+		t.Helper()
+		var ln net.Listener
+		var err error
+		// The old socket may linger a moment after its close.
+		for i := 0; i < 100; i++ {
+			if ln, err = net.Listen("tcp", addr); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("listening on %s again: %v", addr, err)
+		}
+		again := &http.Server{Handler: handler}
+		go again.Serve(ln)
+		t.Cleanup(func() { again.Close() })
+	}
 }

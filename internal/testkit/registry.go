@@ -621,3 +621,12 @@ func AddShowModel(f *FakeRegistry) (digest, modelDigest string, size int64) {
 	raw, _ := json.Marshal(man)
 	return f.AddManifest("library/qwen", "0.5b", fakeMediaManifest, raw), model.Digest, cfgBlob.Size + model.Size + license.Size + tmpl.Size + params.Size
 }
+
+// Outage stops the registry and its CDN, as when the network goes down
+// (connections refused); the returned function brings both back on the
+// same ports.
+func (f *FakeRegistry) Outage(t *testing.T) (restore func()) {
+	t.Helper()
+	registry, cdn := Stop(t, f.Srv), Stop(t, f.cdn)
+	return func() { registry(); cdn() }
+}
