@@ -28,7 +28,9 @@ func TestCacheFillWaitsOutAnOutage(t *testing.T) {
 	if resp, _, err := testkit.GetBody(t, srv.URL+"/v2/library/big/manifests/latest", ""); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("manifest: %v %v", err, resp)
 	}
-	served := func() int64 { return int64(f.Count(func(f *testkit.FakeRegistry) int { return int(f.BytesServed[d]) })) }
+	served := func() int64 {
+		return int64(f.Count(func(f *testkit.FakeRegistry) int { return int(f.BytesServed[d]) }))
+	}
 	cacheWait(t, "half a MiB of the blob arrived", func() bool { return mir.Cache.stats.upstream.Load() > 512<<10 })
 	restore := f.Outage(t)
 	time.Sleep(700 * time.Millisecond) // several attempts meet the closed ports
