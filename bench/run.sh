@@ -13,7 +13,7 @@
 set -euo pipefail
 
 REPS=${REPS:-5}
-SCENARIOS=${SCENARIOS:-"big throttled small many history sha state rss16 gobench"}
+SCENARIOS=${SCENARIOS:-"big throttled cut small many history sha state rss16 gobench"}
 BIG_MIB=${BIG_MIB:-1024}           # scenario big and sha
 THROTTLED_MIB=${THROTTLED_MIB:-256} # scenario throttled
 SMALL_COUNT=${SMALL_COUNT:-200}     # scenario small: files of 1 MiB
@@ -21,6 +21,8 @@ MANY_COUNT=${MANY_COUNT:-2000}      # scenario many: files of 64 KiB
 RATE=${RATE:-4m}                    # nginx limit_rate per connection on the throttled server
 FAST_PORT=${FAST_PORT:-18481}
 SLOW_PORT=${SLOW_PORT:-18482}
+CUT_PORT=${CUT_PORT:-18488}         # scenario cut: a proxy to the fast server that cuts every CUT_BYTES
+CUT_BYTES=${CUT_BYTES:-2097152}
 CURL_THROTTLED_REPS=${CURL_THROTTLED_REPS:-1} # one connection at $RATE: 64 s per run for 256 MiB
 PARALLEL=${PARALLEL:-16}
 # Scenarios ollama / ollama_capped: a generated GGUF made into a model by the
@@ -47,7 +49,8 @@ RAW=$RESULTS/raw.tsv
 STATE=$RESULTS/state.tsv
 FAILURES=$RESULTS/failures.txt
 NGINX_PIDS=()
-OTHER_PIDS=() # docker-registry, ollama serve
+OTHER_PIDS=() # docker-registry, ollama serve, cutproxy
+SENT_LOGS=()  # logs whose first field is bytes sent to a client: every nginx's, the cut proxy's
 
 say() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -100,6 +103,7 @@ start_nginx() {
 		"$BENCH/nginx.conf.in" >"$prefix/nginx.conf"
 	nginx -e "$prefix/error.log" -c "$prefix/nginx.conf" -p "$prefix" &
 	NGINX_PIDS+=($!)
+	SENT_LOGS+=("$prefix/access.log")
 	for ((i = 0; i < 100; i++)); do
 		curl -s -o /dev/null "http://127.0.0.1:$port/" && return
 		sleep 0.1
@@ -112,11 +116,12 @@ start_nginx() {
 # emptied and dirty pages flushed first, so no run pays for another's
 # writeback; nothing is dropped from the page cache.
 run_one() {
-	local scen=$1 tool=$2 rep=$3 out=$4 t0 t1 rc=0 log
+	local scen=$1 tool=$2 rep=$3 out=$4 t0 t1 rc=0 log f sent kept
 	shift 4
 	rm -rf "$out"
 	mkdir -p "$out"
 	sync
+	for f in "${SENT_LOGS[@]}"; do : >"$f"; done
 	log=$LOGS/$scen-$tool-$rep
 	t0=$(date +%s%N)
 	/usr/bin/time -f %M -o "$log.rss" "$@" >"$log.out" 2>"$log.err" || rc=$?
@@ -133,8 +138,14 @@ run_one() {
 	if [[ $tool == omd ]] && grep -q 'msg=request' "$log.err"; then
 		gets=$(grep -c 'msg=request method=GET' "$log.err" || true)
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$tool" "$rep" $(((t1 - t0) / 1000)) "$(tail -n 1 "$log.rss")" "$gets" >>"$RAW"
-	say "$scen $tool rep $rep: $(((t1 - t0) / 1000000)) ms, $(tail -n 1 "$log.rss") KiB, GET requests: $gets"
+	# Bytes the servers sent (nginx logs a request when it ends: a cut
+	# connection a moment after the client let go) against the bytes the
+	# download kept (its files; a stock Ollama's models folder).
+	sleep 0.3
+	sent=$(cat "${SENT_LOGS[@]}" 2>/dev/null | awk '{s += $1} END {printf "%d", s}')
+	kept=$(find "$out" "$WORK/ollama-models" -type f -not -path '*/.*' -printf '%s\n' 2>/dev/null | awk '{s += $1} END {printf "%d", s}')
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$tool" "$rep" $(((t1 - t0) / 1000)) "$(tail -n 1 "$log.rss")" "$gets" "$sent" "$kept" >>"$RAW"
+	say "$scen $tool rep $rep: $(((t1 - t0) / 1000000)) ms, $(tail -n 1 "$log.rss") KiB, GET requests: $gets, sent $sent for $kept kept"
 }
 
 # check_same a b: the download must be byte-identical (full compare on the
@@ -196,6 +207,37 @@ scenario_throttled() {
 			rm -rf "$out"
 		done
 	done
+}
+
+# scenario_cut: the 256 MiB file through a proxy that cuts every connection
+# after CUT_BYTES (2 MiB), as a flaky link or a proxy that drops long
+# transfers: omd must resume each cut at once and keep the bytes sent
+# within 1.03× the file (issue 22). The proxy counts what it sent.
+scenario_cut() {
+	local url=http://127.0.0.1:$CUT_PORT/mid.bin out=$WORK/out rep i cmd tools=(omd aria2c) proxylog=$WORK/cutproxy.log saved
+	(cd "$ROOT" && go build -o "$WORK/cutproxy" ./bench/cutproxy) || die "building bench/cutproxy failed"
+	"$WORK/cutproxy" -listen "127.0.0.1:$CUT_PORT" -upstream "127.0.0.1:$FAST_PORT" -cut "$CUT_BYTES" -log "$proxylog" 2>>"$LOGS/cutproxy.err" &
+	OTHER_PIDS+=($!)
+	for ((i = 0; i < 100; i++)); do
+		curl -s -o /dev/null "http://127.0.0.1:$CUT_PORT/tiny.bin" && break
+		sleep 0.1
+	done
+	saved=("${SENT_LOGS[@]}")
+	SENT_LOGS=("$proxylog") # what the client saw sent is what crossed the proxy
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for i in $(rotate ${#tools[@]} "$rep"); do
+			case ${tools[i]} in
+			omd) cmd=("$OMD" -v -output-dir "$out" "$url") ;;
+			# aria2c resumes a cut connection too, when told to try for ever at once
+			aria2c) cmd=(aria2c -x16 -s16 -k1M --max-tries=0 --retry-wait=0 -q -d "$out" -o mid.bin "$url") ;;
+			esac
+			if run_one cut "${tools[i]}" "$rep" "$out" "${cmd[@]}"; then
+				check_same "$out/mid.bin" "$WWW/mid.bin" "$rep"
+			fi
+			rm -rf "$out"
+		done
+	done
+	SENT_LOGS=("${saved[@]}")
 }
 
 scenario_small() {
@@ -520,7 +562,7 @@ summarize() {
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
 		return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 	}
-	function mib(scen) { return scen ~ /^ollama/ ? omib : scen == "big" || scen == "sha" || scen == "rss16" ? big : scen == "throttled" ? thr : scen == "many" ? many / 16 : scen == "history" ? 1 / 256 : small }
+	function mib(scen) { return scen ~ /^ollama/ ? omib : scen == "big" || scen == "sha" || scen == "rss16" ? big : scen == "throttled" || scen == "cut" ? thr : scen == "many" ? many / 16 : scen == "history" ? 1 / 256 : small }
 	{
 		key = $1 SUBSEP $2
 		if (!(key in walls)) { order[++count] = key }
@@ -528,16 +570,18 @@ summarize() {
 		runs[key]++
 		if ($5 + 0 > peak[key]) peak[key] = $5 + 0
 		if ($6 != "-" && $6 != "") gets[key] = gets[key] (gets[key] == "" ? "" : ",") $6
+		if ($8 + 0 > 0 && $7 / $8 > sentRatio[key]) sentRatio[key] = $7 / $8
 	}
 	END {
 		print "# omd benchmark: medians of " reps " repetitions"
 		print ""
 		print "Same machine, same run, files served by nginx on 127.0.0.1 (throttled: limit_rate " rate " per connection)."
 		print "omd ÷ peer < 1 means omd is faster. Peak RSS is the largest of the runs (GNU time %M)."
-		print "omd GET requests (from -v) = connections opened plus re-splits, per run."
+		print "omd GET requests (from -v) = requests per run. Sent ÷ kept = bytes the servers sent (nginx $bytes_sent,"
+		print "or what the cut proxy counted) over the bytes the download kept, the largest of the runs (issue 22)."
 		print ""
-		print "| scenario | tool | runs | median wall (s) | MB/s | peak RSS (MiB) | omd ÷ tool (wall) | omd GET requests |"
-		print "|---|---|---|---|---|---|---|---|"
+		print "| scenario | tool | runs | median wall (s) | MB/s | peak RSS (MiB) | omd ÷ tool (wall) | omd GET requests | sent ÷ kept (max) |"
+		print "|---|---|---|---|---|---|---|---|---|"
 		for (c = 1; c <= count; c++) {
 			split(order[c], k, SUBSEP)
 			m[order[c]] = median(order[c]) / 1e6
@@ -546,11 +590,12 @@ summarize() {
 			split(order[c], k, SUBSEP)
 			o = k[1] SUBSEP "omd"
 			ratio = (o in m) && k[2] != "omd" ? sprintf("%.2f", m[o] / m[order[c]]) : "—"
-			printf "| %s | %s | %d | %.3f | %.0f | %.1f | %s | %s |\n", k[1], k[2], runs[order[c]], m[order[c]],
-				mib(k[1]) * 1048576 / 1e6 / m[order[c]], peak[order[c]] / 1024, ratio, (order[c] in gets ? gets[order[c]] : "")
+			printf "| %s | %s | %d | %.3f | %.0f | %.1f | %s | %s | %s |\n", k[1], k[2], runs[order[c]], m[order[c]],
+				mib(k[1]) * 1048576 / 1e6 / m[order[c]], peak[order[c]] / 1024, ratio, (order[c] in gets ? gets[order[c]] : ""),
+				(order[c] in sentRatio ? sprintf("%.4f", sentRatio[order[c]]) : "")
 		}
 		print ""
-		print "## Targets (issues 8 and 18)"
+		print "## Targets (issues 8, 18 and 22)"
 		print ""
 		print "| target | measured | met |"
 		print "|---|---|---|"
@@ -562,6 +607,12 @@ summarize() {
 		target("small", "curl", 1.0, small " × 1 MiB: omd ≤ 1.0× curl -Z --parallel-max 16")
 		target("small", "aria2c", 1.0, small " × 1 MiB: omd ≤ 1.0× aria2c -j16 -i list")
 		target("many", "curl", 2.0, many " × 64 KiB: omd ≤ 2× curl -Z --parallel-max 16 (issue 18)")
+		target("many", "curl", 1.5, many " × 64 KiB: omd ≤ 1.5× curl -Z --parallel-max 16, every file durable (issue 22)")
+		sent("big", 1.02, "unthrottled " big " MiB")
+		sent("throttled", 1.02, "throttled " thr " MiB (" rate " per connection)")
+		sent("cut", 1.03, thr " MiB, every connection cut after 2 MiB")
+		sent("ollama", 1.02, "model pull, full speed (install NAME)")
+		sent("ollama_capped", 1.02, "model pull, CDN capped at " orate "/connection (install NAME)")
 		o = "history" SUBSEP "omd-100k"
 		if (o in m) printf "| one 4 KiB download beside a 100,000-record history: ≤ 50 ms and ≤ 20 MB RSS (issue 18; empty folder: %.0f ms) | %.0f ms, %.1f MiB | %s |\n", m["history" SUBSEP "omd-empty"] * 1000, m[o] * 1000, peak[o] / 1024, (m[o] <= 0.05 && peak[o] <= 20 * 1024 * 1.048576 ? "yes" : "**no**")
 		target("sha", "openssl", 1 / 0.9, "SHA-256 of " big " MiB: omd speed ≥ 0.9× openssl dgst (wall ≤ 1.11×)")
@@ -579,6 +630,13 @@ summarize() {
 			do { if (line ~ /^Benchmark|^cpu:/) print line } while ((getline line < gobench) > 0)
 			print "```"
 		}
+	}
+	function sent(scen, limit, text,   o, z) {
+		o = scen SUBSEP "omd"
+		if (!(o in sentRatio)) return
+		printf "| bytes sent ≤ %.2f× bytes kept: %s (issue 22) | %.4f× | %s |\n", limit, text, sentRatio[o], (sentRatio[o] <= limit ? "yes" : "**no**")
+		z = scen SUBSEP "omd-zip"
+		if (z in sentRatio) printf "| bytes sent ≤ %.2f× bytes kept: %s, the zip (issue 22) | %.4f× | %s |\n", limit, text, sentRatio[z], (sentRatio[z] <= limit ? "yes" : "**no**")
 	}
 	function target(scen, peer, limit, text,   o, p, r) {
 		o = scen SUBSEP "omd"; p = scen SUBSEP peer

@@ -336,6 +336,7 @@ func (m *Manager) ListSince(since uint64) Delta {
 // and the overall progress of everything not finished.
 type Summary struct {
 	Running    int     `json:"running"`
+	Waiting    int     `json:"waiting"` // of the running: waiting out an outage
 	Queued     int     `json:"queued"`
 	Paused     int     `json:"paused"`
 	Failed     int     `json:"failed"`
@@ -357,6 +358,9 @@ func (m *Manager) Summary() Summary {
 		switch {
 		case StateRunning(j.State):
 			s.Running++
+			if j.waitLocked() != nil {
+				s.Waiting++
+			}
 			if j.run != nil && j.run.speed != nil {
 				s.Speed += j.run.speed.Speed()
 			}
