@@ -245,7 +245,7 @@ func TestErrorCodes(t *testing.T) {
 				t.Fatal("no error")
 			}
 			if got := fault.Code(err); got != tc.code {
-				t.Errorf("errorCode(%q) = %q, want %q", err, got, tc.code)
+				t.Errorf("fault.Code(%q) = %q, want %q", err, got, tc.code)
 			}
 			t.Logf("%s: %v", fault.Code(err), err)
 			if strings.ContainsAny(err.Error(), "\r\n") {
@@ -254,6 +254,6 @@ func TestErrorCodes(t *testing.T) {
 		})
 	}
 	if fault.Code(nil) != "" {
-		t.Error("errorCode(nil) is not empty")
+		t.Error("fault.Code(nil) is not empty")
 	}
 }

@@ -46,7 +46,7 @@ type cacheConfig struct {
 	Stats    *mirrorStats // counts bytes fetched upstream; nil = not counted
 }
 
-// modelCache is the pull-through part of the mirror: manifests are asked
+// Cache is the pull-through part of the mirror: manifests are asked
 // upstream on every pull while it answers and served from the folder when
 // it does not; a blob that is missing is fetched upstream once, through
 // the file engine (several connections, resumable, verified), while any
@@ -377,7 +377,7 @@ func (c *Cache) hasAllLocked(e *cacheEntry) bool {
 // every time, so a moved tag is seen; when upstream does not answer in
 // time (offline, down, refusing), the cached manifest is served. A
 // digest is content-addressed: a cached one is served without asking.
-// An upstream "not found" is passed on (errNotFound).
+// An upstream "not found" is passed on (ErrNotFound).
 func (c *Cache) manifest(ctx context.Context, name registry.Name) (*cacheEntry, error) {
 	key := cacheKey(name)
 	c.mu.Lock()
@@ -712,7 +712,7 @@ func (c *Cache) hold(digest string, repo registry.Name) func() {
 	}
 }
 
-// entries lists the manifests that can be served offline, for the
+// Entries lists the manifests that can be served offline, for the
 // catalog, the tag lists and the statistics.
 func (c *Cache) Entries() []*cacheEntry {
 	c.mu.Lock()

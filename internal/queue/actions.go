@@ -123,7 +123,7 @@ func (j *managerJob) sameSource(o *managerJob) bool {
 	return j.Source == o.Source
 }
 
-// newJob checks what a person typed before anything is queued, so that the
+// NewJob checks what a person typed before anything is queued, so that the
 // API can answer 400 with a message.
 func (m *Manager) NewJob(req AddRequest) (*managerJob, error) {
 	src := strings.TrimSpace(req.Source)
@@ -583,7 +583,7 @@ func (m *Manager) ClearFinished() int {
 	return n
 }
 
-// maxConcurrency is the most downloads that may run at once (SPEC: 1–32).
+// MaxConcurrency is the most downloads that may run at once (SPEC: 1–32).
 const MaxConcurrency = 32
 
 func checkConcurrency(n int) error {

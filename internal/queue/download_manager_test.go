@@ -378,7 +378,7 @@ func TestManagerAddValidates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := m.Add(tc.req)
 			if !errors.Is(err, fault.ErrBadInput) {
-				t.Fatalf("Add(%+v) = %v, want an error matching errBadInput", tc.req, err)
+				t.Fatalf("Add(%+v) = %v, want an error matching ErrBadInput", tc.req, err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("message %q does not contain %q", err, tc.want)
@@ -442,7 +442,7 @@ func TestManagerTransitions(t *testing.T) {
 	}
 	for _, c := range conflicts {
 		if err := c.call(); !errors.Is(err, fault.ErrConflict) {
-			t.Errorf("%s = %v, want errConflict", c.name, err)
+			t.Errorf("%s = %v, want ErrConflict", c.name, err)
 		}
 	}
 	unknown := []func() error{
@@ -456,7 +456,7 @@ func TestManagerTransitions(t *testing.T) {
 	}
 	for i, call := range unknown {
 		if err := call(); !errors.Is(err, fault.ErrNotFound) {
-			t.Errorf("unknown id call %d = %v, want errNotFound", i, err)
+			t.Errorf("unknown id call %d = %v, want ErrNotFound", i, err)
 		}
 	}
 
@@ -495,7 +495,7 @@ func TestManagerTransitions(t *testing.T) {
 		t.Errorf("failed error = %q", failed.Error)
 	}
 	if err := m.Pause(a.ID); !errors.Is(err, fault.ErrConflict) {
-		t.Errorf("Pause(failed) = %v, want errConflict", err)
+		t.Errorf("Pause(failed) = %v, want ErrConflict", err)
 	}
 	if err := m.Retry(a.ID); err != nil {
 		t.Fatal(err)
@@ -514,7 +514,7 @@ func TestManagerTransitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := m.Get(a.ID); !errors.Is(err, fault.ErrNotFound) {
-		t.Errorf("Get(removed) = %v, want errNotFound", err)
+		t.Errorf("Get(removed) = %v, want ErrNotFound", err)
 	}
 }
 
@@ -532,7 +532,7 @@ func TestManagerConcurrencyChanges(t *testing.T) {
 
 	for _, n := range []int{0, 33, -1} {
 		if err := m.SetConcurrency(n); !errors.Is(err, fault.ErrBadInput) {
-			t.Errorf("SetConcurrency(%d) = %v, want errBadInput", n, err)
+			t.Errorf("SetConcurrency(%d) = %v, want ErrBadInput", n, err)
 		}
 	}
 	// Raising starts queued ones at once.
@@ -631,7 +631,7 @@ func TestManagerMove(t *testing.T) {
 	m := newTestManager(t, t.TempDir(), 1, nil)
 	v := mustAdd(t, m, "https://example.com/x")
 	if err := m.Move(v.ID, "sideways"); !errors.Is(err, fault.ErrBadInput) {
-		t.Errorf("Move(sideways) = %v, want errBadInput", err)
+		t.Errorf("Move(sideways) = %v, want ErrBadInput", err)
 	}
 }
 
@@ -699,7 +699,7 @@ func TestManagerWait(t *testing.T) {
 		t.Errorf("Wait on a running download = %v, want DeadlineExceeded", err)
 	}
 	if err := m.Wait(t.Context(), ok.ID, "nope"); !errors.Is(err, fault.ErrNotFound) {
-		t.Errorf("Wait(unknown) = %v, want errNotFound", err)
+		t.Errorf("Wait(unknown) = %v, want ErrNotFound", err)
 	}
 
 	waited := make(chan error, 1)
@@ -883,7 +883,7 @@ func TestManagerRemoveDeletesOnlyInsideOutput(t *testing.T) {
 	linked := add("https://example.com/linked.bin", filepath.Join(dir, "link", "linked.bin"))
 
 	if err := m.Remove(outside.ID, true); !errors.Is(err, fault.ErrConflict) {
-		t.Errorf("Remove(outside, delete) = %v, want errConflict", err)
+		t.Errorf("Remove(outside, delete) = %v, want ErrConflict", err)
 	}
 	if _, err := m.Get(outside.ID); err != nil {
 		t.Errorf("a refused Remove forgot the download: %v", err)
@@ -1870,7 +1870,7 @@ func TestManagerCleansOnlyItsOwnTempFiles(t *testing.T) {
 }
 
 // TestManagerQueueFull: the queue's cap refuses a batch that does not fit
-// with errConflict and a message saying so, and queues none of it.
+// with ErrConflict and a message saying so, and queues none of it.
 func TestManagerQueueFull(t *testing.T) {
 	m := newTestManager(t, t.TempDir(), 1, nil)
 	// Filled in place: adding 20,000 through AddAll takes seconds (each
@@ -1882,7 +1882,7 @@ func TestManagerQueueFull(t *testing.T) {
 	m.mu.Unlock()
 	_, err := m.AddAll([]AddRequest{{Source: "https://example.com/a"}, {Source: "https://example.com/b"}, {Source: "https://example.com/c"}})
 	if !errors.Is(err, fault.ErrConflict) || !strings.Contains(err.Error(), "queue is full") {
-		t.Errorf("AddAll beyond the cap: %v, want errConflict saying the queue is full", err)
+		t.Errorf("AddAll beyond the cap: %v, want ErrConflict saying the queue is full", err)
 	}
 	m.mu.Lock()
 	n := len(m.jobs)

@@ -48,7 +48,7 @@ const (
 	envRegistryPassword = "OLLAMA_REGISTRY_PASSWORD"
 )
 
-// registryClient speaks the OCI / Docker v2 registry protocol as Ollama
+// Client speaks the OCI / Docker v2 registry protocol as Ollama
 // does: names, auth challenges, manifests and blobs.
 type Client struct {
 	Cfg       Config
@@ -139,7 +139,7 @@ func New(cfg Config) (*Client, error) {
 // are pulled from it.
 func (c *Client) DefaultHost() string { return c.Base.Host }
 
-// host returns the per-host client for a model's registry. The -registry
+// Host returns the per-host client for a model's registry. The -registry
 // host gets its scheme and credentials; other hosts (hf.co/...) use https,
 // or http when -registry is http (like `ollama pull --insecure`), and never
 // get the credentials.
@@ -176,7 +176,7 @@ func (c *Client) Host(name Name) *pullHost {
 	return h
 }
 
-// downloadBlob fetches blob digest of name through the engine (req names
+// DownloadBlob fetches blob digest of name through the engine (req names
 // where it goes and what it must hash to). The request goes to the name's
 // registry host with its credentials; a redirect to a CDN does not carry
 // them. A host that cannot be resolved is named in the error.
@@ -199,7 +199,7 @@ func blobDownloader(files *engine.Downloader, client engine.Doer, log *slog.Logg
 	return files.WithClient(client)
 }
 
-// retries is the -retries set on the shared engine, else defaultRetries.
+// Retries is the -retries set on the shared engine, else defaultRetries.
 func (c *Client) Retries() int {
 	if c.Cfg.Files != nil && c.Cfg.Files.Retries >= 0 {
 		return c.Cfg.Files.Retries
@@ -216,7 +216,7 @@ func (c *Client) Concurrency() int { return c.Cfg.Concurrency }
 // Log is the logger the client was configured with.
 func (c *Client) Log() *slog.Logger { return c.Cfg.Log }
 
-// ociDescriptor points at a blob or, in an index, at a manifest.
+// Descriptor points at a blob or, in an index, at a manifest.
 type Descriptor struct {
 	MediaType string    `json:"mediaType"`
 	Digest    string    `json:"digest"`
@@ -238,7 +238,7 @@ func (p Platform) String() string {
 	return s
 }
 
-// ociManifest holds both shapes: an image manifest (config + layers) and an
+// Manifest holds both shapes: an image manifest (config + layers) and an
 // index / manifest list (manifests).
 type Manifest struct {
 	SchemaVersion int          `json:"schemaVersion"`
@@ -260,7 +260,7 @@ func (m Manifest) IsIndex(contentType string) bool {
 	return m.Config == nil && len(m.Manifests) > 0
 }
 
-// resolveManifest fetches the manifest a name points at, following an
+// ResolveManifest fetches the manifest a name points at, following an
 // index to the manifest for c.platform. It returns the bytes exactly as
 // served: Ollama's model ID is their sha256.
 func (c *Client) ResolveManifest(ctx context.Context, name Name, retries int) ([]byte, Manifest, error) {
@@ -339,7 +339,7 @@ func choosePlatform(m Manifest, want string) (Descriptor, error) {
 	return *match, nil
 }
 
-// fetchManifest GETs one manifest by tag or digest, retrying transport
+// FetchManifest GETs one manifest by tag or digest, retrying transport
 // errors, 429 and 5xx a bounded number of times.
 func (c *Client) FetchManifest(ctx context.Context, h *pullHost, name Name, ref string, retries int) ([]byte, string, error) {
 	u := h.Base.JoinPath("v2", name.Namespace, name.Model, "manifests", ref).String()
@@ -430,7 +430,7 @@ func readErrorBody(r io.Reader) string {
 	return s
 }
 
-// explainNetError names the host that could not be resolved: for a blob
+// ExplainNetError names the host that could not be resolved: for a blob
 // this is usually the CDN the registry redirects to, not the registry.
 func ExplainNetError(err error, registryHostname string) error {
 	var dns *net.DNSError
@@ -443,7 +443,7 @@ func ExplainNetError(err error, registryHostname string) error {
 	return fmt.Errorf("cannot resolve %s, the download host the registry redirects blobs to (check DNS, or use a proxy that can reach it): %w", dns.Name, dns)
 }
 
-// blobRef is one blob of a model.
+// Blob is one blob of a model.
 type Blob struct {
 	Digest    string
 	Size      int64
@@ -454,7 +454,7 @@ func (b Blob) File() string {
 	return DigestFilePrefix + strings.TrimPrefix(b.Digest, DigestAlgoPrefix)
 }
 
-// layerType names a blob's media type the way `ollama show` does:
+// LayerType names a blob's media type the way `ollama show` does:
 // model, template, license, params, system, projector, adapter…; the
 // config blob is "config".
 func LayerType(mediaType string) string {
@@ -468,7 +468,7 @@ func LayerType(mediaType string) string {
 	return "layer"
 }
 
-// manifestBlobs lists config and layers once each, after checking every
+// ManifestBlobs lists config and layers once each, after checking every
 // digest: they become file names, so nothing else may pass.
 func ManifestBlobs(m Manifest) (_ []Blob, err error) {
 	defer func() { err = fault.WithKind(fault.ErrBadManifest, err) }()

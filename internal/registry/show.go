@@ -9,7 +9,7 @@ import (
 	"ollama-model-downloader/internal/fault"
 )
 
-// fetchSmallBlob reads one small blob (a config, a license) into memory
+// FetchSmallBlob reads one small blob (a config, a license) into memory
 // from the registry, retrying what is worth retrying; its digest is checked.
 func (c *Client) FetchSmallBlob(ctx context.Context, name Name, b Blob, retries int) ([]byte, error) {
 	h := c.Host(name)
