@@ -69,7 +69,7 @@ func newTestPuller(t *testing.T, registryURL string, mods ...func(*pullTestConfi
 	p := models.NewPuller(c)
 	p.ReuseModelsDirs = cfg.ReuseModelsDirs
 	if cfg.fsType != nil {
-		p.FsType = cfg.fsType
+		p.FSType = cfg.fsType
 	}
 	return p
 }

@@ -33,12 +33,12 @@ type Puller struct {
 	// take instead of fetching them; nil = the one Ollama uses here
 	// ($OLLAMA_MODELS, else ~/.ollama/models), empty = none.
 	ReuseModelsDirs []string
-	FsType          func(dir string) string // a folder's file system ("vfat" for FAT32…); tests pretend
+	FSType          func(dir string) string // a folder's file system ("vfat" for FAT32…); tests pretend
 	Now             func() time.Time        // the clock a zip's entry times come from
 }
 
 func NewPuller(reg *registry.Client) *Puller {
-	return &Puller{reg: reg, log: reg.Log(), FsType: disk.FileSystemType, Now: time.Now}
+	return &Puller{reg: reg, log: reg.Log(), FSType: disk.FileSystemType, Now: time.Now}
 }
 
 // Registry is the client the puller fetches through.

@@ -323,7 +323,7 @@ func (j *pullJob) zipAlreadyThere(ctx context.Context, out string, split int64, 
 // checkFAT refuses, before anything is fetched, a zip (or a part) that a
 // FAT32 output folder cannot hold.
 func (j *pullJob) checkFAT(dir string, size, split int64) error {
-	fsType := j.p.FsType
+	fsType := j.p.FSType
 	if fsType == nil {
 		fsType = disk.FileSystemType
 	}
