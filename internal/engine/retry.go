@@ -105,7 +105,7 @@ func connectionLost(pos int64, err error) error {
 	return fault.WithKind(fault.ErrTransport, fault.Quiet(fmt.Sprintf("connection lost at byte %d%s", pos, words), err))
 }
 
-// statusErrorFrom reads a little of an unwanted answer for the person.
+// StatusErrorFrom reads a little of an unwanted answer for the person.
 func StatusErrorFrom(resp *http.Response) *fault.StatusError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	text := strings.Join(strings.Fields(string(body)), " ")

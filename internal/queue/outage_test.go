@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"ollama-model-downloader/internal/engine/enginetest"
 	"ollama-model-downloader/internal/testkit"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 func TestQueueWaitsOutAnOutage(t *testing.T) {
 	o := testkit.NewOrigin(t, testkit.WithSize(64<<10))
 	restart := testkit.Stop(t, o.Server)
-	files := testDownloader(t)
+	files := enginetest.NewDownloader(t)
 	files.Retries, files.RetryFor = -1, time.Minute
 	files.Backoff, files.MaxBackoff = time.Minute, time.Minute // only try now and the recovery end these waits in time
 	m, err := New(Config{OutputDir: t.TempDir(), Concurrency: 2, Retries: -1, Files: files})

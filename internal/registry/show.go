@@ -13,8 +13,8 @@ import (
 // from the registry, retrying what is worth retrying as r says; its digest
 // is checked.
 func (c *Client) FetchSmallBlob(ctx context.Context, name Name, b Blob, r *engine.Retrier) ([]byte, error) {
-	h := c.Host(name)
-	u := h.Base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
+	h := c.host(name)
+	u := h.base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
 	for {
 		data, err := c.smallBlobOnce(ctx, h, u, b)
 		if err == nil {
@@ -22,7 +22,7 @@ func (c *Client) FetchSmallBlob(ctx context.Context, name Name, b Blob, r *engin
 			return data, nil
 		}
 		if err := r.Failed(ctx, err, false); err != nil {
-			return nil, fmt.Errorf("reading the %s layer of %s: %w", LayerType(b.MediaType), name.DisplayName(), ExplainNetError(err, h.Base.Hostname()))
+			return nil, fmt.Errorf("reading the %s layer of %s: %w", LayerType(b.MediaType), name.DisplayName(), ExplainNetError(err, h.base.Hostname()))
 		}
 	}
 }
