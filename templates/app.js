@@ -24,7 +24,7 @@ import { setLanguage, chooseLanguage } from './lang.js';
 function init() {
   measureRowBase();
   makeLists();
-  $('add-retries').value = '3';
+  $('add-retries').value = ''; // the server's default: an outage is waited out (issue 22)
   setLanguage(chooseLanguage(), false);
   foldAdd(isPhone.matches);
   document.body.classList.remove('loading');

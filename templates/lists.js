@@ -164,7 +164,11 @@ function renderHeader() {
   const eta = speed > 0 && total > done ? (total - done) / speed : -1;
   const figures = [];
   if (total > 0) figures.push(unknown ? I.t('unit.ofAtLeast', { done: I.bytes(done), total: I.bytes(total) }) : I.progressBytes(done, total));
-  if (c.running > 0) {
+  // Downloads waiting out an outage (issue 22): said here, not counted apart
+  // (they are running, and the counts add up to the Active tab's).
+  const waiting = store.summary && store.summary.waiting > 0 ? store.summary.waiting : 0;
+  if (waiting) figures.push(I.t('overall.waiting', { n: waiting, count: I.num(waiting) }));
+  if (c.running > waiting) {
     figures.push(I.speed(speed));
     if (eta < 0) figures.push(I.t('overall.leftUnknown'));
     else figures.push(I.t(unknown ? 'overall.leftAtLeast' : 'overall.left', { time: I.duration(eta) }));

@@ -8,6 +8,7 @@ import { errorBlock, failureSentence, fileURL } from './api.js';
 import { ended, running, store, jobName, lists } from './store.js';
 import { selected, placeIn, updateBulk } from './lists.js';
 import { limitChoices } from './settings.js';
+import { waitOf, waitLabel, waitLine, renderWait } from './waiting.js';
 
 const limitOption = (v) => h('option', { value: String(v), text: v ? I.t('limit.rowMax', { speed: I.speed(v) }) : I.t('limit.rowNone') });
 
@@ -35,6 +36,7 @@ export function estimateRow(j) {
   let px = rowBase;
   if (!j) return px;
   if (j.error && j.state === 'failed') px += 44;
+  if (j.waiting && running(j.state)) px += 56;
   if (j.kind === 'model' && Array.isArray(j.layers) && j.layers.length) px += 28;
   if (j.outcome || j.reused_bytes > 0 || j.models_dir) px += 22;
   return px;
@@ -108,15 +110,17 @@ export function updateRow(row, j, index, count) {
   const phaseKey = `phase.${j.phase}`;
   let label = j.kind === 'model' && running(j.state) && j.phase && I.has(phaseKey) ? I.t(phaseKey) : I.t(`state.${j.state}`);
   if (j.state === 'completed' && (j.outcome === 'unchanged' || j.outcome === 'unchecked')) label = I.t('state.unchanged');
+  const wait = waitOf(j);
+  if (wait) label = waitLabel(wait);
   setText(badge, label);
-  badge.className = `badge ${j.state}`;
+  badge.className = `badge ${wait ? 'waiting' : j.state}`;
 
   const total = j.bytes_total;
   const hasTotal = total > 0;
   const complete = j.state === 'completed';
   const pct = complete ? 100 : (hasTotal ? Math.min(100, (j.bytes_done / total) * 100) : 0);
   const bar = q('.progress');
-  bar.className = `progress ${j.state}${!hasTotal && running(j.state) ? ' indeterminate' : ''}`;
+  bar.className = `progress ${j.state}${!hasTotal && running(j.state) && !wait ? ' indeterminate' : ''}`;
   if (hasTotal || complete) {
     setAttr(bar, 'aria-valuenow', String(Math.floor(pct)));
     setAttr(bar, 'aria-valuetext', I.pct(pct / 100));
@@ -148,8 +152,9 @@ export function updateRow(row, j, index, count) {
   if (err.dataset.key !== errKey) {
     err.dataset.key = errKey;
     err.hidden = !showErr;
-    err.replaceChildren(...(showErr ? [errorBlock(failureSentence(j.error_code), j.error)] : []));
+    err.replaceChildren(...(showErr ? [errorBlock(failureSentence(j.error_code), j.error_detail || j.error)] : []));
   }
+  const waitKey = renderWait(row, j);
 
   renderLayers(row, j);
 
@@ -160,9 +165,10 @@ export function updateRow(row, j, index, count) {
   setText(q('.job-size'), size);
 
   const isRunning = running(j.state);
-  setText(q('.speed'), isRunning ? I.speed(j.speed) : '');
+  setText(q('.speed'), wait ? waitLine(wait) : (isRunning ? I.speed(j.speed) : ''));
   let eta = '';
-  if (isRunning) eta = j.eta_seconds >= 0 ? I.t('row.left', { time: I.duration(j.eta_seconds) }) : I.t('row.leftUnknown');
+  if (wait) eta = '';
+  else if (isRunning) eta = j.eta_seconds >= 0 ? I.t('row.left', { time: I.duration(j.eta_seconds) }) : I.t('row.leftUnknown');
   else if (complete && j.finished_at) eta = I.date(j.finished_at);
   else if (j.state === 'queued') {
     const sched = store.schedule;
@@ -184,7 +190,7 @@ export function updateRow(row, j, index, count) {
     limitSel.value = String(rate);
   }
 
-  const key = `${j.state}|${tab}|${index === 0}|${index === count - 1}|${j.path ? 1 : 0}`;
+  const key = `${j.state}|${tab}|${index === 0}|${index === count - 1}|${j.path ? 1 : 0}|${wait ? 1 : 0}`;
   if (row.dataset.actions !== key) {
     row.dataset.actions = key;
     const box = q('.job-actions');
@@ -196,7 +202,7 @@ export function updateRow(row, j, index, count) {
   check.checked = selected[tab].has(j.id);
   row.classList.toggle('selected', check.checked);
   // What decides the row's height; progress alone does not.
-  return `${row.dataset.actions}|${noteKey}|${errKey}|${row.querySelector('.job-layers').dataset.key || ''}|${row.querySelectorAll('details[open]').length}|${eta ? 1 : 0}|${limitSel.hidden}`;
+  return `${row.dataset.actions}|${noteKey}|${errKey}|${waitKey}|${row.querySelector('.job-layers').dataset.key || ''}|${row.querySelectorAll('details[open]').length}|${eta ? 1 : 0}|${limitSel.hidden}`;
 }
 
 function layerType(type) {
