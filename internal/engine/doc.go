@@ -8,20 +8,30 @@
 // A download, in outline (Downloader.Download):
 //
 //	check the URL and the checksum's form
-//	choose the path: the request's, else the server's name in Dir, never
-//	    overwriting a different file ("name (1).ext"); claim it with an empty .part
+//	the path: the request's, else this URL's own interrupted .part under the
+//	    name the URL suggests, else the first answer names it (adoptName):
+//	    Content-Disposition or the URL, never overwriting a different file
+//	    ("name (1).ext"), claimed with an empty .part — one request for a
+//	    small file, no HEAD before it (a HEAD first only on a nearly full disk)
 //	if the file is already there with the expected size/digest: done
 //	check the free space once the size is known, before any body byte
 //	open the .part and its sidecar (<path>.part.json: URL, validators, size,
 //	    what is durable); keep only bytes the sidecar says reached the disk
 //	loop:
 //	    fetch: Range from the offset, with If-Range; accept a 206 only for
-//	        exactly that offset and total; a 200 restarts from 0;
-//	        several connections once the link proves slow (segments)
+//	        exactly that offset and total; a 200 restarts from 0; a file
+//	        that may be split is asked for a chunk at a time (segments):
+//	        several connections once the link proves slow, each asking for
+//	        closed ranges, a connection out of work taking only what nobody
+//	        asked for yet, so no request is cut short
 //	    every second: fsync the .part, then record in the sidecar what is durable
 //	    success: verify size (and SHA-256 when asked), fsync, rename, fsync the folder
-//	    a failure worth retrying: back off (Retry-After honoured) and go on
-//	    otherwise, or out of retries: keep the .part and sidecar, return one line
+//	    a failure that may pass (Retrier, retry.go): make progress durable,
+//	        report the wait (Request.Waiting), back off (Retry-After
+//	        honoured) until the next try, "try now" or another transfer's
+//	        recovery, and go on; an attempt that moved 64 KiB is no failure
+//	    a permanent failure (fault.Transient), or a budget spent (Retries in
+//	        a row, RetryFor without progress): keep the .part, return one line
 //
 // Invariants: nothing unverified is published; a crash at any moment leaves
 // the previous file or a resumable .part; a response is never appended to

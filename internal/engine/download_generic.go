@@ -197,6 +197,7 @@ type transfer struct {
 	probed    probeInfo // what a HEAD said, when one was sent (sizeKnown)
 	retry     *Retrier
 	moved     atomic.Int64 // bytes written into the .part by this call
+	hashed    int64        // a segmented attempt left hash covering [0, hashed): the next one goes on from there
 	claimed   bool         // this call created the empty .part that reserves the name
 	claimFile *os.File     // that .part, open, for openPart
 

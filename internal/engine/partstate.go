@@ -172,6 +172,7 @@ func (d *Downloader) restart(t *transfer) error {
 		return fmt.Errorf("rewinding %s: %w", PartPath(t.path), err)
 	}
 	t.hash.Reset()
+	t.hashed = 0
 	t.offset = 0
 	t.state.Committed = 0
 	t.state.Segments = nil

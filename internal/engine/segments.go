@@ -225,7 +225,11 @@ func (d *Downloader) fetchSegments(ctx context.Context, t *transfer, first *http
 		if err := d.checkSpace(t, missing); err != nil {
 			return err
 		}
-		t.hash.Reset()
+		if t.hashed > 0 {
+			s.hashed = t.hashed // an earlier attempt of this call hashed that much: not read again
+		} else {
+			t.hash.Reset()
+		}
 		for _, r := range t.state.Segments {
 			if r[1] > r[0] {
 				s.segs = append(s.segs, &segment{pos: r[0], end: r[1]})
@@ -253,6 +257,7 @@ func (d *Downloader) fetchSegments(ctx context.Context, t *transfer, first *http
 	defer func() {
 		stopHash()
 		s.waitHash()
+		t.hashed = s.hashed
 	}()
 	if s.workers == 0 && len(s.segs) == 0 {
 		return s.finish(ctx)

@@ -227,7 +227,10 @@ func (m *Manager) waiting(j *managerJob, run *managerRun, w engine.Wait) {
 	} else {
 		run.waiting = &w
 	}
-	m.markLocked(j)
+	// A new rev for the views (ListSince), not a journal line: a wait is
+	// not kept across a restart.
+	m.rev++
+	j.rev = m.rev
 	m.changedLocked()
 }
 
