@@ -38,6 +38,7 @@ type segment struct {
 	cancel    context.CancelCauseFunc
 	takenOver bool
 	lastWrite time.Time // when its request last delivered (or began)
+	local     bool      // its connection waits on the disk or the speed limit, not on the server
 }
 
 // errRangeTaken stops a request whose range another connection took over.

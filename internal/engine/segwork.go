@@ -154,12 +154,14 @@ func (s *segmentedTransfer) shareOut(conns int, startDone, done int64) {
 // stall timeout. A range is taken over once at most, so two idle
 // connections never pass one back and forth. Both requests carry the same
 // validators (If-Range), so a write still in flight from the old one puts
-// the same bytes where the new one will.
+// the same bytes where the new one will. A connection held up by the disk
+// or the speed limit is not stalled: its bytes are in flight, and taking
+// its range over would throw them away.
 func (s *segmentedTransfer) takeTailLocked() *segment {
 	var victim *segment
 	for _, seg := range s.segs {
 		left := seg.end - seg.pos
-		if !seg.owned || seg.cancel == nil || seg.takenOver || left <= 0 || left > endgameMaxSplit*s.minSplit ||
+		if !seg.owned || seg.cancel == nil || seg.takenOver || seg.local || left <= 0 || left > endgameMaxSplit*s.minSplit ||
 			time.Since(seg.lastWrite) < endgameIdle {
 			continue
 		}
@@ -348,8 +350,12 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 		n, rerr := body.Read(buf[:s.d.readSize(s.t)])
 		if n > 0 {
 			s.localWait.start()
+			s.mu.Lock()
+			seg.local = true
+			s.mu.Unlock()
 			if err := s.d.throttle(ctx, watchdog, s.t, n); err != nil {
 				s.localWait.stop()
+				s.setLocal(seg, false)
 				return err
 			}
 			watchdog.got(n)
@@ -360,6 +366,7 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			if n > 0 {
 				if _, err := s.t.file.WriteAt(buf[:n], pos); err != nil {
 					s.localWait.stop()
+					s.setLocal(seg, false)
 					return writeFailure(err, s.t.path, "writing")
 				}
 				s.t.told(pos, pos+int64(n))
@@ -368,6 +375,7 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			}
 			s.localWait.stop()
 			s.mu.Lock()
+			seg.local = false
 			// The range may have been taken over during the write: then
 			// end is below pos+n and the bytes are the new request's.
 			seg.pos = min(seg.pos+int64(n), max(seg.end, seg.pos))
@@ -391,6 +399,12 @@ func (s *segmentedTransfer) copy(ctx context.Context, cancel context.CancelCause
 			return connectionLost(s.posOf(seg), rerr)
 		}
 	}
+}
+
+func (s *segmentedTransfer) setLocal(seg *segment, on bool) {
+	s.mu.Lock()
+	seg.local = on
+	s.mu.Unlock()
 }
 
 // requestDone reports whether seg's request has delivered all it asked for.
