@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"ollama-model-downloader/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -101,23 +103,24 @@ func TestCLICtrlCDuringWait(t *testing.T) {
 // TestCLI404FailsFast: a refusal waiting cannot mend fails at once, in one
 // line, exit 1, with default flags (no waiting, however long -retry-for).
 func TestCLI404FailsFast(t *testing.T) {
-	var hits int
-	srv := testkit.NewOrigin(t)
-	srv.Server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits++
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
 		http.Error(w, "nothing here", http.StatusNotFound)
-	})
+	}))
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/files/data.bin"
 	start := time.Now()
-	code, _, stderr := runCLI(t, t.TempDir(), "-output-dir", "out", srv.FileURL())
+	code, _, stderr := runCLI(t, t.TempDir(), "-output-dir", "out", url)
 	if code != 1 || time.Since(start) > 5*time.Second {
 		t.Errorf("exit %d after %v, want 1 at once", code, time.Since(start))
 	}
-	want := "failed: " + srv.FileURL() + ": HTTP 404 Not Found: nothing here"
+	want := "failed: " + url + ": HTTP 404 Not Found: nothing here"
 	if got := strings.TrimSpace(stderr); got != want {
 		t.Errorf("stderr = %q\nwant     %q", got, want)
 	}
-	if hits != 1 {
-		t.Errorf("%d requests for a 404, want 1", hits)
+	if n := hits.Load(); n != 1 {
+		t.Errorf("%d requests for a 404, want 1", n)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/testkit"
 	"os"
@@ -170,15 +171,15 @@ func TestDownloadPermanentFailureFailsAtOnce(t *testing.T) {
 	for _, code := range []int{400, 401, 403, 404, 410} {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
 			var hits atomic.Int64
-			o := testkit.NewOrigin(t)
-			o.Server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				hits.Add(1)
 				http.Error(w, "no", code)
-			})
+			}))
+			t.Cleanup(srv.Close)
 			dir := t.TempDir()
 			waits := newWaitLog()
 			start := time.Now()
-			_, err := patientDownloader(t).Download(t.Context(), Request{URL: o.FileURL(), Dir: dir, Retries: -1, Waiting: waits.hook})
+			_, err := patientDownloader(t).Download(t.Context(), Request{URL: srv.URL + "/f.bin", Dir: dir, Retries: -1, Waiting: waits.hook})
 			if err == nil || fault.Transient(err) {
 				t.Fatalf("err = %v, want a permanent failure", err)
 			}

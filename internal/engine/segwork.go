@@ -181,8 +181,8 @@ func (s *segmentedTransfer) takeTailLocked() *segment {
 
 // takeOrWait is take for a connection that finished its range. With
 // nothing left to take while other connections still run, it looks again
-// every quarter of endgameIdle: one of them may stall, or end and give
-// its range back, and its range is then this connection's to take.
+// every 50 ms: one of them may end and give its range back, or stall
+// (endgameIdle), and its range is then this connection's to take.
 func (s *segmentedTransfer) takeOrWait(ctx context.Context, finished *segment) *segment {
 	seg := s.take(finished)
 	if seg != nil {
@@ -197,7 +197,7 @@ func (s *segmentedTransfer) takeOrWait(ctx context.Context, finished *segment) *
 		s.mu.Unlock()
 	}()
 	for seg == nil && s.fetching() > 0 {
-		if Sleep(ctx, endgameIdle/4) != nil {
+		if Sleep(ctx, 50*time.Millisecond) != nil {
 			return nil
 		}
 		seg = s.take(nil)
