@@ -53,9 +53,15 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// Run redraws until ctx is done, then draws the final state once.
+// Run redraws until ctx is done, then draws the final state once. Plain
+// lines look once a second (a wait is told within a second of its start),
+// not four times: a run of 2,000 files would build every view each time.
 func (p *progressPrinter) Run(ctx context.Context) {
-	ticker := time.NewTicker(p.tick)
+	tick := p.tick
+	if !p.terminal {
+		tick = max(tick, min(p.every, time.Second))
+	}
+	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	for {
 		select {

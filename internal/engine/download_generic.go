@@ -406,30 +406,27 @@ func (d *Downloader) choosePath(t *transfer, name string) error {
 	dir := t.dir()
 	for i := 0; i < 1000; i++ {
 		candidate := filepath.Join(dir, numberedName(name, i))
-		if st, err := ReadPartState(candidate); err == nil {
-			if st.URL == t.req.URL && !exists(candidate) {
+		if exists(candidate) {
+			continue // a finished file is never overwritten
+		}
+		// Claim the name before any byte is written: two downloads whose
+		// servers name them alike must never share a .part. The common
+		// case, a free name, costs this one open.
+		f, err := claimPart(candidate)
+		switch {
+		case err == nil:
+			t.path, t.claimed, t.claimFile = candidate, true, f
+			return nil
+		case errors.Is(err, os.ErrExist):
+			if st, err := ReadPartState(candidate); err == nil && st.URL == t.req.URL {
 				t.path = candidate // our own interrupted download: resume it
 				return nil
 			}
-			continue
-		}
-		if exists(candidate) || exists(PartPath(candidate)) {
-			continue
-		}
-		// Claim the name before any byte is written: two downloads whose
-		// servers name them alike must never share a .part.
-		f, err := claimPart(candidate)
-		if err != nil {
-			if errors.Is(err, os.ErrExist) {
-				continue
-			}
-			if disk.IsNoSpace(err) {
-				return disk.FullError(err, candidate)
-			}
+		case disk.IsNoSpace(err):
+			return disk.FullError(err, candidate)
+		default:
 			return fmt.Errorf("reserving %s: %w", candidate, err)
 		}
-		t.path, t.claimed, t.claimFile = candidate, true, f
-		return nil
 	}
 	return fmt.Errorf("choosing a file name for %s: too many files named %q in %s", RedactURL(t.req.URL), name, dir)
 }
