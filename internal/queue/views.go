@@ -362,12 +362,18 @@ func (m *Manager) Summary() Summary {
 	return s
 }
 
-// ScheduleView is the time window as the API shows it.
+// ScheduleView is the time window as the API shows it. Its times are the
+// server's wall clock, so a client elsewhere needs the server's zone to
+// say them in that one clock (issue 25: a page in Tehran showed a UTC
+// server's window beside a next start in its own time).
 type ScheduleView struct {
 	Start     string    `json:"start"` // "HH:MM" local, "" = always
 	End       string    `json:"end"`
 	Open      bool      `json:"open"`                // downloads may run now
 	NextStart time.Time `json:"next_start,omitzero"` // when they next may, while closed
+	TimeZone  string    `json:"time_zone"`           // the server's zone now, as its clock names it: "UTC", "CET", "+0330"
+	UTCOffset int       `json:"utc_offset"`          // seconds east of UTC, now (it changes with daylight saving)
+	Now       time.Time `json:"-"`                   // the server's clock when the view was taken
 }
 
 // Schedule is the current time window.
@@ -376,7 +382,8 @@ func (m *Manager) Schedule() ScheduleView {
 	m.mu.Lock()
 	w := m.window
 	m.mu.Unlock()
-	v := ScheduleView{Start: w.Start(), End: w.End(), Open: w.Open(now)}
+	zone, offset := now.Zone()
+	v := ScheduleView{Start: w.Start(), End: w.End(), Open: w.Open(now), TimeZone: zone, UTCOffset: offset, Now: now}
 	if !v.Open {
 		v.NextStart = w.NextOpen(now)
 	}

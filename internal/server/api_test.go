@@ -775,6 +775,7 @@ var apiVolatileKeys = map[string]bool{
 	"speed": true, "total_speed": true, "eta_seconds": true, "duration_seconds": true,
 	"average_speed": true, "output_dir": true, "rev": true,
 	"schedule_open": true, "schedule_next": true, "open": true, "next_start": true,
+	"server_time": true, "time_zone": true, "utc_offset": true,
 }
 
 // apiCheckGolden compares a status and JSON body with testdata/api/<name>.json

@@ -59,7 +59,8 @@ func (s *Server) downloads(since uint64) downloadsResponse {
 func (r *downloadsResponse) sameAs(prev *downloadsResponse) bool {
 	return prev != nil && !r.Full && len(r.Downloads) == 0 && len(r.Removed) == 0 && r.Order == nil &&
 		r.Concurrency == prev.Concurrency && r.Summary == prev.Summary && r.Schedule.Start == prev.Schedule.Start &&
-		r.Schedule.End == prev.Schedule.End && r.Schedule.Open == prev.Schedule.Open && r.Schedule.NextStart.Equal(prev.Schedule.NextStart)
+		r.Schedule.End == prev.Schedule.End && r.Schedule.Open == prev.Schedule.Open && r.Schedule.NextStart.Equal(prev.Schedule.NextStart) &&
+		r.Schedule.TimeZone == prev.Schedule.TimeZone && r.Schedule.UTCOffset == prev.Schedule.UTCOffset
 }
 
 func encodeDownloads(r downloadsResponse) ([]byte, error) {
