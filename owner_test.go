@@ -595,7 +595,8 @@ func TestCLIScheduleWaits(t *testing.T) {
 
 // TestCLIBesideWebUIOutsideItsWindow: a command handing a download to a
 // web UI whose time window is closed says what it waits for, and Ctrl-C
-// leaves the download paused in the web UI (the same command resumes it).
+// leaves the download paused in the web UI, marked as paused by the
+// command line (the same command resumes it).
 func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
 	o := testkit.NewOrigin(t, testkit.WithSize(64<<10))
 	dir := t.TempDir()
@@ -630,8 +631,9 @@ func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
 	if n := o.Requests.Load(); n != 0 {
 		t.Errorf("%d requests outside the window", n)
 	}
-	if listed := ui.downloads(t); len(listed) != 1 || listed[0].State != queue.JobPaused {
-		t.Errorf("the web UI lists %+v, want the download paused", listed)
+	// The row in the web UI says where the pause came from.
+	if listed := ui.downloads(t); len(listed) != 1 || listed[0].State != queue.JobPaused || listed[0].PausedBy != queue.PausedByCLI {
+		t.Errorf("the web UI lists %+v, want the download paused by %q", listed, queue.PausedByCLI)
 	}
 }
 

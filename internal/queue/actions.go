@@ -98,7 +98,7 @@ func (j *managerJob) addKey() string {
 func (m *Manager) addLocked(j *managerJob, idx addIndex) *managerJob {
 	if o := idx.unfinished[j.addKey()]; o != nil {
 		if o.State == JobPaused {
-			o.State = jobQueued
+			o.State, o.PausedBy = jobQueued, ""
 			m.markLocked(o)
 		}
 		return o
@@ -236,16 +236,25 @@ func (m *Manager) lookupLocked(id string) (*managerJob, error) {
 // Pause stops a queued or running download and keeps its partial data. It
 // returns once the transfer has let go of its files (or after a few seconds).
 func (m *Manager) Pause(id string) error {
+	return m.PauseFor(id, "")
+}
+
+// PauseFor is Pause on behalf of another process: by (PausedByCLI, or ""
+// for a person here) is kept with the paused download and shown with it.
+func (m *Manager) PauseFor(id, by string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobQueued && !StateRunning(j.State) {
 			return nil, fault.Conflictf("%s is %s: only a queued or running download can be paused", j.displayName(), stateWords(j.State))
 		}
-		return m.pauseLocked(j), nil
+		done := m.pauseLocked(j)
+		j.PausedBy = by
+		return done, nil
 	})
 }
 
 func (m *Manager) pauseLocked(j *managerJob) chan struct{} {
 	j.State = JobPaused
+	j.PausedBy = ""
 	j.Phase = ""
 	m.markLocked(j)
 	if j.run == nil {
@@ -317,7 +326,7 @@ func (m *Manager) Resume(id string) error {
 		if j.State != JobPaused {
 			return nil, fault.Conflictf("%s is %s: only a paused download can be resumed", j.displayName(), stateWords(j.State))
 		}
-		j.State = jobQueued
+		j.State, j.PausedBy = jobQueued, ""
 		m.markLocked(j)
 		m.scheduleLocked()
 		return nil, nil
@@ -546,7 +555,7 @@ func (m *Manager) ResumeAll() int {
 	m.update(func() ([]chan struct{}, error) {
 		for _, j := range m.jobs {
 			if j.State == JobPaused {
-				j.State = jobQueued
+				j.State, j.PausedBy = jobQueued, ""
 				m.markLocked(j)
 				n++
 			}

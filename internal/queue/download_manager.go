@@ -30,6 +30,12 @@ const (
 	jobCanceled    = "canceled"
 )
 
+// PausedByCLI is a paused download's paused_by when the command that
+// handed it to this process was interrupted (Ctrl-C in its terminal): the
+// web UI says so on its row, which it would otherwise show with no word
+// of where the pause came from (issue 25).
+const PausedByCLI = "cli"
+
 const (
 	jobKindFile  = "file"
 	jobKindModel = "model"
@@ -157,6 +163,7 @@ type managerJob struct {
 	Outcome     string    `json:"outcome,omitempty"`
 	Previous    string    `json:"previous_path,omitempty"`
 	Reused      int64     `json:"reused_bytes,omitempty"`
+	PausedBy    string    `json:"paused_by,omitempty"` // who paused it, while paused: "" (a person, here) or PausedByCLI
 
 	name    registry.Name          // parsed reference (models only)
 	run     *managerRun            // non-nil while a goroutine transfers or cleans up this job

@@ -42,6 +42,7 @@ type JobView struct {
 	Outcome      string                 `json:"outcome"` // "", "unchanged" (already downloaded, nothing fetched), "updated" (a newer version beside the old)
 	PreviousPath string                 `json:"previous_path,omitempty"`
 	ModelsDir    string                 `json:"models_dir,omitempty"`
+	PausedBy     string                 `json:"paused_by,omitempty"` // while paused: "cli" when an interrupted command paused it (PausedByCLI)
 	Rev          uint64                 `json:"rev"`
 }
 
@@ -109,6 +110,9 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 	}
 	if j.State == JobCompleted {
 		v.ETASeconds = 0
+	}
+	if j.State == JobPaused {
+		v.PausedBy = j.PausedBy
 	}
 	return v
 }

@@ -231,7 +231,14 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch action := path.Base(r.URL.Path); action {
 	case "pause":
-		err = m.Pause(id)
+		// A command that handed its downloads here and was interrupted
+		// pauses them with the local key (owner.Client.Pause): the row
+		// then says where the pause came from.
+		by := ""
+		if s.fromLocalKey(r) {
+			by = queue.PausedByCLI
+		}
+		err = m.PauseFor(id, by)
 	case "resume":
 		err = m.Resume(id)
 	case "cancel":
