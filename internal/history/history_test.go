@@ -636,6 +636,8 @@ func TestHistoryStats(t *testing.T) {
 		{Kind: "model", Source: "llama3:latest", FileName: "llama3-latest.zip", Domain: "registry.ollama.ai", Size: 10000, Duration: 20, FinishedAt: day(1), Status: "completed"},
 		{Kind: "model", Source: "qwen:0.5b", FileName: "qwen-0.5b.zip", Domain: "registry.ollama.ai", Size: 7, FinishedAt: day(1), Status: "canceled"},
 		{Kind: "file", Source: "https://c.example/old.tar.gz", FileName: "old.tar.gz", Size: 900, Duration: 9, FinishedAt: day(30), Status: "completed"},
+		// Recorded before a .tar.gz was one file type: counted as one now.
+		{Kind: "file", Source: "https://c.example/older.tar.gz", FileName: "older.tar.gz", FileType: "gz", Size: 100, Duration: 1, FinishedAt: day(3), Status: "completed"},
 	}
 	h := mustOpenHistory(t, t.TempDir())
 	for _, r := range recs {
@@ -650,26 +652,27 @@ func TestHistoryStats(t *testing.T) {
 		daily[i].Date = now.AddDate(0, 0, i-(historyDays-1)).Format(time.DateOnly)
 	}
 	daily[0] = historyDay{Date: "2026-10-27", Count: 1, Bytes: 100}
+	daily[26] = historyDay{Date: "2026-11-22", Count: 1, Bytes: 100}
 	daily[27] = historyDay{Date: "2026-11-23", Count: 1, Bytes: 0}
 	daily[28] = historyDay{Date: "2026-11-24", Count: 2, Bytes: 10000}
 	daily[29] = historyDay{Date: "2026-11-25", Count: 2, Bytes: 4000}
 	want := Stats{
-		TotalFiles:   7,
-		TotalBytes:   1000 + 3000 + 100 + 10000 + 900,
-		Completed:    5,
+		TotalFiles:   8,
+		TotalBytes:   1000 + 3000 + 100 + 10000 + 900 + 100,
+		Completed:    6,
 		Failed:       1,
 		Canceled:     1,
-		AverageSpeed: float64(1000+3000+100+10000+900) / (10 + 10 + 1 + 20 + 9),
+		AverageSpeed: float64(1000+3000+100+10000+900+100) / (10 + 10 + 1 + 20 + 9 + 1),
 		Domains: []historyDomain{
 			{Domain: "registry.ollama.ai", Count: 2, Bytes: 10000},
 			{Domain: "a.example", Count: 2, Bytes: 4000},
-			{Domain: "c.example", Count: 1, Bytes: 900},
+			{Domain: "c.example", Count: 2, Bytes: 1000},
 			{Domain: "b.example", Count: 2, Bytes: 100},
 		},
 		FileTypes: []historyFileType{
 			{Type: "model", Count: 2, Bytes: 10000},
 			{Type: "iso", Count: 2, Bytes: 4000},
-			{Type: "gz", Count: 1, Bytes: 900},
+			{Type: "tar.gz", Count: 2, Bytes: 1000},
 			{Type: "other", Count: 1, Bytes: 100},
 			{Type: "zip", Count: 1, Bytes: 0},
 		},
@@ -710,7 +713,12 @@ func TestDomainOf(t *testing.T) {
 func TestFileTypeOf(t *testing.T) {
 	tests := []struct{ kind, name, want string }{
 		{"file", "x.ISO", "iso"},
-		{"file", "a.tar.gz", "gz"},
+		{"file", "a.tar.gz", "tar.gz"},
+		{"file", "linux-6.12.TAR.XZ", "tar.xz"},
+		{"file", "logs.gz", "gz"},
+		{"file", "tar.gz", "gz"},
+		{"file", "a.tar", "tar"},
+		{"file", "a.tar.zip", "zip"},
 		{"file", "README", "other"},
 		{"file", "", "other"},
 		{"file", "trailing.", "other"},

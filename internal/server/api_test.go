@@ -437,6 +437,7 @@ func TestLibrary(t *testing.T) {
 		"sub/notes.txt":           "hello",
 		"فایل.bin":                "persian",
 		"README":                  "no extension",
+		"src-1.0.tar.gz":          "tarball",
 		".state/queue.json":       "{}",
 		".history/history.json":   "[]",
 		".staging/blobs/sha256-1": "x",
@@ -476,7 +477,7 @@ func TestLibrary(t *testing.T) {
 	}
 	want := map[string]string{
 		"ubuntu.iso": "iso", "sub/notes.txt": "txt", "فایل.bin": "bin", "README": "file",
-		"tiny-latest.zip": "model", "photos.zip": "zip",
+		"tiny-latest.zip": "model", "photos.zip": "zip", "src-1.0.tar.gz": "tar.gz",
 	}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Errorf("library = %v, want %v", kinds, want)
