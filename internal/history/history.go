@@ -101,8 +101,9 @@ type historyArchive struct {
 
 type Record struct {
 	ID           string    `json:"id"`
-	Kind         string    `json:"kind"`   // "file" or "model"
-	Source       string    `json:"source"` // URL (redacted) or model name
+	Kind         string    `json:"kind"`           // "file" or "model"
+	Source       string    `json:"source"`         // URL (redacted) or model name, as given
+	Name         string    `json:"name,omitempty"` // models: the name as the queue and ollama list show it (source may be "tiny", name "tiny:latest")
 	FileName     string    `json:"file_name"`
 	Path         string    `json:"path"`
 	Size         int64     `json:"size"`
@@ -211,7 +212,7 @@ func (h *Store) path(name string) string {
 }
 
 func newHistoryEntry(rec Record, archive int) historyEntry {
-	return historyEntry{rec: rec, search: strings.ToLower(rec.Source + "\n" + rec.FileName), archive: archive}
+	return historyEntry{rec: rec, search: strings.ToLower(rec.Source + "\n" + rec.Name + "\n" + rec.FileName), archive: archive}
 }
 
 // insert appends rec to memory as a recent record.

@@ -78,10 +78,15 @@ type LayerProgress struct {
 
 type PullResult struct {
 	Path   string // the zip, its first part, or (ModelsDir) the manifest file
-	Size   int64
+	Size   int64  // what Path holds: the zip (every part), or (ModelsDir) the blobs
 	Name   registry.Name
 	Reused int64
 	Parts  []string
+	// ModelSize is the model's own bytes, every blob (config and layers),
+	// as `ollama list`, the preview and the Library's models count them:
+	// the size the queue and the history give a model (issue 25: its zip,
+	// a little larger, was a second size for one model).
+	ModelSize int64
 }
 
 // Pull fetches a model's manifest and blobs and verifies every byte. By
@@ -134,6 +139,15 @@ type pullJob struct {
 	req     PullRequest
 	retries int
 	prog    *pullCounter
+}
+
+// modelSize is every blob of the model (config and layers).
+func (j *pullJob) modelSize() int64 {
+	var n int64
+	for _, b := range j.blobs {
+		n += b.Size
+	}
+	return n
 }
 
 // reuseDirs are the Ollama models folders a pull takes blobs from: the

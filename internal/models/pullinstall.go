@@ -59,11 +59,8 @@ func (j *pullJob) install(ctx context.Context) (PullResult, error) {
 	blobDir := filepath.Join(modelsDir, "blobs")
 	manifestPath := filepath.Join(modelsDir, "manifests", j.name.Host, j.name.Namespace, j.name.Model, j.name.ManifestFile())
 	stage := installStagingDir(modelsDir, j.name)
-	var total int64
-	for _, b := range j.blobs {
-		total += b.Size
-	}
-	result := PullResult{Path: manifestPath, Size: total, Name: j.name}
+	total := j.modelSize()
+	result := PullResult{Path: manifestPath, Size: total, Name: j.name, ModelSize: total}
 
 	// What is there already: blobs in blobs/ (hashed: a damaged one is
 	// replaced) and blobs verified in staging by an earlier run.

@@ -185,7 +185,7 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 		_ = os.Remove(filepath.Join(staging, zipStateFile))
 	}
 	j.p.log.Debug("model pulled", "model", j.name.String(), "zip", final, "bytes", layout.Size, "reused", j.prog.reusedBytes())
-	return PullResult{Path: final, Size: layout.Size, Name: j.name, Reused: j.prog.reusedBytes(), Parts: parts}, nil
+	return PullResult{Path: final, Size: layout.Size, Name: j.name, Reused: j.prog.reusedBytes(), Parts: parts, ModelSize: j.modelSize()}, nil
 }
 
 // fillZip puts every blob not yet in the zip into its entry: from a copy
@@ -317,7 +317,7 @@ func (j *pullJob) zipAlreadyThere(ctx context.Context, out string, split int64, 
 	}
 	j.prog.finish()
 	j.p.log.Debug("model already pulled", "model", j.name.String(), "zip", first)
-	return PullResult{Path: first, Size: zs.Size(), Name: j.name, Parts: zs.Parts}, true
+	return PullResult{Path: first, Size: zs.Size(), Name: j.name, Parts: zs.Parts, ModelSize: j.modelSize()}, true
 }
 
 // checkFAT refuses, before anything is fetched, a zip (or a part) that a

@@ -109,7 +109,9 @@ func (m *Manager) startLocked(j *managerJob) {
 	}
 	go func() {
 		res, err := m.pull(ctx, req)
-		m.finish(ctx, j, run, transferResult{Path: res.Path, Size: res.Size, Reused: res.Reused}, err)
+		// A model's size is its own bytes, as everywhere a model is shown
+		// (its zip is a little larger: that is the Library's file's size).
+		m.finish(ctx, j, run, transferResult{Path: res.Path, Size: res.ModelSize, Reused: res.Reused}, err)
 		cancel(nil)
 	}()
 }
@@ -367,6 +369,7 @@ func (m *Manager) recordLocked(j *managerJob) history.Record {
 	}
 	rec.FileType = history.FileTypeOf(j.Kind, name)
 	if j.Kind == jobKindModel {
+		rec.Name = j.displayName()
 		rec.Domain = j.name.Host
 		if rec.FileName == "" {
 			rec.FileName = name
