@@ -63,8 +63,9 @@ function init() {
       clearTimeout(mirrorTimer);
     }
   });
-  // "The queue will next run in …" counts down.
-  setInterval(() => { if (document.visibilityState === 'visible' && store.schedule && store.schedule.open === false) showSchedule(); }, 30_000);
+  // "The queue will next run in …" counts down; the server's clock beside
+  // the window goes on.
+  setInterval(() => { if (document.visibilityState === 'visible' && store.schedule && (store.schedule.start || store.schedule.end)) showSchedule(); }, 30_000);
 
   loadSettings();
   showTab(location.hash.slice(1) || 'active');

@@ -36,7 +36,7 @@ export function estimateRow(j) {
   if (!j) return px;
   if (j.error && j.state === 'failed') px += 44;
   if (j.kind === 'model' && Array.isArray(j.layers) && j.layers.length) px += 28;
-  if (j.outcome || j.reused_bytes > 0 || j.models_dir) px += 22;
+  if (j.outcome || j.reused_bytes > 0 || j.models_dir || (j.state === 'paused' && j.paused_by)) px += 22;
   return px;
 }
 
@@ -134,8 +134,10 @@ export function updateRow(row, j, index, count) {
   if (j.outcome === 'updated') notes.push(I.tn('note.updated', { previous: bidi(j.previous_path || '', 'path') }));
   if (j.reused_bytes > 0) notes.push(I.tn('note.reused', { size: I.bytes(j.reused_bytes) }));
   if (j.models_dir) notes.push(I.tn('note.modelsDir', { dir: h('bdi', { dir: 'ltr', class: 'path', text: j.models_dir }) }));
+  const byCli = j.state === 'paused' && j.paused_by === 'cli';
+  if (byCli) notes.push(I.tn('note.pausedByCli'));
   const noteEl = q('.job-note');
-  const noteKey = `${j.outcome || ''}|${j.previous_path || ''}|${j.reused_bytes || 0}|${j.models_dir || ''}`;
+  const noteKey = `${j.outcome || ''}|${j.previous_path || ''}|${j.reused_bytes || 0}|${j.models_dir || ''}|${byCli ? 'cli' : ''}`;
   if (noteEl.dataset.key !== noteKey) {
     noteEl.dataset.key = noteKey;
     noteEl.hidden = notes.length === 0;
@@ -241,6 +243,14 @@ function actionButtons(tab, j, name, index, count) {
     const text = I.t('row.actionOn', { action: I.t(label), name });
     return h('button', { type: 'button', class: 'icon-btn', 'aria-label': text, title: text, 'data-action': action, ...extra }, icon(iconName));
   };
+  // A finished file's buttons say what they do in a word: saving it,
+  // taking it off the list, and deleting the file are told apart at a
+  // glance, not by a tooltip (issue 25).
+  const w = (action, iconName, label, word, cls, tag = 'button', extra = {}) => {
+    const text = I.t('row.actionOn', { action: I.t(label), name });
+    return h(tag, { type: tag === 'button' ? 'button' : null, class: `btn sm row-btn ${cls || ''}`, 'aria-label': text, title: text, 'data-action': action, ...extra },
+      icon(iconName), h('span', { class: 'row-btn-word', text: I.t(word) }));
+  };
   const out = [];
   if (tab === 'queue') {
     out.push(
@@ -264,16 +274,13 @@ function actionButtons(tab, j, name, index, count) {
       break;
     case 'failed':
     case 'canceled':
-      out.push(b('retry', 'retry', 'act.retry'), b('remove', 'trash', 'act.remove', { class: 'icon-btn danger' }));
+      out.push(b('retry', 'retry', 'act.retry'), b('remove', 'list-x', 'act.remove'));
       break;
     case 'completed':
-      if (j.path) {
-        const label = I.t('row.actionOn', { action: I.t('act.open'), name });
-        out.push(h('a', { class: 'icon-btn', href: fileURL(j.path), download: '', 'aria-label': label, title: label, 'data-action': 'open' }, icon('download')));
-      }
+      if (j.path) out.push(w('open', 'download', 'act.open', 'act.saveShort', '', 'a', { href: fileURL(j.path), download: '' }));
       out.push(
-        b('remove', 'trash', 'act.remove'),
-        b('remove-file', 'file-x', 'act.removeFile', { class: 'icon-btn danger' }));
+        w('remove', 'list-x', 'act.remove', 'act.removeShort'),
+        w('remove-file', 'trash', 'act.removeFile', 'act.deleteShort', 'danger-text'));
       break;
     default:
       break;
