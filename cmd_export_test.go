@@ -298,8 +298,8 @@ func TestListCommand(t *testing.T) {
 		}
 		return regexp.QuoteMeta(ollamaSize(n))
 	}
-	if !regexp.MustCompile(`^hf.co/bartowski/Llama-GGUF:Q4_K_M\s+` + idB + `\s+` + size(b) + `\s+Less than a second ago\s+test\s*$`).MatchString(lines[1]) ||
-		!regexp.MustCompile(`^qwen2:0.5b\s+` + idA + `\s+` + size(a) + `\s+3 days ago\s+test\s*$`).MatchString(lines[2]) {
+	if !regexp.MustCompile(`^hf.co/bartowski/Llama-GGUF:Q4_K_M\s+`+idB+`\s+`+size(b)+`\s+Less than a second ago\s+test\s*$`).MatchString(lines[1]) ||
+		!regexp.MustCompile(`^qwen2:0.5b\s+`+idA+`\s+`+size(a)+`\s+3 days ago\s+test\s*$`).MatchString(lines[2]) {
 		t.Errorf("rows (newest first, as ollama list):\n%s", stdout.String())
 	}
 	if !strings.Contains(stderr.String(), "2 model(s) in "+dir) {
