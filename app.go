@@ -630,7 +630,7 @@ func statusOf(v queue.JobView) transferStatus {
 	if v.ETASeconds >= 0 {
 		eta = time.Duration(v.ETASeconds) * time.Second
 	}
-	return transferStatus{Name: v.Name, State: state, Done: v.BytesDone, Total: v.BytesTotal, Speed: v.Speed, ETA: eta}
+	return transferStatus{Name: v.Name, State: state, Done: v.BytesDone, Total: v.BytesTotal, Speed: v.Speed, ETA: eta, Running: queue.StateRunning(v.State)}
 }
 
 // displaySource is how an argument is named before its file name is known.
