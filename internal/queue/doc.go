@@ -3,8 +3,8 @@
 // outside the time window too: they use no network), a pool of 1–32
 // workers, the daily time window (schedule.go), the index of URLs already
 // downloaded (done_index.go), and the state that lets the queue survive a
-// restart (queue_store.go: queue.json plus
-// queue.journal, one line per change).
+// restart (queue_store.go: queue.json plus queue.journal, one line per
+// change).
 //
 // The manager's loop, in outline (Manager.Run, run.go):
 //
