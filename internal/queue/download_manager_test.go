@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"ollama-model-downloader/internal/engine"
+	"ollama-model-downloader/internal/engine/enginetest"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/history"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/registry"
 	"ollama-model-downloader/internal/testkit"
 	"os"
@@ -24,68 +23,6 @@ import (
 	"testing"
 	"time"
 )
-
-// testDownloader is a downloader with short timeouts and no proxy.
-func testDownloader(t *testing.T) *engine.Downloader {
-	t.Helper()
-	d := engine.NewDownloader(engine.BuildHTTPClient(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	d.Backoff = 5 * time.Millisecond
-	d.MaxBackoff = 20 * time.Millisecond
-	d.MaxRetryAfter = 2 * time.Second
-	d.StallTimeout = 2 * time.Second
-	d.CheckpointEvery = 10 * time.Millisecond
-	d.BufferSize = 16 << 10
-	return d
-}
-
-// newTestRegistryClient returns a client for f with short delays; mods
-// change its configuration before it is built.
-func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*registry.Config)) *registry.Client {
-	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	log := slog.New(slog.DiscardHandler)
-	files := engine.NewDownloader(&http.Client{Transport: tr}, log)
-	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
-	files.StallTimeout = 10 * time.Second
-	cfg := registry.Config{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
-	for _, m := range mods {
-		m(&cfg)
-	}
-	c, err := registry.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Backoff = time.Millisecond
-	return c
-}
-
-// pullTestConfig is what a test may change before newTestPuller builds a
-// puller: the registry client's configuration and the puller's knobs.
-type pullTestConfig struct {
-	registry.Config
-	ReuseModelsDirs []string
-	fsType          func(dir string) string
-}
-
-// newTestPuller is newTestRegistryClient's client inside a model puller.
-func newTestPuller(t *testing.T, registryURL string, mods ...func(*pullTestConfig)) *models.Puller {
-	t.Helper()
-	var cfg pullTestConfig
-	c := newTestRegistryClient(t, registryURL, func(rc *registry.Config) {
-		cfg.Config = *rc
-		for _, m := range mods {
-			m(&cfg)
-		}
-		*rc = cfg.Config
-	})
-	p := models.NewPuller(c)
-	p.ReuseModelsDirs = cfg.ReuseModelsDirs
-	if cfg.fsType != nil {
-		p.FSType = cfg.fsType
-	}
-	return p
-}
 
 func mustOpenHistory(t testing.TB, outputDir string) *history.Store {
 	t.Helper()
@@ -1053,7 +990,7 @@ func TestManagerConcurrentCalls(t *testing.T) {
 // engine (with the short timeouts of testDownloader).
 func newOriginManager(t *testing.T, dir string, concurrency int) *Manager {
 	t.Helper()
-	files := testDownloader(t)
+	files := enginetest.NewDownloader(t)
 	files.Connections = 1 // these tests check the Range of a single connection
 	m, err := New(Config{OutputDir: dir, Concurrency: concurrency, Retries: 3, Files: files})
 	if err != nil {
@@ -1598,11 +1535,11 @@ func BenchmarkManagerList(b *testing.B) {
 func newRegistryManager(t *testing.T, dir string, f *testkit.FakeRegistry) (*Manager, *history.Store) {
 	t.Helper()
 	hist := mustOpenHistory(t, dir)
-	files := testDownloader(t)
+	files := enginetest.NewDownloader(t)
 	files.Connections = 1
 	m, err := New(Config{
 		OutputDir: dir, Concurrency: 2, Retries: 3,
-		Files: files, Models: newTestPuller(t, f.URL), History: hist,
+		Files: files, Models: modelstest.NewPuller(t, f.URL), History: hist,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1746,7 +1683,7 @@ func TestManagerFileHistory(t *testing.T) {
 	o := testkit.NewOrigin(t, testkit.WithSize(128<<10), testkit.WithPath("/pics/photo.JPG"), testkit.WithThrottle(5*time.Millisecond))
 	dir := t.TempDir()
 	hist := mustOpenHistory(t, dir)
-	files := testDownloader(t)
+	files := enginetest.NewDownloader(t)
 	m, err := New(Config{OutputDir: dir, Concurrency: 2, Retries: 1, Files: files, History: hist})
 	if err != nil {
 		t.Fatal(err)
@@ -1799,7 +1736,7 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 	o := testkit.NewOrigin(t, testkit.WithSize(64<<10))
 	open := func() *Manager {
 		h := mustOpenHistory(t, dir)
-		m, err := New(Config{OutputDir: dir, Concurrency: 2, Retries: 1, Files: testDownloader(t), History: h})
+		m, err := New(Config{OutputDir: dir, Concurrency: 2, Retries: 1, Files: enginetest.NewDownloader(t), History: h})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1844,7 +1781,7 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 func TestManagerCleansOnlyItsOwnTempFiles(t *testing.T) {
 	dir := t.TempDir()
 	open := func(queueFile string) *Manager {
-		m, err := New(Config{OutputDir: dir, QueueFile: queueFile, Files: testDownloader(t)})
+		m, err := New(Config{OutputDir: dir, QueueFile: queueFile, Files: enginetest.NewDownloader(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
