@@ -4,6 +4,7 @@ import (
 	"errors"
 	"ollama-model-downloader/internal/history"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/registry"
 	"ollama-model-downloader/internal/testkit"
 	"os"
@@ -26,7 +27,7 @@ func newExportManager(t *testing.T, dir string, hist *history.Store) *Manager {
 	noon := time.Date(2026, 5, 1, 12, 0, 0, 0, time.Local)
 	m, err := New(Config{
 		OutputDir: dir, Concurrency: 2, Retries: 0, History: hist,
-		Models: newTestPuller(t, "http://"+testkit.ClosedPort(t)),
+		Models: modelstest.NewPuller(t, "http://"+testkit.ClosedPort(t)),
 		Window: night, Now: func() time.Time { return noon },
 	})
 	if err != nil {
@@ -102,8 +103,8 @@ func TestManagerExport(t *testing.T) {
 		{Source: "bad!name", Export: true, ModelsDir: src},
 		{Source: "https://example.com/x", Export: true, ModelsDir: src},
 	} {
-		if _, err := m.NewJob(bad); err == nil {
-			t.Errorf("NewJob(%+v) = nil error", bad)
+		if err := m.Check(bad); err == nil {
+			t.Errorf("Check(%+v) = nil error", bad)
 		}
 	}
 }

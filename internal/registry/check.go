@@ -18,8 +18,8 @@ func (c *Client) ManifestDigest(ctx context.Context, name Name, retries int) (st
 	if name.Digest != "" {
 		return name.Digest, nil // a digest never points elsewhere
 	}
-	h := c.Host(name)
-	u := h.Base.JoinPath("v2", name.Namespace, name.Model, "manifests", name.Reference()).String()
+	h := c.host(name)
+	u := h.base.JoinPath("v2", name.Namespace, name.Model, "manifests", name.Reference()).String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
 	if err != nil {
 		return "", fmt.Errorf("asking for the manifest of %s: %w", name.DisplayName(), err)
@@ -27,7 +27,7 @@ func (c *Client) ManifestDigest(ctx context.Context, name Name, retries int) (st
 	req.Header.Set("Accept", manifestAccept)
 	resp, err := h.http.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("asking for the manifest of %s: %w", name.DisplayName(), ExplainNetError(err, h.Base.Hostname()))
+		return "", fmt.Errorf("asking for the manifest of %s: %w", name.DisplayName(), ExplainNetError(err, h.base.Hostname()))
 	}
 	defer resp.Body.Close()
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
@@ -36,7 +36,7 @@ func (c *Client) ManifestDigest(ctx context.Context, name Name, retries int) (st
 	case resp.StatusCode == http.StatusOK && ValidDigest(digest) && (ct == MediaDockerManifest || ct == MediaOCIManifest):
 		return digest, nil
 	case resp.StatusCode == http.StatusNotFound:
-		return "", registryStatusError(resp, name, h.Base.Host)
+		return "", registryStatusError(resp, name, h.base.Host)
 	}
 	raw, _, err := c.ResolveManifest(ctx, name, retries)
 	if err != nil {

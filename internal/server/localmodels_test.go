@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/testkit"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,7 @@ func TestLocalModelsAPI(t *testing.T) {
 	testkit.WriteTestFile(t, filepath.Join(local, "manifests", f.Host, "library", "tiny", "latest"), string(served.Manifest))
 	made := testkit.NewTestModel(t, "registry.ollama.ai", "library", "made-here", "latest", 3, 100)
 	testkit.WriteTestFolder(t, local, made.Entries())
-	a := newAPIServerWith(t, newTestPuller(t, f.URL, noReuse), func(c *Config) { c.ModelsDir = local })
+	a := newAPIServerWith(t, modelstest.NewPuller(t, f.URL, modelstest.NoReuse), func(c *Config) { c.ModelsDir = local })
 	ref := f.Host + "/library/tiny:latest"
 
 	code, _, body := a.do(t, "GET", "/api/models/local", nil)
