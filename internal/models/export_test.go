@@ -320,3 +320,30 @@ func TestCheckUpdate(t *testing.T) {
 		t.Errorf("registry gone: %+v, %v; want unreachable", got, err)
 	}
 }
+
+// BenchmarkExport is a whole export of a 256 MiB model from a models
+// folder: plan, copy with SHA-256 and CRC-32 in one pass, fsync, headers,
+// read-back of the directory, publish.
+func BenchmarkExport(b *testing.B) {
+	src := b.TempDir()
+	m := testkit.NewTestModel(b, "registry.ollama.ai", "library", "bench", "latest", 1, 256<<20, 1000)
+	testkit.WriteTestFolder(b, src, m.Entries())
+	p := NewPuller(newBenchRegistry(b))
+	b.SetBytes(256<<20 + 1000)
+	for b.Loop() {
+		out := b.TempDir()
+		if _, err := p.Export(b.Context(), ExportRequest{Refs: []string{"bench"}, ModelsDir: src, OutputDir: out}); err != nil {
+			b.Fatal(err)
+		}
+		os.RemoveAll(out)
+	}
+}
+
+// newBenchRegistry is a registry client that is never asked.
+func newBenchRegistry(b *testing.B) *registry.Client {
+	c, err := registry.New(registry.Config{Registry: "http://127.0.0.1:1", Concurrency: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
