@@ -119,6 +119,14 @@ func TestExportFromStockOllama(t *testing.T) {
 	}
 	// Byte for byte the source folder's models (it holds nothing else).
 	testkit.CompareZipTree(t, testkit.StagingTree(t, target), testkit.StagingTree(t, source.Models))
+	// unzip takes it too, as a pull's zip.
+	if unzip, err := exec.LookPath("unzip"); err == nil {
+		unzipped := t.TempDir()
+		if out, err := exec.Command(unzip, "-q", zip, "-d", unzipped).CombinedOutput(); err != nil {
+			t.Fatalf("unzip: %v\n%s", err, out)
+		}
+		testkit.CompareZipTree(t, testkit.StagingTree(t, unzipped), testkit.StagingTree(t, source.Models))
+	}
 	other := testkit.StartStockOllama(t, bin, target)
 	if got := ollamaList(t, other); !reflect.DeepEqual(got, want) {
 		t.Errorf("the other machine's Ollama lists %v, want %v (same IDs)", got, want)
