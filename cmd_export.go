@@ -150,7 +150,7 @@ func runExportCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "stopped: export of %s (run the same command again to resume)\n", strings.Join(names, " "))
 		return exitCode(context.Cause(ctx))
 	case v.State == queue.JobFailed:
-		fmt.Fprintf(stderr, "failed: export of %s: %s\n", strings.Join(names, " "), queue.SingleLine(v.Error))
+		fmt.Fprintf(stderr, "failed: %s\n", queue.SingleLine(v.Error)) // it names the models
 		return 1
 	default:
 		fmt.Fprintf(stderr, "stopped: export of %s is %s (run the same command again to resume)\n", strings.Join(names, " "), v.State)

@@ -421,3 +421,22 @@ func TestPullOfflinePointsToExport(t *testing.T) {
 		t.Errorf("output:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// TestExportRefusedWhatDoesNotFit: an export whose zip does not fit the
+// output folder's disk is refused in one line before any blob is copied.
+func TestExportRefusedWhatDoesNotFit(t *testing.T) {
+	mnt := testkit.MountTmpfs(t, "1m")
+	src := t.TempDir()
+	m := testkit.NewTestModel(t, "registry.ollama.ai", "library", "big", "latest", 1, 3<<20)
+	testkit.WriteTestFolder(t, src, m.Entries())
+	code, stdout, stderr := runCLI(t, mnt, "export", "big", "-models-dir", src, "-output-dir", "out")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "exporting big:latest: not enough free space on "+mnt+": need ") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("stderr = %q, want one line: not enough free space on %s: need …", stderr, mnt)
+	}
+	if zips, _ := filepath.Glob(filepath.Join(mnt, "out", "*.zip*")); len(zips) != 0 {
+		t.Errorf("the refused export wrote %v", zips)
+	}
+}
