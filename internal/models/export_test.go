@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/registry"
@@ -16,6 +18,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -346,4 +349,37 @@ func newBenchRegistry(b *testing.B) *registry.Client {
 		b.Fatal(err)
 	}
 	return c
+}
+
+// TestCheckUpdateWithoutHead: a registry that does not answer a HEAD with
+// the manifest's digest is asked with a GET, whose bytes are hashed.
+func TestCheckUpdateWithoutHead(t *testing.T) {
+	m := testkit.NewTestModel(t, "", "library", "tiny", "latest", 1, 10)
+	var methods []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		methods = append(methods, r.Method)
+		mu.Unlock()
+		if r.URL.Path != "/v2/library/tiny/manifests/latest" || r.Method != http.MethodGet {
+			http.Error(w, "no", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", registry.MediaDockerManifest)
+		w.Write(m.Manifest.Data)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	local := t.TempDir()
+	m.Manifest.Name = "manifests/" + host + "/library/tiny/latest"
+	writeModels(t, local, m)
+	got, err := newTestPuller(t, srv.URL).CheckUpdate(t.Context(), local, host+"/library/tiny")
+	if err != nil || got.Status != UpdateUpToDate {
+		t.Errorf("check = %+v, %v; want up to date", got, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !reflect.DeepEqual(methods, []string{"HEAD", "GET"}) {
+		t.Errorf("asked %q, want a HEAD, then a GET", methods)
+	}
 }
