@@ -27,7 +27,7 @@ export async function loadHistory() {
   $('history-body').replaceChildren(...records.map((r) => {
     // A model is called as the queue calls it (its zip's name second); a
     // file by its name, its address second.
-    const model = r.kind === 'model';
+    const model = r.kind === 'model' || r.kind === 'export';
     const name = model ? (r.name || r.source || r.file_name) : (r.file_name || nameFromSource(r.source));
     const second = model ? r.file_name : (r.source && readableURL(r.source));
     const ic = fileIcon(r.kind, name);
