@@ -310,8 +310,8 @@ func (o *options) validate() error {
 		return err
 	}
 	if o.splitSize != "" {
-		if o.split, err = engine.ParseRate(o.splitSize); err != nil || o.split <= 0 {
-			return fault.BadInputf("-split takes a size such as 4G (K, M, G), got %q", o.splitSize)
+		if o.split, err = models.ParseSplitSize(o.splitSize); err != nil {
+			return err
 		}
 	}
 	if strings.TrimSpace(o.outputDir) == "" {
