@@ -238,6 +238,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// sameOriginReach applies the cross-origin check of POST and DELETE to a
+// GET that makes the server connect elsewhere. Go's check lets every GET
+// through, since a GET should change nothing; one that opens a connection
+// where its parameters say is a request forgery all the same.
+func (s *Server) sameOriginReach(r *http.Request) error {
+	probe := r.Clone(r.Context())
+	probe.Method = http.MethodPost
+	if err := s.csrf.Check(probe); err != nil {
+		return errForbidden("cross-origin request refused: this request makes the server connect elsewhere; use the page this server serves")
+	}
+	return nil
+}
+
 // headerRecorder captures what ServeMux's own 404/405 handlers would write.
 type headerRecorder struct {
 	header http.Header
