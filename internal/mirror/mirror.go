@@ -136,7 +136,11 @@ func (m *Mirror) StatsView() StatsView {
 			served[strings.ToLower(e.Name.Namespace+"/"+e.Name.Model+":"+e.Name.ManifestFile())] = true
 		}
 	}
-	return m.Stats.view(m.now(), len(served))
+	v := m.Stats.view(m.now(), len(served))
+	if m.Cache != nil {
+		v.CacheBytes, v.CacheOverBound = m.Cache.Usage()
+	}
+	return v
 }
 
 // newMirrorServer is a mirror's HTTP server, with the web UI server's
