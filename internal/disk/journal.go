@@ -36,9 +36,13 @@ func OpenJournal(path string) (*Journal, [][]byte, error) {
 		return nil, nil, fmt.Errorf("reading journal %s: %w", path, err)
 	}
 	complete := int64(bytes.LastIndexByte(data, '\n') + 1)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, PrivateFileMode)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening journal: %w", err)
+	}
+	// One an earlier version made 0644 becomes this user's only.
+	if info, err := f.Stat(); err == nil && ExposedToOthers(info.Mode()) {
+		f.Chmod(PrivateFileMode)
 	}
 	if complete < int64(len(data)) {
 		if err := f.Truncate(complete); err != nil {

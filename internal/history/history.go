@@ -162,7 +162,10 @@ func openHistoryStore(outputDir string, log *slog.Logger, all bool) (*Store, err
 		flushDelay: historyFlushDelay,
 		ids:        make(map[string]struct{}),
 	}
-	if err := os.MkdirAll(filepath.Join(h.dir, historyArchiveDir), 0o755); err != nil {
+	if err := disk.MakePrivateDir(h.dir); err != nil {
+		return nil, fmt.Errorf("creating history folder: %w", err)
+	}
+	if err := disk.MakePrivateDir(filepath.Join(h.dir, historyArchiveDir)); err != nil {
 		return nil, fmt.Errorf("creating history folder: %w", err)
 	}
 	// A temp file is a snapshot that never got renamed: the crash happened
@@ -487,7 +490,7 @@ func (h *Store) nextArchiveNumber() int {
 // writeRecords writes a snapshot or archive file atomically, one record per
 // line so that a person (or grep) can read it.
 func (h *Store) writeRecords(name string, head historySnapshot, entries []historyEntry) error {
-	return disk.WriteFileAtomic(h.path(name), 0o644, func(w io.Writer) error {
+	return disk.WriteFileAtomic(h.path(name), disk.PrivateFileMode, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 256<<10)
 		head.Records = nil
 		hb, err := json.Marshal(head)

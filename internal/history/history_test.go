@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"ollama-model-downloader/internal/fault"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -893,5 +895,52 @@ func TestHistoryAddOnce(t *testing.T) {
 	}
 	if got := recordIDs(listAll(t, h)); len(got) != 2 {
 		t.Fatalf("after Add of the same ID: %q, want two records", got)
+	}
+}
+
+// TestHistoryIsPrivate: .history and its archive folder are 0700, its
+// files 0600, also when an earlier version made them readable by all.
+func TestHistoryIsPrivate(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows keeps access in ACLs, not modes")
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, historyDirName, historyArchiveDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(dir, historyDirName), 0o755)
+	os.Chmod(filepath.Join(dir, historyDirName, historyArchiveDir), 0o755)
+	h, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.segment = 2
+	for _, r := range testRecords(5) { // two archives' worth
+		if err := h.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(filepath.Join(dir, historyDirName), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		if got := info.Mode().Perm(); got != want {
+			t.Errorf("%s has mode %v, want %v", p, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

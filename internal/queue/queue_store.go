@@ -162,7 +162,7 @@ type queueOp struct {
 // an unreadable file was moved ("" if none was).
 func openQueueStore(path string, log *slog.Logger, now time.Time) (*queueStore, []*managerJob, string, error) {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := disk.MakePrivateDir(dir); err != nil {
 		return nil, nil, "", fmt.Errorf("creating state folder: %w", err)
 	}
 	// A crash between writing a temporary file and renaming it leaves the
@@ -318,7 +318,7 @@ func (s *queueStore) needsSnapshot(jobs int) bool {
 // snapshot writes every job (copies, in queue order) to queue.json and
 // empties the journal.
 func (s *queueStore) snapshot(jobs []*managerJob) error {
-	err := disk.WriteFileAtomic(s.path, 0o600, func(w io.Writer) error {
+	err := disk.WriteFileAtomic(s.path, disk.PrivateFileMode, func(w io.Writer) error {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		if err := enc.Encode(queueFile{Version: queueFileVersion, Seq: s.seq, Jobs: jobs}); err != nil {
