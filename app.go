@@ -109,7 +109,7 @@ func (a *app) serveUI(ctx context.Context) error {
 	}
 	defer hist.Close()
 	if aside := hist.Recovered(); aside != "" {
-		fmt.Fprintf(a.stderr, "warning: the history was unreadable and was moved to %s\n", aside)
+		fmt.Fprintf(a.stderr, "warning: the history was partly unreadable; what could be read was kept, the file as it was is in %s\n", aside)
 	}
 	window, err := queue.LoadWindow(a.opts.outputDir)
 	if err != nil {
@@ -232,7 +232,7 @@ func (a *app) newManager(hist *history.Store, cfg queue.Config) (*queue.Manager,
 		return nil, err
 	}
 	if aside := m.Recovered(); aside != "" {
-		fmt.Fprintf(a.stderr, "warning: the saved queue was unreadable and was moved to %s\n", aside)
+		fmt.Fprintf(a.stderr, "warning: the saved queue was partly unreadable; what could be read was kept, the file as it was is in %s\n", aside)
 	}
 	return m, nil
 }

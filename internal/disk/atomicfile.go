@@ -93,6 +93,26 @@ func atomicWriteError(path string, err error) error {
 // moveAsideFile renames path to path.corrupt-<UTC time>, with a counter
 // when that name is taken, and returns the new name.
 func MoveAside(path string, now time.Time) (string, error) {
+	to := asideName(path, now)
+	return to, os.Rename(path, to)
+}
+
+// CopyAside keeps a copy of path as path.corrupt-<UTC time> (durably, the
+// user's only) and returns its name; path itself stays. A journal whose
+// bad lines were skipped is copied before the state it held is saved
+// anew, so that a crash in between still finds the journal in place.
+func CopyAside(path string, now time.Time) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	to := asideName(path, now)
+	return to, WriteFileAtomic(to, PrivateFileMode, WriteBytes(data))
+}
+
+// asideName is path.corrupt-<UTC time>, with a counter when that name is
+// taken.
+func asideName(path string, now time.Time) string {
 	stamp := now.UTC().Format("20060102T150405Z")
 	to := path + ".corrupt-" + stamp
 	for i := 2; i < 100; i++ {
@@ -101,7 +121,7 @@ func MoveAside(path string, now time.Time) (string, error) {
 		}
 		to = path + ".corrupt-" + stamp + "-" + strconv.Itoa(i)
 	}
-	return to, os.Rename(path, to)
+	return to
 }
 
 // syncFolder makes a rename or a new file in dir durable. Windows cannot

@@ -380,7 +380,11 @@ func TestHistoryUnreadableFileIsMovedAside(t *testing.T) {
 	}
 }
 
-func TestHistoryCorruptJournalKeepsEarlierRecords(t *testing.T) {
+// TestHistoryCorruptJournalKeepsEveryGoodRecord: garbage on one line in
+// the middle of the journal costs that line only; the journal as it was is
+// copied aside, and what was read is in history.json at once, so a second
+// crash loses nothing either.
+func TestHistoryCorruptJournalKeepsEveryGoodRecord(t *testing.T) {
 	dir := t.TempDir()
 	h := mustOpenHistory(t, dir)
 	for _, r := range testRecords(3) {
@@ -401,10 +405,19 @@ func TestHistoryCorruptJournalKeepsEarlierRecords(t *testing.T) {
 	}
 	h2 := mustOpenHistory(t, dir)
 	if kept, err := os.ReadFile(h2.Recovered()); err != nil || string(kept) != bad {
-		t.Fatalf("moved-aside journal %q = %q, %v", h2.Recovered(), kept, err)
+		t.Fatalf("journal kept aside %q = %q, %v", h2.Recovered(), kept, err)
 	}
-	if got := recordIDs(listAll(t, h2)); !reflect.DeepEqual(got, []string{"d-0"}) {
-		t.Errorf("ids = %v, want the record before the broken line", got)
+	want := []string{"d-2", "d-1", "d-0"} // newest first
+	if got := recordIDs(listAll(t, h2)); !reflect.DeepEqual(got, want) {
+		t.Errorf("ids = %v, want every record but the broken line, %v", got, want)
+	}
+	crash(h2) // a second crash, before any clean stop
+	h3 := mustOpenHistory(t, dir)
+	if got := recordIDs(listAll(t, h3)); !reflect.DeepEqual(got, want) {
+		t.Errorf("after a second crash: ids = %v, want %v", got, want)
+	}
+	if h3.Recovered() != "" {
+		t.Errorf("the second start recovered %q again", h3.Recovered())
 	}
 }
 
