@@ -59,6 +59,7 @@ type Manager struct {
 	download    func(context.Context, engine.Request) (engine.Result, error)
 	pull        func(context.Context, models.PullRequest) (models.PullResult, error)
 	checkSame   func(context.Context, string, engine.Validators) (bool, error) // the same URL again: unchanged upstream?
+	addHistory  func(history.Record) error                                     // records a job's end once (History.AddOnce)
 	now         func() time.Time
 	saveEvery   time.Duration // how often running downloads' progress is announced
 	stopTimeout time.Duration // how long Pause, Cancel and Run's shutdown wait for a transfer to stop
@@ -240,6 +241,12 @@ func New(cfg Config) (*Manager, error) {
 			return engine.Result{}, errors.New("file downloads are not configured")
 		}
 		return cfg.Files.Download(ctx, req)
+	}
+	m.addHistory = func(rec history.Record) error {
+		if cfg.History == nil {
+			return nil
+		}
+		return cfg.History.AddOnce(rec)
 	}
 	m.pull = func(ctx context.Context, req models.PullRequest) (models.PullResult, error) {
 		if cfg.Models == nil {

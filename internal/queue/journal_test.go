@@ -1,10 +1,14 @@
 package queue
 
 import (
+	"context"
+	"ollama-model-downloader/internal/history"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestQueueJournalBadLineSkipped: garbage on one line in the middle of
@@ -94,5 +98,47 @@ func TestCleanStopFoldsTheJournalForTheWebUIOnly(t *testing.T) {
 			t.Errorf("own=%v: after the clean stop the download is %+v (%v), want queued", own, v, err)
 		}
 		m2.Close()
+	}
+}
+
+// TestFailedHistoryRecordMakesTheEndDurable: a job's end is normally left
+// unsynced in the queue's journal, because its history record is fsynced
+// and a restart settles the job from it. When that record cannot be
+// written (a full disk), the queue's journal must hold the end durably
+// before Wait hears of it.
+func TestFailedHistoryRecordMakesTheEndDurable(t *testing.T) {
+	for _, historyFails := range []bool{false, true} {
+		dir := t.TempDir()
+		f := newFakeEngine(t)
+		m := newTestManager(t, dir, 1, f)
+		m.saveEvery = time.Hour
+		records := 0
+		m.addHistory = func(history.Record) error {
+			records++
+			if historyFails {
+				return &os.PathError{Op: "write", Path: "history.journal", Err: syscall.ENOSPC}
+			}
+			return nil
+		}
+		runManager(t, m)
+		id := mustAdd(t, m, "https://example.com/a").ID
+		f.waitStarted("https://example.com/a")
+		f.finishTransfer("https://example.com/a", nil)
+		ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+		if err := m.Wait(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		m.mu.Lock()
+		unsynced := m.store.journal.Unsynced()
+		m.mu.Unlock()
+		switch {
+		case records != 1:
+			t.Errorf("history failing=%v: %d history writes, want 1", historyFails, records)
+		case historyFails && unsynced != 0:
+			t.Errorf("the history record failed, and the job's end is not durable in the queue: %d bytes unsynced", unsynced)
+		case !historyFails && unsynced == 0:
+			t.Errorf("with the history record written, the end was synced in the queue too: the control proves nothing")
+		}
 	}
 }

@@ -274,7 +274,7 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	// job for the same file starts early).
 	run.cancel = nil
 	m.scheduleLocked()
-	cleaned, recorded := false, false
+	cleaned, recorded, unrecorded := false, false, false
 	for {
 		clean := err != nil && run.stop == jobCanceled && !cleaned
 		var rec *history.Record
@@ -293,11 +293,20 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 			m.removeData(kind, path, name, modelsDir)
 			cleaned = true
 		}
-		if rec != nil && m.cfg.History != nil {
-			if herr := m.cfg.History.AddOnce(*rec); herr != nil {
+		if rec != nil {
+			if herr := m.addHistory(*rec); herr != nil {
 				m.log.Warn("writing history", "id", rec.ID, "err", herr)
+				unrecorded = true
 			}
 		}
+		m.mu.Lock()
+	}
+	if unrecorded {
+		// The history could not record the end (a full disk, say), so it
+		// cannot stand in for the queue's journal below: the end is made
+		// durable here, before anyone hears of it.
+		m.mu.Unlock()
+		m.save()
 		m.mu.Lock()
 	}
 	if err == nil && j.Kind == jobKindFile && res.Outcome != "unchanged" && res.Outcome != "unchecked" {
@@ -316,7 +325,8 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	// The end goes to the journal now but is not waited for: the history
 	// record written above is fsynced, and a restart settles a job whose
 	// end only the history has (settleFromHistory). 2,000 small files
-	// would otherwise pay a queue fsync each.
+	// would otherwise pay a queue fsync each. When the record failed, the
+	// end was saved above.
 	m.writeLocked()
 	m.mu.Unlock()
 }
