@@ -64,6 +64,7 @@ type Store struct {
 	all        bool
 	segment    int           // tests lower it
 	flushDelay time.Duration // tests lower it
+	loadMax    int           // records held in memory with all (historyLoadMax); tests lower it
 	journal    *disk.Journal
 
 	mu        sync.Mutex
@@ -160,6 +161,7 @@ func openHistoryStore(outputDir string, log *slog.Logger, all bool) (*Store, err
 		all:        all,
 		segment:    historySegment,
 		flushDelay: historyFlushDelay,
+		loadMax:    historyLoadMax,
 		ids:        make(map[string]struct{}),
 	}
 	if err := disk.MakePrivateDir(h.dir); err != nil {
@@ -451,13 +453,18 @@ func (h *Store) flushLocked() error {
 			chunk[k].archive = len(h.archives) - 1
 		}
 		h.recent += h.segment
-		if !h.all { // a CLI run does not keep archived records in memory
-			for _, e := range h.records[:h.recent] {
-				delete(h.ids, e.rec.ID)
-			}
-			h.records = slices.Delete(h.records, 0, h.recent)
-			h.recent = 0
+		// A CLI run keeps no archived record in memory; the web UI keeps
+		// the newest loadMax records, as it loaded them: a server running
+		// for months does not grow with every download.
+		drop := h.recent
+		if h.all {
+			drop = min(h.recent, max(len(h.records)-h.loadMax, 0))
 		}
+		for _, e := range h.records[:drop] {
+			delete(h.ids, e.rec.ID)
+		}
+		h.records = slices.Delete(h.records, 0, drop)
+		h.recent -= drop
 	}
 	total := len(h.records) - h.recent
 	for _, a := range h.archives {

@@ -957,3 +957,47 @@ func TestHistoryIsPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHistoryWebUIMemoryBounded: the web UI holds at most the newest
+// loadMax records in memory while it runs, as it loads them at start; a
+// server running for months does not grow with every download (issue 25:
+// the cap applied only when opening). Every record stays on disk.
+func TestHistoryWebUIMemoryBounded(t *testing.T) {
+	dir := t.TempDir()
+	h, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.segment, h.loadMax = 2, 5
+	recs := testRecords(30)
+	for _, r := range recs {
+		if err := h.Add(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.mu.Lock()
+	held, ids := len(h.records), len(h.ids)
+	newest := h.records[len(h.records)-1].rec.ID
+	h.mu.Unlock()
+	if held > h.loadMax || ids != held {
+		t.Errorf("after 30 records: %d held in memory (%d ids), want at most %d", held, ids, h.loadMax)
+	}
+	if want := recs[len(recs)-1].ID; newest != want {
+		t.Errorf("the newest record in memory is %s, want %s", newest, want)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing was lost on disk: a CLI's view counts every record.
+	data, err := os.ReadFile(filepath.Join(dir, historyDirName, historyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap historySnapshot
+	if err := json.Unmarshal(data, &snap); err != nil || snap.Total != len(recs) {
+		t.Errorf("history.json counts %d records (%v), want %d", snap.Total, err, len(recs))
+	}
+}

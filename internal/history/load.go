@@ -139,7 +139,7 @@ func decodeSnapshot(data []byte, snap *historySnapshot) error {
 // loadArchives learns the archive files: those history.json lists, and any
 // it does not, which a crash left between writing an archive and the
 // history.json that drops its records (they are dropped now). With all,
-// the records of the newest archives are loaded, up to historyLoadMax. It
+// the records of the newest archives are loaded, up to loadMax. It
 // reports whether history.json must be written again.
 func (h *Store) loadArchives(snap historySnapshot) (bool, error) {
 	listed := make(map[string]bool)
@@ -186,7 +186,7 @@ func (h *Store) loadArchives(snap historySnapshot) (bool, error) {
 	// An unreadable archive is moved aside and dropped from the list.
 	loaded := make(map[int][]Record)
 	held := len(h.records)
-	for i := len(h.archives) - 1; i >= 0 && held < historyLoadMax; i-- {
+	for i := len(h.archives) - 1; i >= 0 && held < h.loadMax; i-- {
 		recs, err := h.readArchive(h.archives[i].File)
 		if err != nil {
 			rewrite = true
