@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -65,9 +66,12 @@ func replaceWith(path string, perm os.FileMode, write func(w io.Writer) error, d
 		return atomicWriteError(path, err)
 	}
 	if durable {
-		// The rename must reach the disk too; not every system can sync
-		// a folder, so a failure here does not undo a published file.
-		_ = SyncDir(dir)
+		// The rename must reach the disk too (SyncDir passes over a file
+		// system that cannot sync a folder). The file is in place either
+		// way; the caller learns that it may not survive a power cut.
+		if err := SyncDir(dir); err != nil {
+			return fmt.Errorf("writing %s: syncing its folder: %w", path, err)
+		}
 	}
 	return nil
 }
@@ -125,7 +129,10 @@ func asideName(path string, now time.Time) string {
 }
 
 // syncFolder makes a rename or a new file in dir durable. Windows cannot
-// fsync a folder (and NTFS journals the rename itself).
+// fsync a folder (and NTFS journals the rename itself); some file systems
+// (network and FUSE ones) answer that they cannot either: there is nothing
+// more to do on those. Any other failure (EIO) is returned: a rename it
+// leaves in doubt must not be reported as done.
 func SyncDir(dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil
@@ -137,6 +144,9 @@ func SyncDir(dir string) error {
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
+	}
+	if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL) {
+		return nil
 	}
 	return err
 }
