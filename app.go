@@ -168,13 +168,22 @@ func (a *app) claimForUI(ctx context.Context) (*owner.Owner, error) {
 		info, ierr := owner.Read(a.opts.outputDir)
 		switch {
 		case ierr == nil && info.Kind == owner.KindWeb:
+			// Printed and opened only when it leads to this machine, as
+			// owner.json's writer could otherwise send the person anywhere.
+			if err := owner.CheckAnnouncement(a.opts.outputDir, info); err != nil {
+				return nil, err
+			}
 			open := info.URL
 			fmt.Fprintf(a.stdout, "A web UI already serves %s: %s\n", a.opts.outputDir, open)
 			a.openBrowser(open)
 			return nil, nil
 		case ierr == nil && info.Kind == owner.KindCLI && !asked:
-			fmt.Fprintf(a.stderr, "A command-line run (pid %d) is downloading into %s; taking the folder over, its downloads continue here.\n", info.PID, a.opts.outputDir)
-			if err := owner.NewClient(info, a.opts.token).Yield(ctx); err != nil && !errors.Is(err, owner.ErrGone) {
+			c, err := owner.Reach(ctx, a.opts.outputDir, info)
+			if err == nil {
+				fmt.Fprintf(a.stderr, "A command-line run (pid %d) is downloading into %s; taking the folder over, its downloads continue here.\n", info.PID, a.opts.outputDir)
+				err = c.Yield(ctx)
+			}
+			if err != nil && !errors.Is(err, owner.ErrGone) {
 				return nil, fmt.Errorf("asking the command-line run (pid %d) to hand %s over: %w", info.PID, a.opts.outputDir, err)
 			}
 			asked = true
@@ -469,7 +478,10 @@ func (a *app) waitForOwner(ctx context.Context) (owner.Info, error) {
 // again to resume). errOwnerGone means the owner went away: the caller
 // takes the folder over.
 func (a *app) follow(ctx context.Context, info owner.Info, reqs []queue.AddRequest) ([]queue.JobView, error) {
-	c := owner.NewClient(info, a.opts.token)
+	c, err := owner.Reach(ctx, a.opts.outputDir, info)
+	if err != nil {
+		return nil, err
+	}
 	jobs, err := c.Add(ctx, reqs)
 	if err != nil {
 		return nil, err

@@ -164,6 +164,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /api/history", s.handleHistoryClear)
 	mux.HandleFunc("GET /api/statistics", s.handleStatistics)
 	mux.HandleFunc("GET /api/events", s.handleEvents)
+	mux.HandleFunc("GET /api/owner", s.handleOwner)
 	mux.HandleFunc("POST /api/owner/yield", s.handleYield)
 	// The UI: each embedded file under its own exact path, so that a wrong
 	// method on an API path still answers 405 rather than falling into "GET /".
