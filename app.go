@@ -371,6 +371,12 @@ func (a *app) runAsOwner(ctx context.Context, own *owner.Owner, reqs []queue.Add
 		})
 	}()
 
+	// Said once the queue has made its first pass: by then nothing that
+	// must wait has started.
+	select {
+	case <-m.Started():
+	case <-ctx.Done():
+	}
 	if now := a.now(); !a.opts.window.Open(now) {
 		fmt.Fprintf(a.stderr, "Waiting for the download window %s: the downloads start at %s (Ctrl-C stops; they stay queued).\n",
 			a.opts.window, a.opts.window.NextOpen(now).Format("15:04 on Mon 2 Jan"))

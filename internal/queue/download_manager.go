@@ -67,6 +67,9 @@ type Manager struct {
 	store   *queueStore
 	doneIdx *doneIndex // finished URLs, for the same URL again
 
+	started     chan struct{} // closed once Run has made its first pass (Started)
+	startedOnce sync.Once
+
 	mu          sync.Mutex
 	jobs        []*managerJob // queue order (ascending Rank)
 	concurrency int
@@ -215,6 +218,7 @@ func New(cfg Config) (*Manager, error) {
 		pending:     make(map[string]*managerJob),
 		window:      cfg.Window,
 		windowWake:  make(chan struct{}, 1),
+		started:     make(chan struct{}),
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -259,6 +263,11 @@ func New(cfg Config) (*Manager, error) {
 	}
 	return m, nil
 }
+
+// Started is closed once Run has made its first pass over the queue: what
+// may start has started, and what waits (for the time window, a free
+// slot) is known to wait.
+func (m *Manager) Started() <-chan struct{} { return m.started }
 
 // Models is the puller model jobs go through (nil: files only).
 func (m *Manager) Models() *models.Puller { return m.cfg.Models }
@@ -391,6 +400,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.runCtx = ctx
 	m.scheduleLocked()
 	m.mu.Unlock()
+	m.startedOnce.Do(func() { close(m.started) })
 	m.save()
 
 	ticker := time.NewTicker(m.saveEvery)

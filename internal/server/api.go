@@ -57,9 +57,10 @@ type Server struct {
 
 	// Knobs that tests turn.
 	now             func() time.Time
-	eventInterval   time.Duration // at most one SSE push per interval
-	keepAlive       time.Duration // SSE comment when nothing changed
-	pollCacheTTL    time.Duration // how long one encoded /api/downloads body may be reused
+	eventInterval   time.Duration                        // at most one SSE push per interval
+	eventTimer      func(time.Duration) <-chan time.Time // the interval's timer; nil = a real one
+	keepAlive       time.Duration                        // SSE comment when nothing changed
+	pollCacheTTL    time.Duration                        // how long one encoded /api/downloads body may be reused
 	shutdownTimeout time.Duration
 
 	// mirrorMu guards mirror: the read-only registry the Library tab

@@ -1218,22 +1218,19 @@ func TestEventsStream(t *testing.T) {
 	if len(first.Downloads) != 0 || first.Concurrency != 4 {
 		t.Fatalf("first event = %+v", first)
 	}
-	// Nothing changes: only keep-alive comments arrive.
-	quiet := time.After(300 * time.Millisecond)
-	comments := 0
-	for done := false; !done; {
+	// Nothing changes: only keep-alive comments arrive, three of them
+	// over more than two event intervals.
+	quietUntil := time.After(10 * time.Second)
+	for comments := 0; comments < 3; {
 		select {
 		case it := <-events:
 			if it.data != "" {
 				t.Fatalf("event without a change: %s", it.data)
 			}
 			comments++
-		case <-quiet:
-			done = true
+		case <-quietUntil:
+			t.Fatalf("%d keep-alive comments in 10 s with keepAlive 20 ms", comments)
 		}
-	}
-	if comments == 0 {
-		t.Error("no keep-alive comment in 300 ms with keepAlive 20 ms")
 	}
 
 	// A download: events follow it, progress included, to completion.
@@ -1265,19 +1262,35 @@ func TestEventsStream(t *testing.T) {
 	}
 }
 
+// TestEventsCoalesced: every change within one event interval (a
+// download added, started, finished) goes out as one event when the
+// interval ends, not before. The test ends the interval itself.
 func TestEventsCoalesced(t *testing.T) {
 	a := newAPIServer(t)
-	a.eventInterval = time.Hour // after the first event, nothing for an hour
+	ticks := make(chan time.Time)
+	a.eventTimer = func(time.Duration) <-chan time.Time { return ticks }
 	a.keepAlive = time.Hour
 	events := a.readSSE(t)
 	nextEvent(t, events, 10*time.Second)
+	published := func() uint64 { a.events.mu.Lock(); defer a.events.mu.Unlock(); return a.events.seq }
+	before := published()
 	o := testkit.NewOrigin(t, testkit.WithSize(64<<10), testkit.WithPath("/c.bin"))
 	added := a.addDownloads(t, "url", o.FileURL())
 	a.waitState(t, added[0].ID, "completed")
+	if n := published() - before; n != 0 {
+		t.Fatalf("%d events published within the interval", n)
+	}
 	select {
-	case it := <-events:
-		t.Errorf("event within the interval: %+v", it)
-	case <-time.After(200 * time.Millisecond):
+	case ticks <- time.Now(): // the broadcaster waits on the interval: end it
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broadcaster does not wait on its interval")
+	}
+	ev, _ := nextEvent(t, events, 10*time.Second)
+	if len(ev.Downloads) != 1 || ev.Downloads[0].State != "completed" {
+		t.Errorf("the interval's one event: %+v, want the download completed", ev.Downloads)
+	}
+	if n := published() - before; n != 1 {
+		t.Errorf("%d events for the interval's changes, want 1", n)
 	}
 }
 

@@ -262,7 +262,7 @@ func (s *Server) broadcast(ctx context.Context, gen int) {
 	for {
 		changed := s.cfg.Manager.Changed()
 		// Never sooner than eventInterval: a burst of changes is one event.
-		if !s.sleep(ctx, s.eventInterval) {
+		if !s.waitInterval(ctx) {
 			return
 		}
 		h.mu.Lock()
@@ -280,6 +280,22 @@ func (s *Server) broadcast(ctx context.Context, gen int) {
 		if !s.publish(gen) {
 			return
 		}
+	}
+}
+
+// waitInterval waits one eventInterval, unless the stream or the server
+// ends first (false).
+func (s *Server) waitInterval(ctx context.Context) bool {
+	if s.eventTimer == nil {
+		return s.sleep(ctx, s.eventInterval)
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.stopping:
+		return false
+	case <-s.eventTimer(s.eventInterval):
+		return true
 	}
 }
 
