@@ -254,7 +254,7 @@ func TestServeFetch(t *testing.T) {
 	}()
 	tail := make(chan *http.Response, 1)
 	go func() { resp, _, _ := get("bytes=4500-"); tail <- resp }() // nothing of it can be sent yet
-	waitWaiting(t, f, 2) // both wait for bytes to come
+	waitWaiting(t, f, 2)                                           // both wait for bytes to come
 	f.finish("", fault.ErrChecksumMismatch, time.Now())
 	if err := <-whole; err == nil {
 		t.Errorf("a client got the whole blob (%d bytes) of a failed fetch", len(wholeBody))
