@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"ollama-model-downloader/internal/owner"
+	"ollama-model-downloader/internal/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,18 +102,21 @@ func TestWebUINeverSendsItsTokenToYield(t *testing.T) {
 		f := newForgedOwner(t, owner.KindCLI, key)
 		cmd := command(t, t.Context(), t.TempDir(), "-no-browser", "-port", "0", "-output-dir", f.dir, "-token-file", tokenFile)
 		cmd.Env = append(cmd.Env, "OMD_TOKEN=")
-		done := make(chan []byte, 1)
-		go func() { out, _ := cmd.CombinedOutput(); done <- out }()
-		var out []byte
-		if key == "" {
-			out = <-done // refuses at once
-		} else {
+		var output testkit.LockedBuffer
+		cmd.Stdout, cmd.Stderr = &output, &output
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		if key != "" {
 			// It asked the forger to yield and now waits for a folder that
 			// will not come free: the test's own lock.
 			waitFor(t, "the yield", func() bool { p, _ := f.sent(); return len(p) >= 2 })
 			cmd.Process.Kill()
-			out = <-done
 		}
+		<-done // without a key it refuses at once
+		out := []byte(output.String())
 		paths, auths := f.sent()
 		for _, a := range auths {
 			if strings.Contains(a, testToken) {
