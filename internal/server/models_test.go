@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/testkit"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,7 @@ import (
 func TestShowAPI(t *testing.T) {
 	f := testkit.NewFakeRegistry(t)
 	digest, _, size := testkit.AddShowModel(f)
-	c := newTestPuller(t, f.URL)
+	c := modelstest.NewPuller(t, f.URL)
 	a := newAPIServerWith(t, c)
 	code, _, body := a.do(t, "GET", "/api/model/show?name=qwen:0.5b", nil)
 	var got models.ModelInfo
@@ -39,7 +40,7 @@ func TestShowAPI(t *testing.T) {
 func TestShowRefusesCrossSite(t *testing.T) {
 	f := testkit.NewFakeRegistry(t)
 	testkit.AddShowModel(f)
-	a := newAPIServerWith(t, newTestPuller(t, f.URL))
+	a := newAPIServerWith(t, modelstest.NewPuller(t, f.URL))
 	// Where a hostile page would send the server: a listener that counts.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
