@@ -582,10 +582,12 @@ func TestCLIScheduleWaits(t *testing.T) {
 	// The word comes after the queue's first pass: the download must be
 	// waiting in the owner's queue, not running (a start is decided
 	// there, before any request).
-	info, err := owner.Read(filepath.Join(dir, "downloaded-models"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var info owner.Info
+	waitFor(t, "the owner's announcement", func() bool {
+		var err error
+		info, err = owner.Read(filepath.Join(dir, "downloaded-models"))
+		return err == nil
+	})
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", info.URL+"api/downloads", nil)
 	req.Header.Set("Authorization", "Bearer "+info.Key)
 	resp, err := http.DefaultClient.Do(req)

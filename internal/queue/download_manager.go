@@ -278,9 +278,9 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Started is closed once Run has made its first pass over the queue: what
-// may start has started, and what waits (for the time window, a free
-// slot) is known to wait.
+// Started is closed once Run has made its first pass over the queue and
+// saved it: what may start has started, and what waits (for the time
+// window, a free slot) is known to wait.
 func (m *Manager) Started() <-chan struct{} { return m.started }
 
 // Models is the puller model jobs go through (nil: files only).
@@ -417,8 +417,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.runCtx = ctx
 	m.scheduleLocked()
 	m.mu.Unlock()
-	m.startedOnce.Do(func() { close(m.started) })
 	m.save()
+	m.startedOnce.Do(func() { close(m.started) })
 
 	ticker := time.NewTicker(m.saveEvery)
 	defer ticker.Stop()

@@ -121,6 +121,7 @@ func TestFailedHistoryRecordMakesTheEndDurable(t *testing.T) {
 			return nil
 		}
 		runManager(t, m)
+		waitStarted(t, m) // Run's own first save is behind it
 		id := mustAdd(t, m, "https://example.com/a").ID
 		f.waitStarted("https://example.com/a")
 		f.finishTransfer("https://example.com/a", nil)
