@@ -1490,13 +1490,32 @@ func apiPullModelZip(t *testing.T, a *apiServer) string {
 	return filepath.ToSlash(rel)
 }
 
+// apiLocalKey is the owner's key the library-install tests give their
+// server: a models_dir other than the default needs it.
+const apiLocalKey = "local-key-0123456789abcdef"
+
 func TestLibraryInstall(t *testing.T) {
-	a := newAPIServer(t)
+	a := newAPIServer(t, func(c *Config) { c.LocalKey = apiLocalKey })
 	p := apiPullModelZip(t, a)
 	modelsDir := filepath.Join(t.TempDir(), "models")
 
+	// Another folder than this machine's Ollama one is refused without the
+	// owner's key, and nothing is written there.
 	body, k, v := apiForm("path", p, "models_dir", modelsDir)
-	code, _, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+	code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+	apiWantError(t, code, hdr, resp, http.StatusForbidden)
+	if _, err := os.Stat(modelsDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused install created the models folder: %v", err)
+	}
+	// This machine's folder ($OLLAMA_MODELS) needs no key.
+	t.Setenv("OLLAMA_MODELS", filepath.Join(t.TempDir(), "default-models"))
+	body, k, v = apiForm("path", p)
+	if code, _, resp := a.do(t, "POST", "/api/library/install", body, k, v); code != http.StatusOK {
+		t.Fatalf("install into the default folder: %d %s", code, resp)
+	}
+
+	body, k, v = apiForm("path", p, "models_dir", modelsDir)
+	code, _, resp = a.do(t, "POST", "/api/library/install", body, k, v, "Authorization", "Bearer "+apiLocalKey)
 	if code != http.StatusOK {
 		t.Fatalf("install: %d %s", code, resp)
 	}
@@ -1527,7 +1546,7 @@ func TestLibraryInstall(t *testing.T) {
 	}
 	apiWriteFile(t, manifest, `{"schemaVersion":2}`)
 	body, k, v = apiForm("path", p, "models_dir", modelsDir)
-	code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+	code, hdr, resp = a.do(t, "POST", "/api/library/install", body, k, v, "Authorization", "Bearer "+apiLocalKey)
 	apiWantError(t, code, hdr, resp, http.StatusConflict)
 	if data, _ := os.ReadFile(manifest); string(data) != `{"schemaVersion":2}` {
 		t.Errorf("conflicting manifest was replaced: %s", data)
@@ -1546,7 +1565,7 @@ func TestLibraryInstall(t *testing.T) {
 }
 
 func TestLibraryInstallRefuses(t *testing.T) {
-	a := newAPIServer(t)
+	a := newAPIServer(t, func(c *Config) { c.LocalKey = apiLocalKey })
 	good := apiPullModelZip(t, a)
 	data, err := os.ReadFile(filepath.Join(a.dir, filepath.FromSlash(good)))
 	if err != nil {
@@ -1577,7 +1596,7 @@ func TestLibraryInstallRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			modelsDir := filepath.Join(t.TempDir(), "models")
 			body, k, v := apiForm("path", tc.path, "models_dir", modelsDir)
-			code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+			code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v, "Authorization", "Bearer "+apiLocalKey)
 			apiWantError(t, code, hdr, resp, tc.code)
 			if _, err := os.Stat(modelsDir); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("models folder was created or written: %v", err)

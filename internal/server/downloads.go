@@ -167,7 +167,7 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	local := s.fromLocalKey(r)
 	modelsDir := strings.TrimSpace(vals.Get("models_dir"))
 	if modelsDir != "" && !local {
-		s.writeError(w, r, errForbidden("models_dir is only for a command of this user handing over its downloads (it sends the key in .state/owner.json); run the command itself (ollama-model-downloader -models-dir DIR MODEL), or install a library zip with POST /api/library/install"))
+		s.writeError(w, r, errForbidden("models_dir is only for a command of this user handing over its downloads (it sends the key in .state/owner.json); run the command itself: ollama-model-downloader install -models-dir DIR MODEL"))
 		return
 	}
 	if modelsDir != "" && !filepath.IsAbs(modelsDir) {
