@@ -99,6 +99,7 @@ type options struct {
 	noBrowser   bool
 	force       bool
 	args        []string
+	warnings    []string // said on stderr before anything else
 
 	clock func() time.Time // time.Now, moved by OMD_TEST_CLOCK_OFFSET in browser tests
 }
@@ -183,6 +184,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	opts, err := parseOptions(args, stdout)
+	for _, w := range opts.warnings {
+		fmt.Fprintln(stderr, w)
+	}
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "ollama-model-downloader: %v\n", err)
@@ -270,6 +274,9 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 		if o.token, err = server.ReadTokenFile(o.tokenFile); err != nil {
 			return o, err
 		}
+		if w := server.TokenFileWarning(o.tokenFile); w != "" {
+			o.warnings = append(o.warnings, w)
+		}
 	}
 	return o, o.validate()
 }
@@ -316,8 +323,8 @@ func (o *options) validate() error {
 		return err
 	}
 	if o.splitSize != "" {
-		if o.split, err = engine.ParseRate(o.splitSize); err != nil || o.split <= 0 {
-			return fault.BadInputf("-split takes a size such as 4G (K, M, G), got %q", o.splitSize)
+		if o.split, err = models.ParseSplitSize(o.splitSize); err != nil {
+			return err
 		}
 	}
 	if strings.TrimSpace(o.outputDir) == "" {

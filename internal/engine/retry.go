@@ -127,14 +127,16 @@ func madeProgress(n int64, err error) bool {
 	return n >= 64<<10 && !errors.Is(err, fault.ErrStalled)
 }
 
-// Retryable says whether another attempt may succeed.
+// Retryable says whether another attempt may succeed. A refused manifest
+// (over the size cap, not a model, a bad index) is refused again: asking
+// again only fetches the same megabytes again.
 func Retryable(err error) bool {
 	var now *retryNowError
 	if errors.As(err, &now) {
 		return true
 	}
 	var diskErr *diskError
-	if errors.As(err, &diskErr) || errorsIsAny(err, fault.ErrBadInput, fault.ErrConflict, fault.ErrChecksumMismatch, disk.ErrNoSpace, fault.ErrRedirectLoop) {
+	if errors.As(err, &diskErr) || errorsIsAny(err, fault.ErrBadInput, fault.ErrConflict, fault.ErrChecksumMismatch, disk.ErrNoSpace, fault.ErrRedirectLoop, fault.ErrBadManifest) {
 		return false
 	}
 	var proxy *fault.ProxyError

@@ -34,10 +34,21 @@ type Puller struct {
 	ReuseModelsDirs []string
 	FSType          func(dir string) string // a folder's file system ("vfat" for FAT32…); tests pretend
 	Now             func() time.Time        // the clock a zip's entry times come from
+	// SyncDir makes a rename in a folder durable (disk.SyncDir): a zip or
+	// an installed model is done only once it returns. Tests make it fail.
+	SyncDir func(dir string) error
 }
 
 func NewPuller(reg *registry.Client) *Puller {
-	return &Puller{reg: reg, log: reg.Log(), FSType: disk.FileSystemType, Now: time.Now}
+	return &Puller{reg: reg, log: reg.Log(), FSType: disk.FileSystemType, Now: time.Now, SyncDir: disk.SyncDir}
+}
+
+// syncDir is SyncDir, or disk.SyncDir for a Puller made without NewPuller.
+func (p *Puller) syncDir(dir string) error {
+	if p.SyncDir == nil {
+		return disk.SyncDir(dir)
+	}
+	return p.SyncDir(dir)
 }
 
 // Registry is the client the puller fetches through.

@@ -175,7 +175,7 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 	if err := space.Finish(); err != nil {
 		return PullResult{}, disk.FullError(err, temps[0])
 	}
-	final, parts, err := publishModelZip(temps, out, split > 0)
+	final, parts, err := publishModelZip(temps, out, split > 0, j.p.syncDir)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -464,7 +464,9 @@ func checkWrittenZip(r io.ReaderAt, l *zipLayout) error {
 // (1).zip"). A split set's parts are published last part first, so the
 // first part, which readers open, appears only once the set is whole; a
 // set that would mix with existing parts goes under "name (1).zip.001".
-func publishModelZip(temps []string, out string, split bool) (string, []string, error) {
+// The folder is synced before it returns: a completed pull means the
+// renames survive a power cut.
+func publishModelZip(temps []string, out string, split bool, syncDir func(string) error) (string, []string, error) {
 	if !split {
 		final, err := publishZip(temps[0], out)
 		if err != nil {
@@ -472,6 +474,9 @@ func publishModelZip(temps []string, out string, split bool) (string, []string, 
 		}
 		if final == "" {
 			final = out
+		}
+		if err := syncDir(filepath.Dir(final)); err != nil {
+			return "", nil, fmt.Errorf("%s is complete, but its folder could not be synced, so it may not survive a power cut: %w", final, err)
 		}
 		return final, nil, nil
 	}
@@ -506,7 +511,9 @@ func publishModelZip(temps []string, out string, split bool) (string, []string, 
 				return "", nil, fmt.Errorf("publishing %s: %w", finals[k], err)
 			}
 		}
-		_ = disk.SyncDir(filepath.Dir(out))
+		if err := syncDir(filepath.Dir(out)); err != nil {
+			return "", nil, fmt.Errorf("%s is complete, but its folder could not be synced, so it may not survive a power cut: %w", finals[0], err)
+		}
 		return finals[0], finals, nil
 	}
 	return "", nil, fmt.Errorf("publishing zip: %s and %d numbered variants already exist", out, maxZipNameTries)

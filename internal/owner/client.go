@@ -16,24 +16,25 @@ import (
 	"time"
 )
 
-// Client is how a process that does not own an output folder hands
-// its downloads to the process that does, and follows them there, through
-// the owner's REST API on loopback (issue 14: a CLI run beside the open
-// web UI).
+// Client is how a process that does not own an output folder hands its
+// downloads to the process that does, and follows them there, through the
+// owner's REST API on this machine (issue 14: a CLI run beside the open
+// web UI). It sends the key of owner.json and nothing else: never the
+// person's token, which whoever wrote the file would collect (issue 25).
+// Reach makes one that passed the trust rules.
 type Client struct {
-	info  Info
-	token string // the person's -token / OMD_TOKEN, used when the owner is not ours to reach by key
-	http  *http.Client
+	info Info
+	http *http.Client
 }
 
 // ErrGone means the owner stopped answering: it exited or was killed,
 // and the folder may be free to take over.
 var ErrGone = errors.New("the process that owned the folder is gone")
 
-func NewClient(info Info, token string) *Client {
+// NewClient talks to the owner info names, as it is: Reach checks it first.
+func NewClient(info Info) *Client {
 	return &Client{
-		info:  info,
-		token: token,
+		info: info,
 		// Loopback only, never through a proxy; a short header timeout
 		// so that a hung owner is noticed.
 		http: &http.Client{Transport: &http.Transport{
@@ -45,7 +46,7 @@ func NewClient(info Info, token string) *Client {
 }
 
 // do sends one API request and decodes a JSON answer into out. A refused
-// or cut connection is errOwnerGone; an API error is its message.
+// or cut connection is ErrGone; an API error is its message.
 func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -62,12 +63,8 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	key := c.info.Key
-	if key == "" {
-		key = c.token
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	if c.info.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.info.Key)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -96,8 +93,8 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 		switch resp.StatusCode {
 		case http.StatusBadRequest:
 			return fault.BadInputf("%s", msg)
-		case http.StatusUnauthorized:
-			return fmt.Errorf("the web UI that owns this folder needs its access token: pass -token-file or set OMD_TOKEN (%s)", msg)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("the process that owns this folder refused the key of its owner.json (%s)", msg)
 		case http.StatusConflict:
 			return fault.Conflictf("%s", msg)
 		}

@@ -69,12 +69,16 @@ type Manager struct {
 	pull        func(context.Context, models.PullRequest) (models.PullResult, error)
 	export      func(context.Context, models.ExportRequest) (models.PullResult, error)
 	checkSame   func(context.Context, string, engine.Validators) (bool, error) // the same URL again: unchanged upstream?
+	addHistory  func(history.Record) error                                     // records a job's end once (History.AddOnce)
 	now         func() time.Time
 	saveEvery   time.Duration // how often running downloads' progress is announced
 	stopTimeout time.Duration // how long Pause, Cancel and Run's shutdown wait for a transfer to stop
 
 	store   *queueStore
 	doneIdx *doneIndex // finished URLs, for the same URL again
+
+	started     chan struct{} // closed once Run has made its first pass (Started)
+	startedOnce sync.Once
 
 	mu          sync.Mutex
 	jobs        []*managerJob // queue order (ascending Rank)
@@ -229,6 +233,7 @@ func New(cfg Config) (*Manager, error) {
 		pending:     make(map[string]*managerJob),
 		window:      cfg.Window,
 		windowWake:  make(chan struct{}, 1),
+		started:     make(chan struct{}),
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -256,6 +261,12 @@ func New(cfg Config) (*Manager, error) {
 		}
 		return cfg.Files.Download(ctx, req)
 	}
+	m.addHistory = func(rec history.Record) error {
+		if cfg.History == nil {
+			return nil
+		}
+		return cfg.History.AddOnce(rec)
+	}
 	m.pull = func(ctx context.Context, req models.PullRequest) (models.PullResult, error) {
 		if cfg.Models == nil {
 			return models.PullResult{}, errors.New("model downloads are not configured")
@@ -273,6 +284,11 @@ func New(cfg Config) (*Manager, error) {
 	}
 	return m, nil
 }
+
+// Started is closed once Run has made its first pass over the queue and
+// saved it: what may start has started, and what waits (for the time
+// window, a free slot) is known to wait.
+func (m *Manager) Started() <-chan struct{} { return m.started }
 
 // Models is the puller model jobs go through (nil: files only).
 func (m *Manager) Models() *models.Puller { return m.cfg.Models }
@@ -409,6 +425,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.scheduleLocked()
 	m.mu.Unlock()
 	m.save()
+	m.startedOnce.Do(func() { close(m.started) })
 
 	ticker := time.NewTicker(m.saveEvery)
 	defer ticker.Stop()

@@ -189,6 +189,16 @@ func runManager(t *testing.T, m *Manager) (stop func()) {
 	return stop
 }
 
+// waitStarted waits until Run has made its first pass over the queue.
+func waitStarted(t *testing.T, m *Manager) {
+	t.Helper()
+	select {
+	case <-m.Started():
+	case <-time.After(testDeadline):
+		t.Fatal("Run never made its first pass")
+	}
+}
+
 // waitUntil waits, through Changed, until cond holds.
 func waitUntil(t *testing.T, m *Manager, what string, cond func() bool) {
 	t.Helper()
@@ -1783,7 +1793,10 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 		t.Fatalf("after the restart the job is %s with %d bytes at %q, want completed, 65536, data.bin", v.State, v.BytesDone, v.Path)
 	}
 	runManager(t, m)
-	time.Sleep(100 * time.Millisecond) // a wrongly queued job would start now
+	waitStarted(t, m)
+	if v, err := m.Get(id); err != nil || v.State != "completed" {
+		t.Fatalf("after Run's first pass the job is %+v (%v), want it left completed, not started again", v, err)
+	}
 	if n := o.Gets.Load(); n != gets {
 		t.Errorf("the restart made %d more GET requests for a finished file", n-gets)
 	}

@@ -296,7 +296,7 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	// job for the same file starts early).
 	run.cancel = nil
 	m.scheduleLocked()
-	cleaned, recorded := false, false
+	cleaned, recorded, unrecorded := false, false, false
 	for {
 		clean := err != nil && run.stop == jobCanceled && !cleaned
 		var rec *history.Record
@@ -315,11 +315,20 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 			m.removeData(data)
 			cleaned = true
 		}
-		if rec != nil && m.cfg.History != nil {
-			if herr := m.cfg.History.AddOnce(*rec); herr != nil {
+		if rec != nil {
+			if herr := m.addHistory(*rec); herr != nil {
 				m.log.Warn("writing history", "id", rec.ID, "err", herr)
+				unrecorded = true
 			}
 		}
+		m.mu.Lock()
+	}
+	if unrecorded {
+		// The history could not record the end (a full disk, say), so it
+		// cannot stand in for the queue's journal below: the end is made
+		// durable here, before anyone hears of it.
+		m.mu.Unlock()
+		m.save()
 		m.mu.Lock()
 	}
 	if err == nil && j.Kind == jobKindFile && res.Outcome != "unchanged" && res.Outcome != "unchecked" {
@@ -338,7 +347,8 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	// The end goes to the journal now but is not waited for: the history
 	// record written above is fsynced, and a restart settles a job whose
 	// end only the history has (settleFromHistory). 2,000 small files
-	// would otherwise pay a queue fsync each.
+	// would otherwise pay a queue fsync each. When the record failed, the
+	// end was saved above.
 	m.writeLocked()
 	m.mu.Unlock()
 }

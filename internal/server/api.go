@@ -57,9 +57,10 @@ type Server struct {
 
 	// Knobs that tests turn.
 	now             func() time.Time
-	eventInterval   time.Duration // at most one SSE push per interval
-	keepAlive       time.Duration // SSE comment when nothing changed
-	pollCacheTTL    time.Duration // how long one encoded /api/downloads body may be reused
+	eventInterval   time.Duration                        // at most one SSE push per interval
+	eventTimer      func(time.Duration) <-chan time.Time // the interval's timer; nil = a real one
+	keepAlive       time.Duration                        // SSE comment when nothing changed
+	pollCacheTTL    time.Duration                        // how long one encoded /api/downloads body may be reused
 	shutdownTimeout time.Duration
 
 	// mirrorMu guards mirror: the read-only registry the Library tab
@@ -168,6 +169,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /api/history", s.handleHistoryClear)
 	mux.HandleFunc("GET /api/statistics", s.handleStatistics)
 	mux.HandleFunc("GET /api/events", s.handleEvents)
+	mux.HandleFunc("GET /api/owner", s.handleOwner)
 	mux.HandleFunc("POST /api/owner/yield", s.handleYield)
 	// The UI: each embedded file under its own exact path, so that a wrong
 	// method on an API path still answers 405 rather than falling into "GET /".
@@ -240,6 +242,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// sameOriginReach applies the cross-origin check of POST and DELETE to a
+// GET that makes the server connect elsewhere. Go's check lets every GET
+// through, since a GET should change nothing; one that opens a connection
+// where its parameters say is a request forgery all the same.
+func (s *Server) sameOriginReach(r *http.Request) error {
+	probe := r.Clone(r.Context())
+	probe.Method = http.MethodPost
+	if err := s.csrf.Check(probe); err != nil {
+		return errForbidden("cross-origin request refused: this request makes the server connect elsewhere; use the page this server serves")
+	}
+	return nil
 }
 
 // headerRecorder captures what ServeMux's own 404/405 handlers would write.

@@ -352,6 +352,13 @@ func (s *Server) handleLibraryInstall(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Another folder than this machine's Ollama one is a command's choice
+	// (it proves itself with the owner's key, as on add): without that, any
+	// process that can reach the port could write a model anywhere.
+	if def, derr := models.ResolveModelsDir(""); (derr != nil || filepath.Clean(def) != filepath.Clean(modelsDir)) && !s.fromLocalKey(r) {
+		s.writeError(w, r, errForbidden("models_dir other than this machine's Ollama folder is only for a command of this user (it sends the key in .state/owner.json); install into another folder with the command: ollama-model-downloader install -models-dir DIR ZIP"))
+		return
+	}
 	var out bytes.Buffer
 	err = models.InstallFromRoot(r.Context(), e.dir, e.base, modelsDir, &out)
 	resp := installResponse{OK: err == nil, ModelsDir: modelsDir, Output: out.String()}
