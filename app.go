@@ -110,7 +110,7 @@ func (a *app) serveUI(ctx context.Context) error {
 	}
 	defer hist.Close()
 	if aside := hist.Recovered(); aside != "" {
-		fmt.Fprintf(a.stderr, "warning: the history was unreadable and was moved to %s\n", aside)
+		fmt.Fprintf(a.stderr, "warning: the history was partly unreadable; what could be read was kept, the file as it was is in %s\n", aside)
 	}
 	window, err := queue.LoadWindow(a.opts.outputDir)
 	if err != nil {
@@ -169,13 +169,22 @@ func (a *app) claimForUI(ctx context.Context) (*owner.Owner, error) {
 		info, ierr := owner.Read(a.opts.outputDir)
 		switch {
 		case ierr == nil && info.Kind == owner.KindWeb:
+			// Printed and opened only when it leads to this machine, as
+			// owner.json's writer could otherwise send the person anywhere.
+			if err := owner.CheckAnnouncement(a.opts.outputDir, info); err != nil {
+				return nil, err
+			}
 			open := info.URL
 			fmt.Fprintf(a.stdout, "A web UI already serves %s: %s\n", a.opts.outputDir, open)
 			a.openBrowser(open)
 			return nil, nil
 		case ierr == nil && info.Kind == owner.KindCLI && !asked:
-			fmt.Fprintf(a.stderr, "A command-line run (pid %d) is downloading into %s; taking the folder over, its downloads continue here.\n", info.PID, a.opts.outputDir)
-			if err := owner.NewClient(info, a.opts.token).Yield(ctx); err != nil && !errors.Is(err, owner.ErrGone) {
+			c, err := owner.Reach(ctx, a.opts.outputDir, info)
+			if err == nil {
+				fmt.Fprintf(a.stderr, "A command-line run (pid %d) is downloading into %s; taking the folder over, its downloads continue here.\n", info.PID, a.opts.outputDir)
+				err = c.Yield(ctx)
+			}
+			if err != nil && !errors.Is(err, owner.ErrGone) {
 				return nil, fmt.Errorf("asking the command-line run (pid %d) to hand %s over: %w", info.PID, a.opts.outputDir, err)
 			}
 			asked = true
@@ -233,7 +242,7 @@ func (a *app) newManager(hist *history.Store, cfg queue.Config) (*queue.Manager,
 		return nil, err
 	}
 	if aside := m.Recovered(); aside != "" {
-		fmt.Fprintf(a.stderr, "warning: the saved queue was unreadable and was moved to %s\n", aside)
+		fmt.Fprintf(a.stderr, "warning: the saved queue was partly unreadable; what could be read was kept, the file as it was is in %s\n", aside)
 	}
 	return m, nil
 }
@@ -363,6 +372,12 @@ func (a *app) runAsOwner(ctx context.Context, own *owner.Owner, reqs []queue.Add
 		})
 	}()
 
+	// Said once the queue has made its first pass: by then nothing that
+	// must wait has started.
+	select {
+	case <-m.Started():
+	case <-ctx.Done():
+	}
 	if now := a.now(); !a.opts.window.Open(now) {
 		fmt.Fprintf(a.stderr, "Waiting for the download window %s: the downloads start at %s (Ctrl-C stops; they stay queued).\n",
 			a.opts.window, a.opts.window.NextOpen(now).Format("15:04 on Mon 2 Jan"))
@@ -470,7 +485,10 @@ func (a *app) waitForOwner(ctx context.Context) (owner.Info, error) {
 // again to resume). errOwnerGone means the owner went away: the caller
 // takes the folder over.
 func (a *app) follow(ctx context.Context, info owner.Info, reqs []queue.AddRequest) ([]queue.JobView, error) {
-	c := owner.NewClient(info, a.opts.token)
+	c, err := owner.Reach(ctx, a.opts.outputDir, info)
+	if err != nil {
+		return nil, err
+	}
 	jobs, err := c.Add(ctx, reqs)
 	if err != nil {
 		return nil, err
@@ -523,9 +541,11 @@ func (a *app) follow(ctx context.Context, info owner.Info, reqs []queue.AddReque
 			}
 		}
 		pending := slices.ContainsFunc(views, func(v queue.JobView) bool { return !queue.StateFinished(v.State) })
+		// An export starts whatever the window: it uses no network.
+		waits := slices.ContainsFunc(views, func(v queue.JobView) bool { return !queue.StateFinished(v.State) && v.Kind != queue.KindExport })
 		mu.Unlock()
 		rev = d.Rev
-		if sch := d.Schedule; pending && sch != nil && !sch.Open && !toldWindow {
+		if sch := d.Schedule; waits && sch != nil && !sch.Open && !toldWindow {
 			fmt.Fprintf(a.stderr, "The owner's download window (%s–%s) is closed: the downloads start at %s.\n",
 				sch.Start, sch.End, sch.NextStart.Local().Format("15:04 on Mon 2 Jan"))
 			toldWindow = true
@@ -633,7 +653,8 @@ func statusOf(v queue.JobView) transferStatus {
 	if v.ETASeconds >= 0 {
 		eta = time.Duration(v.ETASeconds) * time.Second
 	}
-	return transferStatus{Name: v.Name, State: state, Done: v.BytesDone, Total: v.BytesTotal, Speed: v.Speed, ETA: eta, Wait: v.Waiting, Now: time.Now()}
+	return transferStatus{Name: v.Name, State: state, Done: v.BytesDone, Total: v.BytesTotal, Speed: v.Speed, ETA: eta,
+		Running: queue.StateRunning(v.State), Wait: v.Waiting, Now: time.Now()}
 }
 
 // displaySource is how an argument is named before its file name is known.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -76,5 +77,31 @@ func TestCLIRefusesUnsafeServer(t *testing.T) {
 				t.Errorf("refused start wrote %d entries", len(entries))
 			}
 		})
+	}
+}
+
+// TestTokenFileReadableByOthers: a -token-file other users can read is
+// used, with a warning that says how to close it, as ssh warns of a key.
+func TestTokenFileReadableByOthers(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows keeps access in ACLs, not modes")
+	}
+	t.Setenv("OMD_TOKEN", "")
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(testToken+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(file, 0o644)
+	run := func() string {
+		var stderr bytes.Buffer
+		runMain(t.Context(), []string{"-token-file", file, "-output-dir", t.TempDir(), "ftp://example.com/x"}, &bytes.Buffer{}, &stderr)
+		return stderr.String()
+	}
+	if got := run(); !strings.Contains(got, "warning: -token-file "+file+" can be read by other users") || !strings.Contains(got, "chmod 600 "+file) {
+		t.Errorf("mode 0644: stderr %q, want the warning", got)
+	}
+	os.Chmod(file, 0o600)
+	if got := run(); strings.Contains(got, "warning") {
+		t.Errorf("mode 0600: stderr %q, want no warning", got)
 	}
 }

@@ -40,7 +40,7 @@ answer, the cached models still pull. -cache-max bounds the cache: the
 least recently pulled models are evicted whole.
 
 It listens on loopback only unless -listen says otherwise; beyond loopback
-it answers the addresses -allow names (default: this machine and private
+it answers this machine and the addresses -allow names (default: private
 networks). Blob downloads answer with a redirect to the same server under a
 second name (an IPv4 address and its IPv4-mapped IPv6 form,
 [::ffff:a.b.c.d]), because Ollama only accepts a blob after a redirect to
@@ -205,5 +205,5 @@ func allowText(l mirror.AllowList) string {
 	if l.String() == strings.ReplaceAll(mirror.PrivateNetworks, ",", ", ") {
 		return mirror.DefaultAllowText
 	}
-	return l.String()
+	return "this machine and " + l.String()
 }

@@ -70,6 +70,8 @@ Subcommands (each has -h):
   ollama-model-downloader install llama3-latest.zip        into $OLLAMA_MODELS or ~/.ollama/models
   ollama-model-downloader install llama3.2:1b              pull straight into the models folder
   ollama-model-downloader show llama3.2:1b                 what a model is, before pulling it
+  ollama-model-downloader list                             the models this machine's Ollama has (no server needed)
+  ollama-model-downloader export qwen2:0.5b                one of them into a zip, with no network
   ollama-model-downloader serve-models -listen 0.0.0.0:11435
         serve downloaded models to 'ollama pull --insecure <host>:11435/library/<model>'
 
@@ -103,6 +105,7 @@ type options struct {
 	noBrowser   bool
 	force       bool
 	args        []string
+	warnings    []string // said on stderr before anything else
 
 	clock func() time.Time // time.Now, moved by OMD_TEST_CLOCK_OFFSET in browser tests
 }
@@ -170,6 +173,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			code = runVerifyCommand(ctx, args[1:], stdout, stderr)
 		case "show":
 			code = runShowCommand(ctx, args[1:], stdout, stderr)
+		case "export":
+			code = runExportCommand(ctx, args[1:], stdout, stderr)
+		case "list":
+			code = runListCommand(args[1:], stdout, stderr)
 		case "serve-models":
 			code = runServeModelsCommand(ctx, args[1:], stdout, stderr)
 		case "help":
@@ -183,6 +190,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	opts, err := parseOptions(args, stdout)
+	for _, w := range opts.warnings {
+		fmt.Fprintln(stderr, w)
+	}
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "ollama-model-downloader: %v\n", err)
@@ -275,6 +285,9 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 		if o.token, err = server.ReadTokenFile(o.tokenFile); err != nil {
 			return o, err
 		}
+		if w := server.TokenFileWarning(o.tokenFile); w != "" {
+			o.warnings = append(o.warnings, w)
+		}
 	}
 	return o, o.validate()
 }
@@ -324,8 +337,8 @@ func (o *options) validate() error {
 		return err
 	}
 	if o.splitSize != "" {
-		if o.split, err = engine.ParseRate(o.splitSize); err != nil || o.split <= 0 {
-			return fault.BadInputf("-split takes a size such as 4G (K, M, G), got %q", o.splitSize)
+		if o.split, err = models.ParseSplitSize(o.splitSize); err != nil {
+			return err
 		}
 	}
 	if strings.TrimSpace(o.outputDir) == "" {

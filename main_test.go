@@ -98,6 +98,8 @@ func TestCLIBadInputExitsTwoWithOneLine(t *testing.T) {
 		{"bad registry", []string{"-registry", "registry.local", "https://h/a"}, "-registry must be an http:// or https:// URL"},
 		{"bad rate", []string{"-limit-rate", "fast", "https://h/a"}, "-limit-rate: invalid rate"},
 		{"bad flag value", []string{"-retries", "many", "https://h/a"}, "invalid value"},
+		{"split below its minimum", []string{"-split", "10K", "tiny"}, "-split \"10K\": parts must be at least"},
+		{"split not a size", []string{"-split", "big", "tiny"}, "-split \"big\": use a size like 4G"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

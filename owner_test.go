@@ -579,7 +579,29 @@ func TestCLIScheduleWaits(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // a wrongly started download would ask now
+	// The word comes after the queue's first pass: the download must be
+	// waiting in the owner's queue, not running (a start is decided
+	// there, before any request).
+	var info owner.Info
+	waitFor(t, "the owner's announcement", func() bool {
+		var err error
+		info, err = owner.Read(filepath.Join(dir, "downloaded-models"))
+		return err == nil
+	})
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", info.URL+"api/downloads", nil)
+	req.Header.Set("Authorization", "Bearer "+info.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Downloads []queue.JobView `json:"downloads"`
+	}
+	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if len(list.Downloads) != 1 || list.Downloads[0].State != "queued" {
+		t.Errorf("outside the window the owner's queue holds %+v, want one queued download", list.Downloads)
+	}
 	cmd.Process.Signal(os.Interrupt)
 	cmd.Wait()
 	if n := o.Requests.Load(); n != 0 {
@@ -595,7 +617,8 @@ func TestCLIScheduleWaits(t *testing.T) {
 
 // TestCLIBesideWebUIOutsideItsWindow: a command handing a download to a
 // web UI whose time window is closed says what it waits for, and Ctrl-C
-// leaves the download paused in the web UI (the same command resumes it).
+// leaves the download paused in the web UI, marked as paused by the
+// command line (the same command resumes it).
 func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
 	o := testkit.NewOrigin(t, testkit.WithSize(64<<10))
 	dir := t.TempDir()
@@ -630,8 +653,9 @@ func TestCLIBesideWebUIOutsideItsWindow(t *testing.T) {
 	if n := o.Requests.Load(); n != 0 {
 		t.Errorf("%d requests outside the window", n)
 	}
-	if listed := ui.downloads(t); len(listed) != 1 || listed[0].State != queue.JobPaused {
-		t.Errorf("the web UI lists %+v, want the download paused", listed)
+	// The row in the web UI says where the pause came from.
+	if listed := ui.downloads(t); len(listed) != 1 || listed[0].State != queue.JobPaused || listed[0].PausedBy != queue.PausedByCLI {
+		t.Errorf("the web UI lists %+v, want the download paused by %q", listed, queue.PausedByCLI)
 	}
 }
 

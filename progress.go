@@ -20,8 +20,11 @@ type transferStatus struct {
 	Total int64 // -1 when unknown
 	Speed float64
 	ETA   time.Duration // -1 when unknown
-	Wait  *queue.WaitView
-	Now   time.Time // when the status was taken, for the wait's countdown
+	// Running is a transfer at work: State may name its phase
+	// ("copying") rather than a queue state.
+	Running bool
+	Wait    *queue.WaitView
+	Now     time.Time // when the status was taken, for the wait's countdown
 }
 
 // progressPrinter draws transfer progress on stderr: redrawn in place on a
@@ -91,7 +94,7 @@ func (p *progressPrinter) draw(final bool) {
 		}
 		for _, s := range statuses {
 			newWait := s.Wait != nil && p.waitsTold[s.Name] != s.Wait.Attempt
-			if queue.StateRunning(s.State) && (periodic || newWait) {
+			if s.Running && (periodic || newWait) {
 				fmt.Fprintln(p.out, formatStatus(s, 0))
 				if s.Wait != nil {
 					p.waitsTold[s.Name] = s.Wait.Attempt
@@ -128,14 +131,15 @@ func formatStatus(s transferStatus, width int) string {
 	default:
 		parts = append(parts, units.Binary(s.Done))
 	}
-	if s.Wait != nil && queue.StateRunning(s.State) {
+	if s.Wait != nil && s.Running {
 		parts = append(parts, waitText(s.Wait, s.Now))
-	} else if s.State == "downloading" {
+	} else if s.State == "downloading" || s.State == "copying" { // copying: an export, from disk
 		parts = append(parts, units.Binary(int64(s.Speed))+"/s")
 		if s.ETA >= 0 {
 			parts = append(parts, "ETA "+s.ETA.Round(time.Second).String())
 		}
-	} else {
+	}
+	if s.State != "downloading" {
 		parts = append(parts, s.State)
 	}
 	return strings.Join(parts, "  ")

@@ -39,15 +39,17 @@ func TestFormatStatus(t *testing.T) {
 		{"completed", transferStatus{Name: "z", State: "completed", Done: 10, Total: 10},
 			"z  100.0%  10 B / 10 B  completed"},
 		// Issue 22: in place of the speed, what it waits for and when it tries again.
-		{"waiting for the network", transferStatus{Name: "big2.bin", State: "downloading", Done: 7 << 20, Total: 100 << 20, ETA: -1, Now: noon,
+		{"waiting for the network", transferStatus{Name: "big2.bin", State: "downloading", Running: true, Done: 7 << 20, Total: 100 << 20, ETA: -1, Now: noon,
 			Wait: &queue.WaitView{Reason: "refused", Attempt: 7, NextTry: noon.Add(20 * time.Second)}},
 			"big2.bin    7.0%  7.0 MiB / 100.0 MiB  waiting for the network — next try in 20 s (attempt 7)"},
-		{"waiting for the server", transferStatus{Name: "m", State: "downloading", Total: -1, ETA: -1, Now: noon,
+		{"waiting for the server", transferStatus{Name: "m", State: "downloading", Running: true, Total: -1, ETA: -1, Now: noon,
 			Wait: &queue.WaitView{Reason: "server_error", Attempt: 3, NextTry: noon.Add(90 * time.Second)}},
 			"m  0 B  waiting for the server to recover — next try in 1 min 30 s (attempt 3)"},
-		{"trying again", transferStatus{Name: "m", State: "downloading", Total: -1, ETA: -1, Now: noon,
+		{"trying again", transferStatus{Name: "m", State: "downloading", Running: true, Total: -1, ETA: -1, Now: noon,
 			Wait: &queue.WaitView{Reason: "dns", Attempt: 4, NextTry: noon}},
 			"m  0 B  waiting for the network — trying again (attempt 4)"},
+		{"an export copying", transferStatus{Name: "qwen2:0.5b", State: "copying", Done: 1 << 30, Total: 2 << 30, Speed: 256 << 20, ETA: 4 * time.Second},
+			"qwen2:0.5b   50.0%  1.0 GiB / 2.0 GiB  256.0 MiB/s  ETA 4s  copying"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,8 +64,9 @@ func TestProgressPrinterPlainLines(t *testing.T) {
 	var out bytes.Buffer
 	p := newProgressPrinter(&out, func() []transferStatus {
 		return []transferStatus{
-			{Name: "a.bin", State: "downloading", Done: 1, Total: 2, ETA: -1},
+			{Name: "a.bin", State: "downloading", Done: 1, Total: 2, ETA: -1, Running: true},
 			{Name: "b.bin", State: "completed", Done: 2, Total: 2},
+			{Name: "c:latest", State: "copying", Done: 1, Total: 4, ETA: -1, Running: true},
 		}
 	})
 	p.every, p.tick = time.Millisecond, time.Millisecond
@@ -71,8 +74,8 @@ func TestProgressPrinterPlainLines(t *testing.T) {
 	defer cancel()
 	p.Run(ctx)
 	text := out.String()
-	if !strings.Contains(text, "a.bin   50.0%") {
-		t.Errorf("no progress line for the running transfer in %q", text)
+	if !strings.Contains(text, "a.bin   50.0%") || !strings.Contains(text, "c:latest   25.0%") {
+		t.Errorf("no progress line for the running transfers (an export copying too) in %q", text)
 	}
 	if strings.Contains(text, "b.bin") || strings.Contains(text, "\x1b[") {
 		t.Errorf("plain output shows finished transfers or terminal codes: %q", text)
@@ -86,7 +89,7 @@ func TestProgressPrinterTellsWaitsAtOnce(t *testing.T) {
 	var out bytes.Buffer
 	attempt := 2
 	p := newProgressPrinter(&out, func() []transferStatus {
-		return []transferStatus{{Name: "a.bin", State: "downloading", Total: -1, ETA: -1, Now: time.Now(),
+		return []transferStatus{{Name: "a.bin", State: "downloading", Running: true, Total: -1, ETA: -1, Now: time.Now(),
 			Wait: &queue.WaitView{Reason: "refused", Attempt: attempt, NextTry: time.Now().Add(time.Minute)}}}
 	})
 	p.every = time.Hour

@@ -155,3 +155,80 @@ describe('a daily time window for the queue', { timeout: 120_000 }, () => {
     assert.deepEqual(consoleErrors.filter((e) => !/status of 400/.test(e)), []);
   });
 });
+
+// The window, its next start and "now" in the server's one clock, named,
+// whatever the browser's zone (issue 25: with a UTC server's window at
+// 03:00–07:00, a page in Tehran said "next run at 06:30", and the
+// dialog's server-time line was empty).
+describe('the window in the server\'s clock, seen from another zone', { timeout: 120_000 }, () => {
+  let tmp;
+  let bin;
+  let omd;
+  let browser;
+  const consoleErrors = [];
+
+  // open starts a server whose UTC clock reads 11:59:30, in zone tz, with
+  // the window 03:00–07:00 on its clock, and a page on it in browserZone.
+  async function open(tz, browserZone, lang) {
+    await omd?.stop();
+    const clock = clockAt(11, 59, 30);
+    omd = await startOmd(bin, path.join(tmp, `out-${tz.replace('/', '-')}`), { env: { TZ: tz, OMD_TEST_CLOCK_OFFSET: clock.env } });
+    await apiClient(omd.url)('POST', '/api/settings', { schedule_start: '03:00', schedule_end: '07:00' });
+    const context = await browser.newContext({ viewport: desktop, locale: lang === 'fa' ? 'fa-IR' : 'en-US', timezoneId: browserZone });
+    const page = await context.newPage();
+    page.setDefaultTimeout(10_000);
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    await page.goto(`${omd.url}?lang=${lang}`);
+    await page.locator('#schedule-bar.closed').waitFor({ timeout: 5000 });
+    return page;
+  }
+
+  before(async () => {
+    tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'omd-e2e-clock-'));
+    bin = await buildBinary(tmp);
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await omd?.stop();
+    if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+  });
+
+  it('says a UTC server\'s window, next start and time on its clock to a page in Tehran', async () => {
+    const page = await open('UTC', 'Asia/Tehran', 'fa');
+    const bar = await page.locator('#schedule-text').textContent();
+    assert.match(bar, /۰۳:۰۰ تا ۰۷:۰۰/);
+    // 03:00 tomorrow on the server's clock, 15 hours from its noon; not
+    // the browser's 06:30.
+    assert.match(bar, /صف \S+ ساعت ۰۳:۰۰ دوباره راه می‌افتد \(۱۵ ساعت دیگر\)/, bar);
+    assert.doesNotMatch(bar, /۰۶:۳۰/);
+    assert.match(await page.locator('#schedule-clock').textContent(), /^ساعت سرور (۱۱:۵۹|۱۲:۰۰)، UTC$/);
+    assert.equal(await page.locator('#schedule-clock bdi').textContent(), 'UTC', 'the zone is isolated Latin');
+    await page.click('#schedule-open');
+    const line = page.locator('#schedule-server-time');
+    assert.equal(await line.isVisible(), true, 'the dialog\'s server-time line is filled');
+    assert.match(await line.textContent(), /^ساعت سرور اکنون (۱۱:۵۹|۱۲:۰۰) است \(UTC\)؛/);
+    await shoot(page, 'fa-desktop-light-schedule-clock-dialog.png');
+    await page.click('#schedule-cancel');
+    await shoot(page, 'fa-desktop-light-schedule-clock.png');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shoot(page, 'fa-phone-light-schedule-clock.png');
+    await page.context().close();
+  });
+
+  it('names a Tehran server\'s zone by its offset to a page in UTC, in English', async () => {
+    const page = await open('Asia/Tehran', 'UTC', 'en');
+    const bar = await page.locator('#schedule-text').textContent();
+    // Noon UTC is 15:30 in Tehran: 03:00 there is 11 h 30 min away.
+    assert.match(bar, /The queue will next run on \w+ at 03:00 \(in 11 h 30 min\)\./, bar);
+    assert.match(await page.locator('#schedule-clock').textContent(), /^Server time 15:(29|30), UTC\+03:30$/);
+    await page.click('#schedule-open');
+    assert.match(await page.locator('#schedule-server-time').textContent(), /^The server’s clock reads 15:(29|30) \(UTC\+03:30\);/);
+    await page.click('#schedule-cancel');
+    await shoot(page, 'en-desktop-light-schedule-clock.png');
+    await page.context().close();
+    assert.deepEqual(consoleErrors, []);
+  });
+});

@@ -182,8 +182,8 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     await page.click('#tab-finished');
     await waitFor('completed state', async () => (await rowState(quick.name)) === 'completed', 5000);
     assert.equal(await progressOf(quick.name), 100);
-    assert.equal(await row(quick.name).first().locator('.badge').textContent(), 'تکمیل شد');
-    await page.locator('.toast', { hasText: 'دانلود کامل شد' }).first().waitFor({ timeout: 5000 });
+    assert.equal(await row(quick.name).first().locator('.badge').textContent(), 'تکمیل‌شده');
+    await page.locator('.toast', { hasText: 'دانلود تکمیل شد' }).first().waitFor({ timeout: 5000 });
     await page.click('#tab-active');
 
     const job = await findJob(quick.name);
@@ -230,7 +230,7 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     assert.equal((await findJob(slow.name)).state, 'canceled');
     await page.click('#tab-finished');
     await waitFor('canceled row', async () => (await rowState(slow.name)) === 'canceled');
-    assert.equal(await r.locator('.badge').textContent(), 'لغو شد');
+    assert.equal(await r.locator('.badge').textContent(), 'لغوشده');
     await waitFor('partial data removed', async () => {
       const names = await fs.readdir(path.join(tmp, 'out'));
       return !names.some((e) => e.startsWith(slow.name));

@@ -2,7 +2,7 @@
 // one module owns (scrolling, resizing, the page hidden or shown). The
 // page's code is in modules by responsibility (docs/UI.md): state.js,
 // api.js, toast.js, store.js, lists.js, rows.js, tabs.js, add.js,
-// settings.js, library.js, mirror.js, history.js, stats.js, lang.js. Every
+// settings.js, library.js, ollama.js, mirror.js, history.js, stats.js, lang.js. Every
 // word comes from the chosen language's table (i18n/); the long lists keep
 // only the rows in view in the DOM (vlist.js). The modules call each
 // other's functions; loading them only declares (api.js also takes the
@@ -16,6 +16,7 @@ import { currentTab, showTab, refreshTab, wireTabs } from './tabs.js';
 import { foldAdd, wireAdd } from './add.js';
 import { loadSettings, showSchedule, wireSettings } from './settings.js';
 import { wireLibrary } from './library.js';
+import { wireOllama } from './ollama.js';
 import { mirrorTimer, wireMirror } from './mirror.js';
 import { wireHistory } from './history.js';
 import { lastDaily, drawDaily } from './stats.js';
@@ -34,6 +35,7 @@ function init() {
   wireLists();
   wireSettings();
   wireLibrary();
+  wireOllama();
   wireMirror();
   wireHistory();
 
@@ -63,8 +65,9 @@ function init() {
       clearTimeout(mirrorTimer);
     }
   });
-  // "The queue will next run in …" counts down.
-  setInterval(() => { if (document.visibilityState === 'visible' && store.schedule && store.schedule.open === false) showSchedule(); }, 30_000);
+  // "The queue will next run in …" counts down; the server's clock beside
+  // the window goes on.
+  setInterval(() => { if (document.visibilityState === 'visible' && store.schedule && (store.schedule.start || store.schedule.end)) showSchedule(); }, 30_000);
 
   loadSettings();
   showTab(location.hash.slice(1) || 'active');

@@ -25,7 +25,11 @@ export async function loadHistory() {
     if (hist.total > 0) { loadHistory(); return; }
   }
   $('history-body').replaceChildren(...records.map((r) => {
-    const name = r.file_name || nameFromSource(r.source);
+    // A model is called as the queue calls it (its zip's name second); a
+    // file by its name, its address second.
+    const model = r.kind === 'model' || r.kind === 'export';
+    const name = model ? (r.name || r.source || r.file_name) : (r.file_name || nameFromSource(r.source));
+    const second = model ? r.file_name : (r.source && readableURL(r.source));
     const ic = fileIcon(r.kind, name);
     const del = I.t('history.deleteOn', { name });
     return h('tr', { 'data-id': r.id },
@@ -34,12 +38,13 @@ export async function loadHistory() {
           h('span', { class: `job-kind ${ic === 'model' ? 'model' : `ft-${ic}`}` }, icon(ic)),
           h('div', { class: 'job-name-wrap' },
             bidi(name, 'job-name'),
-            r.source && r.source !== name ? bidi(readableURL(r.source), 'job-source') : null,
+            second && second !== name ? bidi(second, 'job-source') : null,
             r.status === 'failed' && (r.error || r.error_code) ? errorBlock(failureSentence(r.error_code), r.error) : null))),
       h('td', {}, h('span', { class: `badge ${r.status}`, text: I.t(`hstatus.${r.status}`) })),
       h('td', { class: 'num', 'data-label': I.t('col.size'), text: I.bytes(r.size) }),
       h('td', { class: 'num', 'data-label': I.t('col.speed'), text: r.status === 'completed' ? I.speed(r.average_speed) : '—' }),
-      h('td', { class: 'num', 'data-label': I.t('col.duration'), text: I.duration(r.duration_seconds) }),
+      // Nothing fetched (already here, or failed at once) took no time: "—".
+      h('td', { class: 'num', 'data-label': I.t('col.duration'), text: r.duration_seconds > 0 ? I.duration(r.duration_seconds) : '—' }),
       h('td', { class: 'num', 'data-label': I.t('col.finished'), text: I.date(r.finished_at) }),
       h('td', { class: 'actions' }, h('button', { type: 'button', class: 'icon-btn danger', 'data-delete': r.id, 'aria-label': del, title: del }, icon('trash'))));
   }));

@@ -29,6 +29,10 @@ export function makeI18n(lang) {
   const dateTimeFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, dateStyle: 'medium', timeStyle: 'short', hourCycle: 'h23' });
   const clockFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   const weekdayFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, weekday: 'long' });
+  // A wall clock carried in a Date's UTC fields (the server's, see
+  // settings.js), written as it reads there.
+  const wallClockFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: 'UTC' });
+  const wallWeekdayFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, weekday: 'long', timeZone: 'UTC' });
   const dayFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, month: 'short', day: 'numeric', timeZone: 'UTC' });
   const longDayFmt = new Intl.DateTimeFormat(lang.locale, { ...dateOpts, dateStyle: 'full', timeZone: 'UTC' });
 
@@ -109,6 +113,7 @@ export function makeI18n(lang) {
   function duration(sec) {
     if (typeof sec !== 'number' || !Number.isFinite(sec) || sec < 0) return '—';
     sec = Math.round(sec);
+    if (sec < 1) return t('dur.lt1'); // never "0 s"
     if (sec < 60) return t('dur.s', { n: sec, s: num(sec) });
     const d = Math.floor(sec / 86400);
     const h = Math.floor((sec % 86400) / 3600);
@@ -132,6 +137,13 @@ export function makeI18n(lang) {
     return same ? t('when.today', { time: clockFmt.format(d) }) : t('when.day', { day: weekdayFmt.format(d), time: clockFmt.format(d) });
   }
 
+  // wallWhen is when for a moment on another clock: d and today carry
+  // that clock's wall time in their UTC fields.
+  function wallWhen(d, today) {
+    const same = d.getUTCFullYear() === today.getUTCFullYear() && d.getUTCMonth() === today.getUTCMonth() && d.getUTCDate() === today.getUTCDate();
+    return same ? t('when.today', { time: wallClockFmt.format(d) }) : t('when.day', { day: wallWeekdayFmt.format(d), time: wallClockFmt.format(d) });
+  }
+
   // clock writes "HH:MM" (the server's schedule) in the page's digits.
   function clock(hhmm) {
     const m = /^(\d{1,2}):(\d{2})$/.exec(hhmm || '');
@@ -143,11 +155,15 @@ export function makeI18n(lang) {
   const pct = (fraction) => pctFmt.format(fraction);
 
   return {
-    lang, t, tn, rich, has, num, bytes, progressBytes, speed, duration, date, when, clock, pct,
+    lang, t, tn, rich, has, num, bytes, progressBytes, speed, duration, date, when, wallWhen, clock, pct,
+    wallClock: (d) => wallClockFmt.format(d),
     day: (d) => dayFmt.format(d),
     longDay: (d) => longDayFmt.format(d),
     errorSentence: (code) => lang.errors[code] || lang.errors.unknown,
     hasError: (code) => !!code && code in lang.errors,
+    // sentence is a key's text as the table writes it ({{…}} kept), for
+    // errorBlock, which makes the nodes.
+    sentence: (key, params) => raw(key, params),
   };
 }
 

@@ -7,7 +7,7 @@ import { I, setI } from './state.js';
 import { startURL } from './api.js';
 import { vlists, renderAll } from './lists.js';
 import { refreshTab } from './tabs.js';
-import { foldAdd, preview, showPreview } from './add.js';
+import { foldAdd, redrawAdd } from './add.js';
 import { globalLimit, showLimit, showSchedule } from './settings.js';
 import { mirror, showCacheChoices, showMirror } from './mirror.js';
 
@@ -71,7 +71,7 @@ export function setLanguage(code, remember) {
   showMirror(mirror);
   for (const vl of Object.values(vlists)) vl.forget(true);
   renderAll();
-  if (preview.name) { const n = preview.name; preview.name = ''; showPreview(n); }
+  redrawAdd();
   refreshTab();
 }
 

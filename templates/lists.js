@@ -173,7 +173,13 @@ function renderHeader() {
     if (eta < 0) figures.push(I.t('overall.leftUnknown'));
     else figures.push(I.t(unknown ? 'overall.leftAtLeast' : 'overall.left', { time: I.duration(eta) }));
   }
-  setText($('overall-figures'), figures.join(I.t('sep')));
+  // Each figure unbroken; the line breaks between them when it must.
+  const figBox = $('overall-figures');
+  const figKey = figures.join('\n');
+  if (figBox.dataset.key !== figKey) {
+    figBox.dataset.key = figKey;
+    figBox.replaceChildren(...figures.flatMap((f, i) => [i ? I.t('sep') : '', h('span', { class: 'fig', text: f })]).filter(Boolean));
+  }
   const bar = $('overall-bar');
   const pct = total > 0 ? Math.min(100, (done / total) * 100) : 0;
   bar.hidden = total <= 0;

@@ -61,11 +61,50 @@ async function setLimit() {
 
 let settings = {};
 
+// The server's clock (GET /api/settings, the envelope's schedule): the
+// window is on it, so every time the page says of the window is said on
+// it too, with its name, and never on the browser's (issue 25: a UTC
+// server's 03:00 was "06:30" to a page in Tehran). skew is how far the
+// server's clock is from the browser's; offset its seconds east of UTC
+// (null: an older server that does not say, and the browser's clock is used).
+const serverClock = { skew: 0, offset: null, zone: '' };
+
+function learnClock(s, timeKey) {
+  const at = Date.parse(s[timeKey] || '');
+  if (Number.isFinite(at)) serverClock.skew = at - Date.now();
+  if (typeof s.utc_offset === 'number') {
+    serverClock.offset = s.utc_offset;
+    serverClock.zone = s.time_zone || '';
+  }
+}
+
+// wall is a moment as the server's clock reads it, in a Date's UTC
+// fields (i18n's wallClock and wallWhen read them).
+const wall = (ms) => new Date(ms + serverClock.offset * 1000);
+
+// zoneName names the server's zone: "UTC", "UTC+03:30", "CET (UTC+01:00)".
+function zoneName() {
+  const off = serverClock.offset;
+  const abs = Math.abs(off);
+  const hhmm = `${String(Math.floor(abs / 3600)).padStart(2, '0')}:${String(Math.floor((abs % 3600) / 60)).padStart(2, '0')}`;
+  const utc = off === 0 ? 'UTC' : `UTC${off < 0 ? '−' : '+'}${hhmm}`;
+  const abbr = /^[A-Za-z]{2,6}$/.test(serverClock.zone) && !/^(UTC|GMT|Z)$/i.test(serverClock.zone) ? serverClock.zone : '';
+  return h('bdi', { dir: 'ltr', class: 'zone', text: abbr ? `${abbr} (${utc})` : utc });
+}
+
+// clockNow is the server's time now and its zone, for a sentence (or
+// null when the server does not say its zone).
+function clockNow() {
+  if (serverClock.offset === null) return null;
+  return { time: I.wallClock(wall(Date.now() + serverClock.skew)), zone: zoneName() };
+}
+
 export async function loadSettings() {
   try {
     const s = await api('GET', '/api/settings');
     if (!s) return;
     settings = s;
+    learnClock(s, 'server_time');
     if (typeof s.concurrency === 'number') {
       store.concurrency = s.concurrency;
       $('concurrency').value = I.num(s.concurrency);
@@ -98,17 +137,31 @@ export function showSchedule() {
   bar.hidden = !has;
   bar.classList.toggle('closed', has && s.open === false);
   if (!has) return;
+  if (typeof s.utc_offset === 'number') learnClock(s, '');
   const text = [];
+  const now = Date.now() + serverClock.skew;
   if (s.open === false) {
     text.push(...I.tn('schedule.closed', { start: I.clock(s.start), end: I.clock(s.end) }));
     const next = Date.parse(s.next_start || '');
     if (Number.isFinite(next) && next > 0) {
-      text.push(' ', ...I.tn('schedule.next', { when: h('strong', { text: I.when(new Date(next)) }), in: I.duration(Math.max(0, (next - Date.now()) / 1000)) }));
+      const when = serverClock.offset === null ? I.when(new Date(next)) : I.wallWhen(wall(next), wall(now));
+      text.push(' ', ...I.tn('schedule.next', { when: h('strong', { text: when }), in: I.duration(Math.max(0, (next - now) / 1000)) }));
     }
   } else {
     text.push(...I.tn('schedule.open', { start: I.clock(s.start), end: I.clock(s.end) }));
   }
   $('schedule-text').replaceChildren(...text);
+  const c = clockNow();
+  $('schedule-clock').hidden = !c;
+  if (c) $('schedule-clock').replaceChildren(...I.tn('schedule.clock', c));
+}
+
+// showServerTime fills the dialog's line: the server's clock now.
+function showServerTime() {
+  const c = clockNow();
+  const line = $('schedule-server-time');
+  line.hidden = !c;
+  if (c) line.replaceChildren(...I.tn('schedule.serverTime', c));
 }
 
 // parseClock reads "2", "2:30", "02:30", "0230", "۲:۳۰" as "HH:MM".
@@ -129,6 +182,7 @@ function openSchedule() {
   $('schedule-start').value = s.start ? I.clock(s.start) : '';
   $('schedule-end').value = s.end ? I.clock(s.end) : '';
   $('schedule-error').hidden = true;
+  showServerTime();
   $('schedule-dialog').showModal();
   $('schedule-start').focus();
 }

@@ -4,7 +4,7 @@
 // server refuses the stream, and only while the page is visible. Also the
 // tabs' lists of ids, in queue order, that lists.js renders, and the
 // header's counts, kept change by change.
-import { h, nameFromSource } from './dom.js';
+import { h, bidi, nameFromSource } from './dom.js';
 import { I } from './state.js';
 import { ApiError, api, online, setOnline, errorBlock, failureSentence } from './api.js';
 import { toast } from './toast.js';
@@ -48,6 +48,10 @@ export const orderIndex = new Map(); // id → place in store.order (lists are s
 export const dirty = { lists: true }; // lists: rebuild every list (the order changed, or jobs came or went)
 export const moves = []; // downloads that changed lists since the last render: [id, tabs before]
 export const localAdds = new Set(); // ids this page added (it says so itself)
+// adding: add requests of this page in flight, and the new downloads the
+// stream brought meanwhile (the stream may tell of this page's own add
+// before the add's answer does: they are told apart once it comes).
+export const adding = { n: 0, seen: [] };
 
 // The header's counts, kept up to date change by change: counting 10,000
 // downloads on every update would cost more than drawing the rows in view.
@@ -166,6 +170,7 @@ function applyEnvelope(d) {
 
 // announce toasts what changed: downloads added elsewhere (the CLI, another
 // tab), completions and failures. The first envelope only teaches the states.
+// One toast at a time (toast.js): the one that matters most is made last.
 function announce(incoming, before) {
   const added = [];
   const done = [];
@@ -175,7 +180,9 @@ function announce(incoming, before) {
     const was = before.get(j.id);
     const mine = localAdds.delete(j.id);
     if (was === undefined) {
-      if (!mine) added.push(j);
+      if (mine) continue;
+      if (adding.n > 0) adding.seen.push(j); // perhaps this page's own add: its answer tells
+      else added.push(j);
       continue;
     }
     if (was === j.state) continue;
@@ -183,16 +190,31 @@ function announce(incoming, before) {
     else if (j.state === 'failed') failed.push(j);
     if (ended(j.state)) endedOne = true;
   }
-  if (added.length === 1) toast('info', I.t('toast.addedElsewhere'), jobName(added[0]));
-  else if (added.length > 1) toast('info', I.t('toast.addedElsewhereN', { n: added.length, count: I.num(added.length) }));
-  if (done.length === 1) toast('ok', I.t('toast.completed'), jobName(done[0]));
+  toastAdded(added);
+  if (done.length === 1) endToast(done[0]);
   else if (done.length > 1) toast('ok', I.t('toast.completedN', { n: done.length, count: I.num(done.length) }));
-  for (const j of failed.slice(0, 2)) {
-    toast('err', I.t('toast.failed'), h('div', {}, h('bdi', { class: 'toast-text', dir: 'auto', text: jobName(j) }),
-      errorBlock(failureSentence(j.error_code), j.error)));
-  }
-  if (failed.length > 2) toast('err', I.t('toast.failedN', { n: failed.length, count: I.num(failed.length) }));
+  if (failed.length === 1) endToast(failed[0]);
+  else if (failed.length > 1) toast('err', I.t('toast.failedN', { n: failed.length, count: I.num(failed.length) }));
   if (endedOne) refreshTab();
+}
+
+// toastAdded says that downloads were added from elsewhere.
+export function toastAdded(added) {
+  if (added.length === 1) toast('info', I.t('toast.addedElsewhere'), jobName(added[0]), added[0].id);
+  else if (added.length > 1) toast('info', I.t('toast.addedElsewhereN', { n: added.length, count: I.num(added.length) }));
+}
+
+// endToast says how one download ended, in its own toast (the one that
+// said it was added, when that is still shown): a file already here and
+// unchanged is "already downloaded", not "complete".
+export function endToast(j) {
+  if (j.state === 'completed') {
+    const had = j.outcome === 'unchanged' || j.outcome === 'unchecked';
+    toast('ok', I.t(had ? 'toast.alreadyHave' : 'toast.completed'), jobName(j), j.id);
+  } else if (j.state === 'failed') {
+    toast('err', I.t('toast.failed'), h('div', {}, bidi(jobName(j), 'toast-text'),
+      errorBlock(failureSentence(j.error_code), j.error)), j.id);
+  }
 }
 
 // The event stream, or polling when the server refuses it (503 past its cap).
@@ -250,6 +272,19 @@ async function poll() {
   } finally {
     sync.polling = false;
     if (sync.mode === 'poll' && document.visibilityState === 'visible') sync.timer = setTimeout(poll, 1000);
+  }
+}
+
+// takeAdded puts downloads this page just added into the list at once,
+// marked as its own (the page says so itself, not a second toast).
+export function takeAdded(added) {
+  for (const j of added) {
+    localAdds.add(j.id);
+    upsert(j);
+  }
+  if (added.length && !store.order.includes(added[0].id)) {
+    for (const j of added) if (!store.order.includes(j.id)) store.order.push(j.id);
+    dirty.lists = true;
   }
 }
 

@@ -4,19 +4,31 @@ import { $, h, icon } from './dom.js';
 import { I } from './state.js';
 import { ApiError, errorBlock, apiSentence } from './api.js';
 
-export function toast(kind, title, body) {
+// toast shows one message at a time: a new one takes the place of the one
+// shown (a stack of them covered the rows, issue 25). A toast with a key
+// (a download's id) is updated in place by the next one with the same key:
+// "Added to the queue" becomes "Already downloaded" when that download
+// ends at once, and one add stays one toast.
+export function toast(kind, title, body, key) {
   const box = $('toasts');
-  while (box.children.length >= 3) box.firstElementChild.remove();
   const close = h('button', { type: 'button', class: 'icon-btn sm', 'aria-label': I.t('toast.close'), title: I.t('toast.close') }, icon('close'));
   let content = null;
   if (body instanceof Node) content = body;
   else if (body) content = h('bdi', { class: 'toast-text', dir: 'auto', text: body });
-  const el = h('div', { class: `toast ${kind}`, role: kind === 'err' ? 'alert' : 'status' },
-    h('div', { class: 'toast-body' }, h('span', { class: 'toast-title', text: title }), content),
-    close);
+  const inner = [h('div', { class: 'toast-body' }, h('span', { class: 'toast-title', text: title }), content), close];
+  const same = key ? [...box.children].find((t) => t.dataset.key === key) : null;
+  let el = same;
+  if (el) {
+    el.className = `toast ${kind}`;
+    el.setAttribute('role', kind === 'err' ? 'alert' : 'status');
+    el.replaceChildren(...inner);
+    clearTimeout(el._timer);
+  } else {
+    el = h('div', { class: `toast ${kind}`, role: kind === 'err' ? 'alert' : 'status', 'data-key': key || null }, ...inner);
+    box.replaceChildren(el);
+  }
   close.addEventListener('click', () => el.remove());
-  box.append(el);
-  setTimeout(() => el.remove(), kind === 'err' ? 9000 : 5000);
+  el._timer = setTimeout(() => el.remove(), kind === 'err' ? 9000 : 5000);
 }
 
 export function confirmDialog(title, text, okLabel) {

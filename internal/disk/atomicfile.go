@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -65,9 +66,12 @@ func replaceWith(path string, perm os.FileMode, write func(w io.Writer) error, d
 		return atomicWriteError(path, err)
 	}
 	if durable {
-		// The rename must reach the disk too; not every system can sync
-		// a folder, so a failure here does not undo a published file.
-		_ = SyncDir(dir)
+		// The rename must reach the disk too (SyncDir passes over a file
+		// system that cannot sync a folder). The file is in place either
+		// way; the caller learns that it may not survive a power cut.
+		if err := SyncDir(dir); err != nil {
+			return fmt.Errorf("writing %s: syncing its folder: %w", path, err)
+		}
 	}
 	return nil
 }
@@ -93,6 +97,26 @@ func atomicWriteError(path string, err error) error {
 // MoveAside renames path to path.corrupt-<UTC time>, with a counter
 // when that name is taken, and returns the new name.
 func MoveAside(path string, now time.Time) (string, error) {
+	to := asideName(path, now)
+	return to, os.Rename(path, to)
+}
+
+// CopyAside keeps a copy of path as path.corrupt-<UTC time> (durably, the
+// user's only) and returns its name; path itself stays. A journal whose
+// bad lines were skipped is copied before the state it held is saved
+// anew, so that a crash in between still finds the journal in place.
+func CopyAside(path string, now time.Time) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	to := asideName(path, now)
+	return to, WriteFileAtomic(to, PrivateFileMode, WriteBytes(data))
+}
+
+// asideName is path.corrupt-<UTC time>, with a counter when that name is
+// taken.
+func asideName(path string, now time.Time) string {
 	stamp := now.UTC().Format("20060102T150405Z")
 	to := path + ".corrupt-" + stamp
 	for i := 2; i < 100; i++ {
@@ -101,11 +125,14 @@ func MoveAside(path string, now time.Time) (string, error) {
 		}
 		to = path + ".corrupt-" + stamp + "-" + strconv.Itoa(i)
 	}
-	return to, os.Rename(path, to)
+	return to
 }
 
 // SyncDir makes a rename or a new file in dir durable. Windows cannot
-// fsync a folder (and NTFS journals the rename itself).
+// fsync a folder (and NTFS journals the rename itself); some file systems
+// (network and FUSE ones) answer that they cannot either: there is nothing
+// more to do on those. Any other failure (EIO) is returned: a rename it
+// leaves in doubt must not be reported as done.
 func SyncDir(dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil
@@ -117,6 +144,9 @@ func SyncDir(dir string) error {
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
+	}
+	if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EINVAL) {
+		return nil
 	}
 	return err
 }

@@ -10,7 +10,11 @@
 // _other.
 //
 // Invariants: a file published with WriteFileAtomic or ReplaceFile is either
-// the old content or the whole new one after a crash or power cut; a
-// journal line is on disk when Sync returns; ENOSPC is always the one
-// SpaceError ("the disk is full: no space left on MOUNT; …").
+// the old content or the whole new one after a crash or power cut, and
+// WriteFileAtomic fails when the folder's fsync does (SyncDir passes over
+// only a file system that cannot sync a folder); a journal line is on disk
+// when Sync returns, and no line is written over the stale end of a failed
+// write; state folders and journals are the user's only (MakePrivateDir,
+// 0700 and 0600); ENOSPC is always the one SpaceError ("the disk is full: no
+// space left on MOUNT; …").
 package disk

@@ -59,6 +59,9 @@ func (g *groupSync) do(syncFile func() error) error {
 // FolderSyncs is a groupSync per folder, for the fsync that makes a rename
 // in it durable.
 type FolderSyncs struct {
+	// SyncDir syncs one folder; nil is disk.SyncDir. Tests make it fail.
+	SyncDir func(dir string) error
+
 	mu      sync.Mutex
 	folders map[string]*groupSync
 }
@@ -73,8 +76,12 @@ func (f *FolderSyncs) Sync(dir string) error {
 		g = &groupSync{gather: time.Millisecond}
 		f.folders[dir] = g
 	}
+	sync := f.SyncDir
 	f.mu.Unlock()
-	return g.do(func() error { return SyncDir(dir) })
+	if sync == nil {
+		sync = SyncDir
+	}
+	return g.do(func() error { return sync(dir) })
 }
 
 // SmallFileSyncs makes small files durable in batches: one syncfs of the

@@ -22,9 +22,25 @@ type Journal struct {
 	path  string
 	syncs groupSync
 
-	mu   sync.Mutex // guards f and size against Reset during a write or sync
-	f    *os.File
+	mu   sync.Mutex // guards f, size and torn against Reset during a write or sync
+	f    journalFile
 	size int64
+	// torn: a failed write left bytes past size that could not be cut
+	// off. Writes wait until they are: a shorter line written over them
+	// would leave their tail after it, read at the next start as a line
+	// nobody wrote.
+	torn bool
+	// synced is the length the last successful sync made durable.
+	synced int64
+}
+
+// journalFile is what a journal does with its file: an *os.File, or in
+// tests one that fails on cue.
+type journalFile interface {
+	WriteAt(p []byte, off int64) (int, error)
+	Truncate(size int64) error
+	Sync() error
+	Close() error
 }
 
 // OpenJournal opens path, creating it, and returns its complete lines. A
@@ -36,9 +52,13 @@ func OpenJournal(path string) (*Journal, [][]byte, error) {
 		return nil, nil, fmt.Errorf("reading journal %s: %w", path, err)
 	}
 	complete := int64(bytes.LastIndexByte(data, '\n') + 1)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, PrivateFileMode)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening journal: %w", err)
+	}
+	// One an earlier version made 0644 becomes this user's only.
+	if info, err := f.Stat(); err == nil && ExposedToOthers(info.Mode()) {
+		f.Chmod(PrivateFileMode)
 	}
 	if complete < int64(len(data)) {
 		if err := f.Truncate(complete); err != nil {
@@ -77,10 +97,16 @@ func (j *Journal) Write(lines ...[]byte) error {
 	if j.f == nil {
 		return errors.New("journal is closed")
 	}
+	if j.torn {
+		if err := j.f.Truncate(j.size); err != nil {
+			return fmt.Errorf("writing journal %s: the end of a failed write cannot be cut off: %w", j.path, FullError(err, j.path))
+		}
+		j.torn = false
+	}
 	n, err := j.f.WriteAt(buf.Bytes(), j.size)
 	if err != nil {
-		if n > 0 {
-			j.f.Truncate(j.size)
+		if n > 0 && j.f.Truncate(j.size) != nil {
+			j.torn = true
 		}
 		return fmt.Errorf("writing journal %s: %w", j.path, FullError(err, j.path))
 	}
@@ -92,7 +118,7 @@ func (j *Journal) Write(lines ...[]byte) error {
 func (j *Journal) Sync() error {
 	return j.syncs.do(func() error {
 		j.mu.Lock()
-		f := j.f
+		f, size := j.f, j.size
 		j.mu.Unlock()
 		if f == nil {
 			return nil
@@ -100,6 +126,11 @@ func (j *Journal) Sync() error {
 		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 			return fmt.Errorf("syncing journal %s: %w", j.path, FullError(err, j.path))
 		}
+		j.mu.Lock()
+		if j.size >= size { // not emptied meanwhile
+			j.synced = max(j.synced, size)
+		}
+		j.mu.Unlock()
 		return nil
 	})
 }
@@ -109,6 +140,14 @@ func (j *Journal) Size() int64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.size
+}
+
+// Unsynced is how many bytes at the journal's end are written but not
+// known to be on disk: 0 once a Sync covers every write.
+func (j *Journal) Unsynced() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.size - j.synced
 }
 
 // Reset empties the journal once a durable snapshot holds what it held.
@@ -123,7 +162,7 @@ func (j *Journal) Reset() error {
 	if err := j.f.Truncate(0); err != nil {
 		return fmt.Errorf("emptying journal %s: %w", j.path, err)
 	}
-	j.size = 0
+	j.size, j.torn, j.synced = 0, false, 0
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("emptying journal %s: %w", j.path, err)
 	}

@@ -517,7 +517,11 @@ func (d *Downloader) publish(ctx context.Context, t *transfer) (Result, error) {
 		if err := os.Rename(PartPath(t.path), t.path); err != nil {
 			return Result{}, fmt.Errorf("publishing %s: %w", t.path, err)
 		}
-		_ = d.folders.Sync(filepath.Dir(t.path))
+		// "Completed" must mean the rename survives a power cut. The file
+		// is complete and verified and stays; only the promise fails.
+		if err := d.folders.Sync(filepath.Dir(t.path)); err != nil {
+			return Result{}, &diskError{fmt.Errorf("%s is complete, but its folder could not be synced, so it may not survive a power cut: %w", t.path, err)}
+		}
 	}
 	_ = os.Remove(SidecarPath(t.path))
 	if t.req.Progress != nil {

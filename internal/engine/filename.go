@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"mime"
 	"net/url"
 	"path"
 	"strings"
@@ -40,41 +39,6 @@ func fileNameFrom(disposition string, final *url.URL, original string) string {
 		}
 	}
 	return "download"
-}
-
-// dispositionFileName extracts the file name from a Content-Disposition
-// header. mime.ParseMediaType decodes RFC 2231 filename* parameters; servers
-// that send unquoted spaces or raw UTF-8 break it, so a lenient scan follows.
-func dispositionFileName(v string) string {
-	if v == "" {
-		return ""
-	}
-	if _, params, err := mime.ParseMediaType(v); err == nil {
-		if name := params["filename"]; name != "" {
-			return name
-		}
-	}
-	var plain string
-	for part := range strings.SplitSeq(v, ";") {
-		key, value, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			continue
-		}
-		value = strings.TrimSpace(value)
-		switch strings.ToLower(strings.TrimSpace(key)) {
-		case "filename*":
-			// charset'language'percent-encoded-value
-			pieces := strings.SplitN(value, "'", 3)
-			if len(pieces) == 3 {
-				if decoded, err := url.PathUnescape(pieces[2]); err == nil && utf8.ValidString(decoded) {
-					return decoded
-				}
-			}
-		case "filename":
-			plain = strings.Trim(value, `"`)
-		}
-	}
-	return plain
 }
 
 // sanitizeFileName turns a name from the network into one path element that

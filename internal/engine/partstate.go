@@ -293,7 +293,7 @@ func writePartState(path string, st PartState) error {
 	}
 	// Not fsynced: the data it names is, and a sidecar lost to a power
 	// cut only makes the state older (or unreadable: a restart from 0).
-	err = disk.ReplaceFile(SidecarPath(path), 0o644, data)
+	err = disk.ReplaceFile(SidecarPath(path), disk.PrivateFileMode, data) // the URL may carry a signed query
 	if err != nil && errors.Is(err, disk.ErrNoSpace) && overwriteInPlace(SidecarPath(path), data) == nil {
 		return nil
 	}

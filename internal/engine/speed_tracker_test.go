@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"sync"
+	"math"
 	"testing"
 	"time"
 )
@@ -83,24 +83,48 @@ func TestSpeedTrackerResetIgnoresResumedBytes(t *testing.T) {
 	}
 }
 
+// TestSpeedTrackerConcurrentUse: a transfer samples while the UI reads.
+// The bytes grow at exactly 10 B/s, so every read taken whole is 0 (before
+// two instants are known) or 10 B/s, and every ETA for 100 bytes -1 or
+// 10 s: a read that mixed two samples would see another speed. (-race
+// checks the locking itself.)
 func TestSpeedTrackerConcurrentUse(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := NewSpeedTracker(10)
-	var wg sync.WaitGroup
-	wg.Add(2)
+	const samples = 20000
+	finished := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		for i := range 1000 {
-			s.Sample(start.Add(time.Duration(i)*time.Millisecond*100), int64(i))
+		defer close(finished)
+		for i := range samples {
+			s.Sample(start.Add(time.Duration(i)*100*time.Millisecond), int64(i))
 		}
 	}()
-	go func() {
-		defer wg.Done()
-		for range 1000 {
-			_ = s.ETA(100)
+	reads, moving := 0, 0
+	for running := true; running && reads < 10_000_000; {
+		select {
+		case <-finished:
+			running = false
+		default:
 		}
-	}()
-	wg.Wait()
+		speed, eta := s.Speed(), s.ETA(100)
+		reads++
+		if speed != 0 {
+			moving++
+		}
+		if speed != 0 && math.Abs(speed-10) > 1e-9 {
+			t.Fatalf("read %d: speed %v B/s, want 0 or 10", reads, speed)
+		}
+		if eta != -1 && eta != 10*time.Second {
+			t.Fatalf("read %d: ETA %v, want -1 or 10s", reads, eta)
+		}
+	}
+	<-finished
+	if got := s.Speed(); math.Abs(got-10) > 1e-9 {
+		t.Errorf("after the last sample: %v B/s, want 10", got)
+	}
+	if moving == 0 {
+		t.Error("no read saw the speed: the test proves nothing")
+	}
 }
 
 func BenchmarkSpeedTrackerSample(b *testing.B) {

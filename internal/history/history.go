@@ -64,6 +64,7 @@ type Store struct {
 	all        bool
 	segment    int           // tests lower it
 	flushDelay time.Duration // tests lower it
+	loadMax    int           // records held in memory with all (historyLoadMax); tests lower it
 	journal    *disk.Journal
 
 	mu        sync.Mutex
@@ -101,8 +102,9 @@ type historyArchive struct {
 
 type Record struct {
 	ID           string    `json:"id"`
-	Kind         string    `json:"kind"`   // "file" or "model"
-	Source       string    `json:"source"` // URL (redacted) or model name
+	Kind         string    `json:"kind"`           // "file" or "model"
+	Source       string    `json:"source"`         // URL (redacted) or model name, as given
+	Name         string    `json:"name,omitempty"` // models: the name as the queue and ollama list show it (source may be "tiny", name "tiny:latest")
 	FileName     string    `json:"file_name"`
 	Path         string    `json:"path"`
 	Size         int64     `json:"size"`
@@ -160,9 +162,13 @@ func openHistoryStore(outputDir string, log *slog.Logger, all bool) (*Store, err
 		all:        all,
 		segment:    historySegment,
 		flushDelay: historyFlushDelay,
+		loadMax:    historyLoadMax,
 		ids:        make(map[string]struct{}),
 	}
-	if err := os.MkdirAll(filepath.Join(h.dir, historyArchiveDir), 0o755); err != nil {
+	if err := disk.MakePrivateDir(h.dir); err != nil {
+		return nil, fmt.Errorf("creating history folder: %w", err)
+	}
+	if err := disk.MakePrivateDir(filepath.Join(h.dir, historyArchiveDir)); err != nil {
 		return nil, fmt.Errorf("creating history folder: %w", err)
 	}
 	// A temp file is a snapshot that never got renamed: the crash happened
@@ -211,7 +217,7 @@ func (h *Store) path(name string) string {
 }
 
 func newHistoryEntry(rec Record, archive int) historyEntry {
-	return historyEntry{rec: rec, search: strings.ToLower(rec.Source + "\n" + rec.FileName), archive: archive}
+	return historyEntry{rec: rec, search: strings.ToLower(rec.Source + "\n" + rec.Name + "\n" + rec.FileName), archive: archive}
 }
 
 // insert appends rec to memory as a recent record.
@@ -448,13 +454,18 @@ func (h *Store) flushLocked() error {
 			chunk[k].archive = len(h.archives) - 1
 		}
 		h.recent += h.segment
-		if !h.all { // a CLI run does not keep archived records in memory
-			for _, e := range h.records[:h.recent] {
-				delete(h.ids, e.rec.ID)
-			}
-			h.records = slices.Delete(h.records, 0, h.recent)
-			h.recent = 0
+		// A CLI run keeps no archived record in memory; the web UI keeps
+		// the newest loadMax records, as it loaded them: a server running
+		// for months does not grow with every download.
+		drop := h.recent
+		if h.all {
+			drop = min(h.recent, max(len(h.records)-h.loadMax, 0))
 		}
+		for _, e := range h.records[:drop] {
+			delete(h.ids, e.rec.ID)
+		}
+		h.records = slices.Delete(h.records, 0, drop)
+		h.recent -= drop
 	}
 	total := len(h.records) - h.recent
 	for _, a := range h.archives {
@@ -487,7 +498,7 @@ func (h *Store) nextArchiveNumber() int {
 // writeRecords writes a snapshot or archive file atomically, one record per
 // line so that a person (or grep) can read it.
 func (h *Store) writeRecords(name string, head historySnapshot, entries []historyEntry) error {
-	return disk.WriteFileAtomic(h.path(name), 0o644, func(w io.Writer) error {
+	return disk.WriteFileAtomic(h.path(name), disk.PrivateFileMode, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 256<<10)
 		head.Records = nil
 		hb, err := json.Marshal(head)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"ollama-model-downloader/internal/fault"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -378,7 +380,11 @@ func TestHistoryUnreadableFileIsMovedAside(t *testing.T) {
 	}
 }
 
-func TestHistoryCorruptJournalKeepsEarlierRecords(t *testing.T) {
+// TestHistoryCorruptJournalKeepsEveryGoodRecord: garbage on one line in
+// the middle of the journal costs that line only; the journal as it was is
+// copied aside, and what was read is in history.json at once, so a second
+// crash loses nothing either.
+func TestHistoryCorruptJournalKeepsEveryGoodRecord(t *testing.T) {
 	dir := t.TempDir()
 	h := mustOpenHistory(t, dir)
 	for _, r := range testRecords(3) {
@@ -399,10 +405,19 @@ func TestHistoryCorruptJournalKeepsEarlierRecords(t *testing.T) {
 	}
 	h2 := mustOpenHistory(t, dir)
 	if kept, err := os.ReadFile(h2.Recovered()); err != nil || string(kept) != bad {
-		t.Fatalf("moved-aside journal %q = %q, %v", h2.Recovered(), kept, err)
+		t.Fatalf("journal kept aside %q = %q, %v", h2.Recovered(), kept, err)
 	}
-	if got := recordIDs(listAll(t, h2)); !reflect.DeepEqual(got, []string{"d-0"}) {
-		t.Errorf("ids = %v, want the record before the broken line", got)
+	want := []string{"d-2", "d-1", "d-0"} // newest first
+	if got := recordIDs(listAll(t, h2)); !reflect.DeepEqual(got, want) {
+		t.Errorf("ids = %v, want every record but the broken line, %v", got, want)
+	}
+	crash(h2) // a second crash, before any clean stop
+	h3 := mustOpenHistory(t, dir)
+	if got := recordIDs(listAll(t, h3)); !reflect.DeepEqual(got, want) {
+		t.Errorf("after a second crash: ids = %v, want %v", got, want)
+	}
+	if h3.Recovered() != "" {
+		t.Errorf("the second start recovered %q again", h3.Recovered())
 	}
 }
 
@@ -636,6 +651,8 @@ func TestHistoryStats(t *testing.T) {
 		{Kind: "model", Source: "llama3:latest", FileName: "llama3-latest.zip", Domain: "registry.ollama.ai", Size: 10000, Duration: 20, FinishedAt: day(1), Status: "completed"},
 		{Kind: "model", Source: "qwen:0.5b", FileName: "qwen-0.5b.zip", Domain: "registry.ollama.ai", Size: 7, FinishedAt: day(1), Status: "canceled"},
 		{Kind: "file", Source: "https://c.example/old.tar.gz", FileName: "old.tar.gz", Size: 900, Duration: 9, FinishedAt: day(30), Status: "completed"},
+		// Recorded before a .tar.gz was one file type: counted as one now.
+		{Kind: "file", Source: "https://c.example/older.tar.gz", FileName: "older.tar.gz", FileType: "gz", Size: 100, Duration: 1, FinishedAt: day(3), Status: "completed"},
 	}
 	h := mustOpenHistory(t, t.TempDir())
 	for _, r := range recs {
@@ -650,26 +667,27 @@ func TestHistoryStats(t *testing.T) {
 		daily[i].Date = now.AddDate(0, 0, i-(historyDays-1)).Format(time.DateOnly)
 	}
 	daily[0] = historyDay{Date: "2026-10-27", Count: 1, Bytes: 100}
+	daily[26] = historyDay{Date: "2026-11-22", Count: 1, Bytes: 100}
 	daily[27] = historyDay{Date: "2026-11-23", Count: 1, Bytes: 0}
 	daily[28] = historyDay{Date: "2026-11-24", Count: 2, Bytes: 10000}
 	daily[29] = historyDay{Date: "2026-11-25", Count: 2, Bytes: 4000}
 	want := Stats{
-		TotalFiles:   7,
-		TotalBytes:   1000 + 3000 + 100 + 10000 + 900,
-		Completed:    5,
+		TotalFiles:   8,
+		TotalBytes:   1000 + 3000 + 100 + 10000 + 900 + 100,
+		Completed:    6,
 		Failed:       1,
 		Canceled:     1,
-		AverageSpeed: float64(1000+3000+100+10000+900) / (10 + 10 + 1 + 20 + 9),
+		AverageSpeed: float64(1000+3000+100+10000+900+100) / (10 + 10 + 1 + 20 + 9 + 1),
 		Domains: []historyDomain{
 			{Domain: "registry.ollama.ai", Count: 2, Bytes: 10000},
 			{Domain: "a.example", Count: 2, Bytes: 4000},
-			{Domain: "c.example", Count: 1, Bytes: 900},
+			{Domain: "c.example", Count: 2, Bytes: 1000},
 			{Domain: "b.example", Count: 2, Bytes: 100},
 		},
 		FileTypes: []historyFileType{
 			{Type: "model", Count: 2, Bytes: 10000},
 			{Type: "iso", Count: 2, Bytes: 4000},
-			{Type: "gz", Count: 1, Bytes: 900},
+			{Type: "tar.gz", Count: 2, Bytes: 1000},
 			{Type: "other", Count: 1, Bytes: 100},
 			{Type: "zip", Count: 1, Bytes: 0},
 		},
@@ -710,7 +728,12 @@ func TestDomainOf(t *testing.T) {
 func TestFileTypeOf(t *testing.T) {
 	tests := []struct{ kind, name, want string }{
 		{"file", "x.ISO", "iso"},
-		{"file", "a.tar.gz", "gz"},
+		{"file", "a.tar.gz", "tar.gz"},
+		{"file", "linux-6.12.TAR.XZ", "tar.xz"},
+		{"file", "logs.gz", "gz"},
+		{"file", "tar.gz", "gz"},
+		{"file", "a.tar", "tar"},
+		{"file", "a.tar.zip", "zip"},
 		{"file", "README", "other"},
 		{"file", "", "other"},
 		{"file", "trailing.", "other"},
@@ -893,5 +916,96 @@ func TestHistoryAddOnce(t *testing.T) {
 	}
 	if got := recordIDs(listAll(t, h)); len(got) != 2 {
 		t.Fatalf("after Add of the same ID: %q, want two records", got)
+	}
+}
+
+// TestHistoryIsPrivate: .history and its archive folder are 0700, its
+// files 0600, also when an earlier version made them readable by all.
+func TestHistoryIsPrivate(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows keeps access in ACLs, not modes")
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, historyDirName, historyArchiveDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(dir, historyDirName), 0o755)
+	os.Chmod(filepath.Join(dir, historyDirName, historyArchiveDir), 0o755)
+	h, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.segment = 2
+	for _, r := range testRecords(5) { // two archives' worth
+		if err := h.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(filepath.Join(dir, historyDirName), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		}
+		if got := info.Mode().Perm(); got != want {
+			t.Errorf("%s has mode %v, want %v", p, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHistoryWebUIMemoryBounded: the web UI holds at most the newest
+// loadMax records in memory while it runs, as it loads them at start; a
+// server running for months does not grow with every download (issue 25:
+// the cap applied only when opening). Every record stays on disk.
+func TestHistoryWebUIMemoryBounded(t *testing.T) {
+	dir := t.TempDir()
+	h, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.segment, h.loadMax = 2, 5
+	recs := testRecords(30)
+	for _, r := range recs {
+		if err := h.Add(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.mu.Lock()
+	held, ids := len(h.records), len(h.ids)
+	newest := h.records[len(h.records)-1].rec.ID
+	h.mu.Unlock()
+	if held > h.loadMax || ids != held {
+		t.Errorf("after 30 records: %d held in memory (%d ids), want at most %d", held, ids, h.loadMax)
+	}
+	if want := recs[len(recs)-1].ID; newest != want {
+		t.Errorf("the newest record in memory is %s, want %s", newest, want)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing was lost on disk: a CLI's view counts every record.
+	data, err := os.ReadFile(filepath.Join(dir, historyDirName, historyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap historySnapshot
+	if err := json.Unmarshal(data, &snap); err != nil || snap.Total != len(recs) {
+		t.Errorf("history.json counts %d records (%v), want %d", snap.Total, err, len(recs))
 	}
 }

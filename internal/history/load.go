@@ -139,7 +139,7 @@ func decodeSnapshot(data []byte, snap *historySnapshot) error {
 // loadArchives learns the archive files: those history.json lists, and any
 // it does not, which a crash left between writing an archive and the
 // history.json that drops its records (they are dropped now). With all,
-// the records of the newest archives are loaded, up to historyLoadMax. It
+// the records of the newest archives are loaded, up to loadMax. It
 // reports whether history.json must be written again.
 func (h *Store) loadArchives(snap historySnapshot) (bool, error) {
 	listed := make(map[string]bool)
@@ -186,7 +186,7 @@ func (h *Store) loadArchives(snap historySnapshot) (bool, error) {
 	// An unreadable archive is moved aside and dropped from the list.
 	loaded := make(map[int][]Record)
 	held := len(h.records)
-	for i := len(h.archives) - 1; i >= 0 && held < historyLoadMax; i-- {
+	for i := len(h.archives) - 1; i >= 0 && held < h.loadMax; i-- {
 		recs, err := h.readArchive(h.archives[i].File)
 		if err != nil {
 			rewrite = true
@@ -244,27 +244,26 @@ func (h *Store) readArchive(name string) ([]Record, error) {
 }
 
 // replay applies the journal's operations newer than history.json. It
-// reports whether the journal held any.
+// reports whether the journal held any. A line that does not parse is
+// skipped and the lines after it still apply (each holds a whole record);
+// the journal as it was is copied aside for a person to look at, and the
+// caller writes history.json at once, so that what was read is durable
+// before the journal is emptied.
 func (h *Store) replay(lines [][]byte, snapSeq int64) (bool, error) {
+	bad := 0
 	for n, line := range lines {
 		var op historyOp
 		if err := json.Unmarshal(line, &op); err != nil || (op.Op == "add" && op.Record == nil) {
 			if err == nil {
 				err = errors.New("add without a record")
 			}
-			h.log.Error("history journal line unreadable; the lines after it are kept aside", "line", n+1, "err", err)
-			if err := h.journal.Close(); err != nil {
-				return true, err
+			if bad == 0 {
+				if err := h.copyAside(historyJournalName, fmt.Errorf("line %d: %w", n+1, err)); err != nil {
+					return true, err
+				}
 			}
-			if err := h.moveAside(historyJournalName, fmt.Errorf("line %d: %w", n+1, err)); err != nil {
-				return true, err
-			}
-			j, _, err := disk.OpenJournal(h.path(historyJournalName))
-			if err != nil {
-				return true, err
-			}
-			h.journal = j
-			return true, nil
+			bad++
+			continue
 		}
 		if op.Seq <= snapSeq {
 			continue // already in history.json
@@ -280,6 +279,20 @@ func (h *Store) replay(lines [][]byte, snapSeq int64) (bool, error) {
 		h.seq = max(h.seq, op.Seq)
 	}
 	return len(lines) > 0, nil
+}
+
+// copyAside keeps a copy of a file some of which cannot be used, so that
+// a person can look at it; the file stays, for what can be used.
+func (h *Store) copyAside(name string, cause error) error {
+	to, err := disk.CopyAside(h.path(name), time.Now())
+	if err != nil {
+		return fmt.Errorf("keeping unreadable history file %s (%v): %w", name, cause, err)
+	}
+	h.log.Error("history file partly unreadable; the unreadable parts were skipped and the file copied aside", "path", h.path(name), "copied_to", to, "err", cause)
+	if h.recovered == "" {
+		h.recovered = to
+	}
+	return nil
 }
 
 // moveAside renames a file that cannot be used, so that a person can look

@@ -91,6 +91,9 @@ func (h *Store) Stats(now time.Time) Stats {
 		d.Bytes += size
 
 		ft := cmp.Or(r.FileType, "other")
+		if t := FileTypeOf(r.Kind, r.FileName); strings.HasPrefix(t, "tar.") {
+			ft = t // a record from before tar.gz was one type
+		}
 		t := types[ft]
 		if t == nil {
 			t = &historyFileType{Type: ft}
@@ -144,7 +147,9 @@ func DomainOf(source string) string {
 }
 
 // FileTypeOf is the lower-case extension of name without its dot, "model"
-// for models and "other" when there is no usable extension.
+// for models and "other" when there is no usable extension. A compressed
+// tar is one type with its two extensions, "tar.gz" (issue 25: counting
+// it as "gz" put a source archive beside a gzipped log).
 func FileTypeOf(kind, name string) string {
 	if kind == "model" {
 		return "model"
@@ -155,5 +160,18 @@ func FileTypeOf(kind, name string) string {
 	}) {
 		return "other"
 	}
+	if compressesTar(ext) && strings.HasSuffix(strings.ToLower(strings.TrimSuffix(name, filepath.Ext(name))), ".tar") {
+		return "tar." + ext
+	}
 	return ext
+}
+
+// compressesTar reports whether ext is a compression that a ".tar.<ext>"
+// file type keeps beside its "tar".
+func compressesTar(ext string) bool {
+	switch ext {
+	case "gz", "bz2", "xz", "zst", "lz4", "lz", "lzma", "z", "br":
+		return true
+	}
+	return false
 }

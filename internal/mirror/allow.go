@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"net"
+	"net/http"
 	"net/netip"
 	"ollama-model-downloader/internal/fault"
 	"strings"
@@ -63,6 +64,44 @@ func (l AllowList) allows(addr netip.Addr) bool {
 	for _, p := range l {
 		if p.Contains(addr) {
 			return true
+		}
+	}
+	return false
+}
+
+// admits reports whether the client of r may pull: one the list allows,
+// or this machine itself, whatever -allow says (its loopback, or one of
+// its own addresses: the docs promise that this machine is always served,
+// and a LAN mirror is often tried from the machine it runs on).
+func (l AllowList) admits(client netip.Addr, r *http.Request) bool {
+	return l.allows(client) || thisMachine(client, r)
+}
+
+// thisMachine reports whether client is this machine: a loopback address,
+// the address the connection came in on (a connection from one of this
+// machine's addresses to itself has the same address at both ends), or
+// any address of this machine's interfaces.
+func thisMachine(client netip.Addr, r *http.Request) bool {
+	if !client.IsValid() {
+		return false
+	}
+	if client.IsLoopback() {
+		return true
+	}
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ap, err := netip.ParseAddrPort(local.String()); err == nil && ap.Addr().Unmap() == client {
+			return true
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Unmap() == client {
+				return true
+			}
 		}
 	}
 	return false

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -65,15 +66,55 @@ func TestParseAllowList(t *testing.T) {
 func TestMirrorRefusesClientsNotAllowed(t *testing.T) {
 	m := newModelMirror([]string{t.TempDir()}, nil)
 	m.Allow, _ = ParseAllowList("10.0.0.0/8", false)
+	get := func(client string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "http://192.0.2.1:11435/v2/", nil)
+		r.RemoteAddr = client
+		w := httptest.NewRecorder()
+		m.ServeHTTP(w, r)
+		return w
+	}
+	if w := get("203.0.113.9:40000"); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "DENIED") || !strings.Contains(w.Body.String(), "-allow") {
+		t.Errorf("client outside -allow: %d %s", w.Code, w.Body)
+	}
+	if w := get("10.1.2.3:40000"); w.Code != http.StatusOK {
+		t.Errorf("client inside -allow: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestMirrorAlwaysServesThisMachine: whatever -allow names, this machine
+// is served (issue 25: -allow 192.168.1.0/24 refused 127.0.0.1 and the
+// machine's own LAN address, which the docs say are always allowed).
+func TestMirrorAlwaysServesThisMachine(t *testing.T) {
+	m := newModelMirror([]string{t.TempDir()}, nil)
+	m.Allow, _ = ParseAllowList("10.99.0.0/16", false)
+	m.AnyHost = true
 	srv := httptest.NewServer(m)
 	t.Cleanup(srv.Close)
-	resp, body, err := testkit.GetBody(t, srv.URL+"/v2/", "")
-	if err != nil || resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "DENIED") || !strings.Contains(string(body), "-allow") {
-		t.Errorf("client outside -allow: %v %v %s", err, resp, body)
+	if resp, body, err := testkit.GetBody(t, srv.URL+"/v2/", ""); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("loopback client with -allow 10.99.0.0/16: %v %v %s", err, resp, body)
 	}
-	m.Allow, _ = ParseAllowList("127.0.0.1", false)
-	if resp, _, err := testkit.GetBody(t, srv.URL+"/v2/", ""); err != nil || resp.StatusCode != http.StatusOK {
-		t.Errorf("client inside -allow: %v %v", err, resp)
+	// One of this machine's own non-loopback addresses, as the client of
+	// a connection (nothing listens beyond loopback here).
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := ""
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+			own = ipn.IP.String()
+			break
+		}
+	}
+	if own == "" {
+		t.Skip("this machine has no address beyond loopback")
+	}
+	r := httptest.NewRequest("GET", "http://"+net.JoinHostPort(own, "11435")+"/v2/", nil)
+	r.RemoteAddr = net.JoinHostPort(own, "40000")
+	w := httptest.NewRecorder()
+	m.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Errorf("this machine's own address %s with -allow 10.99.0.0/16: %d %s", own, w.Code, w.Body)
 	}
 }
 

@@ -66,7 +66,7 @@ type Cache struct {
 	retries           int           // the engine's failure budget per blob (< 0: no count, RetryFor decides); digest mismatches tolerated
 	revalidateTimeout time.Duration // how long a pull waits for upstream before using its cached manifest
 	failedTTL         time.Duration // a failed blob is answered as failed this long before it is tried again
-	activeGrace       time.Duration // a model pulled this recently is not evicted
+	servingGap        time.Duration // a model asked for this recently is still being pulled: not evicted
 	pendingTTL        time.Duration // a manifest whose blobs never all came is forgotten after this idle time
 	sweepEvery        time.Duration
 	holdback          int64
@@ -79,12 +79,13 @@ type Cache struct {
 	prefetch chan struct{} // bounds the blobs fetched ahead of the clients
 
 	mu         sync.Mutex
-	manifests  map[string]*cacheEntry // written to disk, by key
-	pending    map[string]*cacheEntry // from upstream, blobs still coming
-	blobs      map[string]int64       // complete blobs: digest → size
-	fetches    map[string]*blobFetch  // running, and failed ones for failedTTL
-	inUse      map[string]int         // digest → requests serving it now
-	active     map[string]time.Time   // lower-case host/namespace/model → last request
+	manifests  map[string]*cacheEntry   // written to disk, by key
+	pending    map[string]*cacheEntry   // from upstream, blobs still coming
+	blobs      map[string]int64         // complete blobs: digest → size
+	fetches    map[string]*blobFetch    // running, and failed ones for failedTTL
+	inUse      map[string]int           // digest → requests serving it now
+	active     map[string]*repoActivity // lower-case host/namespace/model → its requests
+	overBound  string                   // why the cache is over Max, "" when it is not
 	pullsDirty bool
 	closed     bool
 }
@@ -159,7 +160,7 @@ func openModelCache(cfg cacheConfig) (*Cache, error) {
 		retries:           retries,
 		revalidateTimeout: 5 * time.Second,
 		failedTTL:         30 * time.Second,
-		activeGrace:       time.Minute,
+		servingGap:        clientWindow,
 		pendingTTL:        10 * time.Minute,
 		sweepEvery:        time.Minute,
 		holdback:          cacheHoldback,
@@ -173,7 +174,7 @@ func openModelCache(cfg cacheConfig) (*Cache, error) {
 		blobs:             map[string]int64{},
 		fetches:           map[string]*blobFetch{},
 		inUse:             map[string]int{},
-		active:            map[string]time.Time{},
+		active:            map[string]*repoActivity{},
 	}
 	c.load()
 	c.sweep()
@@ -384,7 +385,7 @@ func (c *Cache) manifest(ctx context.Context, name registry.Name) (*cacheEntry, 
 	if cached == nil && name.Digest != "" {
 		cached = c.byDigestLocked(name)
 	}
-	c.active[repoKey(name)] = c.now()
+	c.activityLocked(name).last = c.now()
 	c.mu.Unlock()
 	if cached != nil && name.Digest != "" {
 		c.pulledNow(cached)
@@ -691,22 +692,51 @@ func (c *Cache) openBlob(digest string) (*os.File, fs.FileInfo, error) {
 	return f, info, nil
 }
 
+// repoActivity is what a model is being asked for: requests for it
+// running now, and when the last one started or ended.
+type repoActivity struct {
+	inflight int
+	last     time.Time
+}
+
+// activityLocked is the activity record of name's model, made on first use.
+func (c *Cache) activityLocked(name registry.Name) *repoActivity {
+	key := repoKey(name)
+	a := c.active[key]
+	if a == nil {
+		a = &repoActivity{}
+		c.active[key] = a
+	}
+	return a
+}
+
 // hold marks a blob (and the model it was asked under) in use until the
 // returned function is called: eviction leaves it alone.
 func (c *Cache) hold(digest string, repo registry.Name) func() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inUse[digest]++
-	key := repoKey(repo)
-	c.active[key] = c.now()
+	a := c.activityLocked(repo)
+	a.inflight++
+	a.last = c.now()
 	return func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.inUse[digest]--; c.inUse[digest] <= 0 {
 			delete(c.inUse, digest)
 		}
-		c.active[key] = c.now()
+		a.inflight--
+		a.last = c.now()
 	}
+}
+
+// Usage is what the cache holds and has promised (complete blobs, the full
+// size of running fetches), and why it is over its bound: "" when it is
+// within it or has none.
+func (c *Cache) Usage() (used int64, overBound string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.usedLocked(), c.overBound
 }
 
 // Entries lists the manifests that can be served offline, for the

@@ -13,6 +13,7 @@ import (
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/registry"
 	"ollama-model-downloader/internal/testkit"
+	"ollama-model-downloader/internal/units"
 	"os"
 	"path/filepath"
 	"strings"
@@ -320,7 +321,7 @@ func TestCacheEviction(t *testing.T) {
 	var clock sync.Mutex
 	tick := func() time.Time { clock.Lock(); defer clock.Unlock(); now = now.Add(time.Second); return now }
 	mir, srv := newFakeCache(t, f, 2<<20+(256<<10), func(c *Cache) {
-		c.activeGrace = 500 * time.Millisecond
+		c.servingGap = 500 * time.Millisecond
 		c.now = tick
 	})
 	cache := mir.Cache
@@ -398,5 +399,51 @@ func TestParseCacheSize(t *testing.T) {
 		if err != nil && !errors.Is(err, fault.ErrBadInput) {
 			t.Errorf("parseCacheSize(%q): error %v does not match ErrBadInput", tc.in, err)
 		}
+	}
+}
+
+// TestCacheBoundHoldsAfterPulls: a model pulled and done is not protected
+// from eviction: after three pulls in one minute the cache is within its
+// bound once they are over (issue 25: everything pulled in the last
+// minute stayed, and a 10 MB cache reached 24 MB). While a pull runs and
+// the bound cannot be met, the mirror's figures say why.
+func TestCacheBoundHoldsAfterPulls(t *testing.T) {
+	f := testkit.NewFakeRegistry(t)
+	for i, name := range []string{"a", "b", "c"} {
+		f.AddModel("library/"+name, "latest", testkit.TestBytes(1<<20, byte(10+i)), []byte("{{ .Prompt }}"))
+	}
+	var clock sync.Mutex
+	now := time.Now()
+	at := func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
+	wait := func(d time.Duration) { clock.Lock(); now = now.Add(d); clock.Unlock() }
+	mir, srv := newFakeCache(t, f, 2<<20+(256<<10), func(c *Cache) { c.now = at })
+	cache := mir.Cache
+	for _, name := range []string{"a", "b", "c"} {
+		testkit.PullLikeOllama(t, srv.URL, "library/"+name, "latest")
+		key := cacheKey(registry.Name{Host: f.Host, Namespace: "library", Model: name, Tag: "latest"})
+		cacheWait(t, name+" is cached", func() bool { return cachedManifest(cache, key) != nil })
+		wait(clientWindow + time.Second) // the pull is over; the next one a few seconds later
+	}
+	cache.sweep()
+	cache.mu.Lock()
+	used := cache.usedLocked()
+	cache.mu.Unlock()
+	if used > cache.Max {
+		t.Errorf("after three pulls within a minute the cache holds %d bytes, bound %d", used, cache.Max)
+	}
+	if v := mir.StatsView(); v.CacheOverBound != "" || v.CacheBytes != used {
+		t.Errorf("within its bound: cache_bytes %d (want %d), cache_over_bound %q", v.CacheBytes, used, v.CacheOverBound)
+	}
+
+	// A model being served stays, even past the bound: the figures say so.
+	release := cache.hold(testkit.DigestOf(testkit.TestBytes(1<<20, 12)), registry.Name{Host: f.Host, Namespace: "library", Model: "c"})
+	defer release()
+	cache.mu.Lock()
+	cache.Max = 512 << 10
+	cache.mu.Unlock()
+	cache.sweep()
+	v := mir.StatsView()
+	if v.CacheBytes <= cache.Max || !strings.Contains(v.CacheOverBound, "c:latest") || !strings.Contains(v.CacheOverBound, units.Binary(cache.Max)) {
+		t.Errorf("over the bound while c is served: cache_bytes %d, cache_over_bound %q", v.CacheBytes, v.CacheOverBound)
 	}
 }

@@ -1,8 +1,10 @@
 package mirror
 
 import (
+	"fmt"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/registry"
+	"ollama-model-downloader/internal/units"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,8 +48,8 @@ func (c *Cache) sweep() {
 			delete(c.pending, key)
 		}
 	}
-	for key, at := range c.active {
-		if now.Sub(at) > c.activeGrace {
+	for key, a := range c.active {
+		if a.inflight == 0 && now.Sub(a.last) > c.servingGap {
 			delete(c.active, key) // names asked for once, maybe never to exist
 		}
 	}
@@ -155,10 +157,15 @@ func (c *Cache) usedLocked() int64 {
 	return used
 }
 
-// protectedLocked says whether a model must stay: pulled or asked for
-// within activeGrace, or one of its blobs being served or fetched.
+// protectedLocked says whether a model must stay because it is being
+// served: a request for it runs, or its last one ended within servingGap
+// (a pull asks for the manifest, then the blobs one after another), or
+// one of its blobs is being served or fetched. Nothing else protects a
+// model: one pulled a minute ago and done is evicted like any other
+// (issue 25: protecting everything pulled in the last minute let a 10 MB
+// cache reach 24 MB).
 func (c *Cache) protectedLocked(e *cacheEntry, now time.Time) bool {
-	if now.Sub(e.pulled) < c.activeGrace || now.Sub(c.active[repoKey(e.Name)]) < c.activeGrace {
+	if a := c.active[repoKey(e.Name)]; a != nil && (a.inflight > 0 || now.Sub(a.last) < c.servingGap) {
 		return true
 	}
 	for _, b := range e.blobs {
@@ -186,6 +193,7 @@ func (c *Cache) evictLocked(need int64) {
 	now := c.now()
 	used := c.usedLocked()
 	if used+need <= c.Max {
+		c.overBound = ""
 		return
 	}
 	c.removeIncomingLocked(true, now)
@@ -213,7 +221,27 @@ func (c *Cache) evictLocked(need int64) {
 		used -= c.removeOrphansLocked()
 		c.log.Info("model evicted from the cache", "model", e.Name.DisplayName(), "last_pulled", e.pulled.Format(time.RFC3339))
 	}
+	c.overBound = ""
 	if used+need > c.Max {
-		c.log.Warn("model cache over its bound: the models left are being pulled", "used", used, "need", need, "max", c.Max)
+		c.overBound = c.overBoundLocked(used+need, now)
+		c.log.Warn("model cache over its bound", "used", used, "need", need, "max", c.Max, "why", c.overBound)
 	}
+}
+
+// overBoundLocked says why the cache cannot be brought within its bound:
+// what it would hold, and the models being served that keep it there.
+func (c *Cache) overBoundLocked(holds int64, now time.Time) string {
+	var serving []string
+	for _, e := range c.manifests {
+		if c.protectedLocked(e, now) {
+			serving = append(serving, e.Name.DisplayName())
+		}
+	}
+	slices.Sort(serving)
+	why := "blobs being fetched from upstream"
+	if len(serving) > 0 {
+		why = "the models being served now (" + strings.Join(serving, ", ") + ") and the blobs being fetched"
+	}
+	return fmt.Sprintf("the cache holds %s, over its bound of %s: %s cannot be evicted; it shrinks once they are done",
+		units.Binary(holds), units.Binary(c.Max), why)
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,10 @@ type blobFetch struct {
 	size   int64
 	part   string        // the engine's .part file
 	done   chan struct{} // closed when the fetch has ended
+
+	// waiting counts the readers waiting for bytes not yet written (or
+	// released) now: what tests wait for instead of sleeping.
+	waiting atomic.Int32
 
 	mu       sync.Mutex
 	gen      int      // bumped whenever the .part is emptied: ranges told before are void
@@ -134,6 +139,18 @@ func (f *blobFetch) generation() int {
 	return f.gen
 }
 
+// wait waits, counted in waiting, until the fetch changes or ctx ends.
+func (f *blobFetch) wait(ctx context.Context, changed <-chan struct{}) error {
+	f.waiting.Add(1)
+	defer f.waiting.Add(-1)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-changed:
+		return nil
+	}
+}
+
 // copyRange writes bytes [start, end) of the blob to w as they arrive. It
 // returns errFetchFailed (wrapped) when the fetch failed or restarted
 // after some of the range was sent, and the context's error when the
@@ -161,10 +178,8 @@ func (f *blobFetch) copyRange(ctx context.Context, w io.Writer, start, end, hold
 			if fl, ok := w.(http.Flusher); ok && pos > start {
 				fl.Flush()
 			}
-			select {
-			case <-ctx.Done():
-				return pos - start, ctx.Err()
-			case <-v.changed:
+			if err := f.wait(ctx, v.changed); err != nil {
+				return pos - start, err
 			}
 			continue
 		}
@@ -180,10 +195,8 @@ func (f *blobFetch) copyRange(ctx context.Context, w io.Writer, start, end, hold
 			opened, err := os.Open(name)
 			if errors.Is(err, fs.ErrNotExist) && v.path == "" {
 				// Between two attempts: the next one creates it.
-				select {
-				case <-ctx.Done():
-					return pos - start, ctx.Err()
-				case <-v.changed:
+				if err := f.wait(ctx, v.changed); err != nil {
+					return pos - start, err
 				}
 				continue
 			}

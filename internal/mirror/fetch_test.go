@@ -135,10 +135,11 @@ func TestCopyRangeHoldsBackUntilVerified(t *testing.T) {
 	f.writeForTest(t, file, data, 600, 1000) // a later range first: not contiguous
 	f.writeForTest(t, file, data, 400, 600)
 	waitLen(1000 - holdback) // everything written, the tail held back
+	waitWaiting(t, f, 1)     // and the reader waits for the verdict
 	select {
 	case err := <-done:
 		t.Fatalf("reader ended before the verdict: %v", err)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	f.finish(f.part, nil, time.Now())
 	if err := <-done; err != nil {
@@ -253,7 +254,7 @@ func TestServeFetch(t *testing.T) {
 	}()
 	tail := make(chan *http.Response, 1)
 	go func() { resp, _, _ := get("bytes=4500-"); tail <- resp }() // nothing of it can be sent yet
-	time.Sleep(50 * time.Millisecond)
+	waitWaiting(t, f, 2)                                           // both wait for bytes to come
 	f.finish("", fault.ErrChecksumMismatch, time.Now())
 	if err := <-whole; err == nil {
 		t.Errorf("a client got the whole blob (%d bytes) of a failed fetch", len(wholeBody))
@@ -344,5 +345,18 @@ func TestVerifiedHookNotOnMismatch(t *testing.T) {
 		Verified: func() { t.Error("Verified called for a file that does not match") }})
 	if !errors.Is(err, fault.ErrChecksumMismatch) {
 		t.Errorf("err = %v, want a checksum mismatch", err)
+	}
+}
+
+// waitWaiting waits (at most 10 s) until n readers of f wait for bytes.
+func waitWaiting(t *testing.T, f *blobFetch, n int32) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for f.waiting.Load() != n {
+		select {
+		case <-deadline:
+			t.Fatalf("%d readers wait, want %d", f.waiting.Load(), n)
+		case <-time.After(time.Millisecond):
+		}
 	}
 }

@@ -136,7 +136,11 @@ func (m *Mirror) StatsView() StatsView {
 			served[strings.ToLower(e.Name.Namespace+"/"+e.Name.Model+":"+e.Name.ManifestFile())] = true
 		}
 	}
-	return m.Stats.view(m.now(), len(served))
+	v := m.Stats.view(m.now(), len(served))
+	if m.Cache != nil {
+		v.CacheBytes, v.CacheOverBound = m.Cache.Usage()
+	}
+	return v
 }
 
 // NewServer is a mirror's HTTP server, with the web UI server's
@@ -196,7 +200,7 @@ func PullCommand(host string) string {
 func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.Log.Debug("mirror request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "range", r.Header.Get("Range"), "client", r.RemoteAddr)
 	client := remoteAddr(r.RemoteAddr)
-	if !m.Allow.allows(client) {
+	if !m.Allow.admits(client, r) {
 		// Ollama cannot send a token: the client's address is the gate.
 		registryError(w, http.StatusForbidden, "DENIED", "this model mirror does not serve "+client.String()+"; its owner can let it in with -allow")
 		return

@@ -418,7 +418,7 @@ func TestCacheWithStockOllama(t *testing.T) {
 		evB := testkit.NewFakeModel(t, "evb:latest", testkit.TestBytes(1<<20, 22), template, params)
 		reg.Push(t, "library/eva", "latest", evA)
 		reg.Push(t, "library/evb", "latest", evB)
-		_, small, dir := startTestCache(t, reg.Upstream, 1536<<10, func(c *Cache) { c.activeGrace = 0 })
+		_, small, dir := startTestCache(t, reg.Upstream, 1536<<10, func(c *Cache) { c.servingGap = 0 })
 		b.mustPull(t, small+"/library/eva:latest")
 		c1.mustPull(t, small+"/library/evb:latest")
 		files := folderTree(t, dir, false)

@@ -36,6 +36,10 @@ type StatsView struct {
 	BytesUpstream int64 `json:"bytes_upstream"`
 	BytesSaved    int64 `json:"bytes_saved"` // served but not fetched upstream: what the clients did not pull from the Internet
 	Clients       int   `json:"clients"`     // distinct addresses with a request now or within clientWindow
+	// What the pull-through cache holds and has promised (0 without one),
+	// and why it is over its bound when it is ("" otherwise).
+	CacheBytes     int64  `json:"cache_bytes"`
+	CacheOverBound string `json:"cache_over_bound,omitempty"`
 }
 
 func newMirrorStats() *mirrorStats {

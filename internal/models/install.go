@@ -61,7 +61,7 @@ func InstallZip(ctx context.Context, src, modelsDir string, out io.Writer) error
 		if err != nil {
 			return err
 		}
-		return installLayout(ctx, l, src, modelsDir, out)
+		return newInstaller().install(ctx, l, src, modelsDir, out)
 	}
 	zs, err := openZipSource(src)
 	if err != nil {
@@ -72,7 +72,7 @@ func InstallZip(ctx context.Context, src, modelsDir string, out io.Writer) error
 	if err != nil {
 		return err
 	}
-	return installLayout(ctx, l, zs.Label(), modelsDir, out)
+	return newInstaller().install(ctx, l, zs.Label(), modelsDir, out)
 }
 
 // InstallFromRoot is installZip for a zip of the library: opened through
@@ -89,15 +89,24 @@ func InstallFromRoot(ctx context.Context, root *os.Root, rel, modelsDir string, 
 	if err != nil {
 		return err
 	}
-	return installLayout(ctx, l, filepath.ToSlash(rel), modelsDir, out)
+	return newInstaller().install(ctx, l, filepath.ToSlash(rel), modelsDir, out)
 }
 
-// installLayout installs what l holds. Nothing is written unless every
-// blob matches its digest, every referenced blob is present and no
-// different file would be replaced. Blobs are copied into the staging
-// folder beside blobs/ and renamed in; manifests last, because Ollama
-// lists a model as soon as its manifest exists.
-func installLayout(ctx context.Context, l *Layout, zipPath, modelsDir string, out io.Writer) error {
+// installer writes a verified layout into a models folder. Its field is
+// the file-system step tests make fail.
+type installer struct {
+	syncDir func(dir string) error // makes renames durable (disk.SyncDir)
+}
+
+func newInstaller() *installer { return &installer{syncDir: disk.SyncDir} }
+
+// install installs what l holds. Nothing is written unless every blob
+// matches its digest, every referenced blob is present and no different
+// file would be replaced. Blobs are copied into the staging folder beside
+// blobs/ and renamed in, and blobs/ is synced; manifests last, because
+// Ollama lists a model as soon as its manifest exists: a failure or a
+// power cut before them leaves no model listed without its blobs.
+func (in *installer) install(ctx context.Context, l *Layout, zipPath, modelsDir string, out io.Writer) error {
 	blobs := l.referencedBlobs()
 	var total int64
 	for _, b := range blobs {
@@ -188,14 +197,14 @@ func installLayout(ctx context.Context, l *Layout, zipPath, modelsDir string, ou
 		fmt.Fprintf(out, "  blob %s: written (%s)\n", DigestShort(b.Digest), ModelSizeText(b.Size))
 	}
 	if len(write) > 0 {
-		if err := disk.SyncDir(blobDir); err != nil {
+		if err := in.syncDir(blobDir); err != nil {
 			cleanup()
 			return fmt.Errorf("installing blobs: %w", err)
 		}
 	}
 	for _, m := range manifests {
 		dest := filepath.Join(modelsDir, filepath.FromSlash(m.Name))
-		if _, err := installManifest(stage, dest, m.Data); err != nil {
+		if _, err := installManifest(stage, dest, m.Data, in.syncDir); err != nil {
 			return fmt.Errorf("installing manifest of %s: %w", m.Ref(), err)
 		}
 		fmt.Fprintf(out, "  %s: installed\n", m.ShortRef())

@@ -59,11 +59,8 @@ func (j *pullJob) install(ctx context.Context) (PullResult, error) {
 	blobDir := filepath.Join(modelsDir, "blobs")
 	manifestPath := filepath.Join(modelsDir, "manifests", j.name.Host, j.name.Namespace, j.name.Model, j.name.ManifestFile())
 	stage := installStagingDir(modelsDir, j.name)
-	var total int64
-	for _, b := range j.blobs {
-		total += b.Size
-	}
-	result := PullResult{Path: manifestPath, Size: total, Name: j.name}
+	total := j.modelSize()
+	result := PullResult{Path: manifestPath, Size: total, Name: j.name, ModelSize: total}
 
 	// What is there already: blobs in blobs/ (hashed: a damaged one is
 	// replaced) and blobs verified in staging by an earlier run.
@@ -153,10 +150,13 @@ func (j *pullJob) install(ctx context.Context) (PullResult, error) {
 			return PullResult{}, fmt.Errorf("moving %s into %s: %w", b.File(), blobDir, err)
 		}
 	}
-	if err := disk.SyncDir(blobDir); err != nil {
-		j.p.log.Warn("syncing the blobs folder", "path", blobDir, "err", err)
+	// The manifest makes Ollama list the model: its blobs' renames must be
+	// on disk first, or a power cut could leave a model listed without
+	// them.
+	if err := j.p.syncDir(blobDir); err != nil {
+		return PullResult{}, fmt.Errorf("installing %s: syncing %s before its manifest: %w", j.name.DisplayName(), blobDir, err)
 	}
-	replaced, err := installManifest(stage, manifestPath, j.raw)
+	replaced, err := installManifest(stage, manifestPath, j.raw, j.p.syncDir)
 	if err != nil {
 		return PullResult{}, fmt.Errorf("installing the manifest of %s: %w", j.name.DisplayName(), err)
 	}
@@ -230,9 +230,10 @@ func stageReusedBlob(ctx context.Context, src blobSource, dest string, b registr
 
 // installManifest publishes the manifest: written and synced in the
 // staging folder, then renamed into manifests/, so Ollama (which lists
-// every file under manifests/) never sees a partial or temporary file. It
+// every file under manifests/) never sees a partial or temporary file, and
+// its folder synced: an installed model is one a power cut keeps. It
 // returns the ID of the version it replaced, "" if none.
-func installManifest(stage, dest string, raw []byte) (string, error) {
+func installManifest(stage, dest string, raw []byte, syncDir func(string) error) (string, error) {
 	old, err := os.ReadFile(dest)
 	if err == nil && bytes.Equal(old, raw) {
 		return "", nil
@@ -253,6 +254,8 @@ func installManifest(stage, dest string, raw []byte) (string, error) {
 	if err := os.Rename(tmp, dest); err != nil {
 		return "", err
 	}
-	_ = disk.SyncDir(filepath.Dir(dest))
+	if err := syncDir(filepath.Dir(dest)); err != nil {
+		return "", fmt.Errorf("syncing %s after writing the manifest: %w", filepath.Dir(dest), err)
+	}
 	return replaced, nil
 }

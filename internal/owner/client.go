@@ -16,24 +16,25 @@ import (
 	"time"
 )
 
-// Client is how a process that does not own an output folder hands
-// its downloads to the process that does, and follows them there, through
-// the owner's REST API on loopback (issue 14: a CLI run beside the open
-// web UI).
+// Client is how a process that does not own an output folder hands its
+// downloads to the process that does, and follows them there, through the
+// owner's REST API on this machine (issue 14: a CLI run beside the open
+// web UI). It sends the key of owner.json and nothing else: never the
+// person's token, which whoever wrote the file would collect (issue 25).
+// Reach makes one that passed the trust rules.
 type Client struct {
-	info  Info
-	token string // the person's -token / OMD_TOKEN, used when the owner is not ours to reach by key
-	http  *http.Client
+	info Info
+	http *http.Client
 }
 
 // ErrGone means the owner stopped answering: it exited or was killed,
 // and the folder may be free to take over.
 var ErrGone = errors.New("the process that owned the folder is gone")
 
-func NewClient(info Info, token string) *Client {
+// NewClient talks to the owner info names, as it is: Reach checks it first.
+func NewClient(info Info) *Client {
 	return &Client{
-		info:  info,
-		token: token,
+		info: info,
 		// Loopback only, never through a proxy; a short header timeout
 		// so that a hung owner is noticed.
 		http: &http.Client{Transport: &http.Transport{
@@ -45,7 +46,7 @@ func NewClient(info Info, token string) *Client {
 }
 
 // do sends one API request and decodes a JSON answer into out. A refused
-// or cut connection is errOwnerGone; an API error is its message.
+// or cut connection is ErrGone; an API error is its message.
 func (c *Client) do(ctx context.Context, method, path string, body any, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -62,12 +63,8 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	key := c.info.Key
-	if key == "" {
-		key = c.token
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	if c.info.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.info.Key)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -96,8 +93,8 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 		switch resp.StatusCode {
 		case http.StatusBadRequest:
 			return fault.BadInputf("%s", msg)
-		case http.StatusUnauthorized:
-			return fmt.Errorf("the web UI that owns this folder needs its access token: pass -token-file or set OMD_TOKEN (%s)", msg)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("the process that owns this folder refused the key of its owner.json (%s)", msg)
 		case http.StatusConflict:
 			return fault.Conflictf("%s", msg)
 		}
@@ -128,6 +125,9 @@ func (c *Client) Add(ctx context.Context, reqs []queue.AddRequest) ([]queue.JobV
 	if len(reqs) == 0 {
 		return nil, nil
 	}
+	if reqs[0].Export {
+		return c.export(ctx, reqs)
+	}
 	h := handoff{Retries: reqs[0].Retries, SHA256: reqs[0].SHA256, Output: reqs[0].Output, ModelsDir: reqs[0].ModelsDir, Split: reqs[0].Split, Force: reqs[0].Force}
 	for _, r := range reqs {
 		h.URL = append(h.URL, r.Source)
@@ -150,6 +150,35 @@ func (c *Client) Add(ctx context.Context, reqs []queue.AddRequest) ([]queue.JobV
 	}
 	if len(resp.Downloads) != len(reqs) {
 		return nil, fmt.Errorf("the owner queued %d of %d downloads", len(resp.Downloads), len(reqs))
+	}
+	return resp.Downloads, nil
+}
+
+// exportHandoff is what POST /api/models/export takes from a CLI run.
+type exportHandoff struct {
+	Name      []string `json:"name"`
+	ModelsDir string   `json:"models_dir"`
+	Output    string   `json:"output,omitempty"`
+	Split     int64    `json:"split,omitempty"`
+	LimitRate int64    `json:"limit_rate,omitempty"`
+}
+
+// export hands over an "export NAME…" run: one job, its zip written by
+// the owner from the models folder the command named.
+func (c *Client) export(ctx context.Context, reqs []queue.AddRequest) ([]queue.JobView, error) {
+	if len(reqs) != 1 {
+		return nil, fmt.Errorf("an export is handed over alone, not with %d other downloads", len(reqs)-1)
+	}
+	r := reqs[0]
+	var resp struct {
+		Downloads []queue.JobView `json:"downloads"`
+	}
+	h := exportHandoff{Name: strings.Fields(r.Source), ModelsDir: r.ModelsDir, Output: r.Output, Split: r.Split, LimitRate: r.LimitRate}
+	if err := c.do(ctx, http.MethodPost, "/api/models/export", h, &resp); err != nil {
+		return nil, err
+	}
+	if len(resp.Downloads) != 1 {
+		return nil, fmt.Errorf("the owner queued %d exports, want 1", len(resp.Downloads))
 	}
 	return resp.Downloads, nil
 }

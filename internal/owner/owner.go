@@ -47,7 +47,7 @@ const (
 // errLocked when another process owns the folder.
 func Claim(outputDir string) (*Owner, error) {
 	state := filepath.Join(outputDir, ".state")
-	if err := os.MkdirAll(state, 0o755); err != nil {
+	if err := disk.MakePrivateDir(state); err != nil {
 		return nil, fmt.Errorf("creating state folder: %w", err)
 	}
 	lock, err := disk.TryLock(filepath.Join(state, lockName))

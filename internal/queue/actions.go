@@ -91,6 +91,9 @@ func (j *managerJob) addKey() string {
 	if j.Kind == jobKindModel && j.name.Model != "" {
 		src = strings.ToLower(j.name.String())
 	}
+	if j.Kind == KindExport {
+		src = exportKey(j.names)
+	}
 	return j.Kind + "\x00" + j.Output + "\x00" + j.ModelsDir + "\x00" + src
 }
 
@@ -98,7 +101,7 @@ func (j *managerJob) addKey() string {
 func (m *Manager) addLocked(j *managerJob, idx addIndex) *managerJob {
 	if o := idx.unfinished[j.addKey()]; o != nil {
 		if o.State == JobPaused {
-			o.State = jobQueued
+			o.State, o.PausedBy = jobQueued, ""
 			m.markLocked(o)
 		}
 		return o
@@ -119,6 +122,9 @@ func (m *Manager) addLocked(j *managerJob, idx addIndex) *managerJob {
 func (j *managerJob) sameSource(o *managerJob) bool {
 	if j.Kind == jobKindModel && j.name.Model != "" && o.name.Model != "" {
 		return strings.EqualFold(j.name.String(), o.name.String())
+	}
+	if j.Kind == KindExport {
+		return exportKey(j.names) == exportKey(o.names) && j.ModelsDir == o.ModelsDir
 	}
 	return j.Source == o.Source
 }
@@ -164,6 +170,10 @@ func (m *Manager) newJob(req AddRequest) (*managerJob, error) {
 		j.Output = out
 	}
 	switch {
+	case req.Export:
+		if err := m.newExport(j, req); err != nil {
+			return nil, err
+		}
 	case engine.IsURL(src):
 		if err := engine.CheckDownloadURL(src); err != nil {
 			return nil, err
@@ -201,7 +211,7 @@ func (m *Manager) newJob(req AddRequest) (*managerJob, error) {
 			j.Path = filepath.Join(m.outputDir, name.ZipName())
 		}
 	}
-	if j.Kind == jobKindFile && (req.ModelsDir != "" || req.Split != 0) {
+	if j.Kind == jobKindFile && (req.ModelsDir != "" || req.Split != 0 || req.Export) {
 		return nil, fault.BadInputf("models_dir and split apply to model names only")
 	}
 	return j, nil
@@ -236,16 +246,25 @@ func (m *Manager) lookupLocked(id string) (*managerJob, error) {
 // Pause stops a queued or running download and keeps its partial data. It
 // returns once the transfer has let go of its files (or after a few seconds).
 func (m *Manager) Pause(id string) error {
+	return m.PauseFor(id, "")
+}
+
+// PauseFor is Pause on behalf of another process: by (PausedByCLI, or ""
+// for a person here) is kept with the paused download and shown with it.
+func (m *Manager) PauseFor(id, by string) error {
 	return m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if j.State != jobQueued && !StateRunning(j.State) {
 			return nil, fault.Conflictf("%s is %s: only a queued or running download can be paused", j.displayName(), stateWords(j.State))
 		}
-		return m.pauseLocked(j), nil
+		done := m.pauseLocked(j)
+		j.PausedBy = by
+		return done, nil
 	})
 }
 
 func (m *Manager) pauseLocked(j *managerJob) chan struct{} {
 	j.State = JobPaused
+	j.PausedBy = ""
 	j.Phase = ""
 	m.markLocked(j)
 	if j.run == nil {
@@ -317,7 +336,7 @@ func (m *Manager) Resume(id string) error {
 		if j.State != JobPaused {
 			return nil, fault.Conflictf("%s is %s: only a paused download can be resumed", j.displayName(), stateWords(j.State))
 		}
-		j.State = jobQueued
+		j.State, j.PausedBy = jobQueued, ""
 		m.markLocked(j)
 		m.scheduleLocked()
 		return nil, nil
@@ -401,8 +420,8 @@ func (m *Manager) Remove(id string, deleteFile bool) error {
 	} else {
 		m.mu.Unlock()
 	}
-	var rel, state, kind, p, modelsDir string
-	var name registry.Name
+	var rel, state string
+	var data partialData
 	err := m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if !StateFinished(j.State) {
 			return nil, fault.Conflictf("%s is %s: cancel it first, then remove it", j.displayName(), stateWords(j.State))
@@ -416,7 +435,7 @@ func (m *Manager) Remove(id string, deleteFile bool) error {
 				return nil, fault.Conflictf("refusing to delete %s: it is outside the output folder %s", j.Path, m.outputDir)
 			}
 		}
-		kind, state, name, p, modelsDir = j.Kind, j.State, j.name, j.Path, j.ModelsDir
+		state, data = j.State, j.partialData(j.Path)
 		m.jobs = slices.DeleteFunc(m.jobs, func(o *managerJob) bool { return o == j })
 		m.removedLocked(j)
 		return nil, nil
@@ -428,7 +447,7 @@ func (m *Manager) Remove(id string, deleteFile bool) error {
 		return nil
 	}
 	if state == JobFailed {
-		m.removeData(kind, p, name, modelsDir)
+		m.removeData(data)
 	}
 	if err := m.removeInsideOutput(rel); err != nil {
 		return fmt.Errorf("download removed from the list, but deleting its file: %w", err)
@@ -450,19 +469,33 @@ func (m *Manager) removeInsideOutput(rel string) error {
 	return nil
 }
 
+// partialData is what a stopped transfer may have left, taken from its
+// job under the lock and removed without it.
+type partialData struct {
+	kind, path, modelsDir string
+	name                  registry.Name
+	names                 []registry.Name
+}
+
+func (j *managerJob) partialData(path string) partialData {
+	return partialData{kind: j.Kind, path: path, modelsDir: j.ModelsDir, name: j.name, names: j.names}
+}
+
 // removeData deletes a stopped transfer's partial data.
-func (m *Manager) removeData(kind, p string, name registry.Name, modelsDir string) {
+func (m *Manager) removeData(d partialData) {
 	var err error
 	switch {
-	case kind == jobKindFile && p != "":
-		err = engine.RemovePartial(p)
-	case kind == jobKindModel && name.Model != "" && modelsDir != "":
-		err = models.RemoveInstallStaging(modelsDir, name)
-	case kind == jobKindModel && name.Model != "":
-		err = models.RemovePullStaging(m.outputDir, name)
+	case d.kind == jobKindFile && d.path != "":
+		err = engine.RemovePartial(d.path)
+	case d.kind == jobKindModel && d.name.Model != "" && d.modelsDir != "":
+		err = models.RemoveInstallStaging(d.modelsDir, d.name)
+	case d.kind == jobKindModel && d.name.Model != "":
+		err = models.RemovePullStaging(m.outputDir, d.name)
+	case d.kind == KindExport:
+		err = models.RemoveExportStaging(m.outputDir, d.names, d.modelsDir)
 	}
 	if err != nil {
-		m.log.Warn("removing partial data", "path", p, "err", err)
+		m.log.Warn("removing partial data", "path", d.path, "err", err)
 	}
 }
 
@@ -550,7 +583,7 @@ func (m *Manager) ResumeAll() int {
 	m.update(func() ([]chan struct{}, error) {
 		for _, j := range m.jobs {
 			if j.State == JobPaused {
-				j.State = jobQueued
+				j.State, j.PausedBy = jobQueued, ""
 				m.markLocked(j)
 				n++
 			}

@@ -91,10 +91,10 @@ func (d *doneIndex) remember(rawURL string, e doneEntry) error {
 	line = append(line, '\n')
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+	if err := os.MkdirAll(d.dir, disk.PrivateDirMode); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(bucket, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(bucket, os.O_WRONLY|os.O_CREATE|os.O_APPEND, disk.PrivateFileMode)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (d *doneIndex) compact(bucket string) error {
 		w.Write(l)
 	}
 	w.Flush()
-	return disk.ReplaceFile(bucket, 0o644, buf.Bytes())
+	return disk.ReplaceFile(bucket, disk.PrivateFileMode, buf.Bytes())
 }
 
 // validators are the entry's, for Downloader.CheckUnchanged.

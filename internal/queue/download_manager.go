@@ -30,9 +30,18 @@ const (
 	jobCanceled    = "canceled"
 )
 
+// PausedByCLI is a paused download's paused_by when the command that
+// handed it to this process was interrupted (Ctrl-C in its terminal): the
+// web UI says so on its row, which it would otherwise show with no word
+// of where the pause came from (issue 25).
+const PausedByCLI = "cli"
+
 const (
 	jobKindFile  = "file"
 	jobKindModel = "model"
+	// KindExport is models of this machine's Ollama into one zip
+	// (issue 23): its Source is their names, separated by spaces.
+	KindExport = "export"
 
 	// maxQueueJobs bounds the queue (issue 18): past it an add is refused
 	// with a message, instead of every change costing more and more.
@@ -58,13 +67,18 @@ type Manager struct {
 	// Fields tests change: the engines, the clock and the timings.
 	download    func(context.Context, engine.Request) (engine.Result, error)
 	pull        func(context.Context, models.PullRequest) (models.PullResult, error)
+	export      func(context.Context, models.ExportRequest) (models.PullResult, error)
 	checkSame   func(context.Context, string, engine.Validators) (bool, error) // the same URL again: unchanged upstream?
+	addHistory  func(history.Record) error                                     // records a job's end once (History.AddOnce)
 	now         func() time.Time
 	saveEvery   time.Duration // how often running downloads' progress is announced
 	stopTimeout time.Duration // how long Pause, Cancel and Run's shutdown wait for a transfer to stop
 
 	store   *queueStore
 	doneIdx *doneIndex // finished URLs, for the same URL again
+
+	started     chan struct{} // closed once Run has made its first pass (Started)
+	startedOnce sync.Once
 
 	mu          sync.Mutex
 	jobs        []*managerJob // queue order (ascending Rank)
@@ -122,9 +136,12 @@ type AddRequest struct {
 	SHA256    string // optional, files only
 	Output    string // optional explicit path (CLI -o)
 	LimitRate int64  // optional speed limit for this download, bytes/s; 0 = none
-	ModelsDir string // models only: install into this Ollama models folder instead of a zip
+	ModelsDir string // models only: install into this Ollama models folder instead of a zip; exports: the folder read
 	Split     int64  // models only: zip parts of at most this many bytes
 	Force     bool   // files only: fetch again even when this folder has the URL complete and unchanged
+	// Export makes Source one or more model names, separated by spaces,
+	// that go from the Ollama models folder ModelsDir into one zip.
+	Export bool
 }
 
 // managerJob is one download in the queue. The exported fields are what
@@ -158,8 +175,10 @@ type managerJob struct {
 	Outcome     string    `json:"outcome,omitempty"`
 	Previous    string    `json:"previous_path,omitempty"`
 	Reused      int64     `json:"reused_bytes,omitempty"`
+	PausedBy    string    `json:"paused_by,omitempty"` // who paused it, while paused: "" (a person, here) or PausedByCLI
 
 	name    registry.Name          // parsed reference (models only)
+	names   []registry.Name        // exports: the parsed names
 	run     *managerRun            // non-nil while a goroutine transfers or cleans up this job
 	limiter *engine.RateLimiter    // this download's own speed limit, changeable while it runs
 	rev     uint64                 // manager rev of its last change
@@ -217,6 +236,7 @@ func New(cfg Config) (*Manager, error) {
 		pending:     make(map[string]*managerJob),
 		window:      cfg.Window,
 		windowWake:  make(chan struct{}, 1),
+		started:     make(chan struct{}),
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -244,17 +264,34 @@ func New(cfg Config) (*Manager, error) {
 		}
 		return cfg.Files.Download(ctx, req)
 	}
+	m.addHistory = func(rec history.Record) error {
+		if cfg.History == nil {
+			return nil
+		}
+		return cfg.History.AddOnce(rec)
+	}
 	m.pull = func(ctx context.Context, req models.PullRequest) (models.PullResult, error) {
 		if cfg.Models == nil {
 			return models.PullResult{}, errors.New("model downloads are not configured")
 		}
 		return cfg.Models.Pull(ctx, req)
 	}
+	m.export = func(ctx context.Context, req models.ExportRequest) (models.PullResult, error) {
+		if cfg.Models == nil {
+			return models.PullResult{}, errors.New("model exports are not configured")
+		}
+		return cfg.Models.Export(ctx, req)
+	}
 	if err := m.load(); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
+
+// Started is closed once Run has made its first pass over the queue and
+// saved it: what may start has started, and what waits (for the time
+// window, a free slot) is known to wait.
+func (m *Manager) Started() <-chan struct{} { return m.started }
 
 // Models is the puller model jobs go through (nil: files only).
 func (m *Manager) Models() *models.Puller { return m.cfg.Models }
@@ -344,7 +381,7 @@ func (m *Manager) checkJobs(jobs []*managerJob) error {
 			return fmt.Errorf("job %d: missing id or source", i)
 		case seen[j.ID]:
 			return fmt.Errorf("job %d: duplicate id %s", i, j.ID)
-		case j.Kind != jobKindFile && j.Kind != jobKindModel:
+		case j.Kind != jobKindFile && j.Kind != jobKindModel && j.Kind != KindExport:
 			return fmt.Errorf("job %s: unknown kind %q", j.ID, j.Kind)
 		}
 		seen[j.ID] = true
@@ -362,6 +399,9 @@ func (m *Manager) checkJobs(jobs []*managerJob) error {
 			// A failure here (the registry flag changed, say) is reported
 			// when the pull runs; cleanup then has no staging to remove.
 			j.name, _ = registry.ParseName(j.Source, m.defaultHost())
+		}
+		if j.Kind == KindExport {
+			j.names, _ = parseExportNames(j.Source)
 		}
 	}
 	return nil
@@ -388,6 +428,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.scheduleLocked()
 	m.mu.Unlock()
 	m.save()
+	m.startedOnce.Do(func() { close(m.started) })
 
 	ticker := time.NewTicker(m.saveEvery)
 	defer ticker.Stop()
@@ -434,7 +475,7 @@ func (m *Manager) windowEdge(edge *time.Timer) {
 	m.mu.Lock()
 	if !m.window.Open(now) {
 		for _, j := range m.jobs {
-			if StateRunning(j.State) && j.run != nil && j.run.cancel != nil && j.run.stop == "" {
+			if StateRunning(j.State) && j.Kind != KindExport && j.run != nil && j.run.cancel != nil && j.run.stop == "" {
 				j.run.stop = jobQueued
 				j.run.cancel(errOutsideWindow)
 				j.State, j.Phase = jobQueued, ""

@@ -189,6 +189,16 @@ func runManager(t *testing.T, m *Manager) (stop func()) {
 	return stop
 }
 
+// waitStarted waits until Run has made its first pass over the queue.
+func waitStarted(t *testing.T, m *Manager) {
+	t.Helper()
+	select {
+	case <-m.Started():
+	case <-time.After(testDeadline):
+		t.Fatal("Run never made its first pass")
+	}
+}
+
 // waitUntil waits, through Changed, until cond holds.
 func waitUntil(t *testing.T, m *Manager, what string, cond func() bool) {
 	t.Helper()
@@ -887,7 +897,7 @@ func TestManagerHistoryRecord(t *testing.T) {
 				Path: filepath.Join(m.outputDir, "llama3-latest.zip"), StartedAt: start, FinishedAt: start,
 			},
 			history.Record{
-				ID: "d-1-3", Kind: "model", Source: "llama3", FileName: "llama3-latest.zip", Path: "llama3-latest.zip",
+				ID: "d-1-3", Kind: "model", Source: "llama3", Name: "llama3:latest", FileName: "llama3-latest.zip", Path: "llama3-latest.zip",
 				Size: 10, StartedAt: start, FinishedAt: start, Status: "canceled", Domain: "registry.ollama.ai", FileType: "model",
 			},
 		},
@@ -1430,7 +1440,7 @@ func (f *fakePull) pull(ctx context.Context, req models.PullRequest) (models.Pul
 			if werr := os.WriteFile(path, []byte("zip"), 0o644); werr != nil {
 				return models.PullResult{}, werr
 			}
-			return models.PullResult{Path: path, Size: 3}, nil
+			return models.PullResult{Path: path, Size: 3, ModelSize: 3}, nil
 		}
 	}
 }
@@ -1622,6 +1632,24 @@ func TestManagerModelPull(t *testing.T) {
 		rec.FileType != "model" || rec.FileName != "tiny-1.zip" || rec.Size != done.BytesDone || rec.Source != "tiny:1" {
 		t.Errorf("history record = %+v", rec)
 	}
+	// One model, one name and one size (issue 25): the name as the queue
+	// shows it, and the model's own bytes, as `ollama list` counts them,
+	// not its zip's (which holds them and a little more).
+	var modelBytes int64
+	for _, b := range model.Blobs {
+		modelBytes += int64(len(b))
+	}
+	zip, err := os.Stat(filepath.Join(dir, "tiny-1.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.BytesTotal != modelBytes || done.BytesDone != modelBytes || rec.Size != modelBytes || zip.Size() <= modelBytes {
+		t.Errorf("sizes: the completed pull %d/%d, its record %d, the model's blobs %d, the zip %d; want the blobs' everywhere but the zip",
+			done.BytesDone, done.BytesTotal, rec.Size, modelBytes, zip.Size())
+	}
+	if rec.Name != done.Name || rec.Name != name.DisplayName() {
+		t.Errorf("history record name %q, queue's %q; want both %q", rec.Name, done.Name, name.DisplayName())
+	}
 }
 
 func TestManagerModelCancelAndFailure(t *testing.T) {
@@ -1765,7 +1793,10 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 		t.Fatalf("after the restart the job is %s with %d bytes at %q, want completed, 65536, data.bin", v.State, v.BytesDone, v.Path)
 	}
 	runManager(t, m)
-	time.Sleep(100 * time.Millisecond) // a wrongly queued job would start now
+	waitStarted(t, m)
+	if v, err := m.Get(id); err != nil || v.State != "completed" {
+		t.Fatalf("after Run's first pass the job is %+v (%v), want it left completed, not started again", v, err)
+	}
 	if n := o.Gets.Load(); n != gets {
 		t.Errorf("the restart made %d more GET requests for a finished file", n-gets)
 	}

@@ -162,7 +162,7 @@ type queueOp struct {
 // an unreadable file was moved ("" if none was).
 func openQueueStore(path string, log *slog.Logger, now time.Time) (*queueStore, []*managerJob, string, error) {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := disk.MakePrivateDir(dir); err != nil {
 		return nil, nil, "", fmt.Errorf("creating state folder: %w", err)
 	}
 	// A crash between writing a temporary file and renaming it leaves the
@@ -189,19 +189,25 @@ func openQueueStore(path string, log *slog.Logger, now time.Time) (*queueStore, 
 		return nil, nil, "", err
 	}
 	s.journal = j
-	jobs, err = s.replay(jobs, lines)
-	if err != nil {
-		j.Close()
-		aside, merr := disk.MoveAside(journalPath(path), now)
-		if merr != nil {
-			return nil, nil, "", fmt.Errorf("moving aside unreadable queue journal: %w", merr)
+	jobs, bad, err := s.replay(jobs, lines)
+	if bad > 0 {
+		// The bad lines were skipped and the others applied. The journal
+		// is kept for a person to look at, and the queue it describes
+		// becomes queue.json now: left in memory until a clean stop, a
+		// second crash would lose what the lines after the bad one hold.
+		aside, cerr := disk.CopyAside(journalPath(path), now)
+		if cerr != nil {
+			j.Close()
+			return nil, nil, "", fmt.Errorf("keeping the unreadable queue journal: %w", cerr)
 		}
-		log.Warn("queue journal was unreadable; moved aside", "moved_to", aside, "err", err)
+		if serr := s.snapshot(jobs); serr != nil {
+			j.Close()
+			return nil, nil, "", serr
+		}
+		log.Warn("unreadable lines of the queue journal were skipped; the journal is kept aside",
+			"lines", bad, "kept_as", aside, "err", err)
 		if recovered == "" {
 			recovered = aside
-		}
-		if s.journal, _, err = disk.OpenJournal(journalPath(path)); err != nil {
-			return nil, nil, "", err
 		}
 	}
 	return s, jobs, recovered, nil
@@ -241,17 +247,23 @@ func (s *queueStore) readSnapshot() ([]*managerJob, error) {
 }
 
 // replay applies the journal's operations newer than queue.json, in order,
-// and sorts the result by rank. A bad line is an error; a torn last line
-// was already cut by openJournal.
-func (s *queueStore) replay(jobs []*managerJob, lines [][]byte) ([]*managerJob, error) {
+// and sorts the result by rank. A line that does not parse (garbage from a
+// failing disk, a hand edit) is skipped: bad counts them, and err is the
+// first one's; each line carries a whole job, so the lines after it still
+// apply. A torn last line was already cut by openJournal.
+func (s *queueStore) replay(jobs []*managerJob, lines [][]byte) (_ []*managerJob, bad int, err error) {
 	base := s.seq
 	for n, line := range lines {
 		var op queueOp
-		if err := json.Unmarshal(line, &op); err != nil || (op.Put == nil) == (op.Del == "") {
-			if err == nil {
-				err = errors.New("neither a put nor a del")
+		if uerr := json.Unmarshal(line, &op); uerr != nil || (op.Put == nil) == (op.Del == "") {
+			if uerr == nil {
+				uerr = errors.New("neither a put nor a del")
 			}
-			return jobs, fmt.Errorf("queue journal line %d: %w", n+1, err)
+			if bad == 0 {
+				err = fmt.Errorf("queue journal line %d: %w", n+1, uerr)
+			}
+			bad++
+			continue
 		}
 		s.lines++
 		if op.Seq <= base {
@@ -278,7 +290,7 @@ func (s *queueStore) replay(jobs []*managerJob, lines [][]byte) ([]*managerJob, 
 		}
 		return int(min(max(a.Rank-b.Rank, -1), 1))
 	})
-	return jobs, nil
+	return jobs, bad, err
 }
 
 // write appends the changed jobs and the removed IDs to the journal. The
@@ -318,7 +330,7 @@ func (s *queueStore) needsSnapshot(jobs int) bool {
 // snapshot writes every job (copies, in queue order) to queue.json and
 // empties the journal.
 func (s *queueStore) snapshot(jobs []*managerJob) error {
-	err := disk.WriteFileAtomic(s.path, 0o600, func(w io.Writer) error {
+	err := disk.WriteFileAtomic(s.path, disk.PrivateFileMode, func(w io.Writer) error {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		if err := enc.Encode(queueFile{Version: queueFileVersion, Seq: s.seq, Jobs: jobs}); err != nil {
@@ -365,5 +377,6 @@ func readQueueState(path string) ([]*managerJob, error) {
 			}
 		}
 	}
-	return s.replay(jobs, lines)
+	jobs, _, _ = s.replay(jobs, lines) // a restart skips bad lines too
+	return jobs, nil
 }

@@ -17,9 +17,12 @@ import (
 // Concurrency transfers run. A job whose previous transfer is still
 // stopping waits for it, so two transfers never share a .part.
 func (m *Manager) scheduleLocked() {
-	if m.runCtx == nil || m.runCtx.Err() != nil || !m.window.Open(m.now()) {
+	if m.runCtx == nil || m.runCtx.Err() != nil {
 		return
 	}
+	// Outside the time window only exports start: they copy from this
+	// machine's disk and cost the network nothing.
+	open := m.window.Open(m.now())
 	busy := 0
 	var working []*managerJob // jobs with a goroutine, for clashesLocked
 	for _, j := range m.jobs {
@@ -34,7 +37,7 @@ func (m *Manager) scheduleLocked() {
 		if busy >= m.concurrency {
 			return
 		}
-		if j.State == jobQueued && j.run == nil && (m.own == nil || m.own[j.ID]) && !clashes(j, working) {
+		if j.State == jobQueued && j.run == nil && (open || j.Kind == KindExport) && (m.own == nil || m.own[j.ID]) && !clashes(j, working) {
 			m.startLocked(j)
 			working = append(working, j)
 			busy++
@@ -99,6 +102,23 @@ func (m *Manager) startLocked(j *managerJob) {
 		}()
 		return
 	}
+	if j.Kind == KindExport {
+		req := models.ExportRequest{
+			Refs:      strings.Fields(j.Source),
+			ModelsDir: j.ModelsDir,
+			OutputDir: m.outputDir,
+			Output:    j.Output,
+			Split:     j.Split,
+			Limiter:   m.limiterLocked(j),
+			Progress:  func(p models.PullProgress) { m.progress(j, run, p) },
+		}
+		go func() {
+			res, err := m.export(ctx, req)
+			m.finish(ctx, j, run, transferResult{Path: res.Path, Size: res.ModelSize}, err)
+			cancel(nil)
+		}()
+		return
+	}
 	req := models.PullRequest{
 		Ref:         j.Source,
 		OutputDir:   m.outputDir,
@@ -114,7 +134,9 @@ func (m *Manager) startLocked(j *managerJob) {
 	}
 	go func() {
 		res, err := m.pull(ctx, req)
-		m.finish(ctx, j, run, transferResult{Path: res.Path, Size: res.Size, Reused: res.Reused}, err)
+		// A model's size is its own bytes, as everywhere a model is shown
+		// (its zip is a little larger: that is the Library's file's size).
+		m.finish(ctx, j, run, transferResult{Path: res.Path, Size: res.ModelSize, Reused: res.Reused}, err)
 		cancel(nil)
 	}()
 }
@@ -200,7 +222,7 @@ func (m *Manager) progress(j *managerJob, run *managerRun, p models.PullProgress
 	m.rev++
 	j.rev = m.rev
 	m.progressed = true
-	if phase := p.Phase; j.Kind == jobKindModel && phase != "" && phase != j.Phase {
+	if phase := p.Phase; j.Kind != jobKindFile && phase != "" && phase != j.Phase {
 		j.Phase = phase
 		switch phase {
 		case jobVerifying, jobPackaging:
@@ -303,7 +325,7 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	// job for the same file starts early).
 	run.cancel = nil
 	m.scheduleLocked()
-	cleaned, recorded := false, false
+	cleaned, recorded, unrecorded := false, false, false
 	for {
 		clean := err != nil && run.stop == jobCanceled && !cleaned
 		var rec *history.Record
@@ -316,17 +338,26 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 		if !clean && rec == nil {
 			break
 		}
-		kind, path, name, modelsDir := j.Kind, run.path, j.name, j.ModelsDir
+		data := j.partialData(run.path)
 		m.mu.Unlock()
 		if clean {
-			m.removeData(kind, path, name, modelsDir)
+			m.removeData(data)
 			cleaned = true
 		}
-		if rec != nil && m.cfg.History != nil {
-			if herr := m.cfg.History.AddOnce(*rec); herr != nil {
+		if rec != nil {
+			if herr := m.addHistory(*rec); herr != nil {
 				m.log.Warn("writing history", "id", rec.ID, "err", herr)
+				unrecorded = true
 			}
 		}
+		m.mu.Lock()
+	}
+	if unrecorded {
+		// The history could not record the end (a full disk, say), so it
+		// cannot stand in for the queue's journal below: the end is made
+		// durable here, before anyone hears of it.
+		m.mu.Unlock()
+		m.save()
 		m.mu.Lock()
 	}
 	if err == nil && j.Kind == jobKindFile && res.Outcome != "unchanged" && res.Outcome != "unchecked" {
@@ -345,7 +376,8 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	// The end goes to the journal now but is not waited for: the history
 	// record written above is fsynced, and a restart settles a job whose
 	// end only the history has (settleFromHistory). 2,000 small files
-	// would otherwise pay a queue fsync each.
+	// would otherwise pay a queue fsync each. When the record failed, the
+	// end was saved above.
 	m.writeLocked()
 	m.mu.Unlock()
 }
@@ -395,12 +427,19 @@ func (m *Manager) recordLocked(j *managerJob) history.Record {
 		name = j.displayName()
 	}
 	rec.FileType = history.FileTypeOf(j.Kind, name)
-	if j.Kind == jobKindModel {
+	switch j.Kind {
+	case jobKindModel:
+		rec.Name = j.displayName()
 		rec.Domain = j.name.Host
 		if rec.FileName == "" {
 			rec.FileName = name
 		}
-	} else {
+	case KindExport:
+		// Nothing came over the network: the models came from this
+		// machine's Ollama.
+		rec.FileType, rec.Domain = "model", "local"
+		rec.Name = j.displayName()
+	default:
 		rec.Domain = history.DomainOf(j.Source)
 	}
 	return rec

@@ -173,5 +173,5 @@ func saveWindow(path string, w Window) error {
 	if err != nil {
 		return err
 	}
-	return disk.WriteFileAtomic(path, 0o644, disk.WriteBytes(data))
+	return disk.WriteFileAtomic(path, disk.PrivateFileMode, disk.WriteBytes(data))
 }

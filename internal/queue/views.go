@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -45,6 +46,7 @@ type JobView struct {
 	Outcome      string                 `json:"outcome"` // "", "unchanged" (already downloaded, nothing fetched), "updated" (a newer version beside the old)
 	PreviousPath string                 `json:"previous_path,omitempty"`
 	ModelsDir    string                 `json:"models_dir,omitempty"`
+	PausedBy     string                 `json:"paused_by,omitempty"` // while paused: "cli" when an interrupted command paused it (PausedByCLI)
 	Rev          uint64                 `json:"rev"`
 }
 
@@ -110,7 +112,7 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 		Rev:          j.rev,
 	}
 	if StateRunning(j.State) {
-		if j.Kind == jobKindModel {
+		if j.Kind != jobKindFile {
 			v.Phase = j.Phase
 		}
 		if w := j.waitLocked(); w != nil {
@@ -129,6 +131,9 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 	if j.State == JobCompleted {
 		v.ETASeconds = 0
 	}
+	if j.State == JobPaused {
+		v.PausedBy = j.PausedBy
+	}
 	return v
 }
 
@@ -141,6 +146,13 @@ func (j *managerJob) waitLocked() *engine.Wait {
 }
 
 func (j *managerJob) displayName() string {
+	if j.Kind == KindExport && len(j.names) > 0 {
+		names := make([]string, len(j.names))
+		for i, n := range j.names {
+			names[i] = n.DisplayName()
+		}
+		return strings.Join(names, ", ")
+	}
 	if j.Kind == jobKindModel {
 		if j.name.Model != "" {
 			return j.name.DisplayName()
@@ -393,12 +405,18 @@ func (m *Manager) Summary() Summary {
 	return s
 }
 
-// ScheduleView is the time window as the API shows it.
+// ScheduleView is the time window as the API shows it. Its times are the
+// server's wall clock, so a client elsewhere needs the server's zone to
+// say them in that one clock (issue 25: a page in Tehran showed a UTC
+// server's window beside a next start in its own time).
 type ScheduleView struct {
 	Start     string    `json:"start"` // "HH:MM" local, "" = always
 	End       string    `json:"end"`
 	Open      bool      `json:"open"`                // downloads may run now
 	NextStart time.Time `json:"next_start,omitzero"` // when they next may, while closed
+	TimeZone  string    `json:"time_zone"`           // the server's zone now, as its clock names it: "UTC", "CET", "+0330"
+	UTCOffset int       `json:"utc_offset"`          // seconds east of UTC, now (it changes with daylight saving)
+	Now       time.Time `json:"-"`                   // the server's clock when the view was taken
 }
 
 // Schedule is the current time window.
@@ -407,7 +425,8 @@ func (m *Manager) Schedule() ScheduleView {
 	m.mu.Lock()
 	w := m.window
 	m.mu.Unlock()
-	v := ScheduleView{Start: w.Start(), End: w.End(), Open: w.Open(now)}
+	zone, offset := now.Zone()
+	v := ScheduleView{Start: w.Start(), End: w.End(), Open: w.Open(now), TimeZone: zone, UTCOffset: offset, Now: now}
 	if !v.Open {
 		v.NextStart = w.NextOpen(now)
 	}

@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/testkit"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -216,4 +219,30 @@ func FuzzManifestBlobs(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFetchManifestOverCapNotRetried: a manifest larger than the cap is
+// refused for good: asking again would fetch the same megabytes again
+// (issue 25: a 20 MB one was fetched four times).
+func TestFetchManifestOverCapNotRetried(t *testing.T) {
+	var gets atomic.Int32
+	big := bytes.Repeat([]byte(" "), MaxManifestBytes+1<<20)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		w.Header().Set("Content-Type", MediaDockerManifest)
+		w.Write(big)
+	}))
+	t.Cleanup(srv.Close)
+	c := newTestRegistryClient(t, srv.URL)
+	name, err := ParseName("big:latest", c.DefaultHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.FetchManifest(t.Context(), name, name.Reference(), c.NewRetrier(name, 3, nil, nil))
+	if !errors.Is(err, fault.ErrBadManifest) {
+		t.Fatalf("err = %v, want a refused manifest", err)
+	}
+	if n := gets.Load(); n != 1 {
+		t.Errorf("the oversized manifest was fetched %d times, want once", n)
+	}
 }

@@ -57,9 +57,10 @@ type Server struct {
 
 	// Knobs that tests turn.
 	now             func() time.Time
-	eventInterval   time.Duration // at most one SSE push per interval
-	keepAlive       time.Duration // SSE comment when nothing changed
-	pollCacheTTL    time.Duration // how long one encoded /api/downloads body may be reused
+	eventInterval   time.Duration                        // at most one SSE push per interval
+	eventTimer      func(time.Duration) <-chan time.Time // the interval's timer; nil = a real one
+	keepAlive       time.Duration                        // SSE comment when nothing changed
+	pollCacheTTL    time.Duration                        // how long one encoded /api/downloads body may be reused
 	shutdownTimeout time.Duration
 
 	// mirrorMu guards mirror: the read-only registry the Library tab
@@ -93,6 +94,7 @@ type Config struct {
 	Token     string // when set, every request needs it; required when listening beyond loopback; at least minTokenLength
 	LocalKey  string // accepted like Token: the key a command of the same user reads from .state/owner.json
 	Yield     func() // a command-line owner's: a web UI asks for the folder (POST /api/owner/yield)
+	ModelsDir string // this machine's Ollama models folder for the models view; "" = $OLLAMA_MODELS, else ~/.ollama/models
 	Version   string
 	Log       *slog.Logger
 }
@@ -156,6 +158,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/library/file/{path...}", s.handleLibraryFile)
 	mux.HandleFunc("DELETE /api/library/file/{path...}", s.handleLibraryDelete)
 	mux.HandleFunc("POST /api/library/install", s.handleLibraryInstall)
+	mux.HandleFunc("GET /api/models/local", s.handleLocalModels)
+	mux.HandleFunc("POST /api/models/local/check", s.handleLocalModelCheck)
+	mux.HandleFunc("POST /api/models/export", s.handleExport)
 	mux.HandleFunc("GET /api/mirror", s.handleMirror)
 	mux.HandleFunc("POST /api/mirror/start", s.handleMirrorStart)
 	mux.HandleFunc("POST /api/mirror/stop", s.handleMirrorStop)
@@ -164,6 +169,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /api/history", s.handleHistoryClear)
 	mux.HandleFunc("GET /api/statistics", s.handleStatistics)
 	mux.HandleFunc("GET /api/events", s.handleEvents)
+	mux.HandleFunc("GET /api/owner", s.handleOwner)
 	mux.HandleFunc("POST /api/owner/yield", s.handleYield)
 	// The UI: each embedded file under its own exact path, so that a wrong
 	// method on an API path still answers 405 rather than falling into "GET /".
@@ -236,6 +242,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// sameOriginReach applies the cross-origin check of POST and DELETE to a
+// GET that makes the server connect elsewhere. Go's check lets every GET
+// through, since a GET should change nothing; one that opens a connection
+// where its parameters say is a request forgery all the same.
+func (s *Server) sameOriginReach(r *http.Request) error {
+	probe := r.Clone(r.Context())
+	probe.Method = http.MethodPost
+	if err := s.csrf.Check(probe); err != nil {
+		return errForbidden("cross-origin request refused: this request makes the server connect elsewhere; use the page this server serves")
+	}
+	return nil
 }
 
 // headerRecorder captures what ServeMux's own 404/405 handlers would write.

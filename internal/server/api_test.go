@@ -437,6 +437,7 @@ func TestLibrary(t *testing.T) {
 		"sub/notes.txt":           "hello",
 		"فایل.bin":                "persian",
 		"README":                  "no extension",
+		"src-1.0.tar.gz":          "tarball",
 		".state/queue.json":       "{}",
 		".history/history.json":   "[]",
 		".staging/blobs/sha256-1": "x",
@@ -476,7 +477,7 @@ func TestLibrary(t *testing.T) {
 	}
 	want := map[string]string{
 		"ubuntu.iso": "iso", "sub/notes.txt": "txt", "فایل.bin": "bin", "README": "file",
-		"tiny-latest.zip": "model", "photos.zip": "zip",
+		"tiny-latest.zip": "model", "photos.zip": "zip", "src-1.0.tar.gz": "tar.gz",
 	}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Errorf("library = %v, want %v", kinds, want)
@@ -776,6 +777,7 @@ var apiVolatileKeys = map[string]bool{
 	"speed": true, "total_speed": true, "eta_seconds": true, "duration_seconds": true,
 	"average_speed": true, "output_dir": true, "rev": true,
 	"schedule_open": true, "schedule_next": true, "open": true, "next_start": true,
+	"server_time": true, "time_zone": true, "utc_offset": true,
 }
 
 // apiCheckGolden compares a status and JSON body with testdata/api/<name>.json
@@ -1170,22 +1172,19 @@ func TestEventsStream(t *testing.T) {
 	if len(first.Downloads) != 0 || first.Concurrency != 4 {
 		t.Fatalf("first event = %+v", first)
 	}
-	// Nothing changes: only keep-alive comments arrive.
-	quiet := time.After(300 * time.Millisecond)
-	comments := 0
-	for done := false; !done; {
+	// Nothing changes: only keep-alive comments arrive, three of them
+	// over more than two event intervals.
+	quietUntil := time.After(10 * time.Second)
+	for comments := 0; comments < 3; {
 		select {
 		case it := <-events:
 			if it.data != "" {
 				t.Fatalf("event without a change: %s", it.data)
 			}
 			comments++
-		case <-quiet:
-			done = true
+		case <-quietUntil:
+			t.Fatalf("%d keep-alive comments in 10 s with keepAlive 20 ms", comments)
 		}
-	}
-	if comments == 0 {
-		t.Error("no keep-alive comment in 300 ms with keepAlive 20 ms")
 	}
 
 	// A download: events follow it, progress included, to completion.
@@ -1217,19 +1216,35 @@ func TestEventsStream(t *testing.T) {
 	}
 }
 
+// TestEventsCoalesced: every change within one event interval (a
+// download added, started, finished) goes out as one event when the
+// interval ends, not before. The test ends the interval itself.
 func TestEventsCoalesced(t *testing.T) {
 	a := newAPIServer(t)
-	a.eventInterval = time.Hour // after the first event, nothing for an hour
+	ticks := make(chan time.Time)
+	a.eventTimer = func(time.Duration) <-chan time.Time { return ticks }
 	a.keepAlive = time.Hour
 	events := a.readSSE(t)
 	nextEvent(t, events, 10*time.Second)
+	published := func() uint64 { a.events.mu.Lock(); defer a.events.mu.Unlock(); return a.events.seq }
+	before := published()
 	o := testkit.NewOrigin(t, testkit.WithSize(64<<10), testkit.WithPath("/c.bin"))
 	added := a.addDownloads(t, "url", o.FileURL())
 	a.waitState(t, added[0].ID, "completed")
+	if n := published() - before; n != 0 {
+		t.Fatalf("%d events published within the interval", n)
+	}
 	select {
-	case it := <-events:
-		t.Errorf("event within the interval: %+v", it)
-	case <-time.After(200 * time.Millisecond):
+	case ticks <- time.Now(): // the broadcaster waits on the interval: end it
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broadcaster does not wait on its interval")
+	}
+	ev, _ := nextEvent(t, events, 10*time.Second)
+	if len(ev.Downloads) != 1 || ev.Downloads[0].State != "completed" {
+		t.Errorf("the interval's one event: %+v, want the download completed", ev.Downloads)
+	}
+	if n := published() - before; n != 1 {
+		t.Errorf("%d events for the interval's changes, want 1", n)
 	}
 }
 
@@ -1478,13 +1493,32 @@ func apiPullModelZip(t *testing.T, a *apiServer) string {
 	return filepath.ToSlash(rel)
 }
 
+// apiLocalKey is the owner's key the library-install tests give their
+// server: a models_dir other than the default needs it.
+const apiLocalKey = "local-key-0123456789abcdef"
+
 func TestLibraryInstall(t *testing.T) {
-	a := newAPIServer(t)
+	a := newAPIServer(t, func(c *Config) { c.LocalKey = apiLocalKey })
 	p := apiPullModelZip(t, a)
 	modelsDir := filepath.Join(t.TempDir(), "models")
 
+	// Another folder than this machine's Ollama one is refused without the
+	// owner's key, and nothing is written there.
 	body, k, v := apiForm("path", p, "models_dir", modelsDir)
-	code, _, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+	code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+	apiWantError(t, code, hdr, resp, http.StatusForbidden)
+	if _, err := os.Stat(modelsDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a refused install created the models folder: %v", err)
+	}
+	// This machine's folder ($OLLAMA_MODELS) needs no key.
+	t.Setenv("OLLAMA_MODELS", filepath.Join(t.TempDir(), "default-models"))
+	body, k, v = apiForm("path", p)
+	if code, _, resp := a.do(t, "POST", "/api/library/install", body, k, v); code != http.StatusOK {
+		t.Fatalf("install into the default folder: %d %s", code, resp)
+	}
+
+	body, k, v = apiForm("path", p, "models_dir", modelsDir)
+	code, _, resp = a.do(t, "POST", "/api/library/install", body, k, v, "Authorization", "Bearer "+apiLocalKey)
 	if code != http.StatusOK {
 		t.Fatalf("install: %d %s", code, resp)
 	}
@@ -1515,7 +1549,7 @@ func TestLibraryInstall(t *testing.T) {
 	}
 	apiWriteFile(t, manifest, `{"schemaVersion":2}`)
 	body, k, v = apiForm("path", p, "models_dir", modelsDir)
-	code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+	code, hdr, resp = a.do(t, "POST", "/api/library/install", body, k, v, "Authorization", "Bearer "+apiLocalKey)
 	apiWantError(t, code, hdr, resp, http.StatusConflict)
 	if data, _ := os.ReadFile(manifest); string(data) != `{"schemaVersion":2}` {
 		t.Errorf("conflicting manifest was replaced: %s", data)
@@ -1534,7 +1568,7 @@ func TestLibraryInstall(t *testing.T) {
 }
 
 func TestLibraryInstallRefuses(t *testing.T) {
-	a := newAPIServer(t)
+	a := newAPIServer(t, func(c *Config) { c.LocalKey = apiLocalKey })
 	good := apiPullModelZip(t, a)
 	data, err := os.ReadFile(filepath.Join(a.dir, filepath.FromSlash(good)))
 	if err != nil {
@@ -1565,7 +1599,7 @@ func TestLibraryInstallRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			modelsDir := filepath.Join(t.TempDir(), "models")
 			body, k, v := apiForm("path", tc.path, "models_dir", modelsDir)
-			code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v)
+			code, hdr, resp := a.do(t, "POST", "/api/library/install", body, k, v, "Authorization", "Bearer "+apiLocalKey)
 			apiWantError(t, code, hdr, resp, tc.code)
 			if _, err := os.Stat(modelsDir); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("models folder was created or written: %v", err)

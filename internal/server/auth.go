@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"ollama-model-downloader/internal/disk"
 	"ollama-model-downloader/internal/fault"
 	"os"
 	"strconv"
@@ -67,6 +68,17 @@ func ReadTokenFile(path string) (string, error) {
 		return "", fault.BadInputf("-token-file %s is empty: write the token into it", path)
 	}
 	return token, nil
+}
+
+// TokenFileWarning is a line to print when -token-file may be read by
+// other users of the machine (as ssh warns of a private key others can
+// read), or "" when only its owner can.
+func TokenFileWarning(path string) string {
+	info, err := os.Stat(path)
+	if err != nil || !disk.ExposedToOthers(info.Mode()) {
+		return ""
+	}
+	return fmt.Sprintf("warning: -token-file %s can be read by other users of this machine (mode %04o), and with it they can use this server: chmod 600 %s", path, info.Mode().Perm(), path)
 }
 
 // sessionCookieName is per port: two servers on one host (cookies ignore

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
+	"ollama-model-downloader/internal/models"
 	"ollama-model-downloader/internal/queue"
 	"path"
 	"path/filepath"
@@ -157,23 +158,31 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	// the install API asks), or into a zip split in parts; a URL can be
 	// fetched again even when unchanged upstream.
 	force := vals.Get("force") == "true" || vals.Get("force") == "1"
+	// Where a file goes is the server's to decide (docs/API.md), except for
+	// a command of this same user handing over its -o or -models-dir: it
+	// proves itself with the key only it can read (.state/owner.json, mode
+	// 0600). An unknown output is ignored like any unknown field; a
+	// models_dir is refused, since ignoring it would make a zip where an
+	// install was asked for.
+	local := s.fromLocalKey(r)
 	modelsDir := strings.TrimSpace(vals.Get("models_dir"))
+	if modelsDir != "" && !local {
+		s.writeError(w, r, errForbidden("models_dir is only for a command of this user handing over its downloads (it sends the key in .state/owner.json); run the command itself: ollama-model-downloader install -models-dir DIR MODEL"))
+		return
+	}
 	if modelsDir != "" && !filepath.IsAbs(modelsDir) {
 		s.writeError(w, r, fault.BadInputf("models_dir must be an absolute path, got %q", modelsDir))
 		return
 	}
 	var split int64
-	if v := strings.TrimSpace(vals.Get("split")); v != "" && v != "0" {
-		if split, err = engine.ParseRate(v); err != nil || split <= 0 {
-			s.writeError(w, r, fault.BadInputf("split takes a size such as 4G (K, M, G), got %q", v))
+	if v := strings.TrimSpace(vals.Get("split")); v != "" {
+		if split, err = models.ParseSplitSize(v); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 	}
-	// Where a file goes is the server's to decide (docs/API.md), except for
-	// a command of this same user handing over its -o: it proves itself
-	// with the key only it can read (.state/owner.json, mode 0600).
 	var output string
-	if s.fromLocalKey(r) {
+	if local {
 		output = strings.TrimSpace(vals.Get("output"))
 	}
 	m := s.cfg.Manager
@@ -231,7 +240,14 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch action := path.Base(r.URL.Path); action {
 	case "pause":
-		err = m.Pause(id)
+		// A command that handed its downloads here and was interrupted
+		// pauses them with the local key (owner.Client.Pause): the row
+		// then says where the pause came from.
+		by := ""
+		if s.fromLocalKey(r) {
+			by = queue.PausedByCLI
+		}
+		err = m.PauseFor(id, by)
 	case "resume":
 		err = m.Resume(id)
 	case "cancel":

@@ -59,7 +59,8 @@ func (s *Server) downloads(since uint64) downloadsResponse {
 func (r *downloadsResponse) sameAs(prev *downloadsResponse) bool {
 	return prev != nil && !r.Full && len(r.Downloads) == 0 && len(r.Removed) == 0 && r.Order == nil &&
 		r.Concurrency == prev.Concurrency && r.Summary == prev.Summary && r.Schedule.Start == prev.Schedule.Start &&
-		r.Schedule.End == prev.Schedule.End && r.Schedule.Open == prev.Schedule.Open && r.Schedule.NextStart.Equal(prev.Schedule.NextStart)
+		r.Schedule.End == prev.Schedule.End && r.Schedule.Open == prev.Schedule.Open && r.Schedule.NextStart.Equal(prev.Schedule.NextStart) &&
+		r.Schedule.TimeZone == prev.Schedule.TimeZone && r.Schedule.UTCOffset == prev.Schedule.UTCOffset
 }
 
 func encodeDownloads(r downloadsResponse) ([]byte, error) {
@@ -212,6 +213,10 @@ func (s *Server) joinEvents(since uint64) (first []byte, at *sseFrame, err error
 	if h.streams >= s.maxStreams {
 		return nil, nil, s.errTooManyStreams()
 	}
+	// A broadcaster about to start waits on the change after this
+	// snapshot, taken before it: a change between the snapshot and the
+	// broadcaster's first look (a busy machine) would otherwise be missed.
+	changed := s.cfg.Manager.Changed()
 	if since == 0 && h.first != nil {
 		// The whole list: encoded once per frame, however many join.
 		first = h.first
@@ -235,7 +240,7 @@ func (s *Server) joinEvents(since uint64) (first []byte, at *sseFrame, err error
 		ctx, cancel := context.WithCancel(context.Background())
 		h.gen++
 		h.stop = cancel
-		go s.broadcast(ctx, h.gen)
+		go s.broadcast(ctx, h.gen, changed)
 	}
 	h.streams++
 	return first, h.latest, nil
@@ -257,12 +262,14 @@ func (s *Server) leaveEvents() {
 // broadcast publishes an update after each change, and every
 // eventInterval while a download moves (progress is not reported as a
 // change), but never more than once per eventInterval.
-func (s *Server) broadcast(ctx context.Context, gen int) {
+//
+// changed is the manager's change channel from before the first event the
+// streams were sent; each later one is taken before publishing.
+func (s *Server) broadcast(ctx context.Context, gen int, changed <-chan struct{}) {
 	h := &s.events
 	for {
-		changed := s.cfg.Manager.Changed()
 		// Never sooner than eventInterval: a burst of changes is one event.
-		if !s.sleep(ctx, s.eventInterval) {
+		if !s.waitInterval(ctx) {
 			return
 		}
 		h.mu.Lock()
@@ -277,9 +284,26 @@ func (s *Server) broadcast(ctx context.Context, gen int) {
 			case <-changed:
 			}
 		}
+		changed = s.cfg.Manager.Changed()
 		if !s.publish(gen) {
 			return
 		}
+	}
+}
+
+// waitInterval waits one eventInterval, unless the stream or the server
+// ends first (false).
+func (s *Server) waitInterval(ctx context.Context) bool {
+	if s.eventTimer == nil {
+		return s.sleep(ctx, s.eventInterval)
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.stopping:
+		return false
+	case <-s.eventTimer(s.eventInterval):
+		return true
 	}
 }
 

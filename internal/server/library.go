@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
+	"ollama-model-downloader/internal/history"
 	"ollama-model-downloader/internal/models"
 	"os"
 	"path"
@@ -102,16 +103,17 @@ func (s *Server) library() (files []libraryFile, truncated bool, err error) {
 }
 
 // fileKind is "model" for a zip laid out as Ollama's models folder (its
-// central directory names manifests/), else the extension.
+// central directory names manifests/), else the file type the history
+// counts ("iso", "tar.gz"), or "file" when there is none.
 func fileKind(fsys fs.FS, p string) string {
-	ext := strings.ToLower(strings.TrimPrefix(path.Ext(p), "."))
-	if ext == "zip" && isModelZip(fsys, p) {
+	kind := history.FileTypeOf("file", path.Base(p))
+	switch {
+	case kind == "zip" && isModelZip(fsys, p):
 		return "model"
-	}
-	if ext == "" {
+	case kind == "other":
 		return "file"
 	}
-	return ext
+	return kind
 }
 
 // maxLibraryPath bounds a library path from a URL: longer ones are refused
@@ -348,6 +350,13 @@ func (s *Server) handleLibraryInstall(w http.ResponseWriter, r *http.Request) {
 	modelsDir, err := models.ResolveModelsDir(strings.TrimSpace(vals.Get("models_dir")))
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	// Another folder than this machine's Ollama one is a command's choice
+	// (it proves itself with the owner's key, as on add): without that, any
+	// process that can reach the port could write a model anywhere.
+	if def, derr := models.ResolveModelsDir(""); (derr != nil || filepath.Clean(def) != filepath.Clean(modelsDir)) && !s.fromLocalKey(r) {
+		s.writeError(w, r, errForbidden("models_dir other than this machine's Ollama folder is only for a command of this user (it sends the key in .state/owner.json); install into another folder with the command: ollama-model-downloader install -models-dir DIR ZIP"))
 		return
 	}
 	var out bytes.Buffer

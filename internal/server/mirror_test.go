@@ -56,7 +56,7 @@ func TestMirrorAPICache(t *testing.T) {
 	}
 	var stats map[string]json.RawMessage
 	json.Unmarshal(raw["stats"], &stats)
-	if got := slices.Sorted(maps.Keys(stats)); strings.Join(got, ",") != "bytes_saved,bytes_served,bytes_upstream,cached_models,clients" {
+	if got := slices.Sorted(maps.Keys(stats)); strings.Join(got, ",") != "bytes_saved,bytes_served,bytes_upstream,cache_bytes,cached_models,clients" {
 		t.Errorf("stats keys = %v", got)
 	}
 	var st mirrorResponse

@@ -12,6 +12,13 @@ import (
 // before the model is added. 400 for a bad name, 404 for a model or tag
 // the registry does not have.
 func (s *Server) handleModelShow(w http.ResponseWriter, r *http.Request) {
+	// A preview connects to whatever registry the name points at: another
+	// site's page must not make this server do that (issue 25), so this GET
+	// passes the check every state-changing request passes.
+	if err := s.sameOriginReach(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	name := strings.TrimSpace(r.URL.Query().Get("name"))
 	if name == "" {
 		s.writeError(w, r, fault.BadInputf("name a model: /api/model/show?name=llama3.2:1b"))

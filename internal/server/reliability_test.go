@@ -89,3 +89,48 @@ func TestReliabilityAPIRepeatedScalarField(t *testing.T) {
 		t.Errorf("ambiguous requests queued %d downloads", len(list))
 	}
 }
+
+// TestAddModelsDirNeedsTheLocalKey: models_dir (install straight into an
+// Ollama models folder) is for a command of this user handing over its
+// -models-dir, proven with the key of .state/owner.json; any other caller
+// of a web UI without a token is refused and nothing is queued.
+func TestAddModelsDirNeedsTheLocalKey(t *testing.T) {
+	const key = "local-key-0123456789abcdef"
+	a := newAPIServer(t, func(c *Config) { c.LocalKey = key })
+	target := t.TempDir()
+	add := func(hdr ...string) (int, http.Header, []byte) {
+		body, k, v := apiForm("url", "tiny:1", "models_dir", target)
+		return a.do(t, "POST", "/api/download/add", body, append([]string{k, v}, hdr...)...)
+	}
+	code, hdr, body := add()
+	if msg := apiWantError(t, code, hdr, body, http.StatusForbidden); !strings.Contains(msg, "models_dir") {
+		t.Errorf("refusal %q does not name models_dir", msg)
+	}
+	code, hdr, body = add("Authorization", "Bearer wrong-key-0123456789abcdef")
+	apiWantError(t, code, hdr, body, http.StatusForbidden)
+	if list := a.cfg.Manager.List(); len(list) != 0 {
+		t.Fatalf("refused adds queued %d downloads", len(list))
+	}
+	code, _, body = add("Authorization", "Bearer "+key)
+	if code != http.StatusCreated {
+		t.Fatalf("with the local key: %d %s", code, body)
+	}
+	var added struct{ Downloads []queue.JobView }
+	if err := json.Unmarshal(body, &added); err != nil || len(added.Downloads) != 1 || added.Downloads[0].ModelsDir != target {
+		t.Fatalf("with the local key: %s (%v), want one download into %s", body, err, target)
+	}
+}
+
+// TestAddSplitBelowItsMinimum: a split size below the smallest part is
+// refused when the download is added, not when its zip is written.
+func TestAddSplitBelowItsMinimum(t *testing.T) {
+	a := newAPIServer(t)
+	body, k, v := apiForm("url", "tiny:1", "split", "10K")
+	code, hdr, resp := a.do(t, "POST", "/api/download/add", body, k, v)
+	if msg := apiWantError(t, code, hdr, resp, http.StatusBadRequest); !strings.Contains(msg, "at least") {
+		t.Errorf("refusal %q does not say the minimum", msg)
+	}
+	if list := a.cfg.Manager.List(); len(list) != 0 {
+		t.Errorf("a refused add queued %d downloads", len(list))
+	}
+}

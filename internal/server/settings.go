@@ -22,6 +22,12 @@ type settingsResponse struct {
 	ScheduleEnd   string     `json:"schedule_end"`
 	ScheduleOpen  bool       `json:"schedule_open"` // downloads may start now
 	ScheduleNext  *time.Time `json:"schedule_next"` // while closed: when the window opens next; else null
+
+	// The server's clock, in which the window's times are: a page in
+	// another zone (or with a clock that is off) says them in this one.
+	ServerTime time.Time `json:"server_time"` // now, with the server's offset
+	TimeZone   string    `json:"time_zone"`   // "UTC", "CET", "+0330": as the server's clock names its zone
+	UTCOffset  int       `json:"utc_offset"`  // seconds east of UTC, now
 }
 
 func (s *Server) settings() settingsResponse {
@@ -37,6 +43,7 @@ func (s *Server) settings() settingsResponse {
 	resp := settingsResponse{
 		Concurrency: s.cfg.Manager.Concurrency(), LimitRate: rate, OutputDir: dir, Version: s.cfg.Version,
 		ScheduleStart: sched.Start, ScheduleEnd: sched.End, ScheduleOpen: sched.Open,
+		ServerTime: sched.Now.Truncate(time.Millisecond), TimeZone: sched.TimeZone, UTCOffset: sched.UTCOffset,
 	}
 	if !sched.NextStart.IsZero() {
 		resp.ScheduleNext = &sched.NextStart

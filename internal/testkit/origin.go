@@ -380,7 +380,7 @@ type cuttingWriter struct {
 	written  int64
 	limit    int64
 	action   string
-	throttle *atomic.Int64 // the origin's: SetThrottle acts on running answers too
+	throttle *atomic.Int64 // read before each chunk: SetThrottle acts on requests being served
 	chunk    int
 	ctx      *http.Request
 }

@@ -28,6 +28,34 @@ func MountTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
+// ReadOnlyDir is a folder nobody can write into, root included: as an
+// ordinary user a folder of mode 0555; as root (CI runs the tests as root,
+// and root writes anywhere a mode forbids) a read-only tmpfs. Where root
+// cannot mount, the test is skipped, but under CI=true it fails.
+func ReadOnlyDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+		return dir
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount a read-only tmpfs: %v: %s", err, out)
+		}
+		t.Skipf("cannot mount a read-only tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	if f, err := os.Create(filepath.Join(dir, "probe")); err == nil {
+		f.Close()
+		t.Fatalf("%s is writable after a read-only mount", dir)
+	}
+	return dir
+}
+
 // RemountTmpfs gives a mounted tmpfs a new size ("2m"), as freeing space would.
 func RemountTmpfs(t *testing.T, dir, size string) {
 	t.Helper()
