@@ -256,7 +256,7 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 4, "concurrent downloads / blob downloads, 1–32")
 	fs.IntVar(&o.connections, "connections", 16, "most connections per file, 1–32; added while they make it faster (servers must support Range)")
 	fs.IntVar(&o.retries, "retries", -1, "give up after `N` failed attempts in a row that move nothing (0–100, for a script that must fail fast); -1 = no count: -retry-for decides")
-	fs.DurationVar(&o.retryFor, "retry-for", engine.DefaultRetryFor, "wait out failures that may pass (network down, busy server) for up to this `long` without progress, then give up; 0 = for ever")
+	fs.DurationVar(&o.retryFor, "retry-for", engine.DefaultRetryFor, "wait out failures that may pass (network down, busy server) for up to this `duration` without progress (1h, 24h), then give up; 0 = for ever")
 	fs.IntVar(&o.port, "port", 8080, "web UI `port`; 0 = a random free port (8080 falls back to a free port if taken)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (requests and responses, URLs redacted)")
 	fs.BoolVar(&o.keepStaging, "keep-staging", false, "keep the model's staging folder after zipping")
