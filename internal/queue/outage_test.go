@@ -64,3 +64,50 @@ func TestQueueWaitsOutAnOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuePauseAndCancelDuringWait: pause and cancel act at once on a
+// download that waits out an outage (its wait is a minute long here).
+func TestQueuePauseAndCancelDuringWait(t *testing.T) {
+	o := testkit.NewOrigin(t, testkit.WithSize(64<<10))
+	testkit.Stop(t, o.Server)
+	files := enginetest.NewDownloader(t)
+	files.Retries, files.RetryFor = -1, time.Minute
+	files.Backoff, files.MaxBackoff = time.Minute, time.Minute
+	m, err := New(Config{OutputDir: t.TempDir(), Concurrency: 2, Retries: -1, Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.saveEvery = 20 * time.Millisecond
+	runManager(t, m)
+	var ids []string
+	for i := range 2 {
+		v, err := m.Add(AddRequest{Source: fmt.Sprintf("%s?copy=%d", o.FileURL(), i), Retries: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, v.ID)
+	}
+	waitUntil(t, m, "both wait", func() bool {
+		for _, id := range ids {
+			if v, _ := m.Get(id); v.Waiting == nil {
+				return false
+			}
+		}
+		return true
+	})
+	for i, act := range []func(string) error{m.Pause, m.Cancel} {
+		start := time.Now()
+		if err := act(ids[i]); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("the action took %v during a wait", took)
+		}
+	}
+	if v, _ := m.Get(ids[0]); v.State != JobPaused || v.Waiting != nil {
+		t.Errorf("paused during the wait: %+v", v)
+	}
+	if v, _ := m.Get(ids[1]); v.State != jobCanceled || v.Waiting != nil {
+		t.Errorf("canceled during the wait: %+v", v)
+	}
+}
