@@ -42,7 +42,10 @@ type JobView struct {
 	Outcome      string                 `json:"outcome"` // "", "unchanged" (already downloaded, nothing fetched), "updated" (a newer version beside the old)
 	PreviousPath string                 `json:"previous_path,omitempty"`
 	ModelsDir    string                 `json:"models_dir,omitempty"`
-	Rev          uint64                 `json:"rev"`
+	// RequestHeaders names the extra headers the download sends (Cookie,
+	// Referer, User-Agent from a browser); their values are never shown.
+	RequestHeaders []string `json:"request_headers,omitempty"`
+	Rev            uint64   `json:"rev"`
 }
 
 // Get returns one download.
@@ -93,6 +96,8 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 		PreviousPath: m.viewPath(j.Previous),
 		ModelsDir:    j.ModelsDir,
 		Rev:          j.rev,
+
+		RequestHeaders: headerNames(j.header),
 	}
 	if StateRunning(j.State) {
 		if j.Kind == jobKindModel {
