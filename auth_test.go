@@ -32,13 +32,13 @@ func TestTokenFile(t *testing.T) {
 		t.Errorf("OMD_TOKEN: token %q, err %v", o.token, err)
 	}
 	if _, err := parseOptions([]string{"-token", testToken, "-token-file", file}, &bytes.Buffer{}); !errors.Is(err, fault.ErrBadInput) {
-		t.Errorf("-token and -token-file: %v, want errBadInput", err)
+		t.Errorf("-token and -token-file: %v, want ErrBadInput", err)
 	}
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, []byte("\n"), 0o600)
 	for _, f := range []string{empty, filepath.Join(dir, "missing")} {
 		if _, err := parseOptions([]string{"-token-file", f}, &bytes.Buffer{}); !errors.Is(err, fault.ErrBadInput) {
-			t.Errorf("-token-file %s: %v, want errBadInput", f, err)
+			t.Errorf("-token-file %s: %v, want ErrBadInput", f, err)
 		}
 	}
 }

@@ -44,7 +44,7 @@ func TestBrowserRefusesNonHTTP(t *testing.T) {
 			return nil
 		}}
 		if err := b.Open(u); !errors.Is(err, fault.ErrBadInput) {
-			t.Errorf("Open(%q) = %v, want errBadInput", u, err)
+			t.Errorf("Open(%q) = %v, want ErrBadInput", u, err)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/registry"
 	"ollama-model-downloader/internal/testkit"
 	"os"
@@ -71,7 +72,7 @@ func TestRunInstallCommand(t *testing.T) {
 func TestRunInstallCommandPullsModelNames(t *testing.T) {
 	f := testkit.NewFakeRegistry(t)
 	m := testkit.TinyModel(f, "tiny", "latest")
-	c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{} })
+	c := modelstest.NewPuller(t, f.URL, func(cfg *modelstest.Config) { cfg.ReuseModelsDirs = []string{} })
 	modelsDir := t.TempDir()
 	var got models.InstallPullRequest
 	pull := func(ctx context.Context, req models.InstallPullRequest) (models.PullResult, error) {
@@ -159,7 +160,7 @@ func TestInstallIntoRunningOllama(t *testing.T) {
 	}
 
 	target := testkit.StartStockOllama(t, bin, t.TempDir())
-	c := newTestPuller(t, reg.URL, noReuse)
+	c := modelstest.NewPuller(t, reg.URL, modelstest.NoReuse)
 	res, err := c.Pull(t.Context(), models.PullRequest{Ref: ref, ModelsDir: target.Models, OutputDir: t.TempDir(), Retries: -1})
 	if err != nil {
 		t.Fatalf("Pull into the models folder: %v\nregistry log:\n%s", err, reg.Log())
@@ -211,7 +212,7 @@ func TestInstallIntoRunningOllama(t *testing.T) {
 
 	// A zip of the installed model costs the registry's CDN nothing.
 	before = reg.CdnHits.Load()
-	zc := newTestPuller(t, reg.URL, func(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{target.Models} })
+	zc := modelstest.NewPuller(t, reg.URL, func(cfg *modelstest.Config) { cfg.ReuseModelsDirs = []string{target.Models} })
 	z, err := zc.Pull(t.Context(), models.PullRequest{Ref: ref, OutputDir: t.TempDir(), Retries: -1})
 	if err != nil {
 		t.Fatal(err)

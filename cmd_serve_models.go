@@ -166,7 +166,7 @@ func printMirrorBanner(out io.Writer, m *mirror.Mirror, addr *net.TCPAddr) {
 			bound = "at most " + units.Binary(c.Max)
 		}
 		fmt.Fprintf(out, "Caching models from %s in %s (%s); a model not here is fetched once and served while it arrives.\n",
-			engine.RedactURL(c.Upstream.Base.String()), c.Dir, bound)
+			c.Upstream.URL(), c.Dir, bound)
 	}
 	fmt.Fprintln(out, "On other machines:")
 	for _, h := range hosts {

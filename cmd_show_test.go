@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/testkit"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ import (
 func TestShowPrintsWhatOllamaShows(t *testing.T) {
 	f := testkit.NewFakeRegistry(t)
 	testkit.AddShowModel(f)
-	info, err := newTestPuller(t, f.URL).Show(t.Context(), "qwen:0.5b", models.ReusePlaces{})
+	info, err := modelstest.NewPuller(t, f.URL).Show(t.Context(), "qwen:0.5b", models.ReusePlaces{})
 	if err != nil {
 		t.Fatal(err)
 	}

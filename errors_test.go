@@ -12,8 +12,10 @@ import (
 	"net/url"
 	"ollama-model-downloader/internal/disk"
 	"ollama-model-downloader/internal/engine"
+	"ollama-model-downloader/internal/engine/enginetest"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/registry"
 	"ollama-model-downloader/internal/testkit"
 	"os"
@@ -35,7 +37,7 @@ func TestErrorCodes(t *testing.T) {
 	download := func(t *testing.T, d *engine.Downloader, req engine.Request) error {
 		t.Helper()
 		if d == nil {
-			d = testDownloader(t)
+			d = enginetest.NewDownloader(t)
 		}
 		if req.Path == "" && req.Dir == "" {
 			req.Path = filepath.Join(t.TempDir(), "file.bin")
@@ -56,17 +58,17 @@ func TestErrorCodes(t *testing.T) {
 		p := httptest.NewServer(proxy)
 		t.Cleanup(p.Close)
 		u, _ := url.Parse(p.URL)
-		d := testDownloader(t)
+		d := enginetest.NewDownloader(t)
 		d.Client = engine.BuildHTTPClient(http.ProxyURL(u))
 		return download(t, d, engine.Request{URL: target, Retries: 0})
 	}
-	pull := func(t *testing.T, ref string, setup func(f *testkit.FakeRegistry), mods ...func(*pullTestConfig)) error {
+	pull := func(t *testing.T, ref string, setup func(f *testkit.FakeRegistry), mods ...func(*modelstest.Config)) error {
 		f := testkit.NewFakeRegistry(t)
 		testkit.TinyModel(f, "tiny", "latest")
 		if setup != nil {
 			setup(f)
 		}
-		_, err := newTestPuller(t, f.URL, mods...).Pull(t.Context(), models.PullRequest{Ref: ref, OutputDir: t.TempDir(), Retries: 0})
+		_, err := modelstest.NewPuller(t, f.URL, mods...).Pull(t.Context(), models.PullRequest{Ref: ref, OutputDir: t.TempDir(), Retries: 0})
 		return err
 	}
 
@@ -101,7 +103,7 @@ func TestErrorCodes(t *testing.T) {
 			}), "https://"+testkit.ClosedPort(t)+"/file.bin")
 		}},
 		{"proxy on a dead port", "proxy", func(t *testing.T) error {
-			d := testDownloader(t)
+			d := enginetest.NewDownloader(t)
 			d.Client = engine.BuildHTTPClient(http.ProxyURL(&url.URL{Scheme: "http", Host: testkit.ClosedPort(t)}))
 			return download(t, d, engine.Request{URL: "http://" + testkit.ClosedPort(t) + "/file.bin"})
 		}},
@@ -114,7 +116,7 @@ func TestErrorCodes(t *testing.T) {
 				host, _, _ := net.SplitHostPort(addr)
 				return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
 			}
-			d := testDownloader(t)
+			d := enginetest.NewDownloader(t)
 			d.Client = client
 			return download(t, d, engine.Request{URL: "http://cdn.nowhere.test/file.bin", Retries: 2})
 		}},
@@ -123,7 +125,7 @@ func TestErrorCodes(t *testing.T) {
 		}},
 		{"no answer in time", "timeout", func(t *testing.T) error {
 			addr := testkit.SilentServer(t)
-			d := testDownloader(t)
+			d := enginetest.NewDownloader(t)
 			d.Client.(*http.Client).Transport.(*http.Transport).ResponseHeaderTimeout = 200 * time.Millisecond
 			return download(t, d, engine.Request{URL: "http://" + addr + "/file.bin"})
 		}},
@@ -140,7 +142,7 @@ func TestErrorCodes(t *testing.T) {
 		}},
 		{"no data for the stall timeout", "stalled", func(t *testing.T) error {
 			o := testkit.NewOrigin(t, testkit.WithSize(100<<10), testkit.StallAfter(10<<10, 10))
-			d := testDownloader(t)
+			d := enginetest.NewDownloader(t)
 			d.StallTimeout = 200 * time.Millisecond
 			return download(t, d, engine.Request{URL: o.FileURL(), Connections: 1})
 		}},
@@ -199,7 +201,7 @@ func TestErrorCodes(t *testing.T) {
 			o := testkit.NewOrigin(t, testkit.WithSize(200<<10), testkit.WithThrottle(10*time.Millisecond))
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			_, err := testDownloader(t).Download(ctx, engine.Request{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "x"),
+			_, err := enginetest.NewDownloader(t).Download(ctx, engine.Request{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "x"),
 				Progress: func(done, total int64) { cancel() }})
 			return err
 		}},
@@ -230,7 +232,7 @@ func TestErrorCodes(t *testing.T) {
 		{"no manifest for this platform", "platform", func(t *testing.T) error {
 			return pull(t, "multi", func(f *testkit.FakeRegistry) {
 				f.AddIndex("library/multi", "latest", map[string]testkit.FakeModel{"linux/amd64": testkit.TinyModel(f, "tiny2", "latest")})
-			}, func(cfg *pullTestConfig) { cfg.Platform = "plan9/mips" })
+			}, func(cfg *modelstest.Config) { cfg.Platform = "plan9/mips" })
 		}},
 		{"corrupt model zip (the zip reader's sentinel)", "bad_zip", func(t *testing.T) error {
 			return fmt.Errorf("reading model.zip: %w", fault.WithKind(fault.ErrBadZip, errors.New("zip: not a valid zip file")))
@@ -245,7 +247,7 @@ func TestErrorCodes(t *testing.T) {
 				t.Fatal("no error")
 			}
 			if got := fault.Code(err); got != tc.code {
-				t.Errorf("errorCode(%q) = %q, want %q", err, got, tc.code)
+				t.Errorf("fault.Code(%q) = %q, want %q", err, got, tc.code)
 			}
 			t.Logf("%s: %v", fault.Code(err), err)
 			if strings.ContainsAny(err.Error(), "\r\n") {
@@ -254,6 +256,6 @@ func TestErrorCodes(t *testing.T) {
 		})
 	}
 	if fault.Code(nil) != "" {
-		t.Error("errorCode(nil) is not empty")
+		t.Error("fault.Code(nil) is not empty")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"ollama-model-downloader/internal/engine"
@@ -23,19 +22,6 @@ import (
 	"testing"
 	"time"
 )
-
-// testDownloader is a downloader with short timeouts and no proxy.
-func testDownloader(t *testing.T) *engine.Downloader {
-	t.Helper()
-	d := engine.NewDownloader(engine.BuildHTTPClient(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	d.Backoff = 5 * time.Millisecond
-	d.MaxBackoff = 20 * time.Millisecond
-	d.MaxRetryAfter = 2 * time.Second
-	d.StallTimeout = 2 * time.Second
-	d.CheckpointEvery = 10 * time.Millisecond
-	d.BufferSize = 16 << 10
-	return d
-}
 
 func mustOpenHistory(t testing.TB, outputDir string) *history.Store {
 	t.Helper()

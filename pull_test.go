@@ -6,14 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/history"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/registry"
 	"ollama-model-downloader/internal/testkit"
 	"os"
@@ -24,55 +23,6 @@ import (
 	"testing"
 	"time"
 )
-
-// newTestRegistryClient returns a client for f with short delays; mods
-// change its configuration before it is built.
-func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*registry.Config)) *registry.Client {
-	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	log := slog.New(slog.DiscardHandler)
-	files := engine.NewDownloader(&http.Client{Transport: tr}, log)
-	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
-	files.StallTimeout = 10 * time.Second
-	cfg := registry.Config{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
-	for _, m := range mods {
-		m(&cfg)
-	}
-	c, err := registry.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Backoff = time.Millisecond
-	return c
-}
-
-// pullTestConfig is what a test may change before newTestPuller builds a
-// puller: the registry client's configuration and the puller's knobs.
-type pullTestConfig struct {
-	registry.Config
-	ReuseModelsDirs []string
-	fsType          func(dir string) string
-}
-
-// newTestPuller is newTestRegistryClient's client inside a model puller.
-func newTestPuller(t *testing.T, registryURL string, mods ...func(*pullTestConfig)) *models.Puller {
-	t.Helper()
-	var cfg pullTestConfig
-	c := newTestRegistryClient(t, registryURL, func(rc *registry.Config) {
-		cfg.Config = *rc
-		for _, m := range mods {
-			m(&cfg)
-		}
-		*rc = cfg.Config
-	})
-	p := models.NewPuller(c)
-	p.ReuseModelsDirs = cfg.ReuseModelsDirs
-	if cfg.fsType != nil {
-		p.FsType = cfg.fsType
-	}
-	return p
-}
 
 // TestPullResumesAfterSIGKILL runs the real command as a subprocess, kills
 // it while the large blob is on its way, and runs it again: the verified
@@ -223,23 +173,14 @@ func TestPullSurvivesRepeatedKills(t *testing.T) {
 	}
 }
 
-// fixedClock makes two pulls of one model write byte-identical zips.
-func fixedClock(c *models.Puller) {
-	at := time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)
-	c.Now = func() time.Time { return at }
-}
-
-// noReuse keeps a test's pulls away from this machine's own models.
-func noReuse(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{} }
-
 // TestPullSplit: -split writes NAME.zip.001… each at most SIZE, whose
 // concatenation is byte for byte the zip an unsplit pull writes; verify,
 // install and openModelLayout take the first part or the base name.
 func TestPullSplit(t *testing.T) {
 	f := testkit.NewFakeRegistry(t)
 	m := f.AddModel("library/big", "latest", testkit.TestBytes(3<<20+12345, 4), []byte("template"), []byte(`{"p":1}`))
-	c := newTestPuller(t, f.URL, noReuse)
-	fixedClock(c)
+	c := modelstest.NewPuller(t, f.URL, modelstest.NoReuse)
+	modelstest.FixedClock(c)
 
 	one, err := c.Pull(t.Context(), models.PullRequest{Ref: "big", OutputDir: t.TempDir(), Retries: -1})
 	if err != nil {

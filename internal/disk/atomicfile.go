@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// writeFileAtomic publishes path with the content write produces: a temp
+// WriteFileAtomic publishes path with the content write produces: a temp
 // file in the same folder (<base>.tmp-*), fsync, chmod perm, rename over
 // path, fsync the folder. A reader, or a kill -9 at any moment, sees the
 // old content or the new one, never a mix. The temp file is removed on any
@@ -21,7 +21,7 @@ func WriteFileAtomic(path string, perm os.FileMode, write func(w io.Writer) erro
 	return replaceWith(path, perm, write, true)
 }
 
-// replaceFile is writeFileAtomic without the fsyncs: a reader sees the old
+// ReplaceFile is writeFileAtomic without the fsyncs: a reader sees the old
 // content or the new, never a mix, but a power cut may lose the change or
 // leave the file empty. It is for state that a crash may only make older
 // or unreadable, never wrong: a .part's sidecar (its data is fsynced
@@ -72,7 +72,7 @@ func replaceWith(path string, perm os.FileMode, write func(w io.Writer) error, d
 	return nil
 }
 
-// writeBytes is the write function of writeFileAtomic for content that is
+// WriteBytes is the write function of writeFileAtomic for content that is
 // already in memory.
 func WriteBytes(data []byte) func(w io.Writer) error {
 	return func(w io.Writer) error {
@@ -90,7 +90,7 @@ func atomicWriteError(path string, err error) error {
 	return fmt.Errorf("writing %s: %w", path, err)
 }
 
-// moveAsideFile renames path to path.corrupt-<UTC time>, with a counter
+// MoveAside renames path to path.corrupt-<UTC time>, with a counter
 // when that name is taken, and returns the new name.
 func MoveAside(path string, now time.Time) (string, error) {
 	stamp := now.UTC().Format("20060102T150405Z")
@@ -104,7 +104,7 @@ func MoveAside(path string, now time.Time) (string, error) {
 	return to, os.Rename(path, to)
 }
 
-// syncFolder makes a rename or a new file in dir durable. Windows cannot
+// SyncDir makes a rename or a new file in dir durable. Windows cannot
 // fsync a folder (and NTFS journals the rename itself).
 func SyncDir(dir string) error {
 	if runtime.GOOS == "windows" {

@@ -9,11 +9,11 @@ import (
 	"syscall"
 )
 
-// errNoSpace means a file system has less free space than a download
+// ErrNoSpace means a file system has less free space than a download
 // needs: checked before the first body byte, or met while writing (ENOSPC).
 var ErrNoSpace = errors.New("not enough free space")
 
-// diskSpaceError is errNoSpace with the figures a person needs: where,
+// SpaceError is errNoSpace with the figures a person needs: where,
 // how much is needed and how much is free. Need is 0 when the disk filled
 // while writing (someone else wrote, or the size was unknown).
 type SpaceError struct {
@@ -30,7 +30,7 @@ func (e *SpaceError) Error() string {
 
 func (e *SpaceError) Is(target error) bool { return target == ErrNoSpace }
 
-// checkFreeSpace refuses, before anything is fetched, a download of need
+// CheckFreeSpace refuses, before anything is fetched, a download of need
 // more bytes into dir when its file system has less free space. A system
 // that cannot tell its free space lets the download go ahead.
 func CheckFreeSpace(dir string, need int64) error {
@@ -45,7 +45,7 @@ func CheckFreeSpace(dir string, need int64) error {
 	return &SpaceError{Where: mountPoint(dir), Need: need, Free: free}
 }
 
-// diskFullError turns a write that failed for lack of space (ENOSPC, or
+// FullError turns a write that failed for lack of space (ENOSPC, or
 // ERROR_DISK_FULL on Windows) into one diskSpaceError naming the file
 // system; any other error is returned as it is.
 func FullError(err error, path string) error {
@@ -57,7 +57,7 @@ func FullError(err error, path string) error {
 	return &SpaceError{Where: mountPoint(dir), Free: free}
 }
 
-// isNoSpace reports whether err is the operating system's "disk full".
+// IsNoSpace reports whether err is the operating system's "disk full".
 func IsNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || isDiskFullOS(err)
 }

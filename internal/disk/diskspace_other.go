@@ -8,7 +8,7 @@ import (
 
 func isDiskFullOS(error) bool { return false }
 
-// freeSpace cannot be asked here; checkFreeSpace then lets downloads go.
+// FreeSpace cannot be asked here; checkFreeSpace then lets downloads go.
 func FreeSpace(dir string) (int64, error) { return 0, errors.New("free space unknown on this system") }
 
 func mountPoint(dir string) string { return dir }

@@ -11,7 +11,7 @@ import (
 // isDiskFullOS: ENOSPC is the only "disk full" here.
 func isDiskFullOS(error) bool { return false }
 
-// freeSpace is the space an unprivileged process may still write on dir's
+// FreeSpace is the space an unprivileged process may still write on dir's
 // file system (statfs f_bavail, as df shows it).
 func FreeSpace(dir string) (int64, error) {
 	var st syscall.Statfs_t

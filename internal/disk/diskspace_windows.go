@@ -15,7 +15,7 @@ func isDiskFullOS(err error) bool {
 	return errors.Is(err, syscall.Errno(112)) || errors.Is(err, syscall.Errno(39))
 }
 
-// freeSpace asks GetDiskFreeSpaceExW for the bytes available to this user.
+// FreeSpace asks GetDiskFreeSpaceExW for the bytes available to this user.
 func FreeSpace(dir string) (int64, error) {
 	p, err := syscall.UTF16PtrFromString(dir)
 	if err != nil {

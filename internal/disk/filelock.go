@@ -6,10 +6,10 @@ import (
 	"os"
 )
 
-// errLocked means another process holds a file lock.
+// ErrLocked means another process holds a file lock.
 var ErrLocked = errors.New("locked by another process")
 
-// fileLock is an exclusive advisory lock on a file, held through an open
+// Lock is an exclusive advisory lock on a file, held through an open
 // descriptor: flock on Unix, LockFileEx on Windows. The kernel drops it
 // when the process dies, however it dies, so a crash never leaves a stale
 // lock behind (a PID file would).
@@ -17,7 +17,7 @@ type Lock struct {
 	f *os.File
 }
 
-// tryLockFile takes the lock on path without waiting, creating the file
+// TryLock takes the lock on path without waiting, creating the file
 // when missing. It returns an error matching errLocked when another
 // process holds it.
 func TryLock(path string) (*Lock, error) {

@@ -6,7 +6,7 @@ import (
 	"syscall"
 )
 
-// fileSystemType names the file system dir is on, as far as this tool
+// FileSystemType names the file system dir is on, as far as this tool
 // cares: "vfat" for FAT ("msdos" to macOS), whose files stop at 4 GiB − 1;
 // "" for anything else or when it cannot tell.
 func FileSystemType(dir string) string {

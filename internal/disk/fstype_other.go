@@ -2,5 +2,5 @@
 
 package disk
 
-// fileSystemType cannot tell here: no file system is taken for FAT.
+// FileSystemType cannot tell here: no file system is taken for FAT.
 func FileSystemType(string) string { return "" }

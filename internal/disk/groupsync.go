@@ -56,7 +56,7 @@ func (g *groupSync) do(syncFile func() error) error {
 	return err
 }
 
-// folderSyncs is a groupSync per folder, for the fsync that makes a rename
+// FolderSyncs is a groupSync per folder, for the fsync that makes a rename
 // in it durable.
 type FolderSyncs struct {
 	mu      sync.Mutex
@@ -77,7 +77,7 @@ func (f *FolderSyncs) Sync(dir string) error {
 	return g.do(func() error { return SyncDir(dir) })
 }
 
-// smallFileSyncs makes small files durable in batches: one syncfs of the
+// SmallFileSyncs makes small files durable in batches: one syncfs of the
 // folder's file system covers every file written before it, so files
 // finishing within a millisecond of each other share one (see
 // syncFilesystem). Where there is no syncfs, each file is fsynced.

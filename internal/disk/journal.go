@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// journal is an append-only file of JSON lines, one operation each, beside
+// Journal is an append-only file of JSON lines, one operation each, beside
 // a snapshot that it brings up to date: the queue's and the history's way
 // of recording one change without rewriting everything. Writes happen
 // under their owner's lock, so the file's order is the order of the
@@ -27,7 +27,7 @@ type Journal struct {
 	size int64
 }
 
-// openJournal opens path, creating it, and returns its complete lines. A
+// OpenJournal opens path, creating it, and returns its complete lines. A
 // last line without its newline is a write a crash cut short: it was never
 // acknowledged, so it is cut off.
 func OpenJournal(path string) (*Journal, [][]byte, error) {

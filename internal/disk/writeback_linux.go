@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-// startWriteback asks the kernel to start writing f's dirty pages to disk
+// StartWriteback asks the kernel to start writing f's dirty pages to disk
 // now, without waiting (sync_file_range SYNC_FILE_RANGE_WRITE). A download
 // that calls it as it goes leaves little for the fsync that publishes the
 // file: the disk writes while the network delivers, instead of after.

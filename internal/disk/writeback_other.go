@@ -6,6 +6,6 @@ import (
 	"os"
 )
 
-// startWriteback does nothing here: the fsync before publishing writes
+// StartWriteback does nothing here: the fsync before publishing writes
 // everything (see writeback_linux.go).
 func StartWriteback(*os.File) {}

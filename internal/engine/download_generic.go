@@ -20,12 +20,12 @@ import (
 	"time"
 )
 
-// httpDoer is the one method the downloader needs from an HTTP client.
+// Doer is the one method the downloader needs from an HTTP client.
 type Doer interface {
 	Do(*http.Request) (*http.Response, error)
 }
 
-// rangeDownloader fetches one HTTP(S) resource into <path>.part, resuming
+// Downloader fetches one HTTP(S) resource into <path>.part, resuming
 // with Range requests, and publishes it by rename once its size and digest
 // are verified (SPEC §5). Every field a test may want to change is here.
 type Downloader struct {
@@ -52,7 +52,7 @@ type Downloader struct {
 	smallSyncs  *disk.SmallFileSyncs // small files finishing together share one syncfs
 }
 
-// fileRequest describes one file transfer. See docs/ARCHITECTURE.md.
+// Request describes one file transfer. See docs/ARCHITECTURE.md.
 type Request struct {
 	URL     string
 	Dir     string      // folder for a name derived from the server (used when Path is "")
@@ -92,7 +92,7 @@ type Request struct {
 	Verified func()
 }
 
-// partFile is what a transfer writes into: the .part file or a Region.
+// PartFile is what a transfer writes into: the .part file or a Region.
 type PartFile interface {
 	io.ReadWriteSeeker
 	io.ReaderAt
@@ -103,7 +103,7 @@ type PartFile interface {
 	Stat() (os.FileInfo, error)
 }
 
-// fileResult is what a finished transfer produced.
+// Result is what a finished transfer produced.
 type Result struct {
 	Path    string
 	Size    int64
@@ -117,7 +117,7 @@ type Result struct {
 	LastModified string
 }
 
-// fileValidators identify a published version of a URL's file: what
+// Validators identify a published version of a URL's file: what
 // CheckUnchanged compares with the server's answer.
 type Validators struct {
 	Size               int64
@@ -149,7 +149,7 @@ func NewDownloader(client Doer, log *slog.Logger) *Downloader {
 	}
 }
 
-// withClient is the same engine — settings, buffers, host cap and speed
+// WithClient is the same engine — settings, buffers, host cap and speed
 // limit shared — sending through another client (the registry's, which
 // adds its token only for the registry host).
 func (d *Downloader) WithClient(client Doer) *Downloader {
@@ -252,7 +252,7 @@ func (d *Downloader) checkSpace(t *transfer, need int64) error {
 	return disk.CheckFreeSpace(filepath.Dir(t.path), need)
 }
 
-// checkDownloadURL refuses anything but an absolute http(s) URL with a host.
+// CheckDownloadURL refuses anything but an absolute http(s) URL with a host.
 func CheckDownloadURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -546,7 +546,7 @@ func redactHeaders(h http.Header) string {
 	return b.String()
 }
 
-// redactURL hides credentials and query strings: presigned CDN URLs carry
+// RedactURL hides credentials and query strings: presigned CDN URLs carry
 // their signature in the query, which is a secret.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)

@@ -307,7 +307,7 @@ func TestDownloadExplicitPathExisting(t *testing.T) {
 	}
 	_, err := testDownloader(t).Download(t.Context(), Request{URL: o.FileURL(), Path: path, SHA256: testkit.Sha256Of(o.Content())})
 	if !errors.Is(err, fault.ErrConflict) {
-		t.Fatalf("err = %v, want errConflict", err)
+		t.Fatalf("err = %v, want ErrConflict", err)
 	}
 	if !bytes.Equal(testkit.ReadFile(t, path), other) {
 		t.Error("the existing different file was overwritten")
@@ -320,7 +320,7 @@ func TestDownloadChecksum(t *testing.T) {
 	path := filepath.Join(dir, "x.bin")
 	_, err := testDownloader(t).Download(t.Context(), Request{URL: o.FileURL(), Path: path, SHA256: strings.Repeat("ab", 32)})
 	if !errors.Is(err, fault.ErrChecksumMismatch) {
-		t.Fatalf("err = %v, want errChecksumMismatch", err)
+		t.Fatalf("err = %v, want ErrChecksumMismatch", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Error("unverified file was published")
@@ -340,7 +340,7 @@ func TestDownloadSizeMismatchWithExpected(t *testing.T) {
 	o := testkit.NewOrigin(t, testkit.WithSize(5000))
 	_, err := testDownloader(t).Download(t.Context(), Request{URL: o.FileURL(), Path: filepath.Join(t.TempDir(), "b"), Size: 4000, Retries: 5})
 	if !errors.Is(err, fault.ErrChecksumMismatch) {
-		t.Fatalf("err = %v, want errChecksumMismatch for a size the caller did not expect", err)
+		t.Fatalf("err = %v, want ErrChecksumMismatch for a size the caller did not expect", err)
 	}
 }
 
@@ -510,7 +510,7 @@ func TestDownloadBadInput(t *testing.T) {
 			dir := t.TempDir()
 			_, err := testDownloader(t).Download(t.Context(), Request{URL: tc.url, Dir: dir, SHA256: tc.sha})
 			if !errors.Is(err, fault.ErrBadInput) {
-				t.Fatalf("err = %v, want errBadInput", err)
+				t.Fatalf("err = %v, want ErrBadInput", err)
 			}
 			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 				t.Errorf("bad input wrote %d files", len(entries))
@@ -655,7 +655,7 @@ func TestDownloadDiskFull(t *testing.T) {
 				t.Fatalf("err = %v\nwant %s", err, want)
 			}
 			if code := fault.Code(err); code != "disk_full" {
-				t.Errorf("errorCode = %q, want disk_full", code)
+				t.Errorf("fault.Code = %q, want disk_full", code)
 			}
 			if conns == 1 {
 				if n := o.Gets.Load(); n != 1 {
@@ -774,7 +774,7 @@ func assertRefusedForSpace(t *testing.T, err error, dir string) {
 		t.Fatalf("err = %v, want \"not enough free space on %s: need 614.4 kB, … free\"", err, dir)
 	}
 	if code := fault.Code(err); code != "no_space" {
-		t.Errorf("errorCode = %q, want no_space", code)
+		t.Errorf("fault.Code = %q, want no_space", code)
 	}
 }
 

@@ -148,7 +148,7 @@ func truncateFileName(name string, n int) string {
 	return base[:keep] + ext
 }
 
-// hiddenName reports whether a file or folder is ours rather than the
+// HiddenName reports whether a file or folder is ours rather than the
 // user's: dot-folders (.state, .history, .staging), partial downloads and
 // their sidecars, temporary files. Case does not matter: on macOS and
 // Windows ".STATE" and "x.PART" are the same files as ".state" and "x.part".

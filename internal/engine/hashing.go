@@ -37,7 +37,7 @@ func (noHash) BlockSize() int { return sha256.BlockSize }
 
 func IsHex64(s string) bool { _, err := hex.DecodeString(s); return err == nil && len(s) == 64 }
 
-// hashFile returns the SHA-256 of the first n bytes of path.
+// HashFile returns the SHA-256 of the first n bytes of path.
 func HashFile(ctx context.Context, path string, n int64) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

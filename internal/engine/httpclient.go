@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// newHTTPClient builds the one client the process uses. It has dial, TLS
+// NewHTTPClient builds the one client the process uses. It has dial, TLS
 // and header timeouts but no Client.Timeout: that would include reading the
 // body and cut off a 20 GB blob. Stalls are caught by the downloader's
 // watchdog instead. proxy "" means proxies from the environment.
@@ -24,7 +24,7 @@ func NewHTTPClient(proxy string) (*http.Client, error) {
 	return BuildHTTPClient(proxyFunc), nil
 }
 
-// buildHTTPClient is newHTTPClient with the proxy selection given.
+// BuildHTTPClient is newHTTPClient with the proxy selection given.
 func BuildHTTPClient(proxyFunc func(*http.Request) (*url.URL, error)) *http.Client {
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
@@ -45,7 +45,7 @@ func BuildHTTPClient(proxyFunc func(*http.Request) (*url.URL, error)) *http.Clie
 		DisableCompression: true,
 		// A proxy that will not open the tunnel answers CONNECT with a
 		// status; net/http turns it into a bare "Bad Gateway". proxyError
-		// says it was the proxy, which status, and classifies (errorCode).
+		// says it was the proxy, which status, and classifies (fault.Code).
 		OnProxyConnectResponse: func(_ context.Context, proxy *url.URL, connect *http.Request, resp *http.Response) error {
 			if resp.StatusCode == http.StatusOK {
 				return nil
@@ -56,7 +56,7 @@ func BuildHTTPClient(proxyFunc func(*http.Request) (*url.URL, error)) *http.Clie
 	return &http.Client{Transport: transport, CheckRedirect: CheckRedirect}
 }
 
-// checkRedirect stops redirect loops and drops credentials whenever a
+// CheckRedirect stops redirect loops and drops credentials whenever a
 // redirect leaves the original host:port. net/http already does this for a
 // different host name, but keeps them for another port of the same host.
 func CheckRedirect(req *http.Request, via []*http.Request) error {
@@ -70,7 +70,7 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// proxyFor returns the proxy selection: the -proxy flag when given, else
+// ProxyFor returns the proxy selection: the -proxy flag when given, else
 // HTTPS_PROXY / HTTP_PROXY by scheme, else ALL_PROXY, minus NO_PROXY hosts
 // — as curl reads them. http://, https:// and socks5:// proxies work
 // (net/http speaks SOCKS5 itself).
@@ -168,7 +168,7 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// isURLArg is SPEC §3's detection: http:// or https:// is a file URL,
+// IsURL is SPEC §3's detection: http:// or https:// is a file URL,
 // anything else a model reference.
 func IsURL(s string) bool {
 	lower := strings.ToLower(s)

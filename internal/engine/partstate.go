@@ -31,7 +31,7 @@ func PartPath(path string) string { return path + ".part" }
 
 func SidecarPath(path string) string { return path + ".part.json" }
 
-// removePartial deletes the partial data of path (its .part and sidecar);
+// RemovePartial deletes the partial data of path (its .part and sidecar);
 // used when a download is cancelled.
 func RemovePartial(path string) error {
 	var first error
@@ -247,7 +247,7 @@ func (t *transfer) waitCheckpoint() {
 	}
 }
 
-// saved is how many bytes of the file the state vouches for.
+// Saved is how many bytes of the file the state vouches for.
 func (st PartState) Saved() int64 {
 	if st.Segments == nil {
 		return st.Committed

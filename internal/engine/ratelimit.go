@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// rateLimiter is a token bucket in bytes per second, shared by every
+// RateLimiter is a token bucket in bytes per second, shared by every
 // connection that draws on it, and changeable while they run (the -limit-rate
 // flag, the API and the UI). A nil *rateLimiter or a rate of 0 is unlimited.
 type RateLimiter struct {
@@ -83,7 +83,7 @@ func (l *RateLimiter) WaitN(ctx context.Context, n int) error {
 	return Sleep(ctx, wait)
 }
 
-// parseRate reads a rate like curl's --limit-rate: "500K", "2M", "1.5m",
+// ParseRate reads a rate like curl's --limit-rate: "500K", "2M", "1.5m",
 // "100000" (bytes per second; K, M, G are powers of 1024; "0" = none).
 func ParseRate(s string) (int64, error) {
 	v := strings.TrimSpace(strings.ToUpper(s))

@@ -161,7 +161,7 @@ func TestReliabilityContentLengthSmallerThanBody(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "f.bin")
 		_, err := testDownloader(t).Download(t.Context(), Request{URL: url + "/f.bin", Path: path, SHA256: testkit.Sha256Of(data), Retries: 1})
 		if !errors.Is(err, fault.ErrChecksumMismatch) {
-			t.Fatalf("err = %v, want errChecksumMismatch", err)
+			t.Fatalf("err = %v, want ErrChecksumMismatch", err)
 		}
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 			t.Error("an unverified file was published")

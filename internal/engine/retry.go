@@ -29,7 +29,7 @@ func errorsIsAny(err error, targets ...error) bool {
 // describeNetError turns a transport error into a sentence that says
 // what failed in plain words (a host that does not resolve, often a
 // blocked CDN; a refused connection; an untrusted certificate; the proxy),
-// marked errTransport for errorCode.
+// marked ErrTransport for fault.Code.
 func describeNetError(target string, err error) error {
 	// *url.Error repeats the whole URL, signed query string included.
 	var urlErr *url.Error
@@ -69,7 +69,7 @@ func describeNetError(target string, err error) error {
 	return fault.WithKind(fault.ErrTransport, fmt.Errorf("%s: %w", what, err))
 }
 
-// statusErrorFrom reads a little of an unwanted answer for the person.
+// StatusErrorFrom reads a little of an unwanted answer for the person.
 func StatusErrorFrom(resp *http.Response) *fault.StatusError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	text := strings.Join(strings.Fields(string(body)), " ")
@@ -127,7 +127,7 @@ func madeProgress(n int64, err error) bool {
 	return n >= 64<<10 && !errors.Is(err, fault.ErrStalled)
 }
 
-// retryable says whether another attempt may succeed.
+// Retryable says whether another attempt may succeed.
 func Retryable(err error) bool {
 	var now *retryNowError
 	if errors.As(err, &now) {

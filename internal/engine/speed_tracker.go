@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// speedTracker turns a growing byte count into a speed over a rolling window
+// SpeedTracker turns a growing byte count into a speed over a rolling window
 // of one-second samples (SPEC §5: the last 10), and an ETA from that speed.
 // The caller passes the time in, so tests drive it by hand. It is safe for
 // concurrent use: the transfer samples while the UI reads.

@@ -18,7 +18,7 @@ import (
 )
 
 // Sentinel errors that callers branch on. The API maps them to HTTP status
-// codes in one place (statusFor in api.go); errorCode maps them to the
+// codes in one place (statusFor in api.go); Code maps them to the
 // stable codes of the API's error_code (docs/API.md, "Error codes").
 var (
 	ErrNotFound         = errors.New("not found")
@@ -38,14 +38,14 @@ var (
 	ErrNoPlatform      = errors.New("no manifest for this platform")
 	ErrBadZip          = errors.New("invalid model zip")
 
-	// errTransport marks a request that failed below HTTP (the connection,
-	// TLS, the proxy): what errorCode cannot name more precisely is then
+	// ErrTransport marks a request that failed below HTTP (the connection,
+	// TLS, the proxy): what Code cannot name more precisely is then
 	// "network", not "unknown".
 	ErrTransport = errors.New("network failure")
 )
 
 // inputError is a message for a person about what they typed or sent. It
-// matches errBadInput so the API answers 400 and the CLI exits 2, but its
+// matches ErrBadInput so the API answers 400 and the CLI exits 2, but its
 // text is only the message, without a "bad input:" prefix.
 type inputError struct{ msg string }
 
@@ -53,13 +53,13 @@ func (e *inputError) Error() string { return e.msg }
 
 func (e *inputError) Is(target error) bool { return target == ErrBadInput }
 
-// badInputf returns an error matching errBadInput with a formatted message.
+// BadInputf returns an error matching ErrBadInput with a formatted message.
 func BadInputf(format string, args ...any) error {
 	return &inputError{msg: fmt.Sprintf(format, args...)}
 }
 
 // conflictError refuses an action the current state does not allow (a
-// download already finished, a full queue). It matches errConflict (HTTP
+// download already finished, a full queue). It matches ErrConflict (HTTP
 // 409) and its text is only the reason, for the person who asked.
 type conflictError struct{ msg string }
 
@@ -67,12 +67,12 @@ func (e *conflictError) Error() string { return e.msg }
 
 func (e *conflictError) Is(target error) bool { return target == ErrConflict }
 
-// conflictf returns an error matching errConflict with a formatted message.
+// Conflictf returns an error matching ErrConflict with a formatted message.
 func Conflictf(format string, args ...any) error {
 	return &conflictError{msg: fmt.Sprintf(format, args...)}
 }
 
-// badURLf is badInputf for a URL that cannot be fetched; it also matches
+// BadURLf is BadInputf for a URL that cannot be fetched; it also matches
 // errBadURL, so its error code is bad_url.
 func BadURLf(format string, args ...any) error {
 	return WithKind(errBadURL, BadInputf(format, args...))
@@ -85,8 +85,8 @@ func (e *kindError) Error() string { return e.err.Error() }
 
 func (e *kindError) Unwrap() []error { return []error{e.err, e.kind} }
 
-// withKind makes errors.Is(err, kind) hold without changing err's message:
-// how a failure is classified (errorCode) without a second noun in its text.
+// WithKind makes errors.Is(err, kind) hold without changing err's message:
+// how a failure is classified (Code) without a second noun in its text.
 func WithKind(kind, err error) error {
 	if err == nil {
 		return nil
@@ -94,7 +94,7 @@ func WithKind(kind, err error) error {
 	return &kindError{err: err, kind: kind}
 }
 
-// statusError is an HTTP answer we did not want. URL is already redacted;
+// StatusError is an HTTP answer we did not want. URL is already redacted;
 // the message leaves it out because callers wrap it with what they fetched.
 type StatusError struct {
 	Code int
@@ -122,7 +122,7 @@ func (e *oneLineError) Error() string {
 
 func (e *oneLineError) Unwrap() error { return e.err }
 
-// oneLine returns err, or err as one line when its text has line breaks.
+// OneLine returns err, or err as one line when its text has line breaks.
 func OneLine(err error) error {
 	if err == nil || !strings.ContainsAny(err.Error(), "\r\n") {
 		return err
@@ -130,7 +130,7 @@ func OneLine(err error) error {
 	return &oneLineError{err}
 }
 
-// errorCode is the stable code of a failure (docs/API.md, "Error codes"):
+// Code is the stable code of a failure (docs/API.md, "Error codes"):
 // what the API reports as error_code next to the raw error, and what the
 // web page turns into a sentence in its language. "" for no error.
 func Code(err error) string {
@@ -219,14 +219,14 @@ func httpStatusCode(code int) string {
 	return "http_error"
 }
 
-// isErrno reports an operating-system error number: the POSIX one, or the
+// IsErrno reports an operating-system error number: the POSIX one, or the
 // Windows Sockets number that Go does not map to it.
 func IsErrno(err error, posix syscall.Errno, winsock uintptr) bool {
 	var errno syscall.Errno
 	return errors.As(err, &errno) && (errno == posix || uintptr(errno) == winsock)
 }
 
-// isProxyFailure: net/http reports a proxy it could not reach (or whose
+// IsProxyFailure: net/http reports a proxy it could not reach (or whose
 // TLS failed) as a "proxyconnect" operation, and a SOCKS5 proxy's refusal
 // as a "socks connect" one.
 func IsProxyFailure(err error) bool {
@@ -258,7 +258,7 @@ func anyError(err error, match func(error) bool) bool {
 	return false
 }
 
-// isTLSFailure recognises a certificate that is not trusted or does not
+// IsTLSFailure recognises a certificate that is not trusted or does not
 // match, and a TLS handshake the other side broke off.
 func IsTLSFailure(err error) bool {
 	var (
@@ -280,7 +280,7 @@ func IsTLSFailure(err error) bool {
 	return errors.Is(err, ErrTransport) && strings.Contains(err.Error(), "tls: ")
 }
 
-// isTimeout: a connect, TLS handshake or response-header timeout.
+// IsTimeout: a connect, TLS handshake or response-header timeout.
 func IsTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
@@ -310,7 +310,7 @@ func isNetworkFailure(err error) bool {
 		errors.Is(err, syscall.EPIPE)
 }
 
-// proxyError is a proxy's refusal to open a tunnel (CONNECT) to Target.
+// ProxyError is a proxy's refusal to open a tunnel (CONNECT) to Target.
 type ProxyError struct {
 	Proxy, Target string
 	Code          int

@@ -9,7 +9,7 @@ import (
 func TestInputErrorMatchesBadInput(t *testing.T) {
 	err := fmt.Errorf("adding download: %w", BadInputf("retries must be 0-100, got %d", 500))
 	if !errors.Is(err, ErrBadInput) {
-		t.Fatalf("errors.Is(%v, errBadInput) = false", err)
+		t.Fatalf("errors.Is(%v, ErrBadInput) = false", err)
 	}
 	if got, want := err.Error(), "adding download: retries must be 0-100, got 500"; got != want {
 		t.Errorf("message = %q, want %q", got, want)

@@ -53,9 +53,9 @@ const (
 	historyDays        = 30 // days in historyStats.Daily
 )
 
-// historyStore keeps one record per finished download in
+// Store keeps one record per finished download in
 // <output-dir>/.history. It is safe for concurrent use; one process at a
-// time owns the folder (see folderOwner). Opened with all, it also loads
+// time owns the folder (see owner.Owner). Opened with all, it also loads
 // the archives (up to historyLoadMax records), for the History tab and the
 // statistics; a CLI run opens only the newest segment.
 type Store struct {
@@ -136,7 +136,7 @@ type historyOp struct {
 	ID     string  `json:"id,omitempty"`
 }
 
-// openHistory opens <outputDir>/.history with its archives, for the web
+// Open opens <outputDir>/.history with its archives, for the web
 // UI. A file that cannot be read or parsed is renamed to
 // <name>.corrupt-<UTC time>, logged and reported by Recovered; the records
 // that could be read are kept.
@@ -144,7 +144,7 @@ func Open(outputDir string, log *slog.Logger) (*Store, error) {
 	return openHistoryStore(outputDir, log, true)
 }
 
-// openRecentHistory opens only history.json and its journal: what a CLI
+// OpenRecent opens only history.json and its journal: what a CLI
 // run needs to add its records, whatever the size of the archives.
 func OpenRecent(outputDir string, log *slog.Logger) (*Store, error) {
 	return openHistoryStore(outputDir, log, false)
@@ -365,7 +365,7 @@ func (h *Store) Close() error {
 	return err
 }
 
-// Delete removes one record; errNotFound if there is none with that id.
+// Delete removes one record; ErrNotFound if there is none with that id.
 func (h *Store) Delete(id string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -524,7 +524,7 @@ func (h *Store) Recovered() string {
 	return h.recovered
 }
 
-// newRandomID is 12 hex digits from the system's random source.
+// NewID is 12 hex digits from the system's random source.
 func NewID() string {
 	var b [6]byte
 	rand.Read(b[:]) // never fails (crypto/rand)

@@ -173,7 +173,7 @@ func TestHistoryAddFillsDerivedFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := h.Add(Record{Status: "done"}); !errors.Is(err, fault.ErrBadInput) {
-		t.Errorf("Add with status done: %v, want errBadInput", err)
+		t.Errorf("Add with status done: %v, want ErrBadInput", err)
 	}
 	got := listAll(t, h)
 	if ids := recordIDs(got); !reflect.DeepEqual(ids, []string{"d-1-2", "d-1"}) {
@@ -248,13 +248,13 @@ func TestHistoryDelete(t *testing.T) {
 	writeHistorySnapshot(t, dir, testRecords(3))
 	h := mustOpenHistory(t, dir)
 	if err := h.Delete("d-9"); !errors.Is(err, fault.ErrNotFound) {
-		t.Errorf("Delete(unknown) = %v, want errNotFound", err)
+		t.Errorf("Delete(unknown) = %v, want ErrNotFound", err)
 	}
 	if err := h.Delete("d-1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Delete("d-1"); !errors.Is(err, fault.ErrNotFound) {
-		t.Errorf("second Delete = %v, want errNotFound", err)
+		t.Errorf("second Delete = %v, want ErrNotFound", err)
 	}
 	if got := recordIDs(listAll(t, mustOpenHistory(t, dir))); !reflect.DeepEqual(got, []string{"d-2", "d-0"}) {
 		t.Errorf("after reopen ids = %v", got)

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// historyQuery selects a page of records, newest first. Limit <= 0 means
+// Query selects a page of records, newest first. Limit <= 0 means
 // 50 and is capped at 1000; a negative Offset is bad input; an Offset past
 // the end gives an empty page with the right Total. Status is "" or one of
 // completed, failed, canceled; Search matches source or file name,

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// historyStats is GET /api/statistics. Counts include every record
+// Stats is GET /api/statistics. Counts include every record
 // (completed, failed, canceled); bytes and the average speed count
 // completed downloads only, because a failed record's size says nothing
 // reliable about what reached the disk.
@@ -133,7 +133,7 @@ func sortLargestFirst[T any](rows []T, key func(T) (bytes int64, count int, name
 	})
 }
 
-// domainOf is the lower-case host name (without port) of a URL source, or
+// DomainOf is the lower-case host name (without port) of a URL source, or
 // "" when source is not an http(s) URL (a model name, for instance).
 func DomainOf(source string) string {
 	u, err := url.Parse(source)
@@ -143,7 +143,7 @@ func DomainOf(source string) string {
 	return strings.ToLower(u.Hostname())
 }
 
-// fileTypeOf is the lower-case extension of name without its dot, "model"
+// FileTypeOf is the lower-case extension of name without its dot, "model"
 // for models and "other" when there is no usable extension.
 func FileTypeOf(kind, name string) string {
 	if kind == "model" {

@@ -7,21 +7,21 @@ import (
 	"strings"
 )
 
-// privateNetworks is who a mirror listening beyond loopback serves when
+// PrivateNetworks is who a mirror listening beyond loopback serves when
 // no -allow is given: the machine itself and the private address ranges a
 // LAN uses (RFC 1918, link-local, IPv6 unique-local). Ollama cannot send a
 // token, so the address is the only gate; a public address must be let in
 // on purpose, with -allow.
 const PrivateNetworks = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,169.254.0.0/16,fc00::/7,fe80::/10"
 
-// defaultAllowText names the default in messages and the banner.
+// DefaultAllowText names the default in messages and the banner.
 const DefaultAllowText = "this machine and private networks (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, link-local, fc00::/7)"
 
-// allowList is the set of client addresses a mirror answers. A nil list
+// AllowList is the set of client addresses a mirror answers. A nil list
 // lets every client in (a loopback listener, or -allow any).
 type AllowList []netip.Prefix
 
-// parseAllowList reads -allow: addresses and CIDR ranges separated by
+// ParseAllowList reads -allow: addresses and CIDR ranges separated by
 // commas or spaces; "any" (or 0.0.0.0/0 with ::/0) lets everyone in. An
 // empty value gives the default: nil for a loopback listener (only this
 // machine can connect anyway), privateNetworks otherwise.

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"mime"
-	"net/http"
 	"ollama-model-downloader/internal/disk"
 	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
@@ -46,7 +45,7 @@ type cacheConfig struct {
 	Stats    *mirrorStats // counts bytes fetched upstream; nil = not counted
 }
 
-// modelCache is the pull-through part of the mirror: manifests are asked
+// Cache is the pull-through part of the mirror: manifests are asked
 // upstream on every pull while it answers and served from the folder when
 // it does not; a blob that is missing is fetched upstream once, through
 // the file engine (several connections, resumable, verified), while any
@@ -168,7 +167,7 @@ func openModelCache(cfg cacheConfig) (*Cache, error) {
 		now:               time.Now,
 		ctx:               ctx,
 		cancel:            cancel,
-		prefetch:          make(chan struct{}, cfg.Upstream.Cfg.Concurrency),
+		prefetch:          make(chan struct{}, cfg.Upstream.Concurrency()),
 		manifests:         map[string]*cacheEntry{},
 		pending:           map[string]*cacheEntry{},
 		blobs:             map[string]int64{},
@@ -377,7 +376,7 @@ func (c *Cache) hasAllLocked(e *cacheEntry) bool {
 // every time, so a moved tag is seen; when upstream does not answer in
 // time (offline, down, refusing), the cached manifest is served. A
 // digest is content-addressed: a cached one is served without asking.
-// An upstream "not found" is passed on (errNotFound).
+// An upstream "not found" is passed on (ErrNotFound).
 func (c *Cache) manifest(ctx context.Context, name registry.Name) (*cacheEntry, error) {
 	key := cacheKey(name)
 	c.mu.Lock()
@@ -398,7 +397,7 @@ func (c *Cache) manifest(ctx context.Context, name registry.Name) (*cacheEntry, 
 		defer cancel()
 		retries = 0
 	}
-	raw, ct, err := c.Upstream.FetchManifest(fetchCtx, c.Upstream.Host(name), name, name.Reference(), retries)
+	raw, ct, err := c.Upstream.FetchManifest(fetchCtx, name, name.Reference(), retries)
 	switch {
 	case err == nil:
 		return c.adopt(name, raw, ct)
@@ -537,18 +536,14 @@ func (c *Cache) ensureFetch(b registry.Blob, name registry.Name) (*blobFetch, er
 // clients following it.
 func (c *Cache) runFetch(f *blobFetch, b registry.Blob, name registry.Name) {
 	defer c.wg.Done()
-	h := c.Upstream.Host(name)
-	u := h.Base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
 	dest := c.incomingPath(b.Digest)
 	c.log.Info("fetching blob upstream", "digest", b.Digest, "size", b.Size, "model", name.DisplayName())
 	var err error
 	for attempt := 0; ; attempt++ {
-		_, err = h.Files.Download(c.ctx, engine.Request{
-			URL:     u,
+		err = c.Upstream.DownloadBlob(c.ctx, name, b.Digest, engine.Request{
 			Path:    dest,
 			SHA256:  strings.TrimPrefix(b.Digest, registry.DigestAlgoPrefix),
 			Size:    b.Size,
-			Header:  http.Header{"User-Agent": {c.Upstream.UserAgent}},
 			Retries: c.retries,
 			Written: func(start, end int64) {
 				if start >= 0 {
@@ -588,7 +583,7 @@ func (c *Cache) runFetch(f *blobFetch, b registry.Blob, name registry.Name) {
 	}
 	c.mu.Unlock()
 	if err != nil {
-		err = fmt.Errorf("fetching blob %s of %s from %s: %w", b.Digest, name.DisplayName(), c.host, registry.ExplainNetError(err, h.Base.Hostname()))
+		err = fmt.Errorf("fetching blob %s of %s from %s: %w", b.Digest, name.DisplayName(), c.host, err)
 		if c.ctx.Err() == nil {
 			c.log.Warn("blob not cached", "err", err)
 		}
@@ -712,7 +707,7 @@ func (c *Cache) hold(digest string, repo registry.Name) func() {
 	}
 }
 
-// entries lists the manifests that can be served offline, for the
+// Entries lists the manifests that can be served offline, for the
 // catalog, the tag lists and the statistics.
 func (c *Cache) Entries() []*cacheEntry {
 	c.mu.Lock()

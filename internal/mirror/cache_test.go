@@ -396,7 +396,7 @@ func TestParseCacheSize(t *testing.T) {
 			t.Errorf("parseCacheSize(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.err)
 		}
 		if err != nil && !errors.Is(err, fault.ErrBadInput) {
-			t.Errorf("parseCacheSize(%q): error %v does not match errBadInput", tc.in, err)
+			t.Errorf("parseCacheSize(%q): error %v does not match ErrBadInput", tc.in, err)
 		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 // resume before a sweep deletes it.
 const staleIncoming = 7 * 24 * time.Hour
 
-// parseCacheSize reads -cache-max: a size like 500M, 50G or 1.5T (powers
+// ParseCacheSize reads -cache-max: a size like 500M, 50G or 1.5T (powers
 // of 1024; a plain number is bytes). "" and "0" mean no bound.
 func ParseCacheSize(s string) (int64, error) {
 	v := strings.ToUpper(strings.TrimSpace(s))

@@ -46,7 +46,7 @@ func newBlobFetch(digest string, size int64, part string) *blobFetch {
 	return &blobFetch{digest: digest, size: size, part: part, done: make(chan struct{}), changed: make(chan struct{})}
 }
 
-// written is the engine's Written hook (fileRequest.Written).
+// written is the engine's Written hook (Request.Written).
 func (f *blobFetch) written(start, end int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

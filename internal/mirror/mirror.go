@@ -22,7 +22,7 @@ import (
 
 const DefaultListen = "127.0.0.1:11435"
 
-// modelMirror is a read-only OCI / Docker v2 registry over models in
+// Mirror is a read-only OCI / Docker v2 registry over models in
 // Ollama's layout (SPEC §12): /v2/, manifests by tag or digest, blobs with
 // Range support, the catalog and tag lists; with a cache, a pull-through
 // cache of an upstream registry (issue 16).
@@ -53,7 +53,7 @@ func newModelMirror(sources []string, log *slog.Logger) *Mirror {
 		openLayout: models.OpenLayout, now: time.Now}
 }
 
-// mirrorOptions is what a mirror starts with: the serve-models flags, or
+// Options is what a mirror starts with: the serve-models flags, or
 // the web UI's form.
 type Options struct {
 	Sources   []string
@@ -67,9 +67,9 @@ type Options struct {
 	Log       *slog.Logger
 }
 
-// startModelMirror builds a mirror, opening (and locking) the cache when
-// an upstream is given. Bad values match errBadInput; a cache another
-// process holds matches errConflict.
+// Start builds a mirror, opening (and locking) the cache when
+// an upstream is given. Bad values match ErrBadInput; a cache another
+// process holds matches ErrConflict.
 func Start(o Options) (*Mirror, error) {
 	m := newModelMirror(o.Sources, o.Log)
 	m.Allow, m.AnyHost = o.Allow, o.AnyHost
@@ -122,7 +122,7 @@ func (m *Mirror) Close() error {
 	return m.Cache.Close()
 }
 
-// statsView is the statistics for the web UI's panel.
+// StatsView is the statistics for the web UI's panel.
 func (m *Mirror) StatsView() StatsView {
 	served := map[string]bool{}
 	idx := m.Index()
@@ -139,7 +139,7 @@ func (m *Mirror) StatsView() StatsView {
 	return m.Stats.view(m.now(), len(served))
 }
 
-// newMirrorServer is a mirror's HTTP server, with the web UI server's
+// NewServer is a mirror's HTTP server, with the web UI server's
 // limits (api.go ListenAndServe): headers within 10 s and 64 KiB, idle
 // keep-alive connections closed after 2 minutes. There is no ReadTimeout
 // or WriteTimeout: a 40 GB blob takes hours to send, and a client
@@ -156,7 +156,7 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// engineClient is the HTTP client a file engine sends with (the app's,
+// EngineClient is the HTTP client a file engine sends with (the app's,
 // with its -proxy), or nil.
 func EngineClient(files *engine.Downloader) *http.Client {
 	if files == nil {
@@ -166,7 +166,7 @@ func EngineClient(files *engine.Downloader) *http.Client {
 	return c
 }
 
-// mirrorPullHosts are the host:port other machines reach a mirror at: the
+// PullHosts are the host:port other machines reach a mirror at: the
 // listening address, or each IPv4 address of this machine when it listens
 // on all of them.
 func PullHosts(addr *net.TCPAddr) []string {
@@ -187,7 +187,7 @@ func PullHosts(addr *net.TCPAddr) []string {
 	return hosts
 }
 
-// mirrorPullCommand is what to type on another machine.
+// PullCommand is what to type on another machine.
 func PullCommand(host string) string {
 	return "ollama pull --insecure " + host + "/library/<model>:<tag>"
 }

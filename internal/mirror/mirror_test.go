@@ -10,9 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/models"
-	"ollama-model-downloader/internal/registry"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/testkit"
 	"os"
 	"path/filepath"
@@ -22,55 +21,6 @@ import (
 	"testing"
 	"time"
 )
-
-// newTestRegistryClient returns a client for f with short delays; mods
-// change its configuration before it is built.
-func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*registry.Config)) *registry.Client {
-	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	log := slog.New(slog.DiscardHandler)
-	files := engine.NewDownloader(&http.Client{Transport: tr}, log)
-	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
-	files.StallTimeout = 10 * time.Second
-	cfg := registry.Config{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
-	for _, m := range mods {
-		m(&cfg)
-	}
-	c, err := registry.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Backoff = time.Millisecond
-	return c
-}
-
-// pullTestConfig is what a test may change before newTestPuller builds a
-// puller: the registry client's configuration and the puller's knobs.
-type pullTestConfig struct {
-	registry.Config
-	ReuseModelsDirs []string
-	fsType          func(dir string) string
-}
-
-// newTestPuller is newTestRegistryClient's client inside a model puller.
-func newTestPuller(t *testing.T, registryURL string, mods ...func(*pullTestConfig)) *models.Puller {
-	t.Helper()
-	var cfg pullTestConfig
-	c := newTestRegistryClient(t, registryURL, func(rc *registry.Config) {
-		cfg.Config = *rc
-		for _, m := range mods {
-			m(&cfg)
-		}
-		*rc = cfg.Config
-	})
-	p := models.NewPuller(c)
-	p.ReuseModelsDirs = cfg.ReuseModelsDirs
-	if cfg.fsType != nil {
-		p.FsType = cfg.fsType
-	}
-	return p
-}
 
 func newTestMirror(t *testing.T, sources ...string) (*Mirror, *httptest.Server) {
 	t.Helper()
@@ -291,7 +241,7 @@ func TestMirrorServerLimits(t *testing.T) {
 func TestMirrorRoundTripWithRegistryClient(t *testing.T) {
 	f := testkit.NewFakeRegistry(t)
 	m := testkit.TinyModel(f, "tiny", "latest")
-	first, err := newTestPuller(t, f.URL).Pull(t.Context(), models.PullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: -1})
+	first, err := modelstest.NewPuller(t, f.URL).Pull(t.Context(), models.PullRequest{Ref: "tiny", OutputDir: t.TempDir(), Retries: -1})
 	if err != nil {
 		t.Fatalf("pull from the registry: %v", err)
 	}
@@ -309,7 +259,7 @@ func TestMirrorRoundTripWithRegistryClient(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	mirrorHost := strings.TrimPrefix(srv.URL, "http://")
-	c := newTestPuller(t, srv.URL)
+	c := modelstest.NewPuller(t, srv.URL)
 	for _, tc := range []struct{ ref, file string }{
 		{"tiny", "latest"},
 		{"tiny@" + m.Digest, "sha256-" + strings.TrimPrefix(m.Digest, "sha256:")},
@@ -342,7 +292,7 @@ func TestMirrorServesKeptStaging(t *testing.T) {
 	f := testkit.NewFakeRegistry(t)
 	m := testkit.TinyModel(f, "tiny", "latest")
 	out := t.TempDir()
-	res, err := newTestPuller(t, f.URL).Pull(t.Context(), models.PullRequest{Ref: "tiny", OutputDir: out, KeepStaging: true, Retries: -1})
+	res, err := modelstest.NewPuller(t, f.URL).Pull(t.Context(), models.PullRequest{Ref: "tiny", OutputDir: out, KeepStaging: true, Retries: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ type mirrorSource struct {
 	offsets map[string]int64
 }
 
-// index returns the current list of models, scanning the sources again
+// Index returns the current list of models, scanning the sources again
 // when it is older than RescanAfter.
 func (m *Mirror) Index() *mirrorIndex {
 	m.mu.Lock()

@@ -29,7 +29,7 @@ type clientActivity struct {
 	last     time.Time
 }
 
-// mirrorStatsView is the "stats" object of GET /api/mirror.
+// StatsView is the "stats" object of GET /api/mirror.
 type StatsView struct {
 	CachedModels  int   `json:"cached_models"`
 	BytesServed   int64 `json:"bytes_served"`

@@ -23,11 +23,11 @@ import (
 // models of the "ollama" system user.
 const linuxServiceModelsDir = "/usr/share/ollama/.ollama/models"
 
-// installPuller pulls a model straight into an Ollama models folder
+// InstallPuller pulls a model straight into an Ollama models folder
 // (pullRequest.ModelsDir). main wires it so that "install <model>" works.
 type InstallPuller func(ctx context.Context, req InstallPullRequest) (PullResult, error)
 
-// installPullRequest is "install NAME" as typed.
+// InstallPullRequest is "install NAME" as typed.
 type InstallPullRequest struct {
 	Ref       string
 	ModelsDir string
@@ -35,7 +35,7 @@ type InstallPullRequest struct {
 	Registry  string
 }
 
-// resolveModelsDir picks the Ollama models folder the way Ollama does:
+// ResolveModelsDir picks the Ollama models folder the way Ollama does:
 // $OLLAMA_MODELS, else ~/.ollama/models.
 func ResolveModelsDir(flagValue string) (string, error) {
 	if flagValue != "" {
@@ -51,7 +51,7 @@ func ResolveModelsDir(flagValue string) (string, error) {
 	return filepath.Join(home, ".ollama", "models"), nil
 }
 
-// installZip places the models of a zip, a split zip (any part, or the
+// InstallZip places the models of a zip, a split zip (any part, or the
 // zip's name when only the parts exist) or a folder in Ollama's layout
 // into modelsDir. A zip is opened once: it is verified and copied from
 // those open files, never looked up by name again.
@@ -75,7 +75,7 @@ func InstallZip(ctx context.Context, src, modelsDir string, out io.Writer) error
 	return installLayout(ctx, l, zs.Label(), modelsDir, out)
 }
 
-// installFromRoot is installZip for a zip of the library: opened through
+// InstallFromRoot is installZip for a zip of the library: opened through
 // root, so no symbolic link leads outside it, and then read only through
 // the files opened there (issue 18: checking a path and then opening it
 // again by name let a swapped link install a file from elsewhere).
@@ -271,7 +271,7 @@ func installBlob(ctx context.Context, l *Layout, b LayoutBlob, stage, dest strin
 	return os.Rename(tmp.Name(), dest)
 }
 
-// installNotes tells the person what happens next.
+// InstallNotes tells the person what happens next.
 func InstallNotes(modelsDir, goos string, manifests []LayoutManifest) []string {
 	var notes []string
 	if len(manifests) > 0 {
@@ -296,7 +296,7 @@ func DigestShort(d string) string {
 	return h
 }
 
-// modelSizeText is a size for people: 1.5 GB, 12 kB (SI units, as Ollama shows).
+// ModelSizeText is a size for people: 1.5 GB, 12 kB (SI units, as Ollama shows).
 func ModelSizeText(n int64) string {
 	const unit = 1000
 	if n < unit {

@@ -128,7 +128,7 @@ func TestInstallNeverOverwritesADifferentFile(t *testing.T) {
 			var out bytes.Buffer
 			err := InstallZip(t.Context(), zipPath, modelsDir, &out)
 			if !errors.Is(err, fault.ErrConflict) {
-				t.Fatalf("installZip = %v, want errConflict\n%s", err, out.String())
+				t.Fatalf("installZip = %v, want ErrConflict\n%s", err, out.String())
 			}
 			if got := testkit.ReadTree(t, modelsDir); !reflect.DeepEqual(got, before) {
 				t.Errorf("models folder changed: %d files, was %d", len(got), len(before))

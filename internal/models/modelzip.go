@@ -22,7 +22,7 @@ import (
 	"strings"
 )
 
-// modelLayout is a set of models in Ollama's on-disk layout (SPEC §4):
+// Layout is a set of models in Ollama's on-disk layout (SPEC §4):
 // blobs/sha256-<hex> and manifests/<host>/<namespace>/<model>/<tag>, read
 // from one of our zips or from a folder (an Ollama models folder, a staging
 // folder, an extracted zip). Only the manifests are held in memory; blobs
@@ -40,7 +40,7 @@ type Layout struct {
 	held *zipSource  // when set, every read goes through these open files
 }
 
-// layoutBlob is one blob file of a layout.
+// LayoutBlob is one blob file of a layout.
 type LayoutBlob struct {
 	Digest string // "sha256:<hex>"
 	Name   string // "blobs/sha256-<hex>"
@@ -48,7 +48,7 @@ type LayoutBlob struct {
 	Stored bool // a plain file or an uncompressed zip entry: Open gives an io.Seeker
 }
 
-// layoutManifest is one manifest file of a layout, kept byte for byte:
+// LayoutManifest is one manifest file of a layout, kept byte for byte:
 // Ollama's model ID is the sha256 of those bytes.
 type LayoutManifest struct {
 	Name      string // "manifests/<host>/<namespace>/<model>/<tag>"
@@ -98,7 +98,7 @@ const (
 	maxZipManifestTotal  = 16 << 20
 )
 
-// openModelLayout reads the list of entries and every manifest of a zip,
+// OpenLayout reads the list of entries and every manifest of a zip,
 // a split zip (any part, or the zip's name when only the parts exist) or
 // a folder. It fails when the source cannot be read at all or a zip is
 // over the caps; anything else wrong inside is listed in Problems. Each
@@ -125,7 +125,7 @@ func OpenLayout(src string) (*Layout, error) {
 	return l, nil
 }
 
-// openModelLayoutFrom reads the layout of an open zip and keeps every
+// OpenLayoutFrom reads the layout of an open zip and keeps every
 // later read on those open files: nothing is looked up by name again, so
 // a path swapped meanwhile (a symbolic link) changes nothing. The caller
 // closes src once done with the layout.
@@ -459,7 +459,7 @@ func checkLayoutPath(name string) string {
 	return ""
 }
 
-// checkLayoutParts checks host, namespace, model and tag folder names
+// CheckLayoutParts checks host, namespace, model and tag folder names
 // (SPEC §4 name rules; the host may carry a port).
 func CheckLayoutParts(parts []string) string {
 	labels := []string{"host", "namespace", "model", "tag"}

@@ -23,22 +23,22 @@ import (
 	"time"
 )
 
-// modelPuller writes models that a registry client fetches into zips
+// Puller writes models that a registry client fetches into zips
 // (pullzip.go) or straight into an Ollama models folder (pullinstall.go),
 // taking blobs already on this machine from disk (reuse.go).
 type Puller struct {
 	reg *registry.Client
 	log *slog.Logger
-	// reuseModelsDirs are Ollama models folders whose blobs a pull may
+	// ReuseModelsDirs are Ollama models folders whose blobs a pull may
 	// take instead of fetching them; nil = the one Ollama uses here
 	// ($OLLAMA_MODELS, else ~/.ollama/models), empty = none.
 	ReuseModelsDirs []string
-	FsType          func(dir string) string // a folder's file system ("vfat" for FAT32…); tests pretend
+	FSType          func(dir string) string // a folder's file system ("vfat" for FAT32…); tests pretend
 	Now             func() time.Time        // the clock a zip's entry times come from
 }
 
 func NewPuller(reg *registry.Client) *Puller {
-	return &Puller{reg: reg, log: reg.Log(), FsType: disk.FileSystemType, Now: time.Now}
+	return &Puller{reg: reg, log: reg.Log(), FSType: disk.FileSystemType, Now: time.Now}
 }
 
 // Registry is the client the puller fetches through.
@@ -67,7 +67,7 @@ type PullProgress struct {
 	Layers []LayerProgress
 }
 
-// layerProgress is one blob of a model pull as the API shows it.
+// LayerProgress is one blob of a model pull as the API shows it.
 type LayerProgress struct {
 	Type   string `json:"type"` // model, template, license, params, system, projector, adapter, config…
 	Digest string `json:"digest"`
@@ -150,8 +150,8 @@ func (j *pullJob) reuseDirs() []string {
 	return dirs
 }
 
-// pullStagingDir is unique per model reference and safe as a path: every
-// part was validated by parseModelName, and the hash keeps apart names
+// PullStagingDir is unique per model reference and safe as a path: every
+// part was validated by ParseName, and the hash keeps apart names
 // that differ only in host or namespace.
 func PullStagingDir(outputDir string, name registry.Name) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(name.String())))
@@ -162,7 +162,7 @@ func PullStagingDir(outputDir string, name registry.Name) string {
 	return filepath.Join(outputDir, ".staging", name.Model+"-"+tag+"-"+hex.EncodeToString(sum[:6]))
 }
 
-// removePullStaging deletes a pull's staging folder and the unfinished
+// RemovePullStaging deletes a pull's staging folder and the unfinished
 // zip it was writing (for cancel).
 func RemovePullStaging(outputDir string, name registry.Name) error {
 	staging := PullStagingDir(outputDir, name)

@@ -69,7 +69,7 @@ func newTestPuller(t *testing.T, registryURL string, mods ...func(*pullTestConfi
 	p := NewPuller(c)
 	p.ReuseModelsDirs = cfg.ReuseModelsDirs
 	if cfg.fsType != nil {
-		p.FsType = cfg.fsType
+		p.FSType = cfg.fsType
 	}
 	return p
 }
@@ -270,7 +270,7 @@ func TestPullDigest(t *testing.T) {
 	out := t.TempDir()
 	_, err = c.Pull(t.Context(), PullRequest{Ref: "tiny@" + m.Digest, OutputDir: out, Retries: -1})
 	if !errors.Is(err, fault.ErrChecksumMismatch) {
-		t.Fatalf("tampered manifest: err = %v, want errChecksumMismatch", err)
+		t.Fatalf("tampered manifest: err = %v, want ErrChecksumMismatch", err)
 	}
 	if entries, _ := os.ReadDir(out); len(entries) != 0 {
 		t.Errorf("files written despite the bad manifest: %v", entries)
@@ -300,7 +300,7 @@ func TestPullIndex(t *testing.T) {
 		c := newTestPuller(t, f.URL, func(cfg *pullTestConfig) { cfg.Platform = "windows/amd64" })
 		_, err := c.Pull(t.Context(), PullRequest{Ref: "multi", OutputDir: t.TempDir(), Retries: -1})
 		if !errors.Is(err, fault.ErrNotFound) || !strings.Contains(err.Error(), "available: linux/amd64, linux/arm64") {
-			t.Fatalf("err = %v, want errNotFound listing linux/amd64, linux/arm64", err)
+			t.Fatalf("err = %v, want ErrNotFound listing linux/amd64, linux/arm64", err)
 		}
 	})
 }

@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// installStagingFolder is where a pull into a models folder keeps what is
+// InstallStagingFolder is where a pull into a models folder keeps what is
 // not yet verified, beside blobs/ and manifests/ on the same file system
 // (so a verified blob moves into blobs/ by rename). Ollama never looks
 // there: it prunes only inside blobs/ (names that are not sha256-<hex>,
@@ -31,7 +31,7 @@ func installStagingDir(modelsDir string, name registry.Name) string {
 	return filepath.Join(modelsDir, InstallStagingFolder, filepath.Base(PullStagingDir("", name)))
 }
 
-// removeInstallStaging deletes what a pull into modelsDir staged (for
+// RemoveInstallStaging deletes what a pull into modelsDir staged (for
 // cancel). Nothing in blobs/ or manifests/ is touched.
 func RemoveInstallStaging(modelsDir string, name registry.Name) error {
 	if err := os.RemoveAll(installStagingDir(modelsDir, name)); err != nil {

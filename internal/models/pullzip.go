@@ -47,7 +47,7 @@ type zipPullState struct {
 	Done     map[string]uint32 `json:"done"` // digest → CRC-32
 }
 
-// partSize is the size of each part for -split SIZE. "-split 4G" is
+// PartSize is the size of each part for -split SIZE. "-split 4G" is
 // what people type for FAT32, whose files stop one byte short of 4 GiB:
 // exactly 4 GiB means parts of 4 GiB − 1.
 func PartSize(split int64) int64 {
@@ -323,7 +323,7 @@ func (j *pullJob) zipAlreadyThere(ctx context.Context, out string, split int64, 
 // checkFAT refuses, before anything is fetched, a zip (or a part) that a
 // FAT32 output folder cannot hold.
 func (j *pullJob) checkFAT(dir string, size, split int64) error {
-	fsType := j.p.FsType
+	fsType := j.p.FSType
 	if fsType == nil {
 		fsType = disk.FileSystemType
 	}

@@ -36,7 +36,7 @@ func (s blobSource) String() string {
 	return s.Path
 }
 
-// reusePlaces are where a pull looks for blobs before fetching them.
+// ReusePlaces are where a pull looks for blobs before fetching them.
 type ReusePlaces struct {
 	ModelsDirs  []string // Ollama models folders: <dir>/blobs/sha256-<hex>
 	BlobDirs    []string // folders holding sha256-<hex> files (this tool's staging)
@@ -45,7 +45,7 @@ type ReusePlaces struct {
 	MaxZipsRead int      // 0 = maxReuseZips
 }
 
-// reusePlacesFor lists the places for a pull: the models folders given
+// ReusePlacesFor lists the places for a pull: the models folders given
 // (the target and $OLLAMA_MODELS), this tool's staging folders in the
 // output folder and in those models folders, and the output folder's zips.
 func ReusePlacesFor(outputDir string, modelsDirs []string) ReusePlaces {
@@ -72,7 +72,7 @@ func ReusePlacesFor(outputDir string, modelsDirs []string) ReusePlaces {
 	return p
 }
 
-// findReusableBlobs looks in places for each wanted blob, by name and
+// FindReusableBlobs looks in places for each wanted blob, by name and
 // size, and returns the first candidate found for each digest. Nothing is
 // hashed here; a candidate that lies is caught when it is used.
 func FindReusableBlobs(ctx context.Context, places ReusePlaces, wanted []registry.Blob) map[string]blobSource {

@@ -25,7 +25,7 @@ const (
 	maxLibraryModelZips = 500
 )
 
-// modelInfo is what show says about a model (and GET /api/model/show
+// ModelInfo is what show says about a model (and GET /api/model/show
 // sends as JSON).
 type ModelInfo struct {
 	Name         string      `json:"name"`    // host/namespace/model:tag
@@ -164,7 +164,7 @@ func firstLine(data []byte) string {
 	return ""
 }
 
-// libraryModel is one model of the library as `ollama list` shows it.
+// LibraryModel is one model of the library as `ollama list` shows it.
 type LibraryModel struct {
 	Name         string    `json:"name"` // llama3.2:1b
 	ID           string    `json:"id"`
@@ -177,7 +177,7 @@ type LibraryModel struct {
 	Parts        []string  `json:"parts,omitempty"` // a split set's parts
 }
 
-// libraryModels lists the models in the zips of the output folder (a
+// LibraryModels lists the models in the zips of the output folder (a
 // split set once), newest first, through os.Root. A zip that cannot be
 // read or is over the caps is left out.
 func LibraryModels(outputDir string) []LibraryModel {

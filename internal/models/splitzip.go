@@ -209,7 +209,7 @@ func splitPartCount(size, partSize int64) int {
 	return int(max((size+partSize-1)/partSize, 1))
 }
 
-// parseSplitSize reads -split: a size like 4G or 700M (K/M/G as for
+// ParseSplitSize reads -split: a size like 4G or 700M (K/M/G as for
 // -limit-rate), 0 for one zip.
 func ParseSplitSize(s string) (int64, error) {
 	n, err := engine.ParseRate(s)

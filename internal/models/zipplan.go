@@ -410,7 +410,7 @@ func (s *zipSpace) Close() error {
 }
 
 // Region is the part of the zip holding one entry's data, as the file the
-// download engine writes into (fileRequest.Region).
+// download engine writes into (Request.Region).
 func (s *zipSpace) Region(slot zipSlot) *regionFile {
 	return &regionFile{space: s, off: slot.Data, size: slot.Size, name: slot.Name}
 }

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// ownerClient is how a process that does not own an output folder hands
+// Client is how a process that does not own an output folder hands
 // its downloads to the process that does, and follows them there, through
 // the owner's REST API on loopback (issue 14: a CLI run beside the open
 // web UI).
@@ -26,7 +26,7 @@ type Client struct {
 	http  *http.Client
 }
 
-// errOwnerGone means the owner stopped answering: it exited or was killed,
+// ErrGone means the owner stopped answering: it exited or was killed,
 // and the folder may be free to take over.
 var ErrGone = errors.New("the process that owned the folder is gone")
 

@@ -16,7 +16,7 @@ const (
 	InfoName = "owner.json"
 )
 
-// folderOwner is this process's claim on an output folder (issue 14): one
+// Owner is this process's claim on an output folder (issue 14): one
 // process at a time writes a folder's queue, history and .part files. The
 // claim is an OS lock on .state/owner.lock, which the kernel drops when the
 // process dies however it dies, so the next process takes over at once — a
@@ -27,7 +27,7 @@ type Owner struct {
 	infoPath string
 }
 
-// ownerInfo is owner.json: where the owner's API listens and the key a
+// Info is owner.json: where the owner's API listens and the key a
 // process of the same user sends to use it. The file is 0600, so the key
 // reaches no other user.
 type Info struct {
@@ -43,7 +43,7 @@ const (
 	KindCLI = "cli"
 )
 
-// claimFolder takes the folder's lock. It returns an error matching
+// Claim takes the folder's lock. It returns an error matching
 // errLocked when another process owns the folder.
 func Claim(outputDir string) (*Owner, error) {
 	state := filepath.Join(outputDir, ".state")
@@ -95,11 +95,11 @@ func (o *Owner) Release() error {
 	return err
 }
 
-// errOwnerUnknown means the folder is owned but owner.json does not (yet)
+// ErrUnknown means the folder is owned but owner.json does not (yet)
 // say how to reach the owner: it is starting, or it is an older version.
 var ErrUnknown = errors.New("the process that owns this folder has not said how to reach it")
 
-// readOwner reads owner.json. Only meaningful while the lock is held by
+// Read reads owner.json. Only meaningful while the lock is held by
 // someone: a file left by a dead owner is removed by the next claim.
 func Read(outputDir string) (Info, error) {
 	data, err := os.ReadFile(filepath.Join(outputDir, ".state", InfoName))

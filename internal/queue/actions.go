@@ -34,7 +34,7 @@ func (m *Manager) Add(req AddRequest) (JobView, error) {
 func (m *Manager) AddAll(reqs []AddRequest) ([]JobView, error) {
 	jobs := make([]*managerJob, len(reqs))
 	for i, req := range reqs {
-		j, err := m.NewJob(req)
+		j, err := m.newJob(req)
 		if err != nil {
 			return nil, err
 		}
@@ -125,9 +125,17 @@ func (j *managerJob) sameSource(o *managerJob) bool {
 	return j.Source == o.Source
 }
 
+// Check refuses a request Add would refuse (a bad URL or model name, a
+// checksum that is not 64 hex digits…), before anything is queued: the API
+// answers each line of a batch with its own message.
+func (m *Manager) Check(req AddRequest) error {
+	_, err := m.newJob(req)
+	return err
+}
+
 // newJob checks what a person typed before anything is queued, so that the
 // API can answer 400 with a message.
-func (m *Manager) NewJob(req AddRequest) (*managerJob, error) {
+func (m *Manager) newJob(req AddRequest) (*managerJob, error) {
 	src := strings.TrimSpace(req.Source)
 	if src == "" {
 		return nil, fault.BadInputf("enter a URL (http:// or https://) or a model name")
@@ -593,7 +601,7 @@ func (m *Manager) ClearFinished() int {
 	return n
 }
 
-// maxConcurrency is the most downloads that may run at once (SPEC: 1–32).
+// MaxConcurrency is the most downloads that may run at once (SPEC: 1–32).
 const MaxConcurrency = 32
 
 func checkConcurrency(n int) error {

@@ -140,7 +140,7 @@ func (d *doneIndex) compact(bucket string) error {
 	return disk.ReplaceFile(bucket, 0o644, buf.Bytes())
 }
 
-// validators are the entry's, for rangeDownloader.CheckUnchanged.
+// validators are the entry's, for Downloader.CheckUnchanged.
 func (e doneEntry) validators() engine.Validators {
 	return engine.Validators{Size: e.Size, ETag: e.ETag, LastModified: e.LastModified}
 }

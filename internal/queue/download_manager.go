@@ -43,7 +43,7 @@ const (
 	maxRemovals = 4096
 )
 
-// manager runs one queue of file and model downloads through a pool of at
+// Manager runs one queue of file and model downloads through a pool of at
 // most Concurrency workers, and keeps the queue in <output-dir>/.state
 // (queueStore) so that a restart continues where it left.
 //
@@ -186,7 +186,7 @@ type managerRun struct {
 	started time.Time
 }
 
-// newManager loads <output-dir>/.state/queue.json. What was running or queued
+// New loads <output-dir>/.state/queue.json. What was running or queued
 // is queued again, paused stays paused, finished stays finished. A file that
 // cannot be read as a queue is moved aside (see Recovered) and the manager
 // starts empty.

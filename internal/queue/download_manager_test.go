@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"ollama-model-downloader/internal/engine"
+	"ollama-model-downloader/internal/engine/enginetest"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/history"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/registry"
 	"ollama-model-downloader/internal/testkit"
 	"os"
@@ -24,68 +23,6 @@ import (
 	"testing"
 	"time"
 )
-
-// testDownloader is a downloader with short timeouts and no proxy.
-func testDownloader(t *testing.T) *engine.Downloader {
-	t.Helper()
-	d := engine.NewDownloader(engine.BuildHTTPClient(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	d.Backoff = 5 * time.Millisecond
-	d.MaxBackoff = 20 * time.Millisecond
-	d.MaxRetryAfter = 2 * time.Second
-	d.StallTimeout = 2 * time.Second
-	d.CheckpointEvery = 10 * time.Millisecond
-	d.BufferSize = 16 << 10
-	return d
-}
-
-// newTestRegistryClient returns a client for f with short delays; mods
-// change its configuration before it is built.
-func newTestRegistryClient(t *testing.T, registryURL string, mods ...func(*registry.Config)) *registry.Client {
-	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(tr.CloseIdleConnections)
-	log := slog.New(slog.DiscardHandler)
-	files := engine.NewDownloader(&http.Client{Transport: tr}, log)
-	files.Backoff, files.MaxBackoff = time.Millisecond, 5*time.Millisecond
-	files.StallTimeout = 10 * time.Second
-	cfg := registry.Config{Registry: registryURL, Concurrency: 2, Files: files, Client: &http.Client{Transport: tr}, Log: log}
-	for _, m := range mods {
-		m(&cfg)
-	}
-	c, err := registry.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Backoff = time.Millisecond
-	return c
-}
-
-// pullTestConfig is what a test may change before newTestPuller builds a
-// puller: the registry client's configuration and the puller's knobs.
-type pullTestConfig struct {
-	registry.Config
-	ReuseModelsDirs []string
-	fsType          func(dir string) string
-}
-
-// newTestPuller is newTestRegistryClient's client inside a model puller.
-func newTestPuller(t *testing.T, registryURL string, mods ...func(*pullTestConfig)) *models.Puller {
-	t.Helper()
-	var cfg pullTestConfig
-	c := newTestRegistryClient(t, registryURL, func(rc *registry.Config) {
-		cfg.Config = *rc
-		for _, m := range mods {
-			m(&cfg)
-		}
-		*rc = cfg.Config
-	})
-	p := models.NewPuller(c)
-	p.ReuseModelsDirs = cfg.ReuseModelsDirs
-	if cfg.fsType != nil {
-		p.FsType = cfg.fsType
-	}
-	return p
-}
 
 func mustOpenHistory(t testing.TB, outputDir string) *history.Store {
 	t.Helper()
@@ -378,7 +315,7 @@ func TestManagerAddValidates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := m.Add(tc.req)
 			if !errors.Is(err, fault.ErrBadInput) {
-				t.Fatalf("Add(%+v) = %v, want an error matching errBadInput", tc.req, err)
+				t.Fatalf("Add(%+v) = %v, want an error matching ErrBadInput", tc.req, err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("message %q does not contain %q", err, tc.want)
@@ -442,7 +379,7 @@ func TestManagerTransitions(t *testing.T) {
 	}
 	for _, c := range conflicts {
 		if err := c.call(); !errors.Is(err, fault.ErrConflict) {
-			t.Errorf("%s = %v, want errConflict", c.name, err)
+			t.Errorf("%s = %v, want ErrConflict", c.name, err)
 		}
 	}
 	unknown := []func() error{
@@ -456,7 +393,7 @@ func TestManagerTransitions(t *testing.T) {
 	}
 	for i, call := range unknown {
 		if err := call(); !errors.Is(err, fault.ErrNotFound) {
-			t.Errorf("unknown id call %d = %v, want errNotFound", i, err)
+			t.Errorf("unknown id call %d = %v, want ErrNotFound", i, err)
 		}
 	}
 
@@ -495,7 +432,7 @@ func TestManagerTransitions(t *testing.T) {
 		t.Errorf("failed error = %q", failed.Error)
 	}
 	if err := m.Pause(a.ID); !errors.Is(err, fault.ErrConflict) {
-		t.Errorf("Pause(failed) = %v, want errConflict", err)
+		t.Errorf("Pause(failed) = %v, want ErrConflict", err)
 	}
 	if err := m.Retry(a.ID); err != nil {
 		t.Fatal(err)
@@ -514,7 +451,7 @@ func TestManagerTransitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := m.Get(a.ID); !errors.Is(err, fault.ErrNotFound) {
-		t.Errorf("Get(removed) = %v, want errNotFound", err)
+		t.Errorf("Get(removed) = %v, want ErrNotFound", err)
 	}
 }
 
@@ -532,7 +469,7 @@ func TestManagerConcurrencyChanges(t *testing.T) {
 
 	for _, n := range []int{0, 33, -1} {
 		if err := m.SetConcurrency(n); !errors.Is(err, fault.ErrBadInput) {
-			t.Errorf("SetConcurrency(%d) = %v, want errBadInput", n, err)
+			t.Errorf("SetConcurrency(%d) = %v, want ErrBadInput", n, err)
 		}
 	}
 	// Raising starts queued ones at once.
@@ -631,7 +568,7 @@ func TestManagerMove(t *testing.T) {
 	m := newTestManager(t, t.TempDir(), 1, nil)
 	v := mustAdd(t, m, "https://example.com/x")
 	if err := m.Move(v.ID, "sideways"); !errors.Is(err, fault.ErrBadInput) {
-		t.Errorf("Move(sideways) = %v, want errBadInput", err)
+		t.Errorf("Move(sideways) = %v, want ErrBadInput", err)
 	}
 }
 
@@ -699,7 +636,7 @@ func TestManagerWait(t *testing.T) {
 		t.Errorf("Wait on a running download = %v, want DeadlineExceeded", err)
 	}
 	if err := m.Wait(t.Context(), ok.ID, "nope"); !errors.Is(err, fault.ErrNotFound) {
-		t.Errorf("Wait(unknown) = %v, want errNotFound", err)
+		t.Errorf("Wait(unknown) = %v, want ErrNotFound", err)
 	}
 
 	waited := make(chan error, 1)
@@ -883,7 +820,7 @@ func TestManagerRemoveDeletesOnlyInsideOutput(t *testing.T) {
 	linked := add("https://example.com/linked.bin", filepath.Join(dir, "link", "linked.bin"))
 
 	if err := m.Remove(outside.ID, true); !errors.Is(err, fault.ErrConflict) {
-		t.Errorf("Remove(outside, delete) = %v, want errConflict", err)
+		t.Errorf("Remove(outside, delete) = %v, want ErrConflict", err)
 	}
 	if _, err := m.Get(outside.ID); err != nil {
 		t.Errorf("a refused Remove forgot the download: %v", err)
@@ -1053,7 +990,7 @@ func TestManagerConcurrentCalls(t *testing.T) {
 // engine (with the short timeouts of testDownloader).
 func newOriginManager(t *testing.T, dir string, concurrency int) *Manager {
 	t.Helper()
-	files := testDownloader(t)
+	files := enginetest.NewDownloader(t)
 	files.Connections = 1 // these tests check the Range of a single connection
 	m, err := New(Config{OutputDir: dir, Concurrency: concurrency, Retries: 3, Files: files})
 	if err != nil {
@@ -1598,11 +1535,11 @@ func BenchmarkManagerList(b *testing.B) {
 func newRegistryManager(t *testing.T, dir string, f *testkit.FakeRegistry) (*Manager, *history.Store) {
 	t.Helper()
 	hist := mustOpenHistory(t, dir)
-	files := testDownloader(t)
+	files := enginetest.NewDownloader(t)
 	files.Connections = 1
 	m, err := New(Config{
 		OutputDir: dir, Concurrency: 2, Retries: 3,
-		Files: files, Models: newTestPuller(t, f.URL), History: hist,
+		Files: files, Models: modelstest.NewPuller(t, f.URL), History: hist,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1746,7 +1683,7 @@ func TestManagerFileHistory(t *testing.T) {
 	o := testkit.NewOrigin(t, testkit.WithSize(128<<10), testkit.WithPath("/pics/photo.JPG"), testkit.WithThrottle(5*time.Millisecond))
 	dir := t.TempDir()
 	hist := mustOpenHistory(t, dir)
-	files := testDownloader(t)
+	files := enginetest.NewDownloader(t)
 	m, err := New(Config{OutputDir: dir, Concurrency: 2, Retries: 1, Files: files, History: hist})
 	if err != nil {
 		t.Fatal(err)
@@ -1799,7 +1736,7 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 	o := testkit.NewOrigin(t, testkit.WithSize(64<<10))
 	open := func() *Manager {
 		h := mustOpenHistory(t, dir)
-		m, err := New(Config{OutputDir: dir, Concurrency: 2, Retries: 1, Files: testDownloader(t), History: h})
+		m, err := New(Config{OutputDir: dir, Concurrency: 2, Retries: 1, Files: enginetest.NewDownloader(t), History: h})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1844,7 +1781,7 @@ func TestManagerKillAfterCompletionBeforeQueueSave(t *testing.T) {
 func TestManagerCleansOnlyItsOwnTempFiles(t *testing.T) {
 	dir := t.TempDir()
 	open := func(queueFile string) *Manager {
-		m, err := New(Config{OutputDir: dir, QueueFile: queueFile, Files: testDownloader(t)})
+		m, err := New(Config{OutputDir: dir, QueueFile: queueFile, Files: enginetest.NewDownloader(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1870,7 +1807,7 @@ func TestManagerCleansOnlyItsOwnTempFiles(t *testing.T) {
 }
 
 // TestManagerQueueFull: the queue's cap refuses a batch that does not fit
-// with errConflict and a message saying so, and queues none of it.
+// with ErrConflict and a message saying so, and queues none of it.
 func TestManagerQueueFull(t *testing.T) {
 	m := newTestManager(t, t.TempDir(), 1, nil)
 	// Filled in place: adding 20,000 through AddAll takes seconds (each
@@ -1882,7 +1819,7 @@ func TestManagerQueueFull(t *testing.T) {
 	m.mu.Unlock()
 	_, err := m.AddAll([]AddRequest{{Source: "https://example.com/a"}, {Source: "https://example.com/b"}, {Source: "https://example.com/c"}})
 	if !errors.Is(err, fault.ErrConflict) || !strings.Contains(err.Error(), "queue is full") {
-		t.Errorf("AddAll beyond the cap: %v, want errConflict saying the queue is full", err)
+		t.Errorf("AddAll beyond the cap: %v, want ErrConflict saying the queue is full", err)
 	}
 	m.mu.Lock()
 	n := len(m.jobs)

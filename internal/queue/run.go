@@ -325,7 +325,7 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	m.mu.Unlock()
 }
 
-// singleLine keeps a message on one line (some servers' texts have
+// SingleLine keeps a message on one line (some servers' texts have
 // several), as the CLI and the API show it.
 func SingleLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")

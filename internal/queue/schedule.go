@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// timeWindow is the daily window in which downloads may run, in local
+// Window is the daily window in which downloads may run, in local
 // time: Persepolis' and IDM's scheduler, for links that are cheap (or free)
 // at night. The zero window is "always". A window whose end is earlier
 // than its start crosses midnight (23:00–07:00); equal start and end
@@ -24,7 +24,7 @@ type Window struct {
 	set        bool
 }
 
-// parseTimeWindow reads "HH:MM" start and end; both empty is always.
+// ParseWindow reads "HH:MM" start and end; both empty is always.
 func ParseWindow(start, end string) (Window, error) {
 	start, end = strings.TrimSpace(start), strings.TrimSpace(end)
 	if start == "" && end == "" {
@@ -47,7 +47,7 @@ func ParseWindow(start, end string) (Window, error) {
 	return Window{start: s, end: e, set: true}, nil
 }
 
-// parseScheduleFlag reads the CLI's -schedule 02:00-07:00.
+// ParseScheduleFlag reads the CLI's -schedule 02:00-07:00.
 func ParseScheduleFlag(s string) (Window, error) {
 	if strings.TrimSpace(s) == "" {
 		return Window{}, nil
@@ -142,12 +142,12 @@ type windowSetting struct {
 	End   string `json:"schedule_end"`
 }
 
-// windowFile is where the web UI keeps its time window.
+// WindowFile is where the web UI keeps its time window.
 func WindowFile(outputDir string) string {
 	return filepath.Join(outputDir, ".state", "schedule.json")
 }
 
-// loadWindow reads the saved window; none saved is always.
+// LoadWindow reads the saved window; none saved is always.
 func LoadWindow(outputDir string) (Window, error) {
 	data, err := os.ReadFile(WindowFile(outputDir))
 	if errors.Is(err, fs.ErrNotExist) {

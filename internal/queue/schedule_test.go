@@ -27,10 +27,10 @@ func TestParseTimeWindow(t *testing.T) {
 	} {
 		_, err := ParseWindow(tc.start, tc.end)
 		if (err == nil) != tc.ok {
-			t.Errorf("parseTimeWindow(%q, %q) = %v, want ok=%v", tc.start, tc.end, err, tc.ok)
+			t.Errorf("ParseWindow(%q, %q) = %v, want ok=%v", tc.start, tc.end, err, tc.ok)
 		}
 		if err != nil && !errors.Is(err, fault.ErrBadInput) {
-			t.Errorf("parseTimeWindow(%q, %q): %v does not match errBadInput", tc.start, tc.end, err)
+			t.Errorf("ParseWindow(%q, %q): %v does not match ErrBadInput", tc.start, tc.end, err)
 		}
 	}
 }
@@ -42,7 +42,7 @@ func TestScheduleFlag(t *testing.T) {
 	}
 	for _, bad := range []string{"02:00", "2am-7am", "02:00-02:00"} {
 		if _, err := ParseScheduleFlag(bad); !errors.Is(err, fault.ErrBadInput) {
-			t.Errorf("parseScheduleFlag(%q) = %v, want errBadInput", bad, err)
+			t.Errorf("ParseScheduleFlag(%q) = %v, want ErrBadInput", bad, err)
 		}
 	}
 }

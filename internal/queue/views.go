@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// jobView is one download as the API and the UI see it (the "Download
+// JobView is one download as the API and the UI see it (the "Download
 // object" of docs/ARCHITECTURE.md).
 type JobView struct {
 	ID         string    `json:"id"`
@@ -165,7 +165,7 @@ func (m *Manager) insideOutput(p string) (string, bool) {
 	return rel, true
 }
 
-// stateRunning reports whether a job in this state has (or is about to have) a transfer.
+// StateRunning reports whether a job in this state has (or is about to have) a transfer.
 func StateRunning(state string) bool {
 	return state == jobDownloading || state == jobVerifying || state == jobPackaging
 }
@@ -264,7 +264,7 @@ func (m *Manager) Views(ids []string) []JobView {
 	return out
 }
 
-// downloadsDelta is what changed in the queue since a rev: GET
+// Delta is what changed in the queue since a rev: GET
 // /api/downloads?since=N and each event of /api/events (issue 18: with
 // 10,000 queued, sending every job every second cost 3 MB per poll).
 type Delta struct {
@@ -310,7 +310,7 @@ func (m *Manager) ListSince(since uint64) Delta {
 	return d
 }
 
-// queueSummary is the whole queue at a glance: the header's "2 running"
+// Summary is the whole queue at a glance: the header's "2 running"
 // and the overall progress of everything not finished.
 type Summary struct {
 	Running    int     `json:"running"`
@@ -367,7 +367,7 @@ func (m *Manager) Summary() Summary {
 	return s
 }
 
-// scheduleView is the time window as the API shows it.
+// ScheduleView is the time window as the API shows it.
 type ScheduleView struct {
 	Start     string    `json:"start"` // "HH:MM" local, "" = always
 	End       string    `json:"end"`

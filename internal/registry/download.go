@@ -48,12 +48,12 @@ const (
 	envRegistryPassword = "OLLAMA_REGISTRY_PASSWORD"
 )
 
-// registryClient speaks the OCI / Docker v2 registry protocol as Ollama
+// Client speaks the OCI / Docker v2 registry protocol as Ollama
 // does: names, auth challenges, manifests and blobs.
 type Client struct {
-	Cfg       Config
-	Base      *url.URL // scheme://host[:port] of the default registry, without credentials
-	UserAgent string
+	cfg       Config
+	base      *url.URL // scheme://host[:port] of the default registry, without credentials
+	userAgent string
 	platform  string
 	Backoff   time.Duration // first pause between manifest attempts; doubles
 
@@ -79,9 +79,9 @@ type Config struct {
 // an HTTP client whose transport authenticates to that host only, and a
 // downloader using that client for blobs.
 type pullHost struct {
-	Base  *url.URL
+	base  *url.URL
 	http  *http.Client
-	Files *engine.Downloader
+	files *engine.Downloader
 }
 
 func New(cfg Config) (*Client, error) {
@@ -125,10 +125,10 @@ func New(cfg Config) (*Client, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
-		Cfg:  cfg,
-		Base: &url.URL{Scheme: u.Scheme, Host: u.Host},
+		cfg:  cfg,
+		base: &url.URL{Scheme: u.Scheme, Host: u.Host},
 		// The form Ollama sends (ollama/server/internal: "ollama/%s (%s %s) Go/%s").
-		UserAgent: fmt.Sprintf("ollama/%s (%s %s) Go/%s", cfg.OllamaVersion, runtime.GOARCH, runtime.GOOS, runtime.Version()),
+		userAgent: fmt.Sprintf("ollama/%s (%s %s) Go/%s", cfg.OllamaVersion, runtime.GOARCH, runtime.GOOS, runtime.Version()),
 		platform:  platform,
 		Backoff:   500 * time.Millisecond,
 		hosts:     map[string]*pullHost{},
@@ -137,55 +137,58 @@ func New(cfg Config) (*Client, error) {
 
 // DefaultHost is the host (with port) of -registry: names without a host
 // are pulled from it.
-func (c *Client) DefaultHost() string { return c.Base.Host }
+func (c *Client) DefaultHost() string { return c.base.Host }
 
-// host returns the per-host client for a model's registry. The -registry
+// URL is the -registry URL without its credentials: scheme://host[:port].
+func (c *Client) URL() string { return c.base.String() }
+
+// Host returns the per-host client for a model's registry. The -registry
 // host gets its scheme and credentials; other hosts (hf.co/...) use https,
 // or http when -registry is http (like `ollama pull --insecure`), and never
 // get the credentials.
-func (c *Client) Host(name Name) *pullHost {
+func (c *Client) host(name Name) *pullHost {
 	key := strings.ToLower(name.Host)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h, ok := c.hosts[key]; ok {
 		return h
 	}
-	base := &url.URL{Scheme: c.Base.Scheme, Host: name.Host}
+	base := &url.URL{Scheme: c.base.Scheme, Host: name.Host}
 	auth := &registryAuth{
-		next:      c.Cfg.Client.Transport,
+		next:      c.cfg.Client.Transport,
 		host:      name.Host,
 		scheme:    base.Scheme,
-		userAgent: c.UserAgent,
+		userAgent: c.userAgent,
 		tokens:    map[string]string{},
 	}
 	if auth.next == nil {
 		auth.next = http.DefaultTransport
 	}
-	if strings.EqualFold(name.Host, c.Base.Host) {
-		base.Host = c.Base.Host
-		auth.user, auth.pass = c.Cfg.Username, c.Cfg.Password
+	if strings.EqualFold(name.Host, c.base.Host) {
+		base.Host = c.base.Host
+		auth.user, auth.pass = c.cfg.Username, c.cfg.Password
 	}
 	client := &http.Client{
 		Transport:     auth,
-		CheckRedirect: c.Cfg.Client.CheckRedirect,
-		Jar:           c.Cfg.Client.Jar,
-		Timeout:       c.Cfg.Client.Timeout,
+		CheckRedirect: c.cfg.Client.CheckRedirect,
+		Jar:           c.cfg.Client.Jar,
+		Timeout:       c.cfg.Client.Timeout,
 	}
-	h := &pullHost{Base: base, http: client, Files: blobDownloader(c.Cfg.Files, client, c.Cfg.Log)}
+	h := &pullHost{base: base, http: client, files: blobDownloader(c.cfg.Files, client, c.cfg.Log)}
 	c.hosts[key] = h
 	return h
 }
 
-// downloadBlob fetches blob digest of name through the engine (req names
+// DownloadBlob fetches blob digest of name through the engine (req names
 // where it goes and what it must hash to). The request goes to the name's
 // registry host with its credentials; a redirect to a CDN does not carry
 // them. A host that cannot be resolved is named in the error.
 func (c *Client) DownloadBlob(ctx context.Context, name Name, digest string, req engine.Request) error {
-	h := c.Host(name)
-	req.URL = h.Base.JoinPath("v2", name.Namespace, name.Model, "blobs", digest).String()
-	req.Header = http.Header{"User-Agent": {c.UserAgent}}
-	_, err := h.Files.Download(ctx, req)
-	return ExplainNetError(err, h.Base.Hostname())
+	h := c.host(name)
+	req.URL = h.base.JoinPath("v2", name.Namespace, name.Model, "blobs", digest).String()
+	req.Header = http.Header{"User-Agent": {c.userAgent}}
+	_, err := h.files.Download(ctx, req)
+	return ExplainNetError(err, h.base.Hostname())
 }
 
 // blobDownloader is the shared engine with the registry host's
@@ -199,24 +202,24 @@ func blobDownloader(files *engine.Downloader, client engine.Doer, log *slog.Logg
 	return files.WithClient(client)
 }
 
-// retries is the -retries set on the shared engine, else defaultRetries.
+// Retries is the -retries set on the shared engine, else defaultRetries.
 func (c *Client) Retries() int {
-	if c.Cfg.Files != nil && c.Cfg.Files.Retries >= 0 {
-		return c.Cfg.Files.Retries
+	if c.cfg.Files != nil && c.cfg.Files.Retries >= 0 {
+		return c.cfg.Files.Retries
 	}
 	return defaultRetries
 }
 
 // Files is the engine blobs are fetched with (nil: a default one per host).
-func (c *Client) Files() *engine.Downloader { return c.Cfg.Files }
+func (c *Client) Files() *engine.Downloader { return c.cfg.Files }
 
 // Concurrency is how many blobs a pull fetches at a time.
-func (c *Client) Concurrency() int { return c.Cfg.Concurrency }
+func (c *Client) Concurrency() int { return c.cfg.Concurrency }
 
 // Log is the logger the client was configured with.
-func (c *Client) Log() *slog.Logger { return c.Cfg.Log }
+func (c *Client) Log() *slog.Logger { return c.cfg.Log }
 
-// ociDescriptor points at a blob or, in an index, at a manifest.
+// Descriptor points at a blob or, in an index, at a manifest.
 type Descriptor struct {
 	MediaType string    `json:"mediaType"`
 	Digest    string    `json:"digest"`
@@ -238,7 +241,7 @@ func (p Platform) String() string {
 	return s
 }
 
-// ociManifest holds both shapes: an image manifest (config + layers) and an
+// Manifest holds both shapes: an image manifest (config + layers) and an
 // index / manifest list (manifests).
 type Manifest struct {
 	SchemaVersion int          `json:"schemaVersion"`
@@ -260,12 +263,12 @@ func (m Manifest) IsIndex(contentType string) bool {
 	return m.Config == nil && len(m.Manifests) > 0
 }
 
-// resolveManifest fetches the manifest a name points at, following an
+// ResolveManifest fetches the manifest a name points at, following an
 // index to the manifest for c.platform. It returns the bytes exactly as
 // served: Ollama's model ID is their sha256.
 func (c *Client) ResolveManifest(ctx context.Context, name Name, retries int) ([]byte, Manifest, error) {
-	h := c.Host(name)
-	raw, ct, err := c.FetchManifest(ctx, h, name, name.Reference(), retries)
+	h := c.host(name)
+	raw, ct, err := c.fetchManifest(ctx, h, name, name.Reference(), retries)
 	if err != nil {
 		return nil, Manifest{}, err
 	}
@@ -280,8 +283,8 @@ func (c *Client) ResolveManifest(ctx context.Context, name Name, retries int) ([
 	if err != nil {
 		return nil, Manifest{}, fmt.Errorf("resolving %s: %w", name.DisplayName(), err)
 	}
-	c.Cfg.Log.Debug("index resolved", "model", name.String(), "platform", c.platform, "manifest", d.Digest)
-	raw, ct, err = c.FetchManifest(ctx, h, name, d.Digest, retries)
+	c.cfg.Log.Debug("index resolved", "model", name.String(), "platform", c.platform, "manifest", d.Digest)
+	raw, ct, err = c.fetchManifest(ctx, h, name, d.Digest, retries)
 	if err != nil {
 		return nil, Manifest{}, err
 	}
@@ -339,17 +342,24 @@ func choosePlatform(m Manifest, want string) (Descriptor, error) {
 	return *match, nil
 }
 
-// fetchManifest GETs one manifest by tag or digest, retrying transport
+// FetchManifest GETs one manifest by tag or digest, retrying transport
 // errors, 429 and 5xx a bounded number of times.
-func (c *Client) FetchManifest(ctx context.Context, h *pullHost, name Name, ref string, retries int) ([]byte, string, error) {
-	u := h.Base.JoinPath("v2", name.Namespace, name.Model, "manifests", ref).String()
+// FetchManifest GETs one manifest of name by tag or digest (ref) from its
+// registry host, as served, with its media type; it does not follow an
+// index (ResolveManifest does).
+func (c *Client) FetchManifest(ctx context.Context, name Name, ref string, retries int) ([]byte, string, error) {
+	return c.fetchManifest(ctx, c.host(name), name, ref, retries)
+}
+
+func (c *Client) fetchManifest(ctx context.Context, h *pullHost, name Name, ref string, retries int) ([]byte, string, error) {
+	u := h.base.JoinPath("v2", name.Namespace, name.Model, "manifests", ref).String()
 	delay := c.Backoff
 	for attempt := 0; ; attempt++ {
 		raw, ct, err := c.fetchManifestOnce(ctx, h, name, u, ref)
 		if err == nil || attempt >= retries || !engine.Retryable(err) || ctx.Err() != nil {
 			return raw, ct, err
 		}
-		c.Cfg.Log.Warn("fetching manifest failed, retrying", "model", name.String(), "attempt", attempt+1, "err", err)
+		c.cfg.Log.Warn("fetching manifest failed, retrying", "model", name.String(), "attempt", attempt+1, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, "", fmt.Errorf("fetching manifest of %s: %w", name.DisplayName(), ctx.Err())
@@ -367,11 +377,11 @@ func (c *Client) fetchManifestOnce(ctx context.Context, h *pullHost, name Name, 
 	req.Header.Set("Accept", manifestAccept)
 	resp, err := h.http.Do(req)
 	if err != nil {
-		return nil, "", fmt.Errorf("fetching manifest of %s: %w", name.DisplayName(), ExplainNetError(err, h.Base.Hostname()))
+		return nil, "", fmt.Errorf("fetching manifest of %s: %w", name.DisplayName(), ExplainNetError(err, h.base.Hostname()))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", registryStatusError(resp, name, h.Base.Host)
+		return nil, "", registryStatusError(resp, name, h.base.Host)
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestBytes+1))
 	if err != nil {
@@ -430,7 +440,7 @@ func readErrorBody(r io.Reader) string {
 	return s
 }
 
-// explainNetError names the host that could not be resolved: for a blob
+// ExplainNetError names the host that could not be resolved: for a blob
 // this is usually the CDN the registry redirects to, not the registry.
 func ExplainNetError(err error, registryHostname string) error {
 	var dns *net.DNSError
@@ -443,7 +453,7 @@ func ExplainNetError(err error, registryHostname string) error {
 	return fmt.Errorf("cannot resolve %s, the download host the registry redirects blobs to (check DNS, or use a proxy that can reach it): %w", dns.Name, dns)
 }
 
-// blobRef is one blob of a model.
+// Blob is one blob of a model.
 type Blob struct {
 	Digest    string
 	Size      int64
@@ -454,7 +464,7 @@ func (b Blob) File() string {
 	return DigestFilePrefix + strings.TrimPrefix(b.Digest, DigestAlgoPrefix)
 }
 
-// layerType names a blob's media type the way `ollama show` does:
+// LayerType names a blob's media type the way `ollama show` does:
 // model, template, license, params, system, projector, adapter…; the
 // config blob is "config".
 func LayerType(mediaType string) string {
@@ -468,7 +478,7 @@ func LayerType(mediaType string) string {
 	return "layer"
 }
 
-// manifestBlobs lists config and layers once each, after checking every
+// ManifestBlobs lists config and layers once each, after checking every
 // digest: they become file names, so nothing else may pass.
 func ManifestBlobs(m Manifest) (_ []Blob, err error) {
 	defer func() { err = fault.WithKind(fault.ErrBadManifest, err) }()

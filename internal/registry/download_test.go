@@ -145,18 +145,18 @@ func TestNewRegistryClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DefaultHost() != "registry.ollama.ai" || c.Base.Scheme != "https" {
-		t.Errorf("default registry = %s, want https://registry.ollama.ai", c.Base)
+	if c.DefaultHost() != "registry.ollama.ai" || c.base.Scheme != "https" {
+		t.Errorf("default registry = %s, want https://registry.ollama.ai", c.base)
 	}
 	c, err = New(Config{Registry: "http://u:p%40ss@127.0.0.1:5000/", OllamaVersion: "0.99.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DefaultHost() != "127.0.0.1:5000" || c.Cfg.Username != "u" || c.Cfg.Password != "p@ss" {
-		t.Errorf("host %q, user %q, password %q; want 127.0.0.1:5000, u, p@ss", c.DefaultHost(), c.Cfg.Username, c.Cfg.Password)
+	if c.DefaultHost() != "127.0.0.1:5000" || c.cfg.Username != "u" || c.cfg.Password != "p@ss" {
+		t.Errorf("host %q, user %q, password %q; want 127.0.0.1:5000, u, p@ss", c.DefaultHost(), c.cfg.Username, c.cfg.Password)
 	}
-	if !strings.HasPrefix(c.UserAgent, "ollama/0.99.1 (") {
-		t.Errorf("User-Agent %q does not carry the configured version", c.UserAgent)
+	if !strings.HasPrefix(c.userAgent, "ollama/0.99.1 (") {
+		t.Errorf("User-Agent %q does not carry the configured version", c.userAgent)
 	}
 	t.Setenv(EnvRegistryUser, "envuser")
 	t.Setenv(envRegistryPassword, "envpass")
@@ -164,8 +164,8 @@ func TestNewRegistryClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Cfg.Username != "envuser" || c.Cfg.Password != "envpass" {
-		t.Errorf("credentials from the environment: %q %q", c.Cfg.Username, c.Cfg.Password)
+	if c.cfg.Username != "envuser" || c.cfg.Password != "envpass" {
+		t.Errorf("credentials from the environment: %q %q", c.cfg.Username, c.cfg.Password)
 	}
 }
 

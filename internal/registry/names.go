@@ -22,7 +22,7 @@ const (
 	ZipDigestShortLen = 12
 )
 
-// modelName is a parsed Ollama model reference:
+// Name is a parsed Ollama model reference:
 // [host[:port]/][namespace/]model[:tag][@sha256:<hex>]. Case is kept as
 // typed (Ollama keeps it on disk and matches names case-insensitively).
 type Name struct {
@@ -33,8 +33,8 @@ type Name struct {
 	Digest    string // "sha256:<64 lower-case hex>" or ""
 }
 
-// parseModelName parses s with Ollama's rules; defaultHost fills a missing
-// host. Errors match errBadInput and name the rule that was broken, so the
+// ParseName parses s with Ollama's rules; defaultHost fills a missing
+// host. Errors match ErrBadInput and name the rule that was broken, so the
 // person can fix what they typed before any request is made.
 func ParseName(s, defaultHost string) (Name, error) {
 	orig := s
@@ -154,7 +154,7 @@ func isWordByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
 }
 
-// validDigest reports whether d is "sha256:" and 64 lower-case hex digits:
+// ValidDigest reports whether d is "sha256:" and 64 lower-case hex digits:
 // the only digest form that may become a file name (sha256-<hex>).
 func ValidDigest(d string) bool {
 	hex, ok := strings.CutPrefix(d, DigestAlgoPrefix)

@@ -34,10 +34,10 @@ func TestParseModelName(t *testing.T) {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := ParseName(tc.in, "registry.ollama.ai")
 			if err != nil {
-				t.Fatalf("parseModelName(%q) error: %v", tc.in, err)
+				t.Fatalf("ParseName(%q) error: %v", tc.in, err)
 			}
 			if got != tc.want {
-				t.Errorf("parseModelName(%q) = %+v, want %+v", tc.in, got, tc.want)
+				t.Errorf("ParseName(%q) = %+v, want %+v", tc.in, got, tc.want)
 			}
 		})
 	}
@@ -92,10 +92,10 @@ func TestParseModelNameErrors(t *testing.T) {
 		t.Run(tc.in, func(t *testing.T) {
 			_, err := ParseName(tc.in, "registry.ollama.ai")
 			if err == nil {
-				t.Fatalf("parseModelName(%q) succeeded, want an error", tc.in)
+				t.Fatalf("ParseName(%q) succeeded, want an error", tc.in)
 			}
 			if !errors.Is(err, fault.ErrBadInput) {
-				t.Errorf("error %v does not match errBadInput", err)
+				t.Errorf("error %v does not match ErrBadInput", err)
 			}
 			if !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Errorf("error %q does not name the rule %q", err, tc.wantMsg)
@@ -149,7 +149,7 @@ func FuzzParseModelName(f *testing.F) {
 		n, err := ParseName(s, "registry.ollama.ai")
 		if err != nil {
 			if !errors.Is(err, fault.ErrBadInput) {
-				t.Fatalf("error %v does not match errBadInput", err)
+				t.Fatalf("error %v does not match ErrBadInput", err)
 			}
 			return
 		}

@@ -9,17 +9,17 @@ import (
 	"ollama-model-downloader/internal/fault"
 )
 
-// fetchSmallBlob reads one small blob (a config, a license) into memory
+// FetchSmallBlob reads one small blob (a config, a license) into memory
 // from the registry, retrying what is worth retrying; its digest is checked.
 func (c *Client) FetchSmallBlob(ctx context.Context, name Name, b Blob, retries int) ([]byte, error) {
-	h := c.Host(name)
-	u := h.Base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
+	h := c.host(name)
+	u := h.base.JoinPath("v2", name.Namespace, name.Model, "blobs", b.Digest).String()
 	delay := c.Backoff
 	for attempt := 0; ; attempt++ {
 		data, err := c.smallBlobOnce(ctx, h, u, b)
 		if err == nil || attempt >= retries || !engine.Retryable(err) || ctx.Err() != nil {
 			if err != nil {
-				return nil, fmt.Errorf("reading the %s layer of %s: %w", LayerType(b.MediaType), name.DisplayName(), ExplainNetError(err, h.Base.Hostname()))
+				return nil, fmt.Errorf("reading the %s layer of %s: %w", LayerType(b.MediaType), name.DisplayName(), ExplainNetError(err, h.base.Hostname()))
 			}
 			return data, nil
 		}

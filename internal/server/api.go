@@ -36,7 +36,7 @@ const (
 	maxAddURLs      = 1000 // downloads per add request; the queue itself holds maxQueueJobs
 )
 
-// server is the REST API and the embedded web UI, with the security checks
+// Server is the REST API and the embedded web UI, with the security checks
 // of SPEC §10 in front of both.
 type Server struct {
 	cfg    Config
@@ -87,7 +87,7 @@ type Server struct {
 	pairs *pairings
 }
 
-// serverConfig is what main hands the server.
+// Config is what main hands the server.
 type Config struct {
 	Manager   *queue.Manager
 	History   *history.Store
@@ -339,7 +339,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	s.writeJSON(w, code, body)
 }
 
-// knownErrorCode is errorCode(err) (docs/API.md, "Error codes"), or "" when
+// knownErrorCode is fault.Code(err) (docs/API.md, "Error codes"), or "" when
 // it has none to give.
 func knownErrorCode(err error) string {
 	if c := fault.Code(err); c != "unknown" {

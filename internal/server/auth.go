@@ -18,7 +18,7 @@ import (
 )
 
 const (
-	// minTokenLength keeps the token out of reach of guessing, with the
+	// MinTokenLength keeps the token out of reach of guessing, with the
 	// throttle below: 16 random characters are beyond any number of tries.
 	MinTokenLength = 16
 
@@ -44,7 +44,7 @@ const (
 	authMaxClients = 4096
 )
 
-// checkToken refuses a token that is too short to be a secret.
+// CheckToken refuses a token that is too short to be a secret.
 func CheckToken(token string) error {
 	if token == "" {
 		return nil
@@ -55,7 +55,7 @@ func CheckToken(token string) error {
 	return nil
 }
 
-// readTokenFile reads -token-file: the token is the file's content without
+// ReadTokenFile reads -token-file: the token is the file's content without
 // surrounding white space (the newline an editor or echo adds).
 func ReadTokenFile(path string) (string, error) {
 	data, err := os.ReadFile(path)
@@ -95,7 +95,7 @@ func sameSecret(got, want string) bool {
 // authorized enforces the optional token, and answers 401 or 429 itself
 // when it returns false. Accepted:
 //   - "Authorization: Bearer <token>", or Bearer <LocalKey> (another
-//     process of this user, see serverConfig.LocalKey);
+//     process of this user, see Config.LocalKey);
 //   - the session cookie (omd_session_<port>), an HMAC of the token;
 //   - ?token=<token>, exchanged once for the cookie: the token is taken out
 //     of the URL before any handler sees it, and a page (or any browser

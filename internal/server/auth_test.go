@@ -237,6 +237,6 @@ func TestCheckToken(t *testing.T) {
 	}
 	a := newAPIServer(t, func(c *Config) { c.Token = "short" })
 	if err := a.ListenAndServe(t.Context(), "127.0.0.1:0", nil); !errors.Is(err, fault.ErrBadInput) {
-		t.Errorf("ListenAndServe with a short token = %v, want errBadInput", err)
+		t.Errorf("ListenAndServe with a short token = %v, want ErrBadInput", err)
 	}
 }

@@ -196,7 +196,7 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		} else {
 			req.Header = header
 		}
-		if _, err := m.NewJob(req); err != nil {
+		if err := m.Check(req); err != nil {
 			if statusFor(err) == http.StatusInternalServerError {
 				s.writeError(w, r, fmt.Errorf("adding %s: %w", src, err))
 				return

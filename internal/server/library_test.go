@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/registry"
 	"ollama-model-downloader/internal/testkit"
 	"os"
@@ -79,9 +80,6 @@ func TestLibraryInstallSymlinkSwap(t *testing.T) {
 	}
 }
 
-// noReuse keeps a test's pulls away from this machine's own models.
-func noReuse(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{} }
-
 // TestLibraryListsModels: /api/library's models are the zips' models as
 // `ollama list` names them, a split set once with its parts.
 func TestLibraryListsModels(t *testing.T) {
@@ -91,7 +89,7 @@ func TestLibraryListsModels(t *testing.T) {
 	layer := f.AddBlob("application/vnd.ollama.image.model", testkit.TestBytes(3<<20, 3))
 	raw, _ := json.Marshal(testkit.FakeManifestDoc{SchemaVersion: 2, MediaType: registry.MediaDockerManifest, Config: &cfg, Layers: []testkit.FakeDescriptor{layer}})
 	digest := f.AddManifest("library/llama3.2", "1b", registry.MediaDockerManifest, raw)
-	c := newTestPuller(t, f.URL, noReuse)
+	c := modelstest.NewPuller(t, f.URL, modelstest.NoReuse)
 	if _, err := c.Pull(t.Context(), models.PullRequest{Ref: "llama3.2:1b", OutputDir: a.dir, Split: 1 << 20, Retries: -1}); err != nil {
 		t.Fatal(err)
 	}

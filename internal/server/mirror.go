@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-// uiMirror is the model mirror the web UI started: a modelMirror over the
+// uiMirror is the model mirror the web UI started: a Mirror over the
 // output folder (and, with an upstream, its cache) on its own listener,
 // owned by the server.
 type uiMirror struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"ollama-model-downloader/internal/models"
+	"ollama-model-downloader/internal/models/modelstest"
 	"ollama-model-downloader/internal/testkit"
 	"testing"
 )
@@ -13,7 +14,7 @@ import (
 func TestShowAPI(t *testing.T) {
 	f := testkit.NewFakeRegistry(t)
 	digest, _, size := testkit.AddShowModel(f)
-	c := newTestPuller(t, f.URL)
+	c := modelstest.NewPuller(t, f.URL)
 	a := newAPIServerWith(t, c)
 	code, _, body := a.do(t, "GET", "/api/model/show?name=qwen:0.5b", nil)
 	var got models.ModelInfo

@@ -20,7 +20,7 @@ import (
 // 2.8), which .ci/run installs.
 const registryBinary = "docker-registry"
 
-// distribution is a running docker-registry process.
+// Distribution is a running docker-registry process.
 type Distribution struct {
 	URL, Host string
 	Root      string // filesystem storage root
@@ -31,7 +31,7 @@ type Distribution struct {
 
 func (d *Distribution) Log() string { return d.Out.String() }
 
-// startDistribution writes a config, starts the registry on a free
+// StartDistribution writes a config, starts the registry on a free
 // loopback port and waits (bounded) until /v2/ answers. With redirect, a
 // second local server plays the CDN, serving the registry's own files.
 func StartDistribution(t *testing.T, bin string, redirect bool) *Distribution {
@@ -117,7 +117,7 @@ func StartDistribution(t *testing.T, bin string, redirect bool) *Distribution {
 	return nil
 }
 
-// push uploads every blob (monolithic: POST, then PUT ?digest=) and the
+// Push uploads every blob (monolithic: POST, then PUT ?digest=) and the
 // manifest, as `docker push` and `ollama push` do.
 func (d *Distribution) Push(t *testing.T, repo, tag string, m FakeModel) {
 	t.Helper()
@@ -160,7 +160,7 @@ func (d *Distribution) put(t *testing.T, u, contentType string, body []byte) {
 	}
 }
 
-// distributionConfig is a Docker Distribution config: filesystem storage
+// DistributionConfig is a Docker Distribution config: filesystem storage
 // under root (deletes allowed, no upload purging), listening on addr, with
 // the middleware section given ("" for none).
 func DistributionConfig(root, addr, middleware string) string {
@@ -182,13 +182,13 @@ http:
 %s`, root, addr, middleware)
 }
 
-// redirectMiddleware sends blob GETs to cdnURL with a 307, as
+// RedirectMiddleware sends blob GETs to cdnURL with a 307, as
 // registry.ollama.ai sends them to its CDN.
 func RedirectMiddleware(cdnURL string) string {
 	return fmt.Sprintf("middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: %s\n", cdnURL)
 }
 
-// findRegistry finds Debian's docker-registry, with the same rules.
+// FindRegistry finds Debian's docker-registry, with the same rules.
 func FindRegistry(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath(registryBinary)

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// assertNoTempFiles fails when dir holds anything but the named files.
+// AssertNoTempFiles fails when dir holds anything but the named files.
 func AssertNoTempFiles(t *testing.T, dir string, want ...string) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
@@ -56,7 +56,7 @@ func AllExist(paths []string) bool {
 	return true
 }
 
-// lockedBuffer collects a child process's output safely.
+// LockedBuffer collects a child process's output safely.
 type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -85,7 +85,7 @@ func WriteTestFile(t *testing.T, path, data string) string {
 	return path
 }
 
-// readTree maps every regular file under dir (slash names) to its bytes.
+// ReadTree maps every regular file under dir (slash names) to its bytes.
 func ReadTree(t testing.TB, dir string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}

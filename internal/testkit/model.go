@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-// testEntry is one entry of a zip built by a test.
+// TestEntry is one entry of a zip built by a test.
 type TestEntry struct {
 	Name   string
 	Data   []byte
@@ -20,7 +20,7 @@ type TestEntry struct {
 	mode   fs.FileMode // 0 = regular 0644
 }
 
-// testModel is a small model in the exact layout of SPEC §4.
+// TestModel is a small model in the exact layout of SPEC §4.
 type TestModel struct {
 	Ref      string            // "registry.ollama.ai/library/tiny:latest"
 	Manifest TestEntry         // manifests/<host>/<ns>/<model>/<tag>
@@ -34,7 +34,7 @@ func LayoutTestDigest(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// newTestModel builds a model whose layers have the given sizes, with
+// NewTestModel builds a model whose layers have the given sizes, with
 // deterministic bytes that depend on seed.
 func NewTestModel(t testing.TB, host, ns, model, tag string, seed int, layerSizes ...int) TestModel {
 	t.Helper()
@@ -65,7 +65,7 @@ func BlobEntryName(digest string) string {
 	return "blobs/sha256-" + strings.TrimPrefix(digest, "sha256:")
 }
 
-// entries lists the model's files: blobs first, the manifest last.
+// Entries lists the model's files: blobs first, the manifest last.
 func (m TestModel) Entries() []TestEntry {
 	var out []TestEntry
 	for _, d := range m.Order {
@@ -74,7 +74,7 @@ func (m TestModel) Entries() []TestEntry {
 	return append(out, m.Manifest)
 }
 
-// files maps every file name of the layout to its bytes.
+// Files maps every file name of the layout to its bytes.
 func (m TestModel) Files() map[string][]byte {
 	out := map[string][]byte{}
 	for _, e := range m.Entries() {

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// closedPort is a loopback address where nothing listens: connecting is refused.
+// ClosedPort is a loopback address where nothing listens: connecting is refused.
 func ClosedPort(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -19,7 +19,7 @@ func ClosedPort(t *testing.T) string {
 	return addr
 }
 
-// silentServer accepts connections and never answers, until the test ends.
+// SilentServer accepts connections and never answers, until the test ends.
 func SilentServer(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -43,7 +43,7 @@ func SilentServer(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// freeLoopbackAddr returns a 127.0.0.1 address with a port that was free a
+// FreeLoopbackAddr returns a 127.0.0.1 address with a port that was free a
 // moment ago (the registry binds it itself).
 func FreeLoopbackAddr(t *testing.T) string {
 	t.Helper()
@@ -55,7 +55,7 @@ func FreeLoopbackAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// getBody GETs u (with a Range header when rng is set).
+// GetBody GETs u (with a Range header when rng is set).
 func GetBody(t *testing.T, u, rng string) (*http.Response, []byte, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), "GET", u, nil)

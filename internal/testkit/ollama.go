@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// findStockOllama finds the stock Ollama: $OLLAMA_BIN, the shared tools
+// FindStockOllama finds the stock Ollama: $OLLAMA_BIN, the shared tools
 // folder beside the repository (or its worktrees), ollama on PATH.
 // Without one the test is skipped, except under CI where it must be there.
 func FindStockOllama(t *testing.T) string {
@@ -43,7 +43,7 @@ func FindStockOllama(t *testing.T) string {
 	return ""
 }
 
-// stockOllama is one `ollama serve` with its own HOME, models folder and port.
+// StockOllama is one `ollama serve` with its own HOME, models folder and port.
 type StockOllama struct {
 	Bin, home, Models, host string
 	extraEnv                []string
@@ -54,7 +54,7 @@ func (o *StockOllama) Env() []string {
 	return append([]string{"PATH=/usr/bin:/bin", "HOME=" + o.home, "OLLAMA_MODELS=" + o.Models, "OLLAMA_HOST=" + o.host, "OLLAMA_NO_CLOUD=1"}, o.extraEnv...)
 }
 
-// startStockOllama starts `ollama serve` on models, with extraEnv, and
+// StartStockOllama starts `ollama serve` on models, with extraEnv, and
 // waits (bounded) until it answers.
 func StartStockOllama(t *testing.T, bin, modelsDir string, extraEnv ...string) *StockOllama {
 	t.Helper()
@@ -94,7 +94,7 @@ func StartStockOllama(t *testing.T, bin, modelsDir string, extraEnv ...string) *
 	return nil
 }
 
-// run runs the ollama CLI against this server.
+// Run runs the ollama CLI against this server.
 func (o *StockOllama) Run(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -157,7 +157,7 @@ func writeTestGGUF(path string, dataBytes int, seed byte) error {
 	return err
 }
 
-// pushStockModel makes a model with the stock Ollama (a GGUF, a license,
+// PushStockModel makes a model with the stock Ollama (a GGUF, a license,
 // parameters) and pushes it to the registry as ref; it returns what the
 // registry now serves as ref's manifest digest (as `ollama list` shows).
 func PushStockModel(t *testing.T, o *StockOllama, ref string, dataBytes int) {
@@ -177,7 +177,7 @@ func PushStockModel(t *testing.T, o *StockOllama, ref string, dataBytes int) {
 
 var OllamaListID = regexp.MustCompile(`(?m)^(\S+)\s+([0-9a-f]{12})\s`)
 
-// pullLikeOllama speaks the registry protocol the way stock Ollama does
+// PullLikeOllama speaks the registry protocol the way stock Ollama does
 // (server/images.go, server/download.go): the manifest with a Docker v2
 // Accept header, then per blob a HEAD for the size, a GET whose redirect
 // policy stops at the first redirect to another host name, and ranged GETs

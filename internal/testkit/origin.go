@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// origin is a fake HTTP file server for tests, built from options, serving
+// Origin is a fake HTTP file server for tests, built from options, serving
 // deterministic bytes so digests are fixed. It records what it was asked.
 type Origin struct {
 	*httptest.Server
@@ -97,7 +97,7 @@ func WithLyingRanges() OriginOption { return func(o *originOptions) { o.lieRange
 
 func WithThrottle(d time.Duration) OriginOption { return func(o *originOptions) { o.throttle = d } }
 
-// withTrickle sends n bytes, then pauses, forever: a connection that is
+// WithTrickle sends n bytes, then pauses, forever: a connection that is
 // alive but useless.
 func WithTrickle(n int, every time.Duration) OriginOption {
 	return func(o *originOptions) { o.chunk, o.throttle = n, every }
@@ -127,7 +127,7 @@ func StallAfter(k int64, times int) OriginOption {
 	return func(o *originOptions) { o.stallAfter, o.stallTimes = k, times }
 }
 
-// testBytes is n deterministic, non-repeating-looking bytes.
+// TestBytes is n deterministic, non-repeating-looking bytes.
 func TestBytes(n int, seed byte) []byte {
 	b := make([]byte, n)
 	x := uint32(seed) + 1
@@ -162,10 +162,10 @@ func NewOrigin(t *testing.T, opts ...OriginOption) *Origin {
 // URL of the served file.
 func (o *Origin) FileURL() string { return o.Server.URL + o.opts.path }
 
-// setThrottle changes the pause after each 8 KiB for later requests.
+// SetThrottle changes the pause after each 8 KiB for later requests.
 func (o *Origin) SetThrottle(d time.Duration) { o.throttle.Store(int64(d)) }
 
-// replace changes the file's content and ETag, as a new upload would.
+// Replace changes the file's content and ETag, as a new upload would.
 func (o *Origin) Replace(data []byte, etag string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -178,14 +178,14 @@ func (o *Origin) Content() []byte {
 	return o.data
 }
 
-// requestLog is every request so far, in arrival order.
+// RequestLog is every request so far, in arrival order.
 func (o *Origin) RequestLog() []originRequest {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]originRequest(nil), o.log...)
 }
 
-// setLastModified changes the Last-Modified header for later requests.
+// SetLastModified changes the Last-Modified header for later requests.
 func (o *Origin) SetLastModified(v string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

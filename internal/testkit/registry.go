@@ -24,7 +24,7 @@ import (
 
 const TestDigest = "sha256:8de95da68dc485c0889c205384c24642f83ca18d089559c977ffc6a3972a71a8"
 
-// fakeRegistry is an in-process Docker v2 registry that behaves like
+// FakeRegistry is an in-process Docker v2 registry that behaves like
 // registry.ollama.ai: blobs answer 307 to a second "CDN" server on another
 // port, which rejects requests that carry the registry's Authorization (as
 // presigned S3/R2 URLs do). Options and the exported knobs below add a
@@ -97,7 +97,7 @@ func WithManifestStatus(code int, body string) FakeOption {
 	return func(f *FakeRegistry) { f.ManifestCode, f.ManifestBody = code, body }
 }
 
-// fakeUser and fakePassword are the Basic credentials withBasicAuth accepts.
+// FakeUser and fakePassword are the Basic credentials withBasicAuth accepts.
 const FakeUser, FakePassword = "alice", "s3cret"
 
 // The manifest shapes the fake registry serves, with the JSON names the
@@ -160,7 +160,7 @@ func DigestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// addBlob stores data and returns its descriptor.
+// AddBlob stores data and returns its descriptor.
 func (f *FakeRegistry) AddBlob(mediaType string, data []byte) FakeDescriptor {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -169,7 +169,7 @@ func (f *FakeRegistry) AddBlob(mediaType string, data []byte) FakeDescriptor {
 	return FakeDescriptor{MediaType: mediaType, Digest: d, Size: int64(len(data))}
 }
 
-// addManifest stores raw manifest bytes under repo and ref (a tag, or ""
+// AddManifest stores raw manifest bytes under repo and ref (a tag, or ""
 // for digest only); it is always reachable by its digest too.
 func (f *FakeRegistry) AddManifest(repo, ref, mediaType string, raw []byte) string {
 	f.Mu.Lock()
@@ -182,14 +182,14 @@ func (f *FakeRegistry) AddManifest(repo, ref, mediaType string, raw []byte) stri
 	return d
 }
 
-// fakeModel is a model stored in the fake registry.
+// FakeModel is a model stored in the fake registry.
 type FakeModel struct {
 	Manifest []byte
 	Digest   string            // of the manifest
 	Blobs    map[string][]byte // config and layers, by digest
 }
 
-// newFakeModel builds an Ollama model (a config plus the given layers)
+// NewFakeModel builds an Ollama model (a config plus the given layers)
 // whose manifest is shaped like registry.ollama.ai's.
 func NewFakeModel(t *testing.T, name string, layers ...[]byte) FakeModel {
 	t.Helper()
@@ -214,7 +214,7 @@ func NewFakeModel(t *testing.T, name string, layers ...[]byte) FakeModel {
 	return m
 }
 
-// addModel stores a model made by newFakeModel and tags it ("" = reachable
+// AddModel stores a model made by newFakeModel and tags it ("" = reachable
 // by digest only).
 func (f *FakeRegistry) AddModel(repo, tag string, layers ...[]byte) FakeModel {
 	f.t.Helper()
@@ -226,7 +226,7 @@ func (f *FakeRegistry) AddModel(repo, tag string, layers ...[]byte) FakeModel {
 	return m
 }
 
-// addIndex tags an OCI index pointing at models by "os/arch".
+// AddIndex tags an OCI index pointing at models by "os/arch".
 func (f *FakeRegistry) AddIndex(repo, tag string, platforms map[string]FakeModel) []byte {
 	f.t.Helper()
 	idx := FakeManifestDoc{SchemaVersion: 2, MediaType: fakeMediaIndex}
@@ -244,14 +244,14 @@ func (f *FakeRegistry) AddIndex(repo, tag string, platforms map[string]FakeModel
 	return raw
 }
 
-// set changes knobs while the fake is serving.
+// Set changes knobs while the fake is serving.
 func (f *FakeRegistry) Set(fn func(f *FakeRegistry)) {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
 	fn(f)
 }
 
-// count reads counters safely.
+// Count reads counters safely.
 func (f *FakeRegistry) Count(fn func(f *FakeRegistry) int) int {
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
@@ -531,7 +531,7 @@ func (c *fakeCountingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// expectedTree is the zip (or staging) content SPEC §4 prescribes for m
+// ExpectedTree is the zip (or staging) content SPEC §4 prescribes for m
 // pulled as host/namespace/model with manifest file name file.
 func ExpectedTree(host, namespace, model, file string, m FakeModel) map[string]ZipContent {
 	dir := fs.ModeDir | 0o755
@@ -549,12 +549,12 @@ func ExpectedTree(host, namespace, model, file string, m FakeModel) map[string]Z
 	return tree
 }
 
-// tinyModel stores a three-layer model of about 300 KB as library/<name>.
+// TinyModel stores a three-layer model of about 300 KB as library/<name>.
 func TinyModel(f *FakeRegistry, name, tag string) FakeModel {
 	return f.AddModel("library/"+name, tag, TestBytes(300<<10, 1), []byte("{{ .Prompt }}"), []byte(`{"stop":["<|end|>"]}`))
 }
 
-// stagingTree lists a staging folder like readZipTree lists a zip.
+// StagingTree lists a staging folder like readZipTree lists a zip.
 func StagingTree(t *testing.T, dir string) map[string]ZipContent {
 	t.Helper()
 	got := map[string]ZipContent{}
@@ -582,7 +582,7 @@ func StagingTree(t *testing.T, dir string) map[string]ZipContent {
 	return got
 }
 
-// addShowModel stores library/qwen:0.5b with a config, a license, a
+// AddShowModel stores library/qwen:0.5b with a config, a license, a
 // template and params this test wrote; it returns the manifest's digest
 // the model blob's digest and the model's size.
 func AddShowModel(f *FakeRegistry) (digest, modelDigest string, size int64) {

@@ -8,7 +8,7 @@ import (
 	"unsafe"
 )
 
-// exchangePaths swaps two names atomically (renameat2 RENAME_EXCHANGE), so
+// ExchangePaths swaps two names atomically (renameat2 RENAME_EXCHANGE), so
 // a folder can turn into a symlink with no moment in which neither exists:
 // a race test then spends all its tries on the race.
 func ExchangePaths(a, b string) error {

@@ -6,6 +6,6 @@ import (
 	"errors"
 )
 
-// exchangePaths is only available on Linux; the race test falls back to
+// ExchangePaths is only available on Linux; the race test falls back to
 // two renames.
 func ExchangePaths(a, b string) error { return errors.ErrUnsupported }

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// mountTmpfs mounts a tmpfs of the given size ("256k") on a new folder: a
+// MountTmpfs mounts a tmpfs of the given size ("256k") on a new folder: a
 // small disk to fill. Skipped without root; under CI=true a failed mount
 // fails the test.
 func MountTmpfs(t *testing.T, size string) string {
@@ -28,7 +28,7 @@ func MountTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
-// remountTmpfs gives a mounted tmpfs a new size ("2m"), as freeing space would.
+// RemountTmpfs gives a mounted tmpfs a new size ("2m"), as freeing space would.
 func RemountTmpfs(t *testing.T, dir, size string) {
 	t.Helper()
 	if out, err := exec.Command("mount", "-o", "remount,size="+size, dir).CombinedOutput(); err != nil {
@@ -36,7 +36,7 @@ func RemountTmpfs(t *testing.T, dir, size string) {
 	}
 }
 
-// fillDisk writes a file into dir until its file system is full, as
+// FillDisk writes a file into dir until its file system is full, as
 // another program would.
 func FillDisk(dir string) error {
 	f, err := os.Create(filepath.Join(dir, "filler"))

@@ -8,13 +8,13 @@ import (
 	"testing"
 )
 
-// zipContent is what a test expects of one zip entry.
+// ZipContent is what a test expects of one zip entry.
 type ZipContent struct {
 	Mode fs.FileMode
 	Data string
 }
 
-// readZipTree returns every entry of a zip by name, checking on the way
+// ReadZipTree returns every entry of a zip by name, checking on the way
 // that names are slash-separated and stored uncompressed.
 func ReadZipTree(t *testing.T, path string) map[string]ZipContent {
 	t.Helper()

@@ -4,11 +4,11 @@ import (
 	"fmt"
 )
 
-// sizeText is a size for a person, in decimal units as df -H and file
+// Decimal is a size for a person, in decimal units as df -H and file
 // managers show a disk's space: "4.7 GB".
 func Decimal(n int64) string { return unitBytes(n, 1000, "kMGTPE", "B") }
 
-// humanBytes formats a byte count with binary units, as curl and aria2 do.
+// Binary formats a byte count with binary units, as curl and aria2 do.
 func Binary(n int64) string { return unitBytes(n, 1024, "KMGTPE", "iB") }
 
 // unitBytes formats n in steps of unit with the given prefixes: binary
