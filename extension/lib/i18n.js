@@ -4,6 +4,27 @@
 
 export const t = (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
 
+// tNodes is t with elements in the places of $1, $2…: names from the
+// outside world (an address) go in as isolated <bdi> elements, so that
+// they read correctly inside text of the other direction.
+export function tNodes(key, ...nodes) {
+  const marks = nodes.map((_, i) => `\u0001${i}\u0002`);
+  const out = [];
+  for (const part of t(key, ...marks).split(/(\u0001\d+\u0002)/)) {
+    const m = /^\u0001(\d+)\u0002$/.exec(part);
+    if (m) out.push(nodes[Number(m[1])]);
+    else if (part) out.push(document.createTextNode(part));
+  }
+  return out;
+}
+
+export function bdi(text) {
+  const el = document.createElement('bdi');
+  el.dir = 'ltr';
+  el.textContent = text;
+  return el;
+}
+
 export function localize(root = document) {
   const html = document.documentElement;
   html.lang = t('langCode');
