@@ -53,6 +53,12 @@ export function setAttr(el, name, value) {
   }
 }
 
+// setFill shows a fraction on a progress bar (see .progress-fill).
+export function setFill(fill, fraction) {
+  const v = `scaleX(${Math.max(0, Math.min(1, fraction)).toFixed(4)})`;
+  if (fill.style.transform !== v) fill.style.transform = v;
+}
+
 // readableURL shows a percent-encoded URL (a Persian file name) as text.
 export function readableURL(s) {
   try { return decodeURI(s); } catch { return s; }
