@@ -48,6 +48,7 @@ function render() {
     ul.append(li);
   }
   $('none').hidden = list.length > 0;
+  ul.hidden = list.length === 0;
   update();
 }
 
