@@ -85,13 +85,37 @@ async function filesUnder(dir) {
   return out;
 }
 
+describe('what a link is (extension/lib/links.js)', () => {
+  it('groups links by type, names models, and decides about a take-over', async () => {
+    const { groupOf, modelName, matchesTakeover, customList, extensionOf } = await import('../extension/lib/links.js');
+    assert.equal(extensionOf('https://x.example/a/B.ZIP?x=1'), 'zip');
+    assert.equal(extensionOf('https://x.example/dir/'), '');
+    assert.equal(groupOf('https://x.example/ubuntu.iso'), 'images');
+    assert.equal(groupOf('https://x.example/a.tar.gz'), 'archives');
+    assert.equal(groupOf('https://x.example/m.gguf'), 'models');
+    assert.equal(groupOf('https://x.example/book.pdf'), '');
+    assert.equal(groupOf('https://x.example/book.pdf', customList('PDF, .epub')), 'custom');
+    assert.equal(modelName('https://ollama.com/library/llama3.2:1b'), 'llama3.2:1b');
+    assert.equal(modelName('https://ollama.com/library/qwen3'), 'qwen3');
+    assert.equal(modelName('https://ollama.com/blog/post'), '');
+    assert.equal(modelName('https://evil.example/library/llama3'), '');
+    const rule = { types: ['video'], custom: [], minBytes: 100 << 20 };
+    assert.equal(matchesTakeover({ url: 'https://x.example/film.mkv', size: -1 }, rule), true);
+    assert.equal(matchesTakeover({ url: 'https://x.example/get?id=1', filename: '/home/u/Downloads/film.mp4', size: 0 }, rule), true);
+    assert.equal(matchesTakeover({ url: 'https://x.example/big.bin', size: 200 << 20 }, rule), true);
+    assert.equal(matchesTakeover({ url: 'https://x.example/small.bin', size: 1 << 20 }, rule), false);
+    assert.equal(matchesTakeover({ url: 'https://x.example/unknown.bin', size: -1 }, rule), false);
+    assert.equal(matchesTakeover({ url: 'https://x.example/big.bin', size: 200 << 20 }, { types: [], custom: [], minBytes: 0 }), false);
+  });
+});
+
 describe('browser extension in headless Chromium', { timeout: 240_000 }, () => {
   before(async () => {
     tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'omd-ext-'));
     await fs.mkdir(shotDir, { recursive: true });
     origin = await startOrigin();
     bin = await buildBinary(tmp);
-    omd = await startOmd(bin, path.join(tmp, 'out'));
+    omd = await startOmd(bin, path.join(tmp, 'out'), { args: ['-v'] }); // -v: every request logged
     ext = await launchWithExtension(extDir, { profileDir: path.join(tmp, 'profile'), downloadsDir: path.join(tmp, 'browser-downloads') });
     await setSettings({ server: omd.url });
   });
@@ -224,7 +248,8 @@ describe('browser extension in headless Chromium', { timeout: 240_000 }, () => {
       const text = await fs.readFile(f, 'latin1');
       assert.ok(!text.includes(sessionCookie.value), `${f} holds the cookie`);
     }
-    assert.ok(!omd.output().includes(sessionCookie.value), 'the log holds the cookie');
+    assert.ok(!omd.output().includes(sessionCookie.value), 'the -v log holds the cookie');
+    assert.match(omd.output(), /Cookie: \[redacted, \d+ bytes\]/, 'the -v log says a cookie went, without it');
     await page.close();
   });
 
