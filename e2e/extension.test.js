@@ -109,6 +109,26 @@ describe('what a link is (extension/lib/links.js)', () => {
   });
 });
 
+describe('the extension\'s languages', () => {
+  it('have the same messages and placeholders in English and Persian', async () => {
+    const read = async (code) => JSON.parse(await fs.readFile(path.join(extDir, '_locales', code, 'messages.json'), 'utf8'));
+    const [en, fa] = [await read('en'), await read('fa')];
+    assert.deepEqual(Object.keys(fa).sort(), Object.keys(en).sort());
+    const subs = (m) => [...m.message.matchAll(/\$\d/g)].map((x) => x[0]).sort();
+    for (const k of Object.keys(en)) assert.deepEqual(subs(fa[k]), subs(en[k]), `$n in "${k}"`);
+    // Every message the code and the pages use is there.
+    const files = ['background.js', 'popup.js', 'options.js', 'links.js', 'lib/state.js', 'popup.html', 'options.html', 'links.html', 'manifest.json'];
+    const text = (await Promise.all(files.map((f) => fs.readFile(path.join(extDir, f), 'utf8')))).join('\n');
+    const used = new Set([
+      ...[...text.matchAll(/\bt\('([A-Za-z_]+)'/g)].map((m) => m[1]),
+      ...[...text.matchAll(/data-i18n(?:-[a-z]+)?="([A-Za-z_]+)"/g)].map((m) => m[1]),
+      ...[...text.matchAll(/__MSG_([A-Za-z_]+)__/g)].map((m) => m[1]),
+    ]);
+    assert.ok(used.size > 50, `found ${used.size}`);
+    assert.deepEqual([...used].filter((k) => !(k in en)), []);
+  });
+});
+
 describe('browser extension in headless Chromium', { timeout: 240_000 }, () => {
   before(async () => {
     tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'omd-ext-'));
