@@ -523,9 +523,11 @@ func (a *app) follow(ctx context.Context, info owner.Info, reqs []queue.AddReque
 			}
 		}
 		pending := slices.ContainsFunc(views, func(v queue.JobView) bool { return !queue.StateFinished(v.State) })
+		// An export starts whatever the window: it uses no network.
+		waits := slices.ContainsFunc(views, func(v queue.JobView) bool { return !queue.StateFinished(v.State) && v.Kind != queue.KindExport })
 		mu.Unlock()
 		rev = d.Rev
-		if sch := d.Schedule; pending && sch != nil && !sch.Open && !toldWindow {
+		if sch := d.Schedule; waits && sch != nil && !sch.Open && !toldWindow {
 			fmt.Fprintf(a.stderr, "The owner's download window (%s–%s) is closed: the downloads start at %s.\n",
 				sch.Start, sch.End, sch.NextStart.Local().Format("15:04 on Mon 2 Jan"))
 			toldWindow = true
@@ -629,7 +631,7 @@ func statusOf(v queue.JobView) transferStatus {
 	if v.ETASeconds >= 0 {
 		eta = time.Duration(v.ETASeconds) * time.Second
 	}
-	return transferStatus{Name: v.Name, State: state, Done: v.BytesDone, Total: v.BytesTotal, Speed: v.Speed, ETA: eta}
+	return transferStatus{Name: v.Name, State: state, Done: v.BytesDone, Total: v.BytesTotal, Speed: v.Speed, ETA: eta, Running: queue.StateRunning(v.State)}
 }
 
 // displaySource is how an argument is named before its file name is known.

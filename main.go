@@ -65,6 +65,8 @@ Subcommands (each has -h):
   ollama-model-downloader install llama3-latest.zip        into $OLLAMA_MODELS or ~/.ollama/models
   ollama-model-downloader install llama3.2:1b              pull straight into the models folder
   ollama-model-downloader show llama3.2:1b                 what a model is, before pulling it
+  ollama-model-downloader list                             the models this machine's Ollama has (no server needed)
+  ollama-model-downloader export qwen2:0.5b                one of them into a zip, with no network
   ollama-model-downloader serve-models -listen 0.0.0.0:11435
         serve downloaded models to 'ollama pull --insecure <host>:11435/library/<model>'
 
@@ -164,6 +166,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			code = runVerifyCommand(ctx, args[1:], stdout, stderr)
 		case "show":
 			code = runShowCommand(ctx, args[1:], stdout, stderr)
+		case "export":
+			code = runExportCommand(ctx, args[1:], stdout, stderr)
+		case "list":
+			code = runListCommand(args[1:], stdout, stderr)
 		case "serve-models":
 			code = runServeModelsCommand(ctx, args[1:], stdout, stderr)
 		case "help":

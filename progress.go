@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"ollama-model-downloader/internal/queue"
 	"ollama-model-downloader/internal/units"
 	"os"
 	"strings"
@@ -20,6 +19,9 @@ type transferStatus struct {
 	Total int64 // -1 when unknown
 	Speed float64
 	ETA   time.Duration // -1 when unknown
+	// Running is a transfer at work: State may name its phase
+	// ("copying") rather than a queue state.
+	Running bool
 }
 
 // progressPrinter draws transfer progress on stderr: redrawn in place on a
@@ -73,7 +75,7 @@ func (p *progressPrinter) draw(final bool) {
 			return // the summary follows
 		}
 		for _, s := range statuses {
-			if queue.StateRunning(s.State) {
+			if s.Running {
 				fmt.Fprintln(p.out, formatStatus(s, 0))
 			}
 		}
@@ -107,12 +109,13 @@ func formatStatus(s transferStatus, width int) string {
 	default:
 		parts = append(parts, units.Binary(s.Done))
 	}
-	if s.State == "downloading" {
+	if s.State == "downloading" || s.State == "copying" { // copying: an export, from disk
 		parts = append(parts, units.Binary(int64(s.Speed))+"/s")
 		if s.ETA >= 0 {
 			parts = append(parts, "ETA "+s.ETA.Round(time.Second).String())
 		}
-	} else {
+	}
+	if s.State != "downloading" {
 		parts = append(parts, s.State)
 	}
 	return strings.Join(parts, "  ")

@@ -36,6 +36,8 @@ func TestFormatStatus(t *testing.T) {
 			"y  2.0 KiB  0 B/s"},
 		{"completed", transferStatus{Name: "z", State: "completed", Done: 10, Total: 10},
 			"z  100.0%  10 B / 10 B  completed"},
+		{"an export copying", transferStatus{Name: "qwen2:0.5b", State: "copying", Done: 1 << 30, Total: 2 << 30, Speed: 256 << 20, ETA: 4 * time.Second},
+			"qwen2:0.5b   50.0%  1.0 GiB / 2.0 GiB  256.0 MiB/s  ETA 4s  copying"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,8 +52,9 @@ func TestProgressPrinterPlainLines(t *testing.T) {
 	var out bytes.Buffer
 	p := newProgressPrinter(&out, func() []transferStatus {
 		return []transferStatus{
-			{Name: "a.bin", State: "downloading", Done: 1, Total: 2, ETA: -1},
+			{Name: "a.bin", State: "downloading", Done: 1, Total: 2, ETA: -1, Running: true},
 			{Name: "b.bin", State: "completed", Done: 2, Total: 2},
+			{Name: "c:latest", State: "copying", Done: 1, Total: 4, ETA: -1, Running: true},
 		}
 	})
 	p.every = time.Millisecond
@@ -59,8 +62,8 @@ func TestProgressPrinterPlainLines(t *testing.T) {
 	defer cancel()
 	p.Run(ctx)
 	text := out.String()
-	if !strings.Contains(text, "a.bin   50.0%") {
-		t.Errorf("no progress line for the running transfer in %q", text)
+	if !strings.Contains(text, "a.bin   50.0%") || !strings.Contains(text, "c:latest   25.0%") {
+		t.Errorf("no progress line for the running transfers (an export copying too) in %q", text)
 	}
 	if strings.Contains(text, "b.bin") || strings.Contains(text, "\x1b[") {
 		t.Errorf("plain output shows finished transfers or terminal codes: %q", text)

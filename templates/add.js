@@ -6,7 +6,7 @@ import { latinDigits, parseDigits } from './i18n.js';
 import { I, isPhone } from './state.js';
 import { ApiError, api, errorBlock, apiSentence } from './api.js';
 import { toast } from './toast.js';
-import { store, jobName, dirty, localAdds, upsert, refreshNow } from './store.js';
+import { store, jobName, takeAdded, refreshNow } from './store.js';
 import { scheduleRender } from './lists.js';
 import { currentTab, showTab } from './tabs.js';
 
@@ -36,14 +36,7 @@ async function onAdd(e) {
   try {
     const r = await api('POST', '/api/download/add', body);
     const added = (r && r.downloads) || [];
-    for (const j of added) {
-      localAdds.add(j.id);
-      upsert(j);
-    }
-    if (added.length && !store.order.includes(added[0].id)) {
-      for (const j of added) if (!store.order.includes(j.id)) store.order.push(j.id);
-      dirty.lists = true;
-    }
+    takeAdded(added);
     $('add-url').value = '';
     $('add-sha').value = '';
     hidePreview();

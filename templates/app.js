@@ -2,7 +2,7 @@
 // one module owns (scrolling, resizing, the page hidden or shown). The
 // page's code is in modules by responsibility (docs/UI.md): state.js,
 // api.js, toast.js, store.js, lists.js, rows.js, tabs.js, add.js,
-// settings.js, library.js, mirror.js, history.js, stats.js, lang.js, browsers.js. Every
+// settings.js, library.js, ollama.js, mirror.js, history.js, stats.js, lang.js, browsers.js. Every
 // word comes from the chosen language's table (i18n/); the long lists keep
 // only the rows in view in the DOM (vlist.js). The modules call each
 // other's functions; loading them only declares (api.js also takes the
@@ -16,6 +16,7 @@ import { currentTab, showTab, refreshTab, wireTabs } from './tabs.js';
 import { foldAdd, wireAdd } from './add.js';
 import { loadSettings, showSchedule, wireSettings } from './settings.js';
 import { wireLibrary } from './library.js';
+import { wireOllama } from './ollama.js';
 import { mirrorTimer, wireMirror } from './mirror.js';
 import { wireHistory } from './history.js';
 import { lastDaily, drawDaily } from './stats.js';
@@ -35,6 +36,7 @@ function init() {
   wireLists();
   wireSettings();
   wireLibrary();
+  wireOllama();
   wireMirror();
   wireHistory();
   wireBrowsers();

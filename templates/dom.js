@@ -90,7 +90,7 @@ const iconByExt = new Map([
 ]);
 
 export function fileIcon(kind, name) {
-  if (kind === 'model') return 'model';
+  if (kind === 'model' || kind === 'export') return 'model';
   const m = /\.([A-Za-z0-9]{1,10})$/.exec(name || '');
   return (m && iconByExt.get(m[1].toLowerCase())) || 'file';
 }

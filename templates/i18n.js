@@ -148,6 +148,9 @@ export function makeI18n(lang) {
     longDay: (d) => longDayFmt.format(d),
     errorSentence: (code) => lang.errors[code] || lang.errors.unknown,
     hasError: (code) => !!code && code in lang.errors,
+    // sentence is a key's text as the table writes it ({{…}} kept), for
+    // errorBlock, which makes the nodes.
+    sentence: (key, params) => raw(key, params),
   };
 }
 

@@ -24,6 +24,10 @@ export function fillLimitChoices(e) {
 
 const isNarrow = window.matchMedia('(max-width: 860px)');
 
+// A model pull and an export (models of this machine's Ollama into a zip)
+// show a model's name, phases and layers.
+const modelish = (j) => j.kind === 'model' || j.kind === 'export';
+
 // rowBase is a row's usual height at this width (asking matchMedia for each
 // of 10,000 rows would cost more than the rows in view).
 let rowBase = 78;
@@ -35,7 +39,7 @@ export function estimateRow(j) {
   let px = rowBase;
   if (!j) return px;
   if (j.error && j.state === 'failed') px += 44;
-  if (j.kind === 'model' && Array.isArray(j.layers) && j.layers.length) px += 28;
+  if (modelish(j) && Array.isArray(j.layers) && j.layers.length) px += 28;
   if (j.outcome || j.reused_bytes > 0 || j.models_dir) px += 22;
   return px;
 }
@@ -77,7 +81,7 @@ export function buildRow(tab, id, j) {
 
 export function updateRow(row, j, index, count) {
   const tab = row._tab;
-  const name = j.kind === 'model' ? (j.name || j.source) : jobName(j);
+  const name = modelish(j) ? (j.name || j.source) : jobName(j);
   const q = (cls) => row.querySelector(cls);
   row.dataset.state = j.state;
 
@@ -91,7 +95,8 @@ export function updateRow(row, j, index, count) {
     q('.job-limit').setAttribute('aria-label', I.t('limit.rowLabel', { name }));
     q('.job-limit').title = I.t('limit.rowTitle');
   }
-  const src = j.kind === 'model' ? (j.models_dir ? '' : (j.source !== name ? j.source : '')) : readableURL(j.source);
+  let src = j.kind === 'model' ? (j.models_dir ? '' : (j.source !== name ? j.source : '')) : readableURL(j.source);
+  if (j.kind === 'export') src = j.path || '';
   const srcEl = q('.job-source');
   if (srcEl.textContent !== src) { srcEl.textContent = src; srcEl.title = src; srcEl.hidden = !src; }
 
@@ -100,13 +105,13 @@ export function updateRow(row, j, index, count) {
   if (kind.dataset.icon !== iconName) {
     kind.dataset.icon = iconName;
     kind.className = `job-kind ${iconName === 'model' ? 'model' : `ft-${iconName}`}`;
-    kind.title = I.t(j.kind === 'model' ? 'kind.model' : 'kind.file');
+    kind.title = I.t({ model: 'kind.model', export: 'kind.export' }[j.kind] || 'kind.file');
     kind.replaceChildren(icon(iconName));
   }
 
   const badge = q('.badge');
   const phaseKey = `phase.${j.phase}`;
-  let label = j.kind === 'model' && running(j.state) && j.phase && I.has(phaseKey) ? I.t(phaseKey) : I.t(`state.${j.state}`);
+  let label = modelish(j) && running(j.state) && j.phase && I.has(phaseKey) ? I.t(phaseKey) : I.t(`state.${j.state}`);
   if (j.state === 'completed' && (j.outcome === 'unchanged' || j.outcome === 'unchecked')) label = I.t('state.unchanged');
   setText(badge, label);
   badge.className = `badge ${j.state}`;
@@ -133,7 +138,7 @@ export function updateRow(row, j, index, count) {
   if (j.outcome === 'unchecked') notes.push(I.tn('note.unchecked'));
   if (j.outcome === 'updated') notes.push(I.tn('note.updated', { previous: bidi(j.previous_path || '', 'path') }));
   if (j.reused_bytes > 0) notes.push(I.tn('note.reused', { size: I.bytes(j.reused_bytes) }));
-  if (j.models_dir) notes.push(I.tn('note.modelsDir', { dir: h('bdi', { dir: 'ltr', class: 'path', text: j.models_dir }) }));
+  if (j.models_dir) notes.push(I.tn(j.kind === 'export' ? 'note.exportFrom' : 'note.modelsDir', { dir: h('bdi', { dir: 'ltr', class: 'path', text: j.models_dir }) }));
   const noteEl = q('.job-note');
   const noteKey = `${j.outcome || ''}|${j.previous_path || ''}|${j.reused_bytes || 0}|${j.models_dir || ''}`;
   if (noteEl.dataset.key !== noteKey) {
@@ -208,7 +213,7 @@ function layerType(type) {
 // is, and whether it was already on disk.
 function renderLayers(row, j) {
   const det = row.querySelector('.job-layers');
-  const layers = j.kind === 'model' && Array.isArray(j.layers) ? j.layers : [];
+  const layers = modelish(j) && Array.isArray(j.layers) ? j.layers : [];
   det.hidden = layers.length === 0;
   if (!layers.length) return;
   const reused = layers.filter((l) => l.reused).length;

@@ -253,6 +253,19 @@ async function poll() {
   }
 }
 
+// takeAdded puts downloads this page just added into the list at once,
+// marked as its own (the page says so itself, not a second toast).
+export function takeAdded(added) {
+  for (const j of added) {
+    localAdds.add(j.id);
+    upsert(j);
+  }
+  if (added.length && !store.order.includes(added[0].id)) {
+    for (const j of added) if (!store.order.includes(j.id)) store.order.push(j.id);
+    dirty.lists = true;
+  }
+}
+
 // refreshNow fetches the changes since the newest revision at once (after
 // an action, so that its effect shows before the next event).
 export async function refreshNow() {

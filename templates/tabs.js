@@ -3,11 +3,12 @@
 import { $ } from './dom.js';
 import { vlists } from './lists.js';
 import { loadLibrary } from './library.js';
+import { loadOllama } from './ollama.js';
 import { mirrorTimer, loadMirror } from './mirror.js';
 import { loadHistory } from './history.js';
 import { loadStats } from './stats.js';
 
-const tabs = ['active', 'queue', 'finished', 'library', 'history', 'stats'];
+const tabs = ['active', 'queue', 'finished', 'library', 'ollama', 'history', 'stats'];
 export let currentTab = 'active';
 
 export function showTab(name, focus) {
@@ -29,6 +30,7 @@ export function showTab(name, focus) {
 export function refreshTab() {
   clearTimeout(mirrorTimer);
   if (currentTab === 'library') { loadLibrary(); loadMirror(); }
+  else if (currentTab === 'ollama') loadOllama();
   else if (currentTab === 'history') loadHistory();
   else if (currentTab === 'stats') loadStats();
 }

@@ -16,12 +16,14 @@ export async function buildBinary(tmp) {
   return out;
 }
 
-// args are extra flags (e.g. -registry), env extra variables (e.g. OLLAMA_MODELS).
-export async function startOmd(bin, outputDir, { timeoutMs = 30_000, args = [], env = {} } = {}) {
+// args are extra flags (e.g. -registry), env extra variables (e.g.
+// OLLAMA_MODELS), user { uid, gid } another user to run it as (root only).
+export async function startOmd(bin, outputDir, { timeoutMs = 30_000, args = [], env = {}, user = {} } = {}) {
   await fs.mkdir(outputDir, { recursive: true });
   const child = spawn(bin, ['-no-browser', '-port', '0', '-output-dir', outputDir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost', ...env },
+    ...user,
   });
   let output = '';
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));

@@ -1,6 +1,7 @@
 // A minimal model registry for the browser tests: one model, library/tiny:1,
 // served the way registry.ollama.ai serves it (a Docker v2 manifest by tag,
-// blobs by digest, with Range support). Nothing else.
+// with its Docker-Content-Digest, also to a HEAD; blobs by digest, with
+// Range support), and a newer version of it on demand. Nothing else.
 import http from 'node:http';
 import crypto from 'node:crypto';
 
@@ -13,17 +14,22 @@ export async function startRegistry() {
     blobs.set(digest, data);
     return { mediaType, digest, size: data.length };
   };
-  const weights = Buffer.alloc(64 << 10);
-  for (let i = 0; i < weights.length; i++) weights[i] = (i * 131 + 7) & 0xff;
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-    config: desc('application/vnd.docker.container.image.v1+json', Buffer.from('{"model_format":"gguf","model_family":"tiny"}')),
-    layers: [
-      desc('application/vnd.ollama.image.model', weights),
-      desc('application/vnd.ollama.image.template', Buffer.from('{{ .Prompt }}')),
-    ],
-  }));
+  // version makes the model's manifest: another version has other weights.
+  const version = (v) => {
+    const weights = Buffer.alloc(64 << 10);
+    for (let i = 0; i < weights.length; i++) weights[i] = (i * 131 + 7 + v) & 0xff;
+    return Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: desc('application/vnd.docker.container.image.v1+json', Buffer.from('{"model_format":"gguf","model_family":"tiny","model_type":"64K","file_type":"F32"}')),
+      layers: [
+        desc('application/vnd.ollama.image.model', weights),
+        desc('application/vnd.ollama.image.template', Buffer.from('{{ .Prompt }}')),
+      ],
+    }));
+  };
+  let manifest = version(0);
+  const methods = []; // the method of each manifest request, in order
 
   const server = http.createServer((req, res) => {
     const u = new URL(req.url, 'http://x');
@@ -33,6 +39,7 @@ export async function startRegistry() {
       return;
     }
     if (u.pathname === '/v2/library/tiny/manifests/1' || u.pathname === `/v2/library/tiny/manifests/${sha(manifest)}`) {
+      methods.push(req.method);
       res.writeHead(200, {
         'content-type': 'application/vnd.docker.distribution.manifest.v2+json',
         'docker-content-digest': sha(manifest),
@@ -65,7 +72,11 @@ export async function startRegistry() {
   const base = `http://127.0.0.1:${server.address().port}`;
   return {
     base,
-    manifest,
+    get manifest() { return manifest; },
+    blobs,
+    methods,
+    // publish tags a newer version as library/tiny:1 (its blobs stay served).
+    publish() { manifest = version(1); },
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"io"
 	"ollama-model-downloader/internal/fault"
 	"strconv"
 	"strings"
@@ -107,4 +108,38 @@ func ParseRate(s string) (int64, error) {
 		return 0, fault.BadInputf("invalid rate %q: use bytes per second like 500K, 2M or 0 for no limit", s)
 	}
 	return int64(n * mult), nil
+}
+
+// Writer is w paced by l, for bytes that do not come through a transfer
+// (an export copying from disk): each write waits for its bytes, taken
+// in pieces small enough that one wait stays short, so the limit can
+// change while it runs. A nil l gives w itself.
+func (l *RateLimiter) Writer(ctx context.Context, w io.Writer) io.Writer {
+	if l == nil {
+		return w
+	}
+	return limitedWriter{ctx: ctx, w: w, l: l}
+}
+
+type limitedWriter struct {
+	ctx context.Context
+	w   io.Writer
+	l   *RateLimiter
+}
+
+func (lw limitedWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		n := lw.l.chunk(len(p))
+		if err := lw.l.WaitN(lw.ctx, n); err != nil {
+			return written, err
+		}
+		m, err := lw.w.Write(p[:n])
+		written += m
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }

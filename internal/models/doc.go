@@ -4,7 +4,10 @@
 // reading and verifying zips and folders (modelzip.go, verify.go), installing
 // into a models folder (install.go), reusing blobs already on this machine
 // (reuse.go), `show`, and the Puller that puts a registry's model into a zip
-// or straight into a models folder.
+// or straight into a models folder. Reading this machine's Ollama models
+// folder without a server is local.go (list, names resolved as Ollama does);
+// export.go puts its models into the zip a pull writes, with no network, and
+// check.go compares one with its registry's tag.
 //
 // A pull, in outline (Puller.Pull):
 //
@@ -17,6 +20,11 @@
 //	install: each blob is verified in a staging folder beside blobs/ and
 //	         renamed in; the manifest is written last, so a running Ollama
 //	         never lists half a model
+//
+// An export (Puller.Export) is the zip branch with the manifests read from a
+// models folder (several models, each blob once) and every blob copied from
+// its blobs/, hashed on the way; nothing is fetched, and a blob that does not
+// hash right fails the export instead of being fetched.
 //
 // Invariants: the manifest is written byte for byte as served (Ollama's model
 // ID is its SHA-256); extracting the zip into an empty models folder gives

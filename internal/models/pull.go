@@ -12,7 +12,6 @@ import (
 	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/registry"
-	"ollama-model-downloader/internal/units"
 	"os"
 	"path"
 	"path/filepath"
@@ -99,8 +98,8 @@ func (p *Puller) Pull(ctx context.Context, req PullRequest) (PullResult, error) 
 	if req.OutputDir == "" && req.ModelsDir == "" {
 		return PullResult{}, fault.BadInputf("pulling %s: no output folder given", name.DisplayName())
 	}
-	if req.Split < 0 || req.Split > 0 && req.Split < minSplitSize {
-		return PullResult{}, fault.BadInputf("pulling %s: -split must be at least %s, got %d bytes", name.DisplayName(), units.Decimal(minSplitSize), req.Split)
+	if err := CheckSplit("pulling "+name.DisplayName(), req.Split); err != nil {
+		return PullResult{}, err
 	}
 	retries := req.Retries
 	if retries < 0 {
@@ -111,7 +110,7 @@ func (p *Puller) Pull(ctx context.Context, req PullRequest) (PullResult, error) 
 
 	raw, m, err := c.ResolveManifest(ctx, name, retries)
 	if err != nil {
-		return PullResult{}, err
+		return PullResult{}, p.explainUnreachable(name, err, req.ModelsDir)
 	}
 	blobs, err := registry.ManifestBlobs(m)
 	if err != nil {
@@ -125,7 +124,7 @@ func (p *Puller) Pull(ctx context.Context, req PullRequest) (PullResult, error) 
 	return job.zip(ctx)
 }
 
-// pullJob is one Pull once its manifest is known.
+// pullJob is one Pull (or one Export) once its manifest is known.
 type pullJob struct {
 	p       *Puller
 	name    registry.Name
@@ -134,15 +133,54 @@ type pullJob struct {
 	req     PullRequest
 	retries int
 	prog    *pullCounter
+
+	// extra are the other models of an export's zip, after name and raw.
+	extra []zipManifest
+	// local is an export's Ollama models folder: every blob is copied
+	// from there, its digest checked on the way, and nothing is fetched.
+	local string
+}
+
+// zipManifest is one model of a zip: its name and its manifest's bytes.
+type zipManifest struct {
+	Name registry.Name
+	Raw  []byte
+}
+
+// zipManifests are the models the job's zip holds.
+func (j *pullJob) zipManifests() []zipManifest {
+	return append([]zipManifest{{j.name, j.raw}}, j.extra...)
+}
+
+// label names the job's models for messages: "qwen2:0.5b", or several
+// separated by commas.
+func (j *pullJob) label() string {
+	names := make([]string, 0, 1+len(j.extra))
+	for _, m := range j.zipManifests() {
+		names = append(names, m.Name.DisplayName())
+	}
+	return strings.Join(names, ", ")
+}
+
+// doing is what the job does, for messages: "pulling qwen2:0.5b".
+func (j *pullJob) doing() string {
+	if j.local != "" {
+		return "exporting " + j.label()
+	}
+	return "pulling " + j.label()
 }
 
 // reuseDirs are the Ollama models folders a pull takes blobs from: the
 // configured ones, else the one Ollama uses here ($OLLAMA_MODELS, else
 // ~/.ollama/models); the install target comes first.
-func (j *pullJob) reuseDirs() []string {
-	dirs := []string{j.req.ModelsDir}
-	if j.p.ReuseModelsDirs != nil {
-		return append(dirs, j.p.ReuseModelsDirs...)
+func (j *pullJob) reuseDirs() []string { return j.p.modelsDirs(j.req.ModelsDir) }
+
+// modelsDirs are target (when not "") and the Ollama models folders of
+// this machine: the configured ones, else the one Ollama uses here.
+func (p *Puller) modelsDirs(target string) []string {
+	dirs := []string{target}
+	if p.ReuseModelsDirs != nil {
+		return append(dirs, p.ReuseModelsDirs...)
 	}
 	if d, err := ResolveModelsDir(""); err == nil {
 		dirs = append(dirs, d)
@@ -165,7 +203,15 @@ func PullStagingDir(outputDir string, name registry.Name) string {
 // RemovePullStaging deletes a pull's staging folder and the unfinished
 // zip it was writing (for cancel).
 func RemovePullStaging(outputDir string, name registry.Name) error {
-	staging := PullStagingDir(outputDir, name)
+	if err := removeZipStaging(outputDir, PullStagingDir(outputDir, name)); err != nil {
+		return fmt.Errorf("removing staging of %s: %w", name.DisplayName(), err)
+	}
+	return nil
+}
+
+// removeZipStaging deletes a zip's staging folder under outputDir and
+// the hidden temporary files its resume state names.
+func removeZipStaging(outputDir, staging string) error {
 	if data, err := os.ReadFile(filepath.Join(staging, zipStateFile)); err == nil {
 		var st zipPullState
 		if json.Unmarshal(data, &st) == nil {
@@ -177,7 +223,7 @@ func RemovePullStaging(outputDir string, name registry.Name) error {
 		}
 	}
 	if err := os.RemoveAll(staging); err != nil {
-		return fmt.Errorf("removing staging of %s: %w", name.DisplayName(), err)
+		return err
 	}
 	_ = os.Remove(filepath.Join(outputDir, ".staging")) // only if empty
 	return nil
@@ -303,19 +349,21 @@ func (j *pullJob) fetchBlob(ctx context.Context, i int, dest blobTarget) (uint32
 		if errors.Is(err, fault.ErrChecksumMismatch) {
 			err = fmt.Errorf("%w (after %d attempts; the manifest says %d bytes)", err, attempt+1, b.Size)
 		}
-		return 0, fmt.Errorf("downloading blob %s of %s: %w", b.Digest, j.name.DisplayName(), err)
+		return 0, fmt.Errorf("downloading blob %s of %s: %w", b.Digest, j.label(), err)
 	}
 }
 
 // modelZipEntries lists the zip's entries in Ollama's layout, each with
 // the staging file it comes from and what it must hold:
 //
-//	blobs/sha256-<hex>
+//	blobs/sha256-<hex>                                  (each blob once)
 //	manifests/<host>/<namespace>/<model>/<tag or sha256-hex>
 //
 // The host keeps its port as Ollama does. Windows cannot name a folder
 // "host:port", so staging uses "host_port" there; the zip keeps Ollama's.
-func modelZipEntries(dir string, name registry.Name, raw []byte, blobs []registry.Blob) []zipEntry {
+// A manifest's entry carries its bytes (Data): they go into the zip as
+// they are.
+func modelZipEntries(dir string, ms []zipManifest, blobs []registry.Blob) []zipEntry {
 	entries := []zipEntry{{Name: "blobs/"}}
 	sorted := slices.Clone(blobs)
 	slices.SortFunc(sorted, func(a, b registry.Blob) int { return strings.Compare(a.Digest, b.Digest) })
@@ -323,28 +371,45 @@ func modelZipEntries(dir string, name registry.Name, raw []byte, blobs []registr
 		entries = append(entries, zipEntry{Name: "blobs/" + b.File(), Path: filepath.Join(dir, "blobs", b.File()),
 			Size: b.Size, SHA256: strings.TrimPrefix(b.Digest, registry.DigestAlgoPrefix)})
 	}
-	stagedHost := name.Host
-	if runtime.GOOS == "windows" {
-		stagedHost = strings.ReplaceAll(stagedHost, ":", "_")
+	entries = append(entries, zipEntry{Name: "manifests/"})
+	ms = slices.Clone(ms)
+	slices.SortFunc(ms, func(a, b zipManifest) int {
+		return strings.Compare(manifestEntryName(a.Name), manifestEntryName(b.Name))
+	})
+	seen := map[string]bool{}
+	for _, m := range ms {
+		name := m.Name
+		zdir := "manifests/"
+		for _, part := range []string{name.Host, name.Namespace, name.Model} {
+			zdir = path.Join(zdir, part) + "/"
+			if !seen[zdir] {
+				seen[zdir] = true
+				entries = append(entries, zipEntry{Name: zdir})
+			}
+		}
+		stagedHost := name.Host
+		if runtime.GOOS == "windows" {
+			stagedHost = strings.ReplaceAll(stagedHost, ":", "_")
+		}
+		sum := sha256.Sum256(m.Raw)
+		entries = append(entries, zipEntry{Name: manifestEntryName(name),
+			Path: filepath.Join(dir, "manifests", stagedHost, name.Namespace, name.Model, name.ManifestFile()),
+			Size: int64(len(m.Raw)), SHA256: hex.EncodeToString(sum[:]), Data: m.Raw})
 	}
-	zdir := "manifests/"
-	entries = append(entries, zipEntry{Name: zdir})
-	for _, part := range []string{name.Host, name.Namespace, name.Model} {
-		zdir = path.Join(zdir, part) + "/"
-		entries = append(entries, zipEntry{Name: zdir})
-	}
-	sum := sha256.Sum256(raw)
-	return append(entries, zipEntry{Name: zdir + name.ManifestFile(),
-		Path: filepath.Join(dir, "manifests", stagedHost, name.Namespace, name.Model, name.ManifestFile()),
-		Size: int64(len(raw)), SHA256: hex.EncodeToString(sum[:])})
+	return entries
 }
 
-// writeStagedManifest checks that every staged blob has its size (the
-// engine verified the digests) and writes the manifest byte-for-byte as
-// served: Ollama's model ID is its sha256.
-func writeStagedManifest(entries []zipEntry, raw []byte) error {
-	for _, e := range entries[:len(entries)-1] {
-		if e.Path == "" {
+// manifestEntryName is a model's manifest in Ollama's layout.
+func manifestEntryName(n registry.Name) string {
+	return path.Join("manifests", n.Host, n.Namespace, n.Model, n.ManifestFile())
+}
+
+// writeStagedManifests checks that every staged blob has its size (the
+// engine verified the digests) and writes the manifests byte-for-byte as
+// served: Ollama's model ID is their sha256.
+func writeStagedManifests(entries []zipEntry) error {
+	for _, e := range entries {
+		if e.Path == "" || e.Data != nil {
 			continue
 		}
 		fi, err := os.Stat(e.Path)
@@ -355,12 +420,16 @@ func writeStagedManifest(entries []zipEntry, raw []byte) error {
 			return fmt.Errorf("staged %s: %w: %d bytes, manifest says %d", e.Name, fault.ErrChecksumMismatch, fi.Size(), e.Size)
 		}
 	}
-	m := entries[len(entries)-1].Path
-	if err := os.MkdirAll(filepath.Dir(m), 0o755); err != nil {
-		return fmt.Errorf("creating manifest folder: %w", err)
-	}
-	if err := disk.WriteFileAtomic(m, 0o644, disk.WriteBytes(raw)); err != nil {
-		return fmt.Errorf("writing manifest: %w", err)
+	for _, e := range entries {
+		if e.Data == nil {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(e.Path), 0o755); err != nil {
+			return fmt.Errorf("creating manifest folder: %w", err)
+		}
+		if err := disk.WriteFileAtomic(e.Path, 0o644, disk.WriteBytes(e.Data)); err != nil {
+			return fmt.Errorf("writing manifest: %w", err)
+		}
 	}
 	return nil
 }

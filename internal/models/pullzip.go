@@ -66,7 +66,7 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 	req := j.req
 	out := req.Output
 	if out == "" {
-		out = filepath.Join(req.OutputDir, j.name.ZipName())
+		out = filepath.Join(req.OutputDir, j.zipName())
 	}
 	out, err := filepath.Abs(out)
 	if err != nil {
@@ -74,18 +74,18 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 	}
 	dir := filepath.Dir(out)
 	split := PartSize(req.Split)
-	staging := PullStagingDir(req.OutputDir, j.name)
-	entries := modelZipEntries(staging, j.name, j.raw, j.blobs)
+	staging := j.stagingDir()
+	entries := modelZipEntries(staging, j.zipManifests(), j.blobs)
 	probe, err := planZip(zipSlots(entries), j.p.Now())
 	if err != nil {
-		return PullResult{}, fmt.Errorf("planning the zip of %s: %w", j.name.DisplayName(), err)
+		return PullResult{}, fmt.Errorf("planning the zip of %s: %w", j.label(), err)
 	}
 	if err := j.checkFAT(dir, probe.Size, split); err != nil {
 		return PullResult{}, err
 	}
 	if res, ok := j.zipAlreadyThere(ctx, out, split, entries); ok {
 		if !req.KeepStaging { // a run killed after publishing left its state
-			_ = RemovePullStaging(req.OutputDir, j.name)
+			_ = removeZipStaging(req.OutputDir, staging)
 		}
 		return res, nil
 	}
@@ -115,7 +115,7 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 	}
 	if fresh {
 		j.dropZipState(staging, st)
-		st = zipPullState{Manifest: registry.DigestOf(j.raw), Output: out, Split: split, Modified: layout.Modified, Temp: temps, Done: map[string]uint32{}}
+		st = zipPullState{Manifest: j.stateKey(), Output: out, Split: split, Modified: layout.Modified, Temp: temps, Done: map[string]uint32{}}
 		if err := j.saveZipState(staging, st); err != nil {
 			return PullResult{}, err
 		}
@@ -127,17 +127,21 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 		}
 	}
 	if err := disk.CheckFreeSpace(dir, layout.Size-have); err != nil {
-		return PullResult{}, fmt.Errorf("pulling %s: %w", j.name.DisplayName(), err)
+		return PullResult{}, fmt.Errorf("%s: %w", j.doing(), err)
 	}
 	space, err := openZipSpace(temps, split, layout.Size, fresh)
 	if err != nil {
 		return PullResult{}, err
 	}
 	defer space.Close()
-	// The manifest is known already: its bytes go in now.
-	mslot := &layout.Entries[len(layout.Entries)-1]
-	if _, err := space.WriteAt(j.raw, mslot.Data); err != nil {
-		return PullResult{}, disk.FullError(fmt.Errorf("writing %s: %w", temps[0], err), temps[0])
+	// The manifests are known already: their bytes go in now.
+	for i, e := range entries {
+		if e.Data == nil {
+			continue
+		}
+		if _, err := space.WriteAt(e.Data, layout.Entries[i].Data); err != nil {
+			return PullResult{}, disk.FullError(fmt.Errorf("writing %s: %w", temps[0], err), temps[0])
+		}
 	}
 
 	small := map[string]uint32{} // CRC-32 of the small blobs, not recorded in st
@@ -150,8 +154,8 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 		s := &layout.Entries[i]
 		switch {
 		case s.dir():
-		case i == len(layout.Entries)-1:
-			s.CRC = crc32.ChecksumIEEE(j.raw)
+		case entries[i].Data != nil:
+			s.CRC = crc32.ChecksumIEEE(entries[i].Data)
 		default:
 			digest := registry.DigestAlgoPrefix + strings.TrimPrefix(s.Name, "blobs/"+registry.DigestFilePrefix)
 			crc, ok := st.Done[digest]
@@ -166,7 +170,7 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 		return PullResult{}, disk.FullError(err, temps[0])
 	}
 	if err := checkWrittenZip(space, layout); err != nil {
-		return PullResult{}, fmt.Errorf("checking the zip of %s: %w", j.name.DisplayName(), err)
+		return PullResult{}, fmt.Errorf("checking the zip of %s: %w", j.label(), err)
 	}
 	if err := space.Finish(); err != nil {
 		return PullResult{}, disk.FullError(err, temps[0])
@@ -176,7 +180,7 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 		return PullResult{}, err
 	}
 	if !req.KeepStaging {
-		if err := RemovePullStaging(req.OutputDir, j.name); err != nil {
+		if err := removeZipStaging(req.OutputDir, staging); err != nil {
 			j.p.log.Warn("removing staging folder", "path", staging, "err", err)
 		}
 	} else {
@@ -184,7 +188,7 @@ func (j *pullJob) zip(ctx context.Context) (PullResult, error) {
 		_ = os.RemoveAll(filepath.Join(staging, "small"))
 		_ = os.Remove(filepath.Join(staging, zipStateFile))
 	}
-	j.p.log.Debug("model pulled", "model", j.name.String(), "zip", final, "bytes", layout.Size, "reused", j.prog.reusedBytes())
+	j.p.log.Debug("model zip written", "models", j.label(), "zip", final, "bytes", layout.Size, "reused", j.prog.reusedBytes())
 	return PullResult{Path: final, Size: layout.Size, Name: j.name, Reused: j.prog.reusedBytes(), Parts: parts}, nil
 }
 
@@ -201,9 +205,17 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 		todo = append(todo, i)
 		missing = append(missing, b)
 	}
-	places := ReusePlacesFor(j.req.OutputDir, j.reuseDirs())
-	places.SkipPath = append([]string{out, splitPartName(out, 1)}, temps...)
-	sources := FindReusableBlobs(ctx, places, missing)
+	var sources map[string]blobSource
+	if j.local != "" {
+		var err error
+		if sources, err = j.localBlobs(missing); err != nil {
+			return err
+		}
+	} else {
+		places := ReusePlacesFor(j.req.OutputDir, j.reuseDirs())
+		places.SkipPath = append([]string{out, splitPartName(out, 1)}, temps...)
+		sources = FindReusableBlobs(ctx, places, missing)
+	}
 
 	var mu sync.Mutex // st, its file and small
 	record := func(digest string, crc uint32) error {
@@ -224,7 +236,11 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 		mu.Unlock()
 		j.prog.report()
 	}
-	j.prog.phase("downloading")
+	if j.local != "" {
+		j.prog.phase("copying")
+	} else {
+		j.prog.phase("downloading")
+	}
 	return j.eachBlob(ctx, todo, func(ctx context.Context, i int) error {
 		b := j.blobs[i]
 		slot, ok := layout.Slot("blobs/" + b.File())
@@ -233,12 +249,19 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 		}
 		if src, ok := sources[b.Digest]; ok {
 			region := space.Region(*slot)
-			crc, err := copyReusedBlob(ctx, region, src, func(n int64) { j.prog.set(i, n) })
+			var w io.Writer = region
+			if j.local != "" {
+				w = j.req.Limiter.Writer(ctx, region) // an export's own speed limit
+			}
+			crc, err := copyReusedBlob(ctx, w, src, func(n int64) { j.prog.set(i, n) })
 			if err == nil && b.Size > smallBlobBytes {
 				err = region.Sync() // recorded as in the zip: it must be on disk
 			}
 			if err == nil {
-				j.prog.reuse(i)
+				if j.local == "" {
+					j.prog.reuse(i)
+				}
+				j.prog.set(i, b.Size)
 				j.p.log.Debug("blob taken from disk", "digest", b.Digest, "from", src.String())
 				if b.Size <= smallBlobBytes {
 					remember(b.Digest, crc)
@@ -248,6 +271,9 @@ func (j *pullJob) fillZip(ctx context.Context, staging, out string, temps []stri
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if j.local != "" {
+				return j.localBlobError(b, err, temps[0])
 			}
 			j.p.log.Warn("a copy on disk could not be used; fetching the blob", "digest", b.Digest, "from", src.String(), "err", err)
 			j.prog.unreuse(i)
@@ -290,7 +316,7 @@ func (j *pullJob) fetchToStaging(ctx context.Context, staging string, entries []
 	if err != nil {
 		return err
 	}
-	return writeStagedManifest(entries, j.raw)
+	return writeStagedManifests(entries)
 }
 
 // zipAlreadyThere reports a rerun after success: the zip (or split set)
@@ -316,7 +342,7 @@ func (j *pullJob) zipAlreadyThere(ctx context.Context, out string, split int64, 
 		return PullResult{}, false
 	}
 	j.prog.finish()
-	j.p.log.Debug("model already pulled", "model", j.name.String(), "zip", first)
+	j.p.log.Debug("model zip already there", "models", j.label(), "zip", first)
 	return PullResult{Path: first, Size: zs.Size(), Name: j.name, Parts: zs.Parts}, true
 }
 
@@ -337,12 +363,12 @@ func (j *pullJob) checkFAT(dir string, size, split int64) error {
 	if largest <= fat32MaxFile {
 		return nil
 	}
-	what := fmt.Sprintf("the zip of %s would be %s", j.name.DisplayName(), units.Decimal(size))
+	what := fmt.Sprintf("the zip of %s would be %s", j.label(), units.Decimal(size))
 	if split > 0 {
 		what = fmt.Sprintf("-split %s makes parts over 4 GiB", units.Decimal(split))
 	}
 	return fault.BadInputf("%s is on FAT32, whose files stop at 4 GiB, and %s: use -split 4G (writes %s.001, .002…, which 7-Zip or cat joins)",
-		dir, what, j.name.ZipName())
+		dir, what, j.zipName())
 }
 
 // loadZipState reads the resume state, and says whether the pull must
@@ -354,7 +380,7 @@ func (j *pullJob) loadZipState(staging, out string, split int64) (zipPullState, 
 	if err != nil || json.Unmarshal(data, &st) != nil || st.Done == nil {
 		return zipPullState{Modified: j.p.Now()}, true, nil
 	}
-	if st.Manifest != registry.DigestOf(j.raw) || st.Output != out || st.Split != split || st.Modified.IsZero() {
+	if st.Manifest != j.stateKey() || st.Output != out || st.Split != split || st.Modified.IsZero() {
 		return zipPullState{Modified: j.p.Now(), Temp: st.Temp}, true, nil
 	}
 	for _, p := range st.Temp {

@@ -27,6 +27,7 @@ type zipEntry struct {
 	// What the file must hold, for zipHolds and the zip's layout.
 	Size   int64
 	SHA256 string // lower-case hex
+	Data   []byte // a manifest: its bytes, known before any blob
 }
 
 // checkZipName refuses names that would extract outside the target folder.

@@ -128,6 +128,9 @@ func (c *Client) Add(ctx context.Context, reqs []queue.AddRequest) ([]queue.JobV
 	if len(reqs) == 0 {
 		return nil, nil
 	}
+	if reqs[0].Export {
+		return c.export(ctx, reqs)
+	}
 	h := handoff{Retries: reqs[0].Retries, SHA256: reqs[0].SHA256, Output: reqs[0].Output, ModelsDir: reqs[0].ModelsDir, Split: reqs[0].Split, Force: reqs[0].Force}
 	for _, r := range reqs {
 		h.URL = append(h.URL, r.Source)
@@ -150,6 +153,35 @@ func (c *Client) Add(ctx context.Context, reqs []queue.AddRequest) ([]queue.JobV
 	}
 	if len(resp.Downloads) != len(reqs) {
 		return nil, fmt.Errorf("the owner queued %d of %d downloads", len(resp.Downloads), len(reqs))
+	}
+	return resp.Downloads, nil
+}
+
+// exportHandoff is what POST /api/models/export takes from a CLI run.
+type exportHandoff struct {
+	Name      []string `json:"name"`
+	ModelsDir string   `json:"models_dir"`
+	Output    string   `json:"output,omitempty"`
+	Split     int64    `json:"split,omitempty"`
+	LimitRate int64    `json:"limit_rate,omitempty"`
+}
+
+// export hands over an "export NAME…" run: one job, its zip written by
+// the owner from the models folder the command named.
+func (c *Client) export(ctx context.Context, reqs []queue.AddRequest) ([]queue.JobView, error) {
+	if len(reqs) != 1 {
+		return nil, fmt.Errorf("an export is handed over alone, not with %d other downloads", len(reqs)-1)
+	}
+	r := reqs[0]
+	var resp struct {
+		Downloads []queue.JobView `json:"downloads"`
+	}
+	h := exportHandoff{Name: strings.Fields(r.Source), ModelsDir: r.ModelsDir, Output: r.Output, Split: r.Split, LimitRate: r.LimitRate}
+	if err := c.do(ctx, http.MethodPost, "/api/models/export", h, &resp); err != nil {
+		return nil, err
+	}
+	if len(resp.Downloads) != 1 {
+		return nil, fmt.Errorf("the owner queued %d exports, want 1", len(resp.Downloads))
 	}
 	return resp.Downloads, nil
 }

@@ -93,6 +93,9 @@ func (j *managerJob) addKey() string {
 	if j.Kind == jobKindModel && j.name.Model != "" {
 		src = strings.ToLower(j.name.String())
 	}
+	if j.Kind == KindExport {
+		src = exportKey(j.names)
+	}
 	return j.Kind + "\x00" + j.Output + "\x00" + j.ModelsDir + "\x00" + src
 }
 
@@ -121,6 +124,9 @@ func (m *Manager) addLocked(j *managerJob, idx addIndex) *managerJob {
 func (j *managerJob) sameSource(o *managerJob) bool {
 	if j.Kind == jobKindModel && j.name.Model != "" && o.name.Model != "" {
 		return strings.EqualFold(j.name.String(), o.name.String())
+	}
+	if j.Kind == KindExport {
+		return exportKey(j.names) == exportKey(o.names) && j.ModelsDir == o.ModelsDir
 	}
 	return j.Source == o.Source
 }
@@ -166,6 +172,10 @@ func (m *Manager) newJob(req AddRequest) (*managerJob, error) {
 		j.Output = out
 	}
 	switch {
+	case req.Export:
+		if err := m.newExport(j, req); err != nil {
+			return nil, err
+		}
 	case engine.IsURL(src):
 		if err := engine.CheckDownloadURL(src); err != nil {
 			return nil, err
@@ -203,7 +213,7 @@ func (m *Manager) newJob(req AddRequest) (*managerJob, error) {
 			j.Path = filepath.Join(m.outputDir, name.ZipName())
 		}
 	}
-	if j.Kind == jobKindFile && (req.ModelsDir != "" || req.Split != 0) {
+	if j.Kind == jobKindFile && (req.ModelsDir != "" || req.Split != 0 || req.Export) {
 		return nil, fault.BadInputf("models_dir and split apply to model names only")
 	}
 	h, err := CheckHeader(req.Header)
@@ -407,8 +417,8 @@ func (m *Manager) Remove(id string, deleteFile bool) error {
 	} else {
 		m.mu.Unlock()
 	}
-	var rel, state, kind, p, modelsDir string
-	var name registry.Name
+	var rel, state string
+	var data partialData
 	err := m.change(id, func(j *managerJob) (chan struct{}, error) {
 		if !StateFinished(j.State) {
 			return nil, fault.Conflictf("%s is %s: cancel it first, then remove it", j.displayName(), stateWords(j.State))
@@ -422,7 +432,7 @@ func (m *Manager) Remove(id string, deleteFile bool) error {
 				return nil, fault.Conflictf("refusing to delete %s: it is outside the output folder %s", j.Path, m.outputDir)
 			}
 		}
-		kind, state, name, p, modelsDir = j.Kind, j.State, j.name, j.Path, j.ModelsDir
+		state, data = j.State, j.partialData(j.Path)
 		m.jobs = slices.DeleteFunc(m.jobs, func(o *managerJob) bool { return o == j })
 		m.removedLocked(j)
 		return nil, nil
@@ -434,7 +444,7 @@ func (m *Manager) Remove(id string, deleteFile bool) error {
 		return nil
 	}
 	if state == JobFailed {
-		m.removeData(kind, p, name, modelsDir)
+		m.removeData(data)
 	}
 	if err := m.removeInsideOutput(rel); err != nil {
 		return fmt.Errorf("download removed from the list, but deleting its file: %w", err)
@@ -456,19 +466,33 @@ func (m *Manager) removeInsideOutput(rel string) error {
 	return nil
 }
 
+// partialData is what a stopped transfer may have left, taken from its
+// job under the lock and removed without it.
+type partialData struct {
+	kind, path, modelsDir string
+	name                  registry.Name
+	names                 []registry.Name
+}
+
+func (j *managerJob) partialData(path string) partialData {
+	return partialData{kind: j.Kind, path: path, modelsDir: j.ModelsDir, name: j.name, names: j.names}
+}
+
 // removeData deletes a stopped transfer's partial data.
-func (m *Manager) removeData(kind, p string, name registry.Name, modelsDir string) {
+func (m *Manager) removeData(d partialData) {
 	var err error
 	switch {
-	case kind == jobKindFile && p != "":
-		err = engine.RemovePartial(p)
-	case kind == jobKindModel && name.Model != "" && modelsDir != "":
-		err = models.RemoveInstallStaging(modelsDir, name)
-	case kind == jobKindModel && name.Model != "":
-		err = models.RemovePullStaging(m.outputDir, name)
+	case d.kind == jobKindFile && d.path != "":
+		err = engine.RemovePartial(d.path)
+	case d.kind == jobKindModel && d.name.Model != "" && d.modelsDir != "":
+		err = models.RemoveInstallStaging(d.modelsDir, d.name)
+	case d.kind == jobKindModel && d.name.Model != "":
+		err = models.RemovePullStaging(m.outputDir, d.name)
+	case d.kind == KindExport:
+		err = models.RemoveExportStaging(m.outputDir, d.names, d.modelsDir)
 	}
 	if err != nil {
-		m.log.Warn("removing partial data", "path", p, "err", err)
+		m.log.Warn("removing partial data", "path", d.path, "err", err)
 	}
 }
 

@@ -1,8 +1,10 @@
-// Package queue is the download manager: one queue of file downloads and
-// model pulls, a pool of 1–32 workers, the daily time window (schedule.go),
-// the index of URLs already downloaded (done_index.go), and the state that
-// lets the queue survive a restart (queue_store.go: queue.json plus
-// queue.journal, one line per change).
+// Package queue is the download manager: one queue of file downloads,
+// model pulls and exports of this machine's Ollama models (which start
+// outside the time window too: they use no network), a pool of 1–32
+// workers, the daily time window (schedule.go), the index of URLs already
+// downloaded (done_index.go), and the state that lets the queue survive a
+// restart (queue_store.go: queue.json plus queue.journal, one line per
+// change).
 //
 // The manager's loop, in outline (Manager.Run, run.go):
 //

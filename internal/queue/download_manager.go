@@ -34,6 +34,9 @@ const (
 const (
 	jobKindFile  = "file"
 	jobKindModel = "model"
+	// KindExport is models of this machine's Ollama into one zip
+	// (issue 23): its Source is their names, separated by spaces.
+	KindExport = "export"
 
 	// maxQueueJobs bounds the queue (issue 18): past it an add is refused
 	// with a message, instead of every change costing more and more.
@@ -59,6 +62,7 @@ type Manager struct {
 	// Fields tests change: the engines, the clock and the timings.
 	download    func(context.Context, engine.Request) (engine.Result, error)
 	pull        func(context.Context, models.PullRequest) (models.PullResult, error)
+	export      func(context.Context, models.ExportRequest) (models.PullResult, error)
 	checkSame   func(context.Context, string, engine.Validators) (bool, error) // the same URL again: unchanged upstream?
 	now         func() time.Time
 	saveEvery   time.Duration // how often running downloads' progress is announced
@@ -124,9 +128,12 @@ type AddRequest struct {
 	SHA256    string // optional, files only
 	Output    string // optional explicit path (CLI -o)
 	LimitRate int64  // optional speed limit for this download, bytes/s; 0 = none
-	ModelsDir string // models only: install into this Ollama models folder instead of a zip
+	ModelsDir string // models only: install into this Ollama models folder instead of a zip; exports: the folder read
 	Split     int64  // models only: zip parts of at most this many bytes
 	Force     bool   // files only: fetch again even when this folder has the URL complete and unchanged
+	// Export makes Source one or more model names, separated by spaces,
+	// that go from the Ollama models folder ModelsDir into one zip.
+	Export bool
 	// Header is sent with every request of this download only: the
 	// cookies, referrer and user-agent a browser had for the link (see
 	// CheckHeader and headers.go). Files only.
@@ -165,6 +172,7 @@ type managerJob struct {
 	Reused      int64     `json:"reused_bytes,omitempty"`
 
 	name    registry.Name          // parsed reference (models only)
+	names   []registry.Name        // exports: the parsed names
 	run     *managerRun            // non-nil while a goroutine transfers or cleans up this job
 	limiter *engine.RateLimiter    // this download's own speed limit, changeable while it runs
 	rev     uint64                 // manager rev of its last change
@@ -254,6 +262,12 @@ func New(cfg Config) (*Manager, error) {
 			return models.PullResult{}, errors.New("model downloads are not configured")
 		}
 		return cfg.Models.Pull(ctx, req)
+	}
+	m.export = func(ctx context.Context, req models.ExportRequest) (models.PullResult, error) {
+		if cfg.Models == nil {
+			return models.PullResult{}, errors.New("model exports are not configured")
+		}
+		return cfg.Models.Export(ctx, req)
 	}
 	if err := m.load(); err != nil {
 		return nil, err
@@ -350,7 +364,7 @@ func (m *Manager) checkJobs(jobs []*managerJob) error {
 			return fmt.Errorf("job %d: missing id or source", i)
 		case seen[j.ID]:
 			return fmt.Errorf("job %d: duplicate id %s", i, j.ID)
-		case j.Kind != jobKindFile && j.Kind != jobKindModel:
+		case j.Kind != jobKindFile && j.Kind != jobKindModel && j.Kind != KindExport:
 			return fmt.Errorf("job %s: unknown kind %q", j.ID, j.Kind)
 		}
 		seen[j.ID] = true
@@ -368,6 +382,9 @@ func (m *Manager) checkJobs(jobs []*managerJob) error {
 			// A failure here (the registry flag changed, say) is reported
 			// when the pull runs; cleanup then has no staging to remove.
 			j.name, _ = registry.ParseName(j.Source, m.defaultHost())
+		}
+		if j.Kind == KindExport {
+			j.names, _ = parseExportNames(j.Source)
 		}
 	}
 	return nil
@@ -440,7 +457,7 @@ func (m *Manager) windowEdge(edge *time.Timer) {
 	m.mu.Lock()
 	if !m.window.Open(now) {
 		for _, j := range m.jobs {
-			if StateRunning(j.State) && j.run != nil && j.run.cancel != nil && j.run.stop == "" {
+			if StateRunning(j.State) && j.Kind != KindExport && j.run != nil && j.run.cancel != nil && j.run.stop == "" {
 				j.run.stop = jobQueued
 				j.run.cancel(errOutsideWindow)
 				j.State, j.Phase = jobQueued, ""

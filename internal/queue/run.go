@@ -17,9 +17,12 @@ import (
 // Concurrency transfers run. A job whose previous transfer is still
 // stopping waits for it, so two transfers never share a .part.
 func (m *Manager) scheduleLocked() {
-	if m.runCtx == nil || m.runCtx.Err() != nil || !m.window.Open(m.now()) {
+	if m.runCtx == nil || m.runCtx.Err() != nil {
 		return
 	}
+	// Outside the time window only exports start: they copy from this
+	// machine's disk and cost the network nothing.
+	open := m.window.Open(m.now())
 	busy := 0
 	var working []*managerJob // jobs with a goroutine, for clashesLocked
 	for _, j := range m.jobs {
@@ -34,7 +37,7 @@ func (m *Manager) scheduleLocked() {
 		if busy >= m.concurrency {
 			return
 		}
-		if j.State == jobQueued && j.run == nil && (m.own == nil || m.own[j.ID]) && !clashes(j, working) {
+		if j.State == jobQueued && j.run == nil && (open || j.Kind == KindExport) && (m.own == nil || m.own[j.ID]) && !clashes(j, working) {
 			m.startLocked(j)
 			working = append(working, j)
 			busy++
@@ -93,6 +96,23 @@ func (m *Manager) startLocked(j *managerJob) {
 		go func() {
 			res, err := m.fetchFile(ctx, req, force)
 			m.finish(ctx, j, run, res, err)
+			cancel(nil)
+		}()
+		return
+	}
+	if j.Kind == KindExport {
+		req := models.ExportRequest{
+			Refs:      strings.Fields(j.Source),
+			ModelsDir: j.ModelsDir,
+			OutputDir: m.outputDir,
+			Output:    j.Output,
+			Split:     j.Split,
+			Limiter:   m.limiterLocked(j),
+			Progress:  func(p models.PullProgress) { m.progress(j, run, p) },
+		}
+		go func() {
+			res, err := m.export(ctx, req)
+			m.finish(ctx, j, run, transferResult{Path: res.Path, Size: res.Size}, err)
 			cancel(nil)
 		}()
 		return
@@ -196,7 +216,7 @@ func (m *Manager) progress(j *managerJob, run *managerRun, p models.PullProgress
 	m.rev++
 	j.rev = m.rev
 	m.progressed = true
-	if phase := p.Phase; j.Kind == jobKindModel && phase != "" && phase != j.Phase {
+	if phase := p.Phase; j.Kind != jobKindFile && phase != "" && phase != j.Phase {
 		j.Phase = phase
 		switch phase {
 		case jobVerifying, jobPackaging:
@@ -291,10 +311,10 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 		if !clean && rec == nil {
 			break
 		}
-		kind, path, name, modelsDir := j.Kind, run.path, j.name, j.ModelsDir
+		data := j.partialData(run.path)
 		m.mu.Unlock()
 		if clean {
-			m.removeData(kind, path, name, modelsDir)
+			m.removeData(data)
 			cleaned = true
 		}
 		if rec != nil && m.cfg.History != nil {
@@ -370,12 +390,17 @@ func (m *Manager) recordLocked(j *managerJob) history.Record {
 		name = j.displayName()
 	}
 	rec.FileType = history.FileTypeOf(j.Kind, name)
-	if j.Kind == jobKindModel {
+	switch j.Kind {
+	case jobKindModel:
 		rec.Domain = j.name.Host
 		if rec.FileName == "" {
 			rec.FileName = name
 		}
-	} else {
+	case KindExport:
+		// Nothing came over the network: the models came from this
+		// machine's Ollama.
+		rec.FileType, rec.Domain = "model", "local"
+	default:
 		rec.Domain = history.DomainOf(j.Source)
 	}
 	return rec

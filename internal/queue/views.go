@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -100,7 +101,7 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 		RequestHeaders: headerNames(j.header),
 	}
 	if StateRunning(j.State) {
-		if j.Kind == jobKindModel {
+		if j.Kind != jobKindFile {
 			v.Phase = j.Phase
 		}
 		if j.run != nil && j.run.speed != nil {
@@ -119,6 +120,13 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 }
 
 func (j *managerJob) displayName() string {
+	if j.Kind == KindExport && len(j.names) > 0 {
+		names := make([]string, len(j.names))
+		for i, n := range j.names {
+			names[i] = n.DisplayName()
+		}
+		return strings.Join(names, ", ")
+	}
 	if j.Kind == jobKindModel {
 		if j.name.Model != "" {
 			return j.name.DisplayName()

@@ -25,7 +25,7 @@ import (
 )
 
 const (
-	defaultRegistry = "https://" + ollamaHost
+	defaultRegistry = "https://" + OllamaHost
 	// registry.ollama.ai answers 412 to clients it thinks too old; it reads
 	// the version from an Ollama-style User-Agent.
 	defaultOllamaVersion = "0.13.0"

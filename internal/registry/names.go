@@ -11,7 +11,7 @@ import (
 // Ollama's model-name limits (ollama/types/model/name.go): a host may be
 // long (DNS names), every other part is short.
 const (
-	ollamaHost        = "registry.ollama.ai"
+	OllamaHost        = "registry.ollama.ai" // where names without a host live, for Ollama
 	defaultNamespace  = "library"
 	DefaultTag        = "latest"
 	maxHostLen        = 350
@@ -195,7 +195,7 @@ func (n Name) suffix() string {
 func (n Name) DisplayName() string {
 	s := n.Model
 	switch {
-	case !strings.EqualFold(n.Host, ollamaHost):
+	case !strings.EqualFold(n.Host, OllamaHost):
 		s = n.Host + "/" + n.Namespace + "/" + s
 	case !strings.EqualFold(n.Namespace, defaultNamespace):
 		s = n.Namespace + "/" + s

@@ -97,6 +97,7 @@ type Config struct {
 	Token     string // when set, every request needs it; required when listening beyond loopback; at least minTokenLength
 	LocalKey  string // accepted like Token: the key a command of the same user reads from .state/owner.json
 	Yield     func() // a command-line owner's: a web UI asks for the folder (POST /api/owner/yield)
+	ModelsDir string // this machine's Ollama models folder for the models view; "" = $OLLAMA_MODELS, else ~/.ollama/models
 	Version   string
 	Log       *slog.Logger
 	// Pairings is the file that keeps the paired browser extensions
@@ -166,6 +167,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/library/file/{path...}", s.handleLibraryFile)
 	mux.HandleFunc("DELETE /api/library/file/{path...}", s.handleLibraryDelete)
 	mux.HandleFunc("POST /api/library/install", s.handleLibraryInstall)
+	mux.HandleFunc("GET /api/models/local", s.handleLocalModels)
+	mux.HandleFunc("POST /api/models/local/check", s.handleLocalModelCheck)
+	mux.HandleFunc("POST /api/models/export", s.handleExport)
 	mux.HandleFunc("GET /api/mirror", s.handleMirror)
 	mux.HandleFunc("POST /api/mirror/start", s.handleMirrorStart)
 	mux.HandleFunc("POST /api/mirror/stop", s.handleMirrorStop)

@@ -108,11 +108,11 @@ func (o *StockOllama) Run(t *testing.T, dir string, args ...string) string {
 	return string(out)
 }
 
-// writeTestGGUF writes a GGUF v3 file that `ollama create` accepts: the
+// WriteTestGGUF writes a GGUF v3 file that `ollama create` accepts: the
 // metadata keys Ollama reads and one F32 tensor of dataBytes bytes. The
 // tensor is named under "v." so the stock build, which has no llama.cpp,
 // does not ask llama-quantize to check it.
-func writeTestGGUF(path string, dataBytes int, seed byte) error {
+func WriteTestGGUF(path string, dataBytes int, seed byte) error {
 	var b bytes.Buffer
 	le := binary.LittleEndian
 	str := func(s string) { binary.Write(&b, le, uint64(len(s))); b.WriteString(s) }
@@ -157,22 +157,30 @@ func writeTestGGUF(path string, dataBytes int, seed byte) error {
 	return err
 }
 
-// PushStockModel makes a model with the stock Ollama (a GGUF, a license,
-// parameters) and pushes it to the registry as ref; it returns what the
-// registry now serves as ref's manifest digest (as `ollama list` shows).
+// PushStockModel makes a model with the stock Ollama (CreateStockModel,
+// seed 5) and pushes it to the registry as ref.
 func PushStockModel(t *testing.T, o *StockOllama, ref string, dataBytes int) {
 	t.Helper()
+	CreateStockModel(t, o, "omdtest", dataBytes, 5)
+	o.Run(t, "", "cp", "omdtest", ref)
+	o.Run(t, "", "push", "--insecure", ref)
+}
+
+// CreateStockModel makes the model name with the stock Ollama's `ollama
+// create`: a GGUF of dataBytes whose bytes depend on seed, a license, a
+// parameter and a system prompt. The same size and seed give the same
+// model blob, so two such models share it.
+func CreateStockModel(t *testing.T, o *StockOllama, name string, dataBytes int, seed byte) {
+	t.Helper()
 	dir := t.TempDir()
-	if err := writeTestGGUF(filepath.Join(dir, "tiny.gguf"), dataBytes, 5); err != nil {
+	if err := WriteTestGGUF(filepath.Join(dir, "tiny.gguf"), dataBytes, seed); err != nil {
 		t.Fatal(err)
 	}
 	modelfile := "FROM ./tiny.gguf\nLICENSE \"\"\"OMD Test License 1.0\nsecond line\"\"\"\nPARAMETER temperature 0.25\nSYSTEM You answer briefly.\n"
 	if err := os.WriteFile(filepath.Join(dir, "Modelfile"), []byte(modelfile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	o.Run(t, dir, "create", "omdtest", "-f", "Modelfile")
-	o.Run(t, dir, "cp", "omdtest", ref)
-	o.Run(t, dir, "push", "--insecure", ref)
+	o.Run(t, dir, "create", name, "-f", "Modelfile")
 }
 
 var OllamaListID = regexp.MustCompile(`(?m)^(\S+)\s+([0-9a-f]{12})\s`)

@@ -273,7 +273,7 @@ func (o *Origin) Serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var out io.Writer = w
 	if r.Method == http.MethodGet {
-		cw := &cuttingWriter{w: w, sent: &o.BytesSent, limit: -1, throttle: time.Duration(o.throttle.Load()), chunk: o.opts.chunk, ctx: r}
+		cw := &cuttingWriter{w: w, sent: &o.BytesSent, limit: -1, throttle: &o.throttle, chunk: o.opts.chunk, ctx: r}
 		if n <= int64(o.opts.dropTimes) {
 			cw.limit, cw.action = o.opts.dropAfter, "drop"
 		}
@@ -380,7 +380,7 @@ type cuttingWriter struct {
 	written  int64
 	limit    int64
 	action   string
-	throttle time.Duration
+	throttle *atomic.Int64 // read before each chunk: SetThrottle acts on requests being served
 	chunk    int
 	ctx      *http.Request
 }
@@ -393,7 +393,8 @@ func (c *cuttingWriter) Write(p []byte) (int, error) {
 		if size <= 0 {
 			size = 8 << 10
 		}
-		if c.throttle > 0 && len(chunk) > size {
+		throttle := time.Duration(c.throttle.Load())
+		if throttle > 0 && len(chunk) > size {
 			chunk = chunk[:size]
 		}
 		if c.limit >= 0 && c.written+int64(len(chunk)) > c.limit {
@@ -417,12 +418,12 @@ func (c *cuttingWriter) Write(p []byte) (int, error) {
 			return total, err
 		}
 		p = p[len(chunk):]
-		if c.throttle > 0 {
+		if throttle > 0 {
 			c.w.(http.Flusher).Flush()
 			select {
 			case <-c.ctx.Context().Done():
 				return total, c.ctx.Context().Err()
-			case <-time.After(c.throttle):
+			case <-time.After(throttle):
 			}
 		}
 	}

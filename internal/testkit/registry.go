@@ -69,6 +69,7 @@ type FakeRegistry struct {
 	CDNAuthRejected  int
 	UserAgents       []string
 	Accepts          []string
+	ManifestMethods  []string // HEAD or GET of each manifest request, in order
 	Auths            []string // Authorization headers the registry (not the CDN) received
 }
 
@@ -321,6 +322,7 @@ func (f *FakeRegistry) serveRegistry(w http.ResponseWriter, r *http.Request) {
 func (f *FakeRegistry) serveManifestGET(w http.ResponseWriter, r *http.Request, repo, ref string) {
 	f.Mu.Lock()
 	f.Accepts = append(f.Accepts, r.Header.Get("Accept"))
+	f.ManifestMethods = append(f.ManifestMethods, r.Method)
 	code, body := f.ManifestCode, f.ManifestBody
 	if f.ManifestFail > 0 {
 		f.ManifestFail--
