@@ -121,7 +121,13 @@ func openPairings(path string, now func() time.Time, log *slog.Logger) *pairings
 	}
 	if err != nil {
 		aside, merr := disk.MoveAside(path, now())
-		log.Warn("the list of paired browser extensions is unreadable; pair them again", "path", path, "moved_to", aside, "err", err, "move_err", merr)
+		if merr != nil {
+			// Not moved: it is not overwritten either until a pairing
+			// changes, and then the person has paired again.
+			log.Warn("the list of paired browser extensions is unreadable and could not be moved aside", "path", path, "err", err, "move_err", merr)
+			return s
+		}
+		log.Warn("the list of paired browser extensions is unreadable; moved aside, pair them again", "path", path, "moved_to", aside, "err", err)
 		return s
 	}
 	for _, p := range f.Paired {
