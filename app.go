@@ -135,6 +135,7 @@ func (a *app) serveUI(ctx context.Context) error {
 		LocalKey:  key,
 		Version:   version,
 		Log:       a.log,
+		Pairings:  filepath.Join(a.opts.outputDir, ".state", server.PairingsFile),
 	})
 	addr := net.JoinHostPort(a.opts.listen, strconv.Itoa(a.opts.port))
 	serveErr := srv.ListenAndServe(ctx, addr, func(open string) {

@@ -9,4 +9,4 @@ if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
   exit 1
 fi
 npm ci --no-audit --no-fund --loglevel=error
-exec node --test --test-reporter=spec ui.test.js i18n.test.js schedule.test.js ollama.test.js details.test.js waiting.test.js
+exec node --test --test-reporter=spec ui.test.js i18n.test.js schedule.test.js ollama.test.js details.test.js waiting.test.js extension.test.js

@@ -2,7 +2,7 @@
 // one module owns (scrolling, resizing, the page hidden or shown). The
 // page's code is in modules by responsibility (docs/UI.md): state.js,
 // api.js, toast.js, store.js, lists.js, rows.js, tabs.js, add.js,
-// settings.js, library.js, ollama.js, mirror.js, history.js, stats.js, lang.js. Every
+// settings.js, library.js, ollama.js, mirror.js, history.js, stats.js, lang.js, browsers.js. Every
 // word comes from the chosen language's table (i18n/); the long lists keep
 // only the rows in view in the DOM (vlist.js). The modules call each
 // other's functions; loading them only declares (api.js also takes the
@@ -21,6 +21,7 @@ import { mirrorTimer, wireMirror } from './mirror.js';
 import { wireHistory } from './history.js';
 import { lastDaily, drawDaily } from './stats.js';
 import { setLanguage, chooseLanguage } from './lang.js';
+import { wireBrowsers } from './browsers.js';
 
 function init() {
   measureRowBase();
@@ -38,6 +39,7 @@ function init() {
   wireOllama();
   wireMirror();
   wireHistory();
+  wireBrowsers();
 
   // The rows in view change as the page scrolls and when the width changes.
   window.addEventListener('scroll', () => { if (vlists[currentTab]) scheduleRender(); }, { passive: true });

@@ -10,6 +10,7 @@ import { refreshTab } from './tabs.js';
 import { foldAdd, redrawAdd } from './add.js';
 import { globalLimit, showLimit, showSchedule } from './settings.js';
 import { mirror, showCacheChoices, showMirror } from './mirror.js';
+import { redrawBrowsers } from './browsers.js';
 
 function storedLanguage() {
   try { return localStorage.getItem('omd.lang') || ''; } catch { return ''; }
@@ -69,6 +70,7 @@ export function setLanguage(code, remember) {
   foldAdd($('add-card').classList.contains('folded'));
   showSchedule();
   showMirror(mirror);
+  redrawBrowsers();
   for (const vl of Object.values(vlists)) vl.forget(true);
   renderAll();
   redrawAdd();

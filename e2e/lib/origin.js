@@ -4,6 +4,9 @@
 //
 //   GET /data/<size>/<bytes per second, 0 = unthrottled>/<file name>
 //   GET /status/<HTTP status>/<file name>   answers that status
+//   GET /login                              sets the session cookie (HttpOnly) that
+//   GET /private/<size>/<rate>/<file name>  needs (403 without it), else as /data
+//   GET /page.html?links=<JSON list of paths>  a page of those links (with download attributes)
 //
 // Any other path answers 404, which is how a test makes a download fail.
 import http from 'node:http';
@@ -45,20 +48,56 @@ function parseRange(header, size) {
   return { start, end };
 }
 
+// The session cookie /login sets and /private wants.
+export const sessionCookie = { name: 'omd_e2e_session', value: 's3cret-e2e-session-value' };
+
+function linksPage(req, res) {
+  const q = new URL(req.url, 'http://x').searchParams;
+  const links = JSON.parse(q.get('links') || '[]');
+  const esc = (t) => String(t).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const items = links.map((l, i) => `<li><a id="link-${i}" href="${esc(l.href)}"${l.download ? ' download' : ''}>${esc(l.text || l.href)}</a></li>`);
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  res.end(`<!doctype html><title>Links for the extension</title><ul>${items.join('')}</ul>`);
+}
+
 export async function startOrigin() {
   const requests = [];
   // The throttle is per file, over all its connections: a client that splits
   // a file into ranges must not make it finish sooner than the test expects.
   const nextSend = new Map(); // path → time (ms) the next chunk may leave
   const server = http.createServer((req, res) => {
-    requests.push({ method: req.method, url: req.url, range: req.headers.range || '', at: Date.now() });
+    requests.push({
+      method: req.method, url: req.url, range: req.headers.range || '', at: Date.now(),
+      cookie: req.headers.cookie || '', referer: req.headers.referer || '', userAgent: req.headers['user-agent'] || '',
+    });
+    if (req.url.startsWith('/page.html')) {
+      linksPage(req, res);
+      return;
+    }
+    if (req.url === '/login') {
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'set-cookie': `${sessionCookie.name}=${sessionCookie.value}; Path=/; HttpOnly; SameSite=Lax`,
+      });
+      res.end('<!doctype html><title>Logged in</title><p>Logged in.</p>');
+      return;
+    }
+    let url = req.url;
+    if (url.startsWith('/private/')) {
+      if (!(req.headers.cookie || '').split(/;\s*/).includes(`${sessionCookie.name}=${sessionCookie.value}`)) {
+        res.writeHead(403, { 'content-type': 'text/plain' });
+        res.end('log in first\n');
+        return;
+      }
+      url = url.replace('/private/', '/data/');
+    }
     const st = /^\/status\/(\d{3})\/[^/?]+$/.exec(req.url);
     if (st) {
       res.writeHead(Number(st[1]), { 'content-type': 'text/plain' });
       res.end(`status ${st[1]}\n`);
       return;
     }
-    const m = /^\/data\/(\d+)\/(\d+)\/([^/?]+)$/.exec(req.url);
+    const m = /^\/data\/(\d+)\/(\d+)\/([^/?]+)$/.exec(url);
     if (!m || !['GET', 'HEAD'].includes(req.method)) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found\n');
@@ -130,6 +169,8 @@ export async function startOrigin() {
     base,
     requests,
     url: (name, size, rate = 0) => `${base}/data/${size}/${rate}/${encodeURIComponent(name)}`,
+    privateURL: (name, size, rate = 0) => `${base}/private/${size}/${rate}/${encodeURIComponent(name)}`,
+    pageURL: (links) => `${base}/page.html?links=${encodeURIComponent(JSON.stringify(links))}`,
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

@@ -13,6 +13,7 @@ import (
 	"ollama-model-downloader/internal/fault"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -546,7 +547,11 @@ func (d *Downloader) send(ctx context.Context, method, target string, headers, e
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", d.UserAgent)
 	}
-	d.log.Debug("request", "method", method, "url", RedactURL(target), "range", req.Header.Get("Range"))
+	if len(headers) > 0 && d.log.Enabled(ctx, slog.LevelDebug) {
+		d.log.Debug("request", "method", method, "url", RedactURL(target), "range", req.Header.Get("Range"), "headers", redactHeaders(headers))
+	} else {
+		d.log.Debug("request", "method", method, "url", RedactURL(target), "range", req.Header.Get("Range"))
+	}
 	resp, err := d.Client.Do(req)
 	if err != nil {
 		return nil, DescribeNetError(target, err)
@@ -611,6 +616,34 @@ func withoutAuth(h http.Header) http.Header {
 		out.Del("Cookie")
 	}
 	return out
+}
+
+// redactHeaders shows a download's own headers (a browser's cookies,
+// referrer and user-agent) for a -v log line without their secrets: a
+// cookie or an authorization is never written out, a referrer loses its
+// query.
+func redactHeaders(h http.Header) string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	for _, k := range names {
+		vs := h[k]
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		v := strings.Join(vs, ", ")
+		switch k {
+		case "Cookie", "Authorization", "Proxy-Authorization":
+			v = fmt.Sprintf("[redacted, %d bytes]", len(v))
+		case "Referer":
+			v = RedactURL(v)
+		}
+		b.WriteString(k + ": " + v)
+	}
+	return b.String()
 }
 
 // RedactURL hides credentials and query strings: presigned CDN URLs carry

@@ -49,7 +49,9 @@ func (m *Manager) AddAll(reqs []AddRequest) ([]JobView, error) {
 		// of Q costs N+Q, not N×Q.
 		idx := m.addIndexLocked()
 		for i, j := range jobs {
+			h := j.header
 			jobs[i] = m.addLocked(j, idx)
+			m.setHeaderLocked(jobs[i], h)
 			if m.own != nil {
 				m.own[jobs[i].ID] = true
 			}
@@ -214,6 +216,14 @@ func (m *Manager) newJob(req AddRequest) (*managerJob, error) {
 	if j.Kind == jobKindFile && (req.ModelsDir != "" || req.Split != 0 || req.Export) {
 		return nil, fault.BadInputf("models_dir and split apply to model names only")
 	}
+	h, err := CheckHeader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	if h != nil && j.Kind != jobKindFile {
+		return nil, fault.BadInputf("cookies, referrer and user-agent go with file downloads only: a model comes from its registry")
+	}
+	j.header = h
 	return j, nil
 }
 

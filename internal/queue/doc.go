@@ -22,6 +22,10 @@
 // journal line and wait until a stopped transfer has let go of its files;
 // views (views.go) are copies, never the jobs themselves.
 //
+// A download may carry a browser's cookies, referrer and user-agent
+// (headers.go): in memory and in one 0600 file per job while it needs them,
+// never in queue.json, the journal or the history; gone when it ends.
+//
 // Invariants: two transfers never share a .part; what was running or queued
 // at a crash continues at the next start, what was paused stays paused; a
 // job is recorded in the history once.

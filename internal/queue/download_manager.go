@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"ollama-model-downloader/internal/disk"
 	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/history"
@@ -75,7 +76,8 @@ type Manager struct {
 	stopTimeout time.Duration // how long Pause, Cancel and Run's shutdown wait for a transfer to stop
 
 	store   *queueStore
-	doneIdx *doneIndex // finished URLs, for the same URL again
+	doneIdx *doneIndex  // finished URLs, for the same URL again
+	headers headerStore // extra request headers of unfinished downloads (headers.go)
 
 	started     chan struct{} // closed once Run has made its first pass (Started)
 	startedOnce sync.Once
@@ -142,6 +144,10 @@ type AddRequest struct {
 	// Export makes Source one or more model names, separated by spaces,
 	// that go from the Ollama models folder ModelsDir into one zip.
 	Export bool
+	// Header is sent with every request of this download only: the
+	// cookies, referrer and user-agent a browser had for the link (see
+	// CheckHeader and headers.go). Files only.
+	Header http.Header
 }
 
 // managerJob is one download in the queue. The exported fields are what
@@ -183,6 +189,7 @@ type managerJob struct {
 	limiter *engine.RateLimiter    // this download's own speed limit, changeable while it runs
 	rev     uint64                 // manager rev of its last change
 	layers  []models.LayerProgress // models: the blobs, once the manifest is known
+	header  http.Header            // extra request headers while the download needs them; never in queue.json
 }
 
 // managerRun is one goroutine working on a job: a transfer, or the removal
@@ -242,6 +249,7 @@ func New(cfg Config) (*Manager, error) {
 		m.now = time.Now
 	}
 	m.doneIdx = newDoneIndex(filepath.Join(filepath.Dir(m.statePath), "done"))
+	m.headers = newHeaderStore(m.statePath)
 	// Revisions start from the clock, so that one a client kept from an
 	// earlier run is older than any of this run (and gets the full list).
 	m.rev = uint64(time.Now().UnixMicro())
@@ -285,6 +293,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.load(); err != nil {
 		return nil, err
 	}
+	m.restoreHeaders()
 	return m, nil
 }
 

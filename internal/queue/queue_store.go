@@ -43,6 +43,7 @@ func (m *Manager) removedLocked(j *managerJob) {
 	if m.own != nil {
 		delete(m.own, j.ID)
 	}
+	m.dropHeaderLocked(j)
 }
 
 // writeLocked writes the pending changes to the store's journal, in the
@@ -81,7 +82,7 @@ func (m *Manager) storedCopy(j *managerJob) *managerJob {
 	c.Path = m.viewPath(j.Path)
 	c.Output = m.viewPath(j.Output)
 	c.Previous = m.viewPath(j.Previous)
-	c.run, c.limiter, c.layers = nil, nil, nil
+	c.run, c.limiter, c.layers, c.header = nil, nil, nil, nil
 	return &c
 }
 

@@ -87,6 +87,7 @@ func (m *Manager) startLocked(j *managerJob) {
 			Dir:      m.outputDir,
 			Path:     j.Path,
 			SHA256:   j.SHA256,
+			Header:   j.header.Clone(),
 			Retries:  j.Retries,
 			Limiter:  m.limiterLocked(j),
 			Progress: func(done, total int64) { m.progress(j, run, models.PullProgress{Done: done, Total: total}) },
@@ -320,6 +321,9 @@ func (m *Manager) finish(ctx context.Context, j *managerJob, run *managerRun, re
 	j.Phase = ""
 	run.waiting = nil
 	m.markLocked(j)
+	if StateFinished(j.State) {
+		m.dropHeaderLocked(j) // the download ended: its cookies go
+	}
 	// The transfer is over: its slot goes to the next download now, not
 	// after the history write below (j.run stays set until then, so no
 	// job for the same file starts early).

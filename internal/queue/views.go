@@ -47,7 +47,10 @@ type JobView struct {
 	PreviousPath string                 `json:"previous_path,omitempty"`
 	ModelsDir    string                 `json:"models_dir,omitempty"`
 	PausedBy     string                 `json:"paused_by,omitempty"` // while paused: "cli" when an interrupted command paused it (PausedByCLI)
-	Rev          uint64                 `json:"rev"`
+	// RequestHeaders names the extra headers the download sends (Cookie,
+	// Referer, User-Agent from a browser); their values are never shown.
+	RequestHeaders []string `json:"request_headers,omitempty"`
+	Rev            uint64   `json:"rev"`
 }
 
 // WaitView is a running download that waits out a failure that may pass
@@ -110,6 +113,8 @@ func (m *Manager) viewLocked(j *managerJob, pos int) JobView {
 		PreviousPath: m.viewPath(j.Previous),
 		ModelsDir:    j.ModelsDir,
 		Rev:          j.rev,
+
+		RequestHeaders: headerNames(j.header),
 	}
 	if StateRunning(j.State) {
 		if j.Kind != jobKindFile {

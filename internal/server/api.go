@@ -82,6 +82,10 @@ type Server struct {
 
 	// gzipWriters are reused: a compressor's state is hundreds of KB.
 	gzipWriters sync.Pool
+
+	// pairs are the paired browser extensions (pairing.go); nil when
+	// Config.Pairings is "".
+	pairs *pairings
 }
 
 // Config is what main hands the server.
@@ -97,6 +101,9 @@ type Config struct {
 	ModelsDir string // this machine's Ollama models folder for the models view; "" = $OLLAMA_MODELS, else ~/.ollama/models
 	Version   string
 	Log       *slog.Logger
+	// Pairings is the file that keeps the paired browser extensions
+	// (<output-dir>/.state/extensions.json); "" = extensions cannot pair.
+	Pairings string
 }
 
 // ownAddress is what a Host header may say. Checking it defeats DNS
@@ -130,6 +137,9 @@ func New(cfg Config) *Server {
 	// Go's own check: Sec-Fetch-Site first, else Origin against Host
 	// (which the Host check has already pinned to this server).
 	s.csrf = http.NewCrossOriginProtection()
+	if cfg.Pairings != "" {
+		s.pairs = openPairings(cfg.Pairings, func() time.Time { return s.now() }, s.log)
+	}
 	s.mux = s.routes()
 	return s
 }
@@ -171,6 +181,12 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/events", s.handleEvents)
 	mux.HandleFunc("GET /api/owner", s.handleOwner)
 	mux.HandleFunc("POST /api/owner/yield", s.handleYield)
+	mux.HandleFunc("POST "+extensionPairPath, s.handleExtensionPair)
+	mux.HandleFunc("GET "+extensionStatusPath, s.handleExtensionStatus)
+	mux.HandleFunc("POST "+extensionUnpairPath, s.handleExtensionUnpair)
+	mux.HandleFunc("GET /api/pairings", s.handlePairings)
+	mux.HandleFunc("POST /api/pairings/{id}/approve", s.handlePairingApprove)
+	mux.HandleFunc("DELETE /api/pairings/{id}", s.handlePairingDelete)
 	// The UI: each embedded file under its own exact path, so that a wrong
 	// method on an API path still answers 405 rather than falling into "GET /".
 	for p := range s.assets {
@@ -197,12 +213,18 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errForbidden("host %q is not this server's address (DNS rebinding protection): use http://127.0.0.1:<port>/", r.Host))
 		return
 	}
-	if !s.authorized(w, r) {
+	verdict, r := s.fromExtension(w, r)
+	if verdict == extensionAnswered {
 		return
 	}
-	if err := s.csrf.Check(r); err != nil {
-		s.writeError(w, r, errForbidden("cross-origin request refused: use the page this server serves"))
-		return
+	if verdict == notFromExtension {
+		if !s.authorized(w, r) {
+			return
+		}
+		if err := s.csrf.Check(r); err != nil {
+			s.writeError(w, r, errForbidden("cross-origin request refused: use the page this server serves"))
+			return
+		}
 	}
 	// The mux would answer a "." or ".." segment with a redirect to the
 	// cleaned path; an API client deserves a plain refusal.

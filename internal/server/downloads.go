@@ -119,7 +119,7 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	// url may repeat (several downloads); a field that takes one value must
 	// not, or one of two checksums would be silently ignored.
-	for _, k := range []string{"retries", "sha256", "limit_rate"} {
+	for _, k := range []string{"retries", "sha256", "limit_rate", "referrer", "cookie", "user_agent"} {
 		if len(vals[k]) > 1 {
 			s.writeError(w, r, fault.BadInputf("%s was given %d times: send it once", k, len(vals[k])))
 			return
@@ -185,6 +185,15 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 	if local {
 		output = strings.TrimSpace(vals.Get("output"))
 	}
+	// What a browser knew about the links (the extension sends it): for
+	// these file downloads only, never shown, logged or kept in the history.
+	header, err := queue.CheckHeader(http.Header{
+		"Referer": vals["referrer"], "Cookie": vals["cookie"], "User-Agent": vals["user_agent"],
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	m := s.cfg.Manager
 	var reqs []queue.AddRequest
 	var failed []addError
@@ -193,6 +202,8 @@ func (s *Server) handleAdd(w http.ResponseWriter, r *http.Request) {
 		req := queue.AddRequest{Source: src, Retries: retries, SHA256: sum, LimitRate: limit, Force: force, Output: output}
 		if !engine.IsURL(src) {
 			req.ModelsDir, req.Split, req.Force = modelsDir, split, false
+		} else {
+			req.Header = header
 		}
 		if err := m.Check(req); err != nil {
 			if statusFor(err) == http.StatusInternalServerError {
