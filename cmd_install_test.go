@@ -111,28 +111,6 @@ func TestRunInstallCommandPullsModelNames(t *testing.T) {
 	}
 }
 
-// checkInstalled compares a models folder with exactly one model.
-func checkInstalled(t *testing.T, modelsDir, host, model, tag string, m testkit.FakeModel) {
-	t.Helper()
-	want := map[string][]byte{}
-	for name, c := range testkit.ExpectedTree(host, "library", model, tag, m) {
-		if !strings.HasSuffix(name, "/") {
-			want[name] = []byte(c.Data)
-		}
-	}
-	got := testkit.ReadTree(t, modelsDir)
-	for name, data := range want {
-		if !bytes.Equal(got[name], data) {
-			t.Errorf("%s: %d bytes installed, want %d", name, len(got[name]), len(data))
-		}
-	}
-	for name := range got {
-		if _, ok := want[name]; !ok && !strings.HasPrefix(name, "blobs/") && !strings.HasPrefix(name, "manifests/") {
-			t.Errorf("stray file in the models folder: %s", name)
-		}
-	}
-}
-
 // TestInstallIntoRunningOllama: a model made and pushed by the stock
 // Ollama to Docker Distribution (blobs through a redirect to a CDN) is
 // installed by Pull straight into the folder of another running `ollama
@@ -287,7 +265,7 @@ func TestInstallResumesAfterSIGKILL(t *testing.T) {
 	if !strings.Contains(string(msg), "Installed "+f.Host+"/library/big:latest") {
 		t.Errorf("second run said:\n%s", msg)
 	}
-	checkInstalled(t, modelsDir, f.Host, "big", "latest", m)
+	testkit.CheckInstalled(t, modelsDir, f.Host, "big", "latest", m)
 	if _, err := os.Stat(filepath.Join(modelsDir, models.InstallStagingFolder)); err == nil {
 		t.Errorf("the staging folder is left behind")
 	}

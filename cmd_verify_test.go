@@ -3,10 +3,8 @@ package main
 import (
 	"archive/zip"
 	"bytes"
-	"compress/flate"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/models"
 	"ollama-model-downloader/internal/registry"
@@ -17,41 +15,6 @@ import (
 	"testing"
 )
 
-// writeManifestBomb writes issue 18's zip: n Deflate-compressed manifests
-// of size bytes each (compressed once, stored n times), plus a blob.
-func writeManifestBomb(t testing.TB, path string, n, size int) {
-	t.Helper()
-	payload := bytes.Repeat([]byte(" "), size)
-	copy(payload, `{"schemaVersion":2,"config":{"digest":"sha256:`+strings.Repeat("a", 64)+`","size":1},"layers":[]}`)
-	var comp bytes.Buffer
-	fw, err := flate.NewWriter(&comp, flate.BestCompression)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw.Write(payload)
-	fw.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zw := zip.NewWriter(f)
-	w, _ := zw.Create("blobs/sha256-" + strings.Repeat("a", 64))
-	w.Write([]byte("x"))
-	crc := crc32.ChecksumIEEE(payload)
-	for i := range n {
-		w, err := zw.CreateRaw(&zip.FileHeader{Name: fmt.Sprintf("manifests/registry.ollama.ai/library/m%d/latest", i), Method: zip.Deflate,
-			CRC32: crc, CompressedSize64: uint64(comp.Len()), UncompressedSize64: uint64(size)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(comp.Bytes())
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestManifestBombRefused: issue 18's 300 × 4 MiB manifests (a 1.3 MB
 // zip) are refused from the central directory, before a manifest is
 // inflated, with a message; install writes nothing; a zip of too many
@@ -59,7 +22,7 @@ func writeManifestBomb(t testing.TB, path string, n, size int) {
 func TestManifestBombRefused(t *testing.T) {
 	dir := t.TempDir()
 	bomb := filepath.Join(dir, "bomb.zip")
-	writeManifestBomb(t, bomb, 300, 4<<20)
+	testkit.WriteManifestBomb(t, bomb, 300, 4<<20)
 	if fi, _ := os.Stat(bomb); fi.Size() > 4<<20 {
 		t.Fatalf("the bomb is %d bytes; it should be small", fi.Size())
 	}
@@ -85,7 +48,7 @@ func TestManifestBombRefused(t *testing.T) {
 
 	// One manifest that claims more than a manifest may be.
 	one := filepath.Join(dir, "one.zip")
-	writeManifestBomb(t, one, 1, registry.MaxManifestBytes+1)
+	testkit.WriteManifestBomb(t, one, 1, registry.MaxManifestBytes+1)
 	if _, err := models.OpenLayout(one); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("a 4 MiB + 1 manifest: err = %v, want a refusal", err)
 	}

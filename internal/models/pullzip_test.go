@@ -148,7 +148,7 @@ func TestPullReusesBlobsOnDisk(t *testing.T) {
 		if reusedLayers != 1 {
 			t.Errorf("%d layers reported reused, want 1: %+v", reusedLayers, last.Layers)
 		}
-		checkInstalled(t, mine, f.Host, "fam", "large", large)
+		testkit.CheckInstalled(t, mine, f.Host, "fam", "large", large)
 
 		// A zip pull now takes everything from the models folders.
 		before = served()
@@ -184,28 +184,6 @@ func TestPullReusesBlobsOnDisk(t *testing.T) {
 		}
 		testkit.CompareZipTree(t, testkit.ReadZipTree(t, res.Path), testkit.ExpectedTree(f.Host, "library", "fam", "small", small))
 	})
-}
-
-// checkInstalled compares a models folder with exactly one model.
-func checkInstalled(t *testing.T, modelsDir, host, model, tag string, m testkit.FakeModel) {
-	t.Helper()
-	want := map[string][]byte{}
-	for name, c := range testkit.ExpectedTree(host, "library", model, tag, m) {
-		if !strings.HasSuffix(name, "/") {
-			want[name] = []byte(c.Data)
-		}
-	}
-	got := testkit.ReadTree(t, modelsDir)
-	for name, data := range want {
-		if !bytes.Equal(got[name], data) {
-			t.Errorf("%s: %d bytes installed, want %d", name, len(got[name]), len(data))
-		}
-	}
-	for name := range got {
-		if _, ok := want[name]; !ok && !strings.HasPrefix(name, "blobs/") && !strings.HasPrefix(name, "manifests/") {
-			t.Errorf("stray file in the models folder: %s", name)
-		}
-	}
 }
 
 // TestRemoveStagingAfterCancel: what a cancelled pull leaves (the hidden

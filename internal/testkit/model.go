@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"archive/zip"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -185,5 +186,27 @@ func TamperCases() []TamperCase {
 			es[len(es)-1].Name = "manifests/registry.ollama.ai/library/tiny/sha256-" + strings.Repeat("0", 64)
 			return es
 		}, "not the digest in its name"},
+	}
+}
+
+// CheckInstalled compares a models folder with exactly one model.
+func CheckInstalled(t *testing.T, modelsDir, host, model, tag string, m FakeModel) {
+	t.Helper()
+	want := map[string][]byte{}
+	for name, c := range ExpectedTree(host, "library", model, tag, m) {
+		if !strings.HasSuffix(name, "/") {
+			want[name] = []byte(c.Data)
+		}
+	}
+	got := ReadTree(t, modelsDir)
+	for name, data := range want {
+		if !bytes.Equal(got[name], data) {
+			t.Errorf("%s: %d bytes installed, want %d", name, len(got[name]), len(data))
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok && !strings.HasPrefix(name, "blobs/") && !strings.HasPrefix(name, "manifests/") {
+			t.Errorf("stray file in the models folder: %s", name)
+		}
 	}
 }
