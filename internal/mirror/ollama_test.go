@@ -15,7 +15,6 @@ import (
 	"ollama-model-downloader/internal/testkit"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -113,81 +112,38 @@ func (c *cdnRegistry) cdnHits(digest string) int64 {
 
 func startCDNRegistry(t *testing.T, bin string) *cdnRegistry {
 	t.Helper()
-	dir := t.TempDir()
-	c := &cdnRegistry{Distribution: &testkit.Distribution{Root: filepath.Join(dir, "storage"), Out: &testkit.LockedBuffer{}}}
-	c.Host = testkit.FreeLoopbackAddr(t)
-	c.URL = "http://" + c.Host
-	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := path.Clean(r.URL.Path)
-		if !strings.HasPrefix(p, "/docker/registry/v2/blobs/") {
-			http.NotFound(w, r)
-			return
-		}
-		digest := "sha256:" + path.Base(path.Dir(p))
-		if r.Method == http.MethodGet {
-			v, _ := c.cdnGets.LoadOrStore(digest, new(atomic.Int64))
-			v.(*atomic.Int64).Add(1)
-		}
-		data, err := os.ReadFile(filepath.Join(c.Root, filepath.FromSlash(p)))
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		if d, ok := c.slow.Load(digest); ok {
-			select {
-			case <-time.After(d.(time.Duration)):
-			case <-r.Context().Done():
+	c := &cdnRegistry{}
+	c.Distribution = testkit.StartDistributionWith(t, bin, func(d *testkit.Distribution) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := testkit.CDNBlobPath(r)
+			if !ok {
+				http.NotFound(w, r)
 				return
 			}
-		}
-		if _, bad := c.corrupt.Load(digest); bad {
-			data = bytes.Clone(data)
-			data[len(data)/2] ^= 0xff
-		}
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-	}))
-	t.Cleanup(cdn.Close)
-	cdnURL := strings.Replace(cdn.URL, "127.0.0.1", "localhost", 1)
-	config := testkit.DistributionConfig(c.Root, c.Host, testkit.RedirectMiddleware(cdnURL))
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	cmd.Stdout, cmd.Stderr = c.Out, c.Out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("docker-registry did not exit")
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(c.URL + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
+			digest := "sha256:" + filepath.Base(filepath.Dir(p))
+			if r.Method == http.MethodGet {
+				v, _ := c.cdnGets.LoadOrStore(digest, new(atomic.Int64))
+				v.(*atomic.Int64).Add(1)
 			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("docker-registry exited: %v\n%s", err, c.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not answer /v2/\n%s", c.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+			data, err := os.ReadFile(filepath.Join(d.Root, p))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			if d, ok := c.slow.Load(digest); ok {
+				select {
+				case <-time.After(d.(time.Duration)):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			if _, bad := c.corrupt.Load(digest); bad {
+				data = bytes.Clone(data)
+				data[len(data)/2] ^= 0xff
+			}
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+		})
+	})
 	target, _ := url.Parse(c.URL)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -580,17 +580,15 @@ func TestLibraryPathsConfined(t *testing.T) {
 	}
 }
 
-func TestListenAndServe(t *testing.T) {
-	a := newAPIServer(t)
-	// Longer than the test waits: an event stream that shutdown did not end
-	// would hold Shutdown until this deadline.
-	a.shutdownTimeout = time.Minute
+// listen runs a's ListenAndServe on a free loopback port until the test
+// ends or stop is called; stop returns what ListenAndServe returned.
+func (a *apiServer) listen(t *testing.T) (u string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	t.Cleanup(cancel)
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- a.ListenAndServe(ctx, "127.0.0.1:0", func(u string) { urls <- u }) }()
-	var u string
 	select {
 	case u = <-urls:
 	case err := <-done:
@@ -598,6 +596,24 @@ func TestListenAndServe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ready was not called")
 	}
+	return u, func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("ListenAndServe did not return after its context was done")
+			return nil
+		}
+	}
+}
+
+func TestListenAndServe(t *testing.T) {
+	a := newAPIServer(t)
+	// Longer than the test waits: an event stream that shutdown did not end
+	// would hold Shutdown until this deadline.
+	a.shutdownTimeout = time.Minute
+	u, stop := a.listen(t)
 	if !regexp.MustCompile(`^http://127\.0\.0\.1:[1-9][0-9]*/$`).MatchString(u) {
 		t.Errorf("ready URL = %q", u)
 	}
@@ -622,14 +638,8 @@ func TestListenAndServe(t *testing.T) {
 	if err != nil || line != "event: downloads\n" {
 		t.Fatalf("second event line = %q, %v", line, err)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("ListenAndServe = %v after shutdown, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ListenAndServe did not return after ctx was done: the event stream held shutdown")
+	if err := stop(); err != nil {
+		t.Errorf("ListenAndServe = %v after shutdown, want nil (an event stream held shutdown?)", err)
 	}
 }
 
@@ -1696,19 +1706,7 @@ func TestMirrorStartLANNeedsToken(t *testing.T) {
 // mirror's listener too.
 func TestMirrorStopsWithServer(t *testing.T) {
 	a := newAPIServer(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	urls := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- a.ListenAndServe(ctx, "127.0.0.1:0", func(u string) { urls <- u }) }()
-	var u string
-	select {
-	case u = <-urls:
-	case err := <-done:
-		t.Fatalf("ListenAndServe returned early: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("ready was not called")
-	}
+	u, stop := a.listen(t)
 	resp, err := http.PostForm(u+"api/mirror/start", url.Values{"listen": {"127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
@@ -1724,14 +1722,8 @@ func TestMirrorStopsWithServer(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("ListenAndServe = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ListenAndServe did not return")
+	if err := stop(); err != nil {
+		t.Errorf("ListenAndServe = %v", err)
 	}
 	if resp, err := http.Get(m.Address + "/v2/"); err == nil {
 		resp.Body.Close()

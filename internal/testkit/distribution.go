@@ -36,40 +36,60 @@ func (d *Distribution) Log() string { return d.Out.String() }
 // second local server plays the CDN, serving the registry's own files.
 func StartDistribution(t *testing.T, bin string, redirect bool) *Distribution {
 	t.Helper()
-	dir := t.TempDir()
-	d := &Distribution{Root: filepath.Join(dir, "storage"), Out: &LockedBuffer{}}
-	d.Host = FreeLoopbackAddr(t)
-	d.URL = "http://" + d.Host
-
-	middleware := ""
-	if redirect {
-		cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if !redirect {
+		return StartDistributionWith(t, bin, nil)
+	}
+	return StartDistributionWith(t, bin, func(d *Distribution) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			d.CdnHits.Add(1)
 			if r.Header.Get("Authorization") != "" {
 				d.CdnAuth.Add(1)
 				http.Error(w, "Only one auth mechanism allowed", http.StatusBadRequest)
 				return
 			}
-			// The middleware's URL is baseurl + the storage driver's path,
-			// e.g. /docker/registry/v2/blobs/sha256/ab/ab…/data.
-			p := path.Clean(r.URL.Path)
-			if !strings.HasPrefix(p, "/docker/registry/v2/blobs/") {
+			p, ok := CDNBlobPath(r)
+			if !ok {
 				http.NotFound(w, r)
 				return
 			}
-			f, err := os.Open(filepath.Join(d.Root, filepath.FromSlash(p)))
+			f, err := os.Open(filepath.Join(d.Root, p))
 			if err != nil {
 				http.NotFound(w, r)
 				return
 			}
 			defer f.Close()
 			http.ServeContent(w, r, "", time.Time{}, f)
-		}))
-		t.Cleanup(cdn.Close)
-		// Another host name for the CDN, as registry.ollama.ai's: the stock
-		// Ollama follows a blob redirect only to another host.
-		cdnURL := strings.Replace(cdn.URL, "127.0.0.1", "localhost", 1)
-		middleware = RedirectMiddleware(cdnURL)
+		})
+	})
+}
+
+// CDNBlobPath is the storage file a CDN request names: the redirect
+// middleware's URL is the base URL + the storage driver's path, e.g.
+// /docker/registry/v2/blobs/sha256/ab/ab…/data. ok is false for anything else.
+func CDNBlobPath(r *http.Request) (p string, ok bool) {
+	clean := path.Clean(r.URL.Path)
+	if !strings.HasPrefix(clean, "/docker/registry/v2/blobs/") {
+		return "", false
+	}
+	return filepath.FromSlash(clean), true
+}
+
+// StartDistributionWith is StartDistribution with the CDN's handler made by
+// cdn (nil: blobs come from the registry itself). The CDN gets another
+// host name, as registry.ollama.ai's: the stock Ollama follows a blob
+// redirect only to another host.
+func StartDistributionWith(t *testing.T, bin string, cdn func(d *Distribution) http.Handler) *Distribution {
+	t.Helper()
+	dir := t.TempDir()
+	d := &Distribution{Root: filepath.Join(dir, "storage"), Out: &LockedBuffer{}}
+	d.Host = FreeLoopbackAddr(t)
+	d.URL = "http://" + d.Host
+
+	middleware := ""
+	if cdn != nil {
+		srv := httptest.NewServer(cdn(d))
+		t.Cleanup(srv.Close)
+		middleware = RedirectMiddleware(strings.Replace(srv.URL, "127.0.0.1", "localhost", 1))
 	}
 	config := DistributionConfig(d.Root, d.Host, middleware)
 	cfgPath := filepath.Join(dir, "config.yml")
