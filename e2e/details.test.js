@@ -19,7 +19,7 @@ import { startOrigin } from './lib/origin.js';
 import { startRegistry } from './lib/registry.js';
 import { buildBinary, startOmd } from './lib/omd.js';
 import { launchBrowser } from './lib/browser.js';
-import { shotDir, desktop, phone, waitFor, apiClient, shoot as shootPage, shownRow } from './lib/page.js';
+import { shotDir, desktop, phone, waitFor, apiClient, shoot as shootPage, shownRow, openPage } from './lib/page.js';
 import fa from '../templates/i18n/fa.js';
 import en from '../templates/i18n/en.js';
 
@@ -75,11 +75,7 @@ describe('the page\'s details (issue 25)', { timeout: 240_000 }, () => {
     omd = await startOmd(bin, out, { args: ['-registry', registry.base], env: { OLLAMA_MODELS: path.join(tmp, 'ollama-models') } });
     api = apiClient(omd.url);
     browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: desktop, locale: 'fa-IR' });
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
-    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    page = await openPage(browser, { viewport: desktop, locale: 'fa-IR' }, consoleErrors);
   });
 
   after(async () => {

@@ -12,7 +12,7 @@ import { startOrigin } from './lib/origin.js';
 import { startRegistry } from './lib/registry.js';
 import { buildBinary, startOmd } from './lib/omd.js';
 import { launchBrowser } from './lib/browser.js';
-import { desktop, waitFor, apiClient, visibleTexts, ownTextSkip, latinRe, arabicScriptRe, shoot } from './lib/page.js';
+import { desktop, waitFor, apiClient, visibleTexts, ownTextSkip, latinRe, arabicScriptRe, shoot, openPage } from './lib/page.js';
 import { languages } from '../templates/i18n/index.js';
 
 const templates = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'templates');
@@ -103,11 +103,7 @@ describe('failures in words, in each language', { timeout: 120_000 }, () => {
     omd = await startOmd(bin, path.join(tmp, 'out'), { args: ['-registry', registry.base] });
     api = apiClient(omd.url);
     browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: desktop, locale: 'fa-IR' });
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
-    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    page = await openPage(browser, { viewport: desktop, locale: 'fa-IR' }, consoleErrors);
 
     // A port nothing listens on: a refused connection.
     const closed = await new Promise((resolve) => {

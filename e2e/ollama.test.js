@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import { startRegistry } from './lib/registry.js';
 import { buildBinary, startOmd } from './lib/omd.js';
 import { launchBrowser } from './lib/browser.js';
-import { shotDir, desktop, phone, waitFor, apiClient, visibleTexts, ownTextSkip, latinRe, arabicScriptRe, shoot } from './lib/page.js';
+import { shotDir, desktop, phone, waitFor, apiClient, visibleTexts, ownTextSkip, latinRe, arabicScriptRe, shoot, openPage } from './lib/page.js';
 
 const sha = (b) => crypto.createHash('sha256').update(b).digest('hex');
 const faNum = (n) => new Intl.NumberFormat('fa-IR').format(n);
@@ -74,12 +74,8 @@ describe('the Ollama tab', { timeout: 180_000 }, () => {
     server = await startOmd(bin, path.join(tmp, 'out'), { args: ['-registry', registry.base], env: { OLLAMA_MODELS: modelsDir } });
     api = apiClient(server.url);
     browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: desktop, locale: 'fa-IR' });
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
+    page = await openPage(browser, { viewport: desktop, locale: 'fa-IR' }, errors);
     page.on('request', (r) => requests.push(r.url()));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    page.on('pageerror', (e) => errors.push(String(e)));
   });
 
   after(async () => {

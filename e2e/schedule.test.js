@@ -9,7 +9,7 @@ import path from 'node:path';
 import { startOrigin } from './lib/origin.js';
 import { buildBinary, startOmd } from './lib/omd.js';
 import { launchBrowser } from './lib/browser.js';
-import { desktop, waitFor, apiClient, shoot, shownRow } from './lib/page.js';
+import { desktop, waitFor, apiClient, shoot, shownRow, openPage } from './lib/page.js';
 import fa from '../templates/i18n/fa.js';
 
 // clockAt returns the offset that makes the server's UTC clock read
@@ -50,11 +50,7 @@ describe('a daily time window for the queue', { timeout: 120_000 }, () => {
     bin = await buildBinary(tmp);
     await start(12, 0, 0);
     browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: desktop, locale: 'fa-IR', timezoneId: 'UTC' });
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
-    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    page = await openPage(browser, { viewport: desktop, locale: 'fa-IR', timezoneId: 'UTC' }, consoleErrors);
   });
 
   after(async () => {
@@ -174,11 +170,7 @@ describe('the window in the server\'s clock, seen from another zone', { timeout:
     const clock = clockAt(11, 59, 30);
     omd = await startOmd(bin, path.join(tmp, `out-${tz.replace('/', '-')}`), { env: { TZ: tz, OMD_TEST_CLOCK_OFFSET: clock.env } });
     await apiClient(omd.url)('POST', '/api/settings', { schedule_start: '03:00', schedule_end: '07:00' });
-    const context = await browser.newContext({ viewport: desktop, locale: lang === 'fa' ? 'fa-IR' : 'en-US', timezoneId: browserZone });
-    const page = await context.newPage();
-    page.setDefaultTimeout(10_000);
-    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    const page = await openPage(browser, { viewport: desktop, locale: lang === 'fa' ? 'fa-IR' : 'en-US', timezoneId: browserZone }, consoleErrors);
     await page.goto(`${omd.url}?lang=${lang}`);
     await page.locator('#schedule-bar.closed').waitFor({ timeout: 5000 });
     return page;

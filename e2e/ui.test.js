@@ -12,8 +12,7 @@ import { startRegistry } from './lib/registry.js';
 import { buildBinary, startOmd } from './lib/omd.js';
 import { launchBrowser } from './lib/browser.js';
 import {
-  shotDir, desktop, phone, waitFor, apiClient, visibleTexts, ownTextSkip, latinRe, arabicScriptRe, shoot as shootPage, shownRow,
-} from './lib/page.js';
+  shotDir, desktop, phone, waitFor, apiClient, visibleTexts, ownTextSkip, latinRe, arabicScriptRe, shoot as shootPage, shownRow, openPage } from './lib/page.js';
 
 // Files the tests download from the local origin.
 const quick = { name: 'sample-one.bin', size: 3 << 20, rate: 1 << 20 }; // ~3 s
@@ -116,12 +115,8 @@ describe('web UI in headless Chromium', { timeout: 150_000 }, () => {
     const bin = await buildBinary(tmp);
     omd = await startOmd(bin, path.join(tmp, 'out'));
     browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: desktop, locale: 'fa-IR', acceptDownloads: true });
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
+    page = await openPage(browser, { viewport: desktop, locale: 'fa-IR', acceptDownloads: true }, consoleErrors);
     page.on('request', (r) => requests.push(r.url()));
-    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-    page.on('pageerror', (e) => consoleErrors.push(String(e)));
   });
 
   after(async () => {
@@ -649,11 +644,7 @@ describe('Library: install into Ollama and share models', { timeout: 120_000 }, 
     const bin = await buildBinary(tmp2);
     server = await startOmd(bin, path.join(tmp2, 'out'), { args: ['-registry', registry.base], env: { OLLAMA_MODELS: modelsDir } });
     browser2 = await launchBrowser();
-    const context = await browser2.newContext({ viewport: desktop, locale: 'fa-IR' });
-    page2 = await context.newPage();
-    page2.setDefaultTimeout(10_000);
-    page2.on('console', (m) => { if (m.type() === 'error') errors2.push(m.text()); });
-    page2.on('pageerror', (e) => errors2.push(String(e)));
+    page2 = await openPage(browser2, { viewport: desktop, locale: 'fa-IR' }, errors2);
   });
 
   after(async () => {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fillBytes } from './lib/origin.js';
 import { buildBinary, startOmd } from './lib/omd.js';
 import { launchBrowser } from './lib/browser.js';
-import { desktop, waitFor, apiClient, shoot, shownRow, visibleTexts, ownTextSkip } from './lib/page.js';
+import { desktop, waitFor, apiClient, shoot, shownRow, visibleTexts, ownTextSkip, openPage } from './lib/page.js';
 import fa from '../templates/i18n/fa.js';
 import en from '../templates/i18n/en.js';
 
@@ -51,11 +51,7 @@ describe('a download that waits for the network', { timeout: 120_000 }, () => {
     omd = await startOmd(bin, path.join(tmp, 'out'));
     api = apiClient(omd.url);
     browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: desktop, locale: 'fa-IR' });
-    page = await context.newPage();
-    page.setDefaultTimeout(10_000);
-    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    page = await openPage(browser, { viewport: desktop, locale: 'fa-IR' }, consoleErrors);
   });
 
   after(async () => {

@@ -80,3 +80,15 @@ export async function shoot(page, file) {
 // tabPanel is the panel shown now; rows of the other tabs' lists may still
 // be in the DOM, hidden.
 export const shownRow = (page, name) => page.locator('[role="tabpanel"]:not([hidden]) li.job', { has: page.locator('.job-name', { hasText: name }) });
+
+// openPage opens a page in a new context of browser with the given options
+// (viewport, locale, timezoneId…), a 10 s default timeout, and every console
+// error or uncaught exception of the page pushed onto errors.
+export async function openPage(browser, options, errors) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return page;
+}
