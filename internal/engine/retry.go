@@ -21,15 +21,6 @@ import (
 	"time"
 )
 
-func errorsIsAny(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
-}
-
 // DescribeNetError turns a transport error into a sentence that says
 // what failed in plain words (a host that does not resolve, often a
 // blocked CDN; a refused connection; an untrusted certificate; the proxy),

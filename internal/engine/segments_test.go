@@ -11,7 +11,6 @@ import (
 	"ollama-model-downloader/internal/testkit"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,16 +27,6 @@ func splittingDownloader(t *testing.T) *Downloader {
 	d.growEvery = 20 * time.Millisecond
 	d.Connections = 8
 	return d
-}
-
-func boundedRanges(ranges []string) int {
-	n := 0
-	for _, r := range ranges {
-		if r != "" && !strings.HasSuffix(r, "-") {
-			n++
-		}
-	}
-	return n
 }
 
 func TestSegmentsThrottledUsesSeveralConnections(t *testing.T) {

@@ -86,13 +86,13 @@ func TestMirrorServesRegularZipsOnly(t *testing.T) {
 	testkit.WriteTestZip(t, filepath.Join(out, ".state", "inner.zip"), hidden.Entries())
 	os.Symlink(filepath.Join(out, ".state", "inner.zip"), filepath.Join(out, "inner.zip"))
 	_, srv := newTestMirror(t, out)
-	resp, body, err := testkit.GetBody(t, srv.URL+"/v2/_catalog", "")
+	_, body, err := testkit.GetBody(t, srv.URL+"/v2/_catalog", "")
 	if err != nil || string(body) != `{"repositories":["library/real"]}` {
 		t.Errorf("catalog = %v %s", err, body)
 	}
 	for _, m := range []testkit.TestModel{secret, hidden} {
 		for _, d := range m.Order {
-			resp, _, _ = testkit.GetBody(t, srv.URL+"/v2/library/x/blobs/"+d+"?direct=1", "")
+			resp, _, _ := testkit.GetBody(t, srv.URL+"/v2/library/x/blobs/"+d+"?direct=1", "")
 			if resp.StatusCode != http.StatusNotFound {
 				t.Errorf("blob %s of a linked or hidden zip: %d", d[:19], resp.StatusCode)
 			}

@@ -15,12 +15,6 @@ import (
 	"time"
 )
 
-// fixedClock makes two pulls of one model write byte-identical zips.
-func fixedClock(c *Puller) {
-	at := time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)
-	c.Now = func() time.Time { return at }
-}
-
 // noReuse keeps a test's pulls away from this machine's own models.
 func noReuse(cfg *pullTestConfig) { cfg.ReuseModelsDirs = []string{} }
 
