@@ -3,7 +3,6 @@ package fault
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -262,17 +261,12 @@ func anyError(err error, match func(error) bool) bool {
 // match, and a TLS handshake the other side broke off.
 func IsTLSFailure(err error) bool {
 	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		roots            x509.SystemRootsError
-		verification     *tls.CertificateVerificationError
-		record           tls.RecordHeaderError
-		alert            tls.AlertError
+		verification *tls.CertificateVerificationError
+		record       tls.RecordHeaderError
+		alert        tls.AlertError
 	)
 	switch {
-	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid),
-		errors.As(err, &roots), errors.As(err, &verification), errors.As(err, &record), errors.As(err, &alert):
+	case IsCertificateFailure(err), errors.As(err, &verification), errors.As(err, &record), errors.As(err, &alert):
 		return true
 	case anyError(err, func(e error) bool { op, ok := e.(*net.OpError); return ok && op.Op == "remote error" }):
 		return true // an alert from the server, e.g. "tls: handshake failure"
