@@ -249,7 +249,7 @@ func readLocalManifest(p string, parts []string) (localManifest, error) {
 
 // readConfigDetails reads family, parameters and quantization from a
 // model's config blob, as show does; "" where it says nothing.
-func readConfigDetails(modelsDir string, ref manifestRef) (family, parameters, quantization string) {
+func readConfigDetails(modelsDir string, ref registry.Descriptor) (family, parameters, quantization string) {
 	if ref.Size > maxShowBlob {
 		return "", "", ""
 	}

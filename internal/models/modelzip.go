@@ -57,16 +57,9 @@ type LayoutManifest struct {
 	Model     string
 	Tag       string
 	Data      []byte
-	Digest    string // sha256 of Data, "sha256:<hex>"
-	MediaType string // as the manifest says, else Docker v2
-	Refs      []manifestRef
-}
-
-// manifestRef is the config or a layer named by a manifest.
-type manifestRef struct {
-	Digest    string `json:"digest"`
-	Size      int64  `json:"size"`
-	MediaType string `json:"mediaType"`
+	Digest    string                // sha256 of Data, "sha256:<hex>"
+	MediaType string                // as the manifest says, else Docker v2
+	Refs      []registry.Descriptor // the config, then the layers
 }
 
 // Ref is the name a person types: host/namespace/model:tag.
@@ -359,13 +352,7 @@ func ReadManifestBytes(r io.Reader) ([]byte, error) {
 
 // parse reads the references of a Docker v2 / OCI image manifest.
 func (m *LayoutManifest) parse() string {
-	var doc struct {
-		SchemaVersion int           `json:"schemaVersion"`
-		MediaType     string        `json:"mediaType"`
-		Config        *manifestRef  `json:"config"`
-		Layers        []manifestRef `json:"layers"`
-		Manifests     []manifestRef `json:"manifests"`
-	}
+	var doc registry.Manifest
 	if err := json.Unmarshal(m.Data, &doc); err != nil {
 		return fmt.Sprintf("not a JSON manifest: %v", err)
 	}
@@ -379,7 +366,7 @@ func (m *LayoutManifest) parse() string {
 	if m.MediaType == "" {
 		m.MediaType = registry.MediaDockerManifest
 	}
-	m.Refs = append([]manifestRef{*doc.Config}, doc.Layers...)
+	m.Refs = append([]registry.Descriptor{*doc.Config}, doc.Layers...)
 	for _, ref := range m.Refs {
 		if !registry.ValidDigest(ref.Digest) {
 			return fmt.Sprintf("invalid digest %q", ref.Digest)
