@@ -354,7 +354,7 @@ func (d *Downloader) ownPart(t *transfer) string {
 	}
 	name := fileNameFrom("", u, t.req.URL)
 	for i := 0; i < 1000; i++ {
-		candidate := filepath.Join(t.dir(), numberedName(name, i))
+		candidate := filepath.Join(t.dir(), NumberedName(name, i))
 		if !exists(PartPath(candidate)) {
 			if !exists(candidate) {
 				return "" // names are taken in order: none further
@@ -406,7 +406,7 @@ func answerSize(resp *http.Response) int64 {
 func (d *Downloader) choosePath(t *transfer, name string) error {
 	dir := t.dir()
 	for i := 0; i < 1000; i++ {
-		candidate := filepath.Join(dir, numberedName(name, i))
+		candidate := filepath.Join(dir, NumberedName(name, i))
 		if exists(candidate) {
 			continue // a finished file is never overwritten
 		}
@@ -432,8 +432,8 @@ func (d *Downloader) choosePath(t *transfer, name string) error {
 	return fmt.Errorf("choosing a file name for %s: too many files named %q in %s", RedactURL(t.req.URL), name, dir)
 }
 
-// numberedName gives "name.ext", then "name (1).ext", "name (2).ext"…
-func numberedName(name string, i int) string {
+// NumberedName gives "name.ext", then "name (1).ext", "name (2).ext"…
+func NumberedName(name string, i int) string {
 	if i == 0 {
 		return name
 	}

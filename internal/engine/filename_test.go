@@ -79,7 +79,7 @@ func TestNumberedName(t *testing.T) {
 		{"x.tar.gz", 1, "x (1).tar.gz"}, {".bashrc", 1, " (1).bashrc"},
 	}
 	for _, tc := range tests {
-		if got := numberedName(tc.in, tc.i); got != tc.want {
+		if got := NumberedName(tc.in, tc.i); got != tc.want {
 			t.Errorf("numberedName(%q, %d) = %q, want %q", tc.in, tc.i, got, tc.want)
 		}
 	}

@@ -10,12 +10,12 @@ import (
 	"io"
 	"io/fs"
 	"ollama-model-downloader/internal/disk"
+	"ollama-model-downloader/internal/engine"
 	"ollama-model-downloader/internal/fault"
 	"ollama-model-downloader/internal/registry"
 	"ollama-model-downloader/internal/units"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -480,13 +480,8 @@ func publishModelZip(temps []string, out string, split bool, syncDir func(string
 		}
 		return final, nil, nil
 	}
-	ext := filepath.Ext(out)
-	stem := strings.TrimSuffix(out, ext)
 	for i := 0; i < maxZipNameTries; i++ {
-		base := out
-		if i > 0 {
-			base = stem + " (" + strconv.Itoa(i) + ")" + ext
-		}
+		base := engine.NumberedName(out, i)
 		finals := splitPartPaths(base, len(temps))
 		taken := false
 		for _, p := range append(finals, splitPartName(base, len(temps)+1)) {

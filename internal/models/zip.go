@@ -11,8 +11,6 @@ import (
 	"io/fs"
 	"ollama-model-downloader/internal/engine"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 )
 
@@ -48,13 +46,8 @@ func checkZipName(name string) error {
 // holds something else. It returns "" when dest already had the same
 // content (tmp is then removed).
 func publishZip(tmp, dest string) (string, error) {
-	ext := filepath.Ext(dest)
-	stem := strings.TrimSuffix(dest, ext)
 	for i := 0; i < maxZipNameTries; i++ {
-		candidate := dest
-		if i > 0 {
-			candidate = stem + " (" + strconv.Itoa(i) + ")" + ext
-		}
+		candidate := engine.NumberedName(dest, i)
 		if _, err := os.Lstat(candidate); errors.Is(err, fs.ErrNotExist) {
 			// Link fails if candidate appeared meanwhile, so nothing is
 			// overwritten; fall back to Rename where links are unsupported.
