@@ -111,7 +111,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 // handoff is what POST /api/download/add takes from a CLI run.
 type handoff struct {
 	URL       []string `json:"url"`
-	Retries   int      `json:"retries"`
+	Retries   *int     `json:"retries,omitempty"` // nil: the owner's default (its -retries, and -retry-for)
 	SHA256    string   `json:"sha256,omitempty"`
 	Output    string   `json:"output,omitempty"`
 	ModelsDir string   `json:"models_dir,omitempty"`
@@ -128,12 +128,12 @@ func (c *Client) Add(ctx context.Context, reqs []queue.AddRequest) ([]queue.JobV
 	if reqs[0].Export {
 		return c.export(ctx, reqs)
 	}
-	h := handoff{Retries: reqs[0].Retries, SHA256: reqs[0].SHA256, Output: reqs[0].Output, ModelsDir: reqs[0].ModelsDir, Split: reqs[0].Split, Force: reqs[0].Force}
+	h := handoff{SHA256: reqs[0].SHA256, Output: reqs[0].Output, ModelsDir: reqs[0].ModelsDir, Split: reqs[0].Split, Force: reqs[0].Force}
 	for _, r := range reqs {
 		h.URL = append(h.URL, r.Source)
 	}
-	if h.Retries < 0 {
-		h.Retries = 3
+	if r := reqs[0].Retries; r >= 0 {
+		h.Retries = &r
 	}
 	var resp struct {
 		Downloads []queue.JobView `json:"downloads"`
